@@ -1,0 +1,53 @@
+"""The ``compress`` command.
+
+Each subcommand lives in its own module in this package and defines ``register(subparsers)``,
+which adds its parser and sets ``run=<callable(args) -> int | None>`` as a default. Modules are
+discovered, so adding a command means adding a file. Heavy imports belong inside ``run``.
+
+User errors (``ValueError``, ``TypeError``, missing or existing files) print one line,
+``compress <command>: error: <message>``, and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from compress import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compress",
+        description="Build, profile, train, compress and study small image classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"compress {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.run(args)
+    except KeyboardInterrupt:
+        print(f"compress {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+        print(f"compress {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
