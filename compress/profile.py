@@ -1,0 +1,652 @@
+"""Exact, documented counts for any ``nn.Module``: parameters, MACs, FLOPs, activation memory, file sizes.
+
+``profile(model, input_shape)`` runs one forward pass under ``torch.no_grad`` with a ``TorchDispatchMode`` that
+sees every aten op, including the ones inside modules and the ones written functionally (``F.conv2d``, ``a @ b``,
+``x + y``, ``torch.cat``). Each op goes to the handle registered for it in ``HANDLES`` (fvcore's shape: a plain
+registry of typed handle functions keyed by op); ops without a handle are listed in ``Profile.unsupported`` with
+their call counts instead of being counted as zero. Forward pre/post hooks attribute each op to the innermost
+module running it; they are removed afterwards, and every module's ``training`` flag is restored.
+
+By default the forward runs on the ``meta`` device (``torch.func.functional_call`` with meta copies of the
+parameters and buffers), so only shapes are computed: fast, and the model's tensors are never touched. A model
+that cannot run on meta tensors (data-dependent control flow, CPU tensors made inside ``forward``) is run for real
+on zeros, with cloned buffers; ``Profile.executed_on`` says which happened.
+
+Counting conventions
+--------------------
+- ``macs``: multiply-accumulates of convolutions and matrix products (conv, mm, addmm, bmm, baddbmm, mv, dot,
+  attention kernels), bias excluded: the papers' "mult-adds" (MobileNetV1/V2, ResNet). BatchNorm is not in ``macs``.
+  A module called twice counts twice.
+- ``flops`` = 2 x ``macs`` plus, per op (``kind`` in brackets):
+  bias additions of conv/addmm/baddbmm/addmv: 1 per output element (``matmul``);
+  batch norm (eval, folded into one scale and one shift): 2 per element (``norm``);
+  layer/group/instance norm: 5 per element, plus 2 with an affine weight (``norm``);
+  arithmetic and activations (add, mul, relu, hardtanh, sigmoid, ...): 1 per output element (``elementwise``);
+  max/avg pooling: kernel-size per output element; adaptive pooling: 1 per input element (``pool``);
+  reductions (mean, sum, amax, ...): 1 per input element (``reduction``); softmax: 3 per element (``softmax``);
+  bilinear upsampling: 4 per output element (``elementwise``).
+  Copies, concatenation, padding, indexing and allocation are ``memory`` ops (0 FLOPs); views are ``shape`` ops.
+- ``param_count``: all parameters, a tensor shared by several modules counted once; ``trainable_param_count`` and
+  ``frozen_param_count`` split it by ``requires_grad``; ``norm_param_count`` is the part inside normalization layers
+  (papers leave it out). ``buffer_count``: elements of all buffers (BatchNorm's running stats and
+  ``num_batches_tracked``). ``state_dict_count``: elements over every key of ``state_dict()`` (what
+  ``sum(v.numel() for v in sd.values())`` gives; a tied tensor counts under each of its keys).
+- ``activation_bytes``: bytes of every tensor produced by a non-view, non-in-place op during the forward at the
+  given batch size (memory written). ``peak_activation_bytes``: the most bytes held at once by such tensors (the
+  input and the weights excluded), from their lifetimes under ``no_grad``.
+- ``file_size_bytes``: bytes actually written for the state_dict by ``torch.save`` and ``np.savez`` to an
+  in-memory buffer, with floating tensors as float32 and as float16 (integer tensors unchanged).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import weakref
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+aten = torch.ops.aten
+
+KINDS = ("matmul", "norm", "elementwise", "pool", "reduction", "softmax", "memory", "shape", "unsupported")
+
+
+@dataclass(frozen=True)
+class OpCount:
+    """What one op costs: its ``kind`` (see ``KINDS``), multiply-accumulates, FLOPs, and bias additions."""
+
+    kind: str
+    macs: int = 0
+    flops: int = 0
+    bias_adds: int = 0
+
+
+Handle = Callable[[Sequence[Any], Mapping[str, Any], Any], OpCount]
+"""A counting rule: ``handle(args, kwargs, output) -> OpCount`` for one call of one aten op."""
+
+HANDLES: dict[Any, Handle] = {}
+"""The registry: aten op (``OpOverloadPacket``, e.g. ``torch.ops.aten.convolution``) -> handle."""
+
+
+def register_handle(*ops: Any) -> Callable[[Handle], Handle]:
+    """Register ``handle`` for each op; an op that already has a handle raises ``ValueError``."""
+
+    def deco(handle: Handle) -> Handle:
+        for op in ops:
+            if op in HANDLES:
+                raise ValueError(f"op {op} already has a counting handle")
+            HANDLES[op] = handle
+        return handle
+
+    return deco
+
+
+def _ops(*names: str) -> list[Any]:
+    """The aten packets with these names and their in-place ``_`` variants, skipping names this torch lacks."""
+    found = []
+    for name in names:
+        for variant in (name, name + "_"):
+            if hasattr(aten, variant) and getattr(aten, variant) not in found:
+                found.append(getattr(aten, variant))
+    return found
+
+
+def _numel(x: Any) -> int:
+    return x.numel() if isinstance(x, torch.Tensor) else 0
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+# --- multiply-accumulates --------------------------------------------------------------------------------------
+
+
+@register_handle(aten.convolution, aten._convolution)
+def _conv(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """out x (in/groups) x kernel for a conv; in x (out/groups) x kernel for a transposed conv (weight shape
+    ``(in, out/groups, *k)``). Bias adds one per output element."""
+    x, w, bias, transposed = args[0], args[1], args[2], args[6]
+    per = math.prod(w.shape[1:])
+    macs = (x.numel() if transposed else out.numel()) * per
+    bias_adds = out.numel() if bias is not None else 0
+    return OpCount("matmul", macs, 2 * macs + bias_adds, bias_adds)
+
+
+@register_handle(aten.mm, aten.bmm, aten.mv)
+def _product(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """One multiply-accumulate per output element per element of the contracted axis."""
+    macs = out.numel() * args[0].shape[-1]
+    return OpCount("matmul", macs, 2 * macs)
+
+
+@register_handle(aten.addmm, aten.baddbmm, aten.addmv)
+def _product_with_bias(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Like ``mm``/``bmm``/``mv``, plus one bias addition per output element (``F.linear`` with a bias)."""
+    macs = out.numel() * args[1].shape[-1]
+    return OpCount("matmul", macs, 2 * macs + out.numel(), out.numel())
+
+
+@register_handle(aten.dot, aten.vdot)
+def _dot(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    macs = args[0].numel()
+    return OpCount("matmul", macs, 2 * macs)
+
+
+_ATTENTION = [getattr(aten, n) for n in (
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+) if hasattr(aten, n)]
+
+
+@register_handle(*_ATTENTION)
+def _attention(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Fused attention: the query-key product and the attention-value product (softmax not counted)."""
+    q, k, v = args[:3]
+    macs = math.prod(q.shape[:-1]) * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    return OpCount("matmul", macs, 2 * macs)
+
+
+# --- normalization -----------------------------------------------------------------------------------------------
+
+_BATCH_NORM = _ops("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+                   "_native_batch_norm_legit_functional", "_batch_norm_no_update", "_batch_norm_with_update",
+                   "cudnn_batch_norm", "miopen_batch_norm")
+
+
+@register_handle(*_BATCH_NORM)
+def _batch_norm(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Eval-mode batch norm folds into one scale and one shift: 2 FLOPs per element, no MACs."""
+    return OpCount("norm", 0, 2 * args[0].numel())
+
+
+def _norm_with_statistics(weight_arg: int) -> Handle:
+    def handle(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+        """Statistics at run time (mean 1, variance 2, normalize 2 per element) plus 2 with an affine weight."""
+        affine = len(args) > weight_arg and args[weight_arg] is not None
+        return OpCount("norm", 0, (7 if affine else 5) * args[0].numel())
+
+    return handle
+
+
+register_handle(*_ops("native_layer_norm"))(_norm_with_statistics(2))  # (input, shape, weight, bias, eps)
+register_handle(*_ops("native_group_norm"))(_norm_with_statistics(1))  # (input, weight, bias, N, C, HxW, ...)
+
+
+# --- elementwise, pooling, reductions ----------------------------------------------------------------------------
+
+_ELEMENTWISE = _ops(
+    "add", "sub", "rsub", "mul", "div", "neg", "abs", "pow", "sqrt", "rsqrt", "reciprocal", "exp", "log",
+    "relu", "relu6", "hardtanh", "clamp", "clamp_min", "clamp_max", "leaky_relu", "gelu", "silu", "mish",
+    "hardswish", "hardsigmoid", "sigmoid", "tanh", "elu", "softplus", "threshold", "prelu", "_prelu_kernel",
+    "maximum", "minimum", "where", "masked_fill", "lerp", "addcmul", "addcdiv", "erf", "sin", "cos", "sign",
+    "floor", "ceil", "round", "remainder", "fmod", "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "bitwise_not",
+)
+
+
+@register_handle(*_ELEMENTWISE)
+def _elementwise(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """One FLOP per output element (arithmetic, comparisons and activations alike)."""
+    return OpCount("elementwise", 0, _numel(_first(out)))
+
+
+@register_handle(*_ops("upsample_bilinear2d", "upsample_linear1d", "upsample_bicubic2d"))
+def _interpolate(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Four FLOPs per output element (fvcore's bilinear rule)."""
+    return OpCount("elementwise", 0, 4 * _numel(out))
+
+
+def _pool(dims: int) -> Handle:
+    def handle(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+        """One FLOP (compare or add) per kernel element per output element."""
+        kernel = list(args[1] if len(args) > 1 else kwargs["kernel_size"])
+        kernel = kernel * dims if len(kernel) == 1 else kernel  # a single size stands for every spatial dim
+        return OpCount("pool", 0, _numel(_first(out)) * math.prod(kernel))
+
+    return handle
+
+
+for _dims in (1, 2, 3):
+    register_handle(*_ops(f"max_pool{_dims}d", f"max_pool{_dims}d_with_indices", f"avg_pool{_dims}d"))(_pool(_dims))
+
+
+@register_handle(*_ops("adaptive_avg_pool1d", "adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                       "_adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"))
+def _adaptive_pool(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """One FLOP per input element."""
+    return OpCount("pool", 0, args[0].numel())
+
+
+@register_handle(*_ops("mean", "sum", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std",
+                       "var_mean", "std_mean", "logsumexp", "norm", "linalg_vector_norm", "cumsum", "all", "any"))
+def _reduction(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """One FLOP per input element."""
+    return OpCount("reduction", 0, _numel(args[0]))
+
+
+@register_handle(*_ops("_softmax", "_log_softmax", "_safe_softmax", "softmax", "log_softmax"))
+def _softmax(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Three FLOPs per element: exponential, sum, division."""
+    return OpCount("softmax", 0, 3 * args[0].numel())
+
+
+_MEMORY = _ops(
+    "cat", "stack", "clone", "copy", "_to_copy", "constant_pad_nd", "reflection_pad1d",
+    "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d", "replication_pad3d",
+    "repeat", "index", "_unsafe_index", "index_select", "gather", "scatter", "scatter_add", "index_put", "embedding",
+    "flip", "roll", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
+    "full_like", "fill", "zero", "new_empty", "new_empty_strided", "new_zeros", "new_ones", "new_full",
+    "scalar_tensor", "arange", "lift_fresh_copy", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+    "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "im2col", "col2im", "tril",
+    "triu", "masked_select", "bernoulli", "native_dropout",
+)
+
+
+@register_handle(*_MEMORY)
+def _memory(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Data movement and allocation: no FLOPs (their bytes still count as activation memory)."""
+    return OpCount("memory")
+
+
+_SHAPE = _ops("_unsafe_view", "_reshape_alias", "lift_fresh", "detach", "alias", "_local_scalar_dense",
+              "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "is_same_size", "resolve_conj",
+              "resolve_neg")
+
+
+@register_handle(*_SHAPE)
+def _shape(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
+    """Views and metadata: free."""
+    return OpCount("shape")
+
+
+def _handle_for(func: Any, handles: Mapping[Any, Handle]) -> Handle | None:
+    handle = handles.get(func.overloadpacket)
+    if handle is None and getattr(func, "is_view", False):
+        return _shape
+    return handle
+
+
+# --- recording one forward pass -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OpRecord:
+    """One call of one aten op: where it ran (innermost module name, ``""`` for the root) and what it cost."""
+
+    op: str
+    module: str
+    kind: str
+    macs: int
+    flops: int
+    bias_adds: int
+    in_numel: int
+    out_shape: tuple[int, ...]
+    out_bytes: int
+
+
+@dataclass
+class Layer:
+    """One row of the per-layer table: a call of a leaf module, or one functional op run by a container."""
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...] | None = None
+    param_count: int = 0
+    macs: int = 0
+    flops: int = 0
+    share: float = 0.0  # of total MACs, 0..1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
+        return d
+
+
+def _output_shape(out: Any) -> tuple[int, ...] | None:
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            if isinstance(o, torch.Tensor):
+                return tuple(o.shape)
+    if isinstance(out, dict):
+        return _output_shape(list(out.values()))
+    return None
+
+
+class _Recorder(TorchDispatchMode):
+    """Counts each aten op with its handle and attributes it to the module on top of ``stack``."""
+
+    def __init__(self, handles: Mapping[Any, Handle]):
+        super().__init__()
+        self.handles = handles
+        self.records: list[OpRecord] = []
+        self.layers: list[Layer] = []
+        self.stack: list[tuple[str, Layer | None]] = [("", None)]
+        self.live: dict[int, list[int]] = {}  # storage id -> [tensors alive, bytes]
+        self.live_bytes = 0
+        self.peak_bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        handle = _handle_for(func, self.handles)
+        try:
+            count = handle(args, kwargs, out) if handle is not None else OpCount("unsupported")
+        except Exception:  # a rule that cannot read these arguments: report the op, never guess
+            count = OpCount("unsupported")
+        module, layer = self.stack[-1]
+        is_view = count.kind == "shape"
+        mutates = func._schema.is_mutable
+        out_bytes = 0 if is_view or mutates else self._track(out)
+        if is_view:
+            self._track_view(out)
+        first = _first(out)
+        shape = tuple(first.shape) if isinstance(first, torch.Tensor) else ()
+        self.records.append(OpRecord(str(func.overloadpacket).removeprefix("aten."), module, count.kind, count.macs,
+                                     count.flops, count.bias_adds, _numel(args[0]) if args else 0, shape, out_bytes))
+        if not is_view:
+            if layer is None:  # a functional op run by a container (or the root): a row of its own
+                layer = Layer(f"{module or '(root)'}:{self.records[-1].op}", self.records[-1].op, shape)
+                self.layers.append(layer)
+            layer.macs += count.macs
+            layer.flops += count.flops
+        return out
+
+    def _tensors(self, out: Any) -> Iterable[torch.Tensor]:
+        items = out if isinstance(out, (tuple, list)) else (out,)
+        return (t for t in items if isinstance(t, torch.Tensor))
+
+    def _track(self, out: Any) -> int:
+        total = 0
+        for t in self._tensors(out):
+            storage = t.untyped_storage()
+            key, nbytes = storage._cdata, storage.nbytes()
+            total += nbytes
+            entry = self.live.get(key)
+            if entry is None:
+                self.live[key] = entry = [0, nbytes]
+                self.live_bytes += nbytes
+                self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+            entry[0] += 1
+            weakref.finalize(t, self._release, key)
+        return total
+
+    def _track_view(self, out: Any) -> None:
+        for t in self._tensors(out):  # a view keeps its base's storage alive
+            entry = self.live.get(t.untyped_storage()._cdata)
+            if entry is not None:
+                entry[0] += 1
+                weakref.finalize(t, self._release, t.untyped_storage()._cdata)
+
+    def _release(self, key: int) -> None:
+        entry = self.live.get(key)
+        if entry is not None:
+            entry[0] -= 1
+            if entry[0] == 0:
+                self.live_bytes -= entry[1]
+                del self.live[key]
+
+
+def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dtype: torch.dtype | None,
+                 handles: Mapping[Any, Handle]) -> _Recorder:
+    """One forward under ``no_grad`` and eval mode, with hooks that are always removed and flags restored."""
+    recorder = _Recorder(handles)
+    names: dict[nn.Module, str] = {m: n for n, m in model.named_modules()}
+    calls: Counter[nn.Module] = Counter()
+    seen_params: set[int] = set()
+
+    def pre(module: nn.Module, args: Any) -> None:
+        name = names[module]
+        calls[module] += 1
+        layer = None
+        if not module._modules:  # leaf: one row per call, holding every op it runs
+            n = calls[module]
+            params = [p for p in module.parameters() if id(p) not in seen_params]
+            seen_params.update(id(p) for p in params)
+            layer = Layer(name if n == 1 else f"{name}#{n}", type(module).__name__,
+                          param_count=sum(p.numel() for p in params))
+            recorder.layers.append(layer)
+        recorder.stack.append((name, layer))
+
+    def post(module: nn.Module, args: Any, out: Any) -> None:
+        _, layer = recorder.stack.pop()
+        if layer is not None:
+            layer.output_shape = _output_shape(out)
+
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(model.named_buffers(remove_duplicate=False))
+    first = next(iter(tensors.values()), None)
+    if dtype is None:
+        dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), torch.float32)
+    device = torch.device("meta") if on_meta else (first.device if first is not None else torch.device("cpu"))
+    memo: dict[int, torch.Tensor] = {}
+    for name, t in tensors.items():  # meta copies (or cloned buffers) so the model's own tensors stay untouched
+        if id(t) not in memo:
+            memo[id(t)] = torch.empty_like(t, device="meta") if on_meta else (
+                t if isinstance(t, nn.Parameter) else t.clone())
+        tensors[name] = memo[id(t)]
+    x = torch.zeros(shape, dtype=dtype, device=device)
+
+    training = {m: m.training for m in model.modules()}
+    hooks = []
+    try:
+        for module in names:
+            hooks.append(module.register_forward_pre_hook(pre))
+            hooks.append(module.register_forward_hook(post, always_call=True))
+        model.eval()
+        with torch.no_grad(), recorder:
+            out = torch.func.functional_call(model, tensors, (x,))
+        del out
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, flag in training.items():
+            m.training = flag
+    return recorder
+
+
+# --- the result ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Profile:
+    """Counts for one model at one input shape; see the module docstring for every convention."""
+
+    model_type: str
+    input_shape: tuple[int, ...]
+    executed_on: str  # "meta" (shapes only) or the device the forward really ran on
+    param_count: int
+    trainable_param_count: int
+    frozen_param_count: int
+    norm_param_count: int
+    buffer_count: int
+    state_dict_count: int
+    macs: int
+    flops: int
+    flops_by_kind: dict[str, int]
+    activation_bytes: int
+    peak_activation_bytes: int
+    file_size_bytes: dict[str, int]  # "pt_fp32", "pt_fp16", "npz_fp32", "npz_fp16"; {} when not serialized
+    unsupported: dict[str, int]  # op -> calls that no handle could count
+    layers: list[Layer] = field(repr=False)
+    records: list[OpRecord] = field(repr=False)
+
+    @property
+    def norm_flops(self) -> int:
+        """FLOPs of normalization layers, which ``macs`` leaves out (reported separately)."""
+        return self.flops_by_kind.get("norm", 0)
+
+    def by_operator(self) -> dict[str, int]:
+        """MACs per aten op (ops with MACs only)."""
+        out: dict[str, int] = defaultdict(int)
+        for r in self.records:
+            if r.macs:
+                out[r.op] += r.macs
+        return dict(out)
+
+    def by_module(self) -> dict[str, int]:
+        """MACs per module name, each including its submodules (``""`` is the whole model)."""
+        out: dict[str, int] = defaultdict(int)
+        for r in self.records:
+            parts = r.module.split(".") if r.module else []
+            for i in range(len(parts) + 1):
+                out[".".join(parts[:i])] += r.macs
+        return dict(out)
+
+    def to_dict(self, *, layers: bool = True) -> dict[str, Any]:
+        """Plain JSON-able dict of the totals (and the per-layer table unless ``layers=False``)."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("layers", "records")}
+        d["input_shape"] = list(self.input_shape)
+        d["norm_flops"] = self.norm_flops
+        d["by_operator"] = self.by_operator()
+        if layers:
+            d["layers"] = [layer.to_dict() for layer in self.layers]
+        return d
+
+    def table(self, *, max_rows: int | None = None) -> str:
+        """The per-layer table and the totals, as text."""
+        rows = [(layer.name, layer.type, "x".join(map(str, layer.output_shape or ())) or "-",
+                 f"{layer.param_count:,}", f"{layer.macs:,}", f"{100 * layer.share:.1f}%") for layer in self.layers]
+        if max_rows is not None and len(rows) > max_rows:
+            rows = rows[:max_rows] + [(f"... {len(rows) - max_rows} more", "", "", "", "", "")]
+        head = ("layer", "type", "output", "params", "MACs", "share")
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(6)]
+        fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
+        lines = [fmt.format(*head), "  ".join("-" * w for w in widths), *(fmt.format(*r) for r in rows)]
+        outside = self.param_count - sum(layer.param_count for layer in self.layers)
+        lines += [
+            "",
+            f"input {'x'.join(map(str, self.input_shape))}  (ran on {self.executed_on})",
+            f"params {self.param_count:,}  (trainable {self.trainable_param_count:,}, frozen "
+            f"{self.frozen_param_count:,}, in norm layers {self.norm_param_count:,}"
+            + (f", outside leaf layers {outside:,}" if outside else "") + ")",
+            f"buffers {self.buffer_count:,} elements; state_dict {self.state_dict_count:,} elements",
+            f"MACs {self.macs:,} (conv + matmul, bias excluded)",
+            f"FLOPs {self.flops:,} = 2 x MACs + " + ", ".join(
+                f"{k} {v:,}" for k, v in self.flops_by_kind.items() if k != "matmul" and v)
+            + f" + bias {sum(r.bias_adds for r in self.records):,}",
+            f"activations {self.activation_bytes:,} bytes written, peak {self.peak_activation_bytes:,} bytes",
+        ]
+        if self.file_size_bytes:
+            lines.append("file bytes " + ", ".join(f"{k} {v:,}" for k, v in self.file_size_bytes.items()))
+        if self.unsupported:
+            lines.append("NOT COUNTED (no handle): " + ", ".join(f"{k} x{v}" for k, v in self.unsupported.items()))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# --- public entry point ----------------------------------------------------------------------------------------
+
+
+def _check_shape(input_shape: Any) -> tuple[int, ...]:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a sequence like (C, H, W), got {input_shape!r}") from None
+    if len(shape) not in (3, 4) or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                                           and d > 0 for d in shape):
+        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W) of positive ints, got {input_shape!r}")
+    shape = tuple(int(d) for d in shape)
+    return shape if len(shape) == 4 else (1, *shape)
+
+
+def _state_dict_cast(state: Mapping[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Floating tensors to ``dtype`` (shared storage stays shared), others unchanged, all on the CPU."""
+    memo: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for k, t in state.items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if key not in memo:
+            t = t.detach().cpu()
+            memo[key] = t.to(dtype) if t.is_floating_point() else t
+        out[k] = memo[key]
+    return out
+
+
+def state_dict_file_bytes(model: nn.Module) -> dict[str, int]:
+    """Bytes that ``torch.save`` and ``np.savez`` really write for the state_dict, as float32 and float16."""
+    state = model.state_dict()
+    if any(t.is_meta for t in state.values()):
+        return {}
+    sizes = {}
+    for tag, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        cast = _state_dict_cast(state, dtype)
+        buf = io.BytesIO()
+        torch.save(cast, buf)
+        sizes[f"pt_{tag}"] = buf.getbuffer().nbytes
+        buf = io.BytesIO()
+        np.savez(buf, **{k: v.numpy() for k, v in cast.items()})
+        sizes[f"npz_{tag}"] = buf.getbuffer().nbytes
+    return {k: sizes[k] for k in ("pt_fp32", "pt_fp16", "npz_fp32", "npz_fp16")}
+
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
+def profile(model: nn.Module, input_shape: Sequence[int], *, execute: str = "auto", dtype: torch.dtype | None = None,
+            serialize: bool = True, handles: Mapping[Any, Handle] | None = None) -> Profile:
+    """Count parameters, MACs, FLOPs, activation bytes and file sizes of ``model`` at ``input_shape``.
+
+    ``input_shape`` is ``(C, H, W)`` (batch 1) or ``(N, C, H, W)``. ``execute``: ``"meta"`` (shapes only),
+    ``"real"`` (zeros on the model's device) or ``"auto"`` (meta, falling back to real). ``dtype``: the input's
+    dtype (default: the model's first floating tensor's, else float32). ``serialize=False`` skips the file sizes.
+    ``handles`` adds or overrides counting rules (aten packet -> handle). Conventions: the module docstring.
+    Raises ``TypeError`` if ``model`` is not an ``nn.Module``, ``ValueError`` for a bad ``input_shape`` or
+    ``execute``; the model's own error if it cannot run at that shape.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    shape = _check_shape(input_shape)
+    if execute not in ("auto", "meta", "real"):
+        raise ValueError(f"execute must be 'auto', 'meta' or 'real', got {execute!r}")
+    table = {**HANDLES, **(handles or {})}
+    on_meta = execute != "real"
+    try:
+        recorder = _run_forward(model, shape, on_meta=on_meta, dtype=dtype, handles=table)
+    except Exception:
+        if execute != "auto":
+            raise
+        on_meta = False
+        recorder = _run_forward(model, shape, on_meta=False, dtype=dtype, handles=table)
+
+    params = list(model.parameters())
+    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters()}
+    records = recorder.records
+    macs = sum(r.macs for r in records)
+    flops_by_kind: dict[str, int] = {k: 0 for k in KINDS if k not in ("shape", "unsupported")}
+    for r in records:
+        if r.flops:
+            flops_by_kind[r.kind] += r.flops
+    for layer in recorder.layers:
+        layer.share = layer.macs / macs if macs else 0.0
+    first = next(iter(model.state_dict().values()), None)
+    return Profile(
+        model_type=type(model).__name__,
+        input_shape=shape,
+        executed_on="meta" if on_meta else str(first.device if first is not None else "cpu"),
+        param_count=sum(p.numel() for p in params),
+        trainable_param_count=sum(p.numel() for p in params if p.requires_grad),
+        frozen_param_count=sum(p.numel() for p in params if not p.requires_grad),
+        norm_param_count=sum(p.numel() for p in params if id(p) in norm_params),
+        buffer_count=sum(b.numel() for b in model.buffers()),
+        state_dict_count=sum(t.numel() for t in model.state_dict().values()),
+        macs=macs,
+        flops=sum(flops_by_kind.values()),
+        flops_by_kind=flops_by_kind,
+        activation_bytes=sum(r.out_bytes for r in records),
+        peak_activation_bytes=recorder.peak_bytes,
+        file_size_bytes=state_dict_file_bytes(model) if serialize else {},
+        unsupported=dict(Counter(r.op for r in records if r.kind == "unsupported")),
+        layers=recorder.layers,
+        records=records,
+    )
