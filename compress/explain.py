@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -30,9 +31,13 @@ SALIENCY_METHODS = ("gradient", "smoothgrad")
 
 # --- data -------------------------------------------------------------------------------------------------
 
-def _examples(data: Any, *, split: str | None, normalize: Normalize | None
-              ) -> tuple[torch.Tensor, torch.Tensor, Normalize | None, list[str] | None]:
-    """(x, y, normalize, class_names) from a DataBundle, a split (``.x``, ``.y``) or an ``(x, y)`` pair."""
+def resolve_data(data: Any, *, split: str | None = None, normalize: Normalize | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, Normalize | None, list[str] | None]:
+    """``(x, y, normalize, class_names)`` from a DataBundle (its ``split``; default test, else val), a split
+    (``.x``, ``.y``) or an ``(x, y)`` pair. ``class_names`` is None unless a bundle was given.
+
+    Raises ``ValueError`` for a missing split, images not ``N,C,H,W``, labels that don't match, or uint8
+    images without a ``normalize``; ``TypeError`` for anything else."""
     class_names = None
     if hasattr(data, "normalize") and any(hasattr(data, s) for s in ("train", "val", "test")):
         names = ("test", "val") if split is None else (split,)
@@ -186,10 +191,14 @@ def confusion(model: nn.Module, data: Any, *, class_names: Sequence[str] | None 
 
     Raises ``ValueError`` for images not ``N,C,H,W``, labels out of range, or too few class names.
     """
-    x, y, normalize, bundle_names = _examples(data, split=split, normalize=normalize)
+    x, y, normalize, bundle_names = resolve_data(data, split=split, normalize=normalize)
     pred = predict(model, x, normalize=normalize, batch_size=batch_size)
     names = list(class_names or bundle_names or [])
-    k = len(names) or int(_output_width(model, x[:1], normalize))
+    width = _output_width(model, x[:1], normalize)
+    if names and width != len(names):
+        raise ValueError(f"the model has {width} outputs but the data has {len(names)} classes "
+                         f"({', '.join(names)})")
+    k = len(names) or width
     if not names:
         names = [str(i) for i in range(k)]
     for what, v in (("labels", y), ("predictions", pred)):
@@ -419,7 +428,7 @@ class FilterConfig:
     jitter_px: int = 2            # random shift of the image each step, at most this many pixels each way
     blur_every: int = 4           # Gaussian blur of the image every this many steps (0: never)
     blur_sigma_px: float = 0.5    # blur standard deviation, pixels
-    weight_decay: float = 1e-3    # L2 penalty on the image, per step
+    weight_decay: float = 0.005   # L2 decay: the image shrinks by this fraction after each step
     init_std: float = 0.1         # std of the Gaussian start image, input units
     seed: int = 0                 # seeds the start image and the jitter
 
@@ -476,19 +485,26 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
     def activation(inp: torch.Tensor) -> torch.Tensor:
         return _channel_means(_layer_output(model, module, name, inp)).gather(1, index)[:, 0]
 
-    opt = torch.optim.Adam([x], lr=config.lr)
+    # Adam by hand: torch.optim imports torch._dynamo on first use, seconds of start-up for 20 lines of math.
+    # The gradient is scaled to unit RMS per image first: activations differ by orders of magnitude between
+    # layers and between trained and untrained models (untrained deep nets reach 1e-13), and the step should
+    # not. For the same reason the L2 decay is a shrink of the image after each step (Yosinski et al. 2015),
+    # not a loss term.
+    m1, m2 = torch.zeros_like(x), torch.zeros_like(x)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
     with _eval_mode(model):
         with torch.no_grad():
             start = activation(x)
-        for step in range(config.steps):
-            shifted = _jitter(x, config.jitter_px, gen)
-            loss = -activation(shifted).sum() + config.weight_decay * x.pow(2).sum()
-            opt.zero_grad(set_to_none=True)
-            (grad,) = torch.autograd.grad(loss, x)
-            x.grad = grad
-            opt.step()
+        for step in range(1, config.steps + 1):
+            (grad,) = torch.autograd.grad(-activation(_jitter(x, config.jitter_px, gen)).sum(), x)
             with torch.no_grad():
-                if config.blur_every and (step + 1) % config.blur_every == 0 and config.blur_sigma_px > 0:
+                grad /= grad.pow(2).mean((1, 2, 3), keepdim=True).sqrt().clamp(min=1e-30)   # unit RMS per image
+                m1.mul_(beta1).add_(grad, alpha=1 - beta1)
+                m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (m2 / (1 - beta2 ** step)).sqrt_().add_(eps)
+                x.addcdiv_(m1, denom, value=-config.lr / (1 - beta1 ** step))
+                x.mul_(1.0 - config.weight_decay)
+                if config.blur_every and step % config.blur_every == 0 and config.blur_sigma_px > 0:
                     x.copy_(_blur(x, config.blur_sigma_px))
                 if value_range is not None:
                     x.clamp_(*value_range)
@@ -552,3 +568,150 @@ def activations(model: nn.Module, image: torch.Tensor, layer: str | None = None,
     with _eval_mode(model):
         out = _layer_output(model, module, name, x)
     return Activations(name, out[0].float().cpu())
+
+
+# --- the explain section: figures, numbers and Markdown for one model and data set -------------------------
+
+@dataclass
+class ExplainConfig:
+    """What ``compress explain`` computes; the CLI maps its options onto these fields."""
+
+    split: str | None = None          # bundle split to explain: "test", "val", "train" (None: test, else val)
+    layer: str | None = None          # layer for filters (None: default_layer)
+    activation_layer: str | None = None   # layer whose maps are shown (None: `layer`, else the first Conv2d,
+                                          # whose maps still have the image's resolution; MLP: default_layer)
+    filters: int = 16                 # filters of `layer` to visualize (the first N channels)
+    method: str = "gradient"          # saliency method: "gradient" or "smoothgrad"
+    per_class: int = 1                # saliency examples per class, correct and wrong each
+    top_pairs: int = 10               # most-confused pairs listed
+    seed: int = 0                     # smoothgrad noise, re-initialization, filter start images
+    filter: FilterConfig = field(default_factory=FilterConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in SALIENCY_METHODS:
+            raise ValueError(f"method {self.method!r} is not one of {', '.join(SALIENCY_METHODS)}")
+        for name in ("filters", "per_class", "top_pairs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
+
+def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainConfig | None = None,
+                  title: str | None = None) -> dict[str, Any]:
+    """Write ``confusion.png``, ``saliency.png``, ``filters.png``, ``activations.png``, ``explain.json`` and
+    ``explain.md`` (a self-contained Markdown section with relative image links) into ``out_dir``.
+
+    ``data`` is a DataBundle (or anything :func:`resolve_data` takes). Returns the summary written to
+    ``explain.json``. Raises ``ValueError`` for bad settings, an unknown layer or data that doesn't fit.
+    """
+    from pathlib import Path
+
+    from compress import _io, plots
+
+    config = config or ExplainConfig()
+    out = Path(out_dir)
+    x, y, normalize, names = resolve_data(data, split=config.split, normalize=None)
+    if (y < 0).any():
+        raise ValueError("data: the split is unlabeled (labels -1); choose a labeled split with --split")
+    conf = confusion(model, (x, y), class_names=names, normalize=normalize)
+    plots.confusion_matrix(conf.counts, conf.class_names, out / "confusion.png",
+                           title=f"{title + ': ' if title else ''}accuracy {conf.accuracy:.1%} on {conf.total} images")
+
+    picks = pick_examples(conf.labels, conf.predictions, per_class=config.per_class)
+    idx = torch.tensor([i for i, _ in picks])
+    target = conf.predictions[idx]
+    maps = saliency(model, x[idx], target=target, method=config.method, normalize=normalize, seed=config.seed)
+    cn = conf.class_names
+    plots.saliency_maps(x[idx], maps, out / "saliency.png",
+                        titles=[f"{cn[int(conf.labels[i])]}→{cn[int(conf.predictions[i])]}" + ("" if ok else " ✗")
+                                for i, ok in picks],
+                        title=f"{config.method} saliency of the predicted class")
+    check = randomization_check(model, x[idx], method=config.method, normalize=normalize, target=target,
+                                seed=config.seed)
+
+    name, _ = get_layer(model, config.layer)
+    low, high = _value_range(normalize, x.shape[1])
+    fv = visualize_filters(model, name, filters=config.filters, input_shape=tuple(x.shape[1:]),
+                           value_range=(low, high), config=dataclasses.replace(config.filter, seed=config.seed))
+    plots.filter_grid(fv.images, out / "filters.png",
+                      titles=[f"#{c}: {s:.2g}→{e:.2g}" for c, s, e in
+                              zip(fv.channels, fv.activation_start.tolist(), fv.activation_end.tolist())],
+                      title=f"inputs maximizing channels of {name} (mean activation start→end)")
+    first = picks[0][0]
+    convs = [n for n, m in model.named_modules() if n and isinstance(m, nn.Conv2d)]
+    act_name = config.activation_layer or config.layer or (convs[0] if convs else name)
+    act = activations(model, x[first], act_name, normalize=normalize)
+    plots.activation_grid(act.maps, out / "activations.png", image=x[first],
+                          title=f"{act_name} for image {first} (class {cn[int(conf.labels[first])]})")
+
+    summary = {"title": title, "split": _split_name(data, config.split),
+               "confusion": conf.to_dict(),
+               "saliency": {"method": config.method, "images": [i for i, _ in picks],
+                            "randomization_rank_correlation_mean": check.mean,
+                            "randomization_rank_correlations": check.rank_correlations},
+               "filters": {"layer": name, "channels": fv.channels, "steps": fv.config.steps,
+                           "activation_start": fv.activation_start.tolist(),
+                           "activation_end": fv.activation_end.tolist()},
+               "activations": {"layer": act_name, "image": first, "shape": list(act.maps.shape)}}
+    _io.write_json(out / "explain.json", summary)
+    _io.write_text(out / "explain.md", markdown_section(summary, top_pairs=config.top_pairs))
+    return summary
+
+
+def _split_name(data: Any, split: str | None) -> str | None:
+    """The split :func:`resolve_data` takes from a bundle (None when ``data`` is not a bundle)."""
+    if not hasattr(data, "normalize") or not any(hasattr(data, s) for s in ("train", "val", "test")):
+        return None
+    return split or ("test" if getattr(data, "test", None) is not None else "val")
+
+
+def _value_range(normalize: Normalize | None, chans: int) -> tuple[float, float]:
+    """Model-input values of black and white pixels: the range a real image can take."""
+    if normalize is None:
+        return (-float("inf"), float("inf"))
+    ends = normalize(torch.tensor([0, 255], dtype=torch.uint8).reshape(2, 1, 1, 1).expand(2, chans, 1, 1))
+    return float(ends.min()), float(ends.max())
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def markdown_section(summary: dict[str, Any], *, top_pairs: int = 10) -> str:
+    """The ``explain.md`` text for a summary from :func:`explain_model`; image links are relative."""
+    c = summary["confusion"]
+    names, counts = c["class_names"], c["counts"]
+    sal, fil = summary["saliency"], summary["filters"]
+    lines = [f"## Looking inside {_md(summary['title']) if summary.get('title') else 'the model'}", "",
+             f"{c['total']} images{' of the ' + summary['split'] + ' split' if summary.get('split') else ''}; "
+             f"accuracy {c['accuracy']:.2%}.", "",
+             "### Confusion matrix", "", "![confusion matrix](confusion.png)", "",
+             "Rows are the true class, columns the prediction (image counts).", "",
+             "| true \\ predicted | " + " | ".join(_md(n) for n in names) + " | images | accuracy |",
+             "|---" * (len(names) + 3) + "|"]
+    for i, n in enumerate(names):
+        acc = c["per_class_accuracy"][i]
+        lines.append(f"| **{_md(n)}** | " + " | ".join(str(v) for v in counts[i]) +
+                     f" | {c['support'][i]} | {'n/a' if acc is None else f'{acc:.1%}'} |")
+    lines += ["", "### Most-confused pairs", ""]
+    pairs = c["most_confused"][:top_pairs]
+    if pairs:
+        lines += ["| true | predicted as | images | share of the true class |", "|---|---|---|---|"]
+        lines += [f"| {_md(p['true'])} | {_md(p['predicted'])} | {p['count']} | {p['rate']:.1%} |" for p in pairs]
+    else:
+        lines.append("No image was misclassified.")
+    lines += ["", "### Saliency maps", "", "![saliency maps](saliency.png)", "",
+              f"{sal['method']} saliency (|d logit / d pixel|, max over channels) of the predicted class, for one "
+              "correctly and one wrongly classified image per class where there is one (✗ marks wrong ones; "
+              "titles are true→predicted).", "",
+              f"Model-randomization check (Adebayo et al. 2018): Spearman rank correlation between these maps and "
+              f"those of the same architecture with re-initialized weights: mean "
+              f"{sal['randomization_rank_correlation_mean']:.3f} over {len(sal['images'])} images "
+              "(near 0: the maps depend on what the model learned; near 1: they would not).", "",
+              f"### Filters of `{fil['layer']}`", "", "![filters](filters.png)", "",
+              f"Inputs found by {fil['steps']} steps of gradient ascent (with jitter and blur) on the mean "
+              f"activation of each of {len(fil['channels'])} channels; titles give the channel and its mean "
+              f"activation at the random start and at the end.", "",
+              f"### Activations of `{summary['activations']['layer']}`", "", "![activations](activations.png)", "",
+              f"Feature maps for image {summary['activations']['image']}"
+              f"{' of the ' + summary['split'] + ' split' if summary.get('split') else ''} (shown first).", ""]
+    return "\n".join(lines)

@@ -171,43 +171,40 @@ def filter_grid(images: Any, path: str | os.PathLike, *, titles: Sequence[str] |
     return save_figure(fig, path, formats=formats)
 
 
-def activation_grid(maps: Any, path: str | os.PathLike, *, max_maps: int = 64, max_cols: int = 8,
+def activation_grid(maps: Any, path: str | os.PathLike, *, max_maps: int = 32, max_cols: int = 8,
                     title: str | None = None, image: Any = None, formats: Iterable[str] = ("png",)) -> list[Path]:
-    """A layer's feature maps for one image (C, H, W), first ``max_maps`` channels, each on its own color
-    scale; a Linear layer's units (F,) are shown as one square heatmap. ``image`` (C, H, W) is drawn first."""
+    """A layer's feature maps for one image (C, H, W), the first ``max_maps`` channels on one shared color scale
+    (so weak channels look weak); a Linear layer's units (F,) as one square heatmap, row-major.
+    ``image`` (C, H, W), when given, is drawn first."""
     import numpy as np
 
     plt = _plt()
-    maps = _np(maps)
+    maps = _np(maps).astype(np.float64)
     if maps.ndim == 1:
         side = int(np.ceil(np.sqrt(len(maps))))
         square = np.full(side * side, np.nan)
         square[:len(maps)] = maps
-        fig, axes = plt.subplots(1, 2 if image is not None else 1, figsize=(7, 3.4), squeeze=False)
-        if image is not None:
-            axes[0, 0].imshow(_display(image), cmap="gray")
-            axes[0, 0].set_title("input", fontsize=8)
-            axes[0, 0].axis("off")
-        ax = axes[0, -1]
-        im = ax.imshow(square.reshape(side, side), cmap="viridis")
-        ax.set_title(f"{len(maps)} units (row-major)", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        panels, shown = [("", square.reshape(side, side))], f"{len(maps)} units (row-major)"
     elif maps.ndim == 3:
-        maps = maps[:max_maps]
-        panels = [("input", _display(image), "gray")] if image is not None else []
-        panels += [(f"ch {i}", m, "viridis") for i, m in enumerate(maps)]
-        rows, cols = _grid_shape(len(panels), max_cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.45 * rows + 0.4), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, (name, m, cmap) in zip(axes.flat, panels):
-            ax.imshow(m, cmap=cmap)
-            ax.set_title(name, fontsize=7)
+        panels, shown = [(f"ch {i}", m) for i, m in enumerate(maps[:max_maps])], None
     else:
         raise ValueError(f"activation_grid: expected maps (C, H, W) or (F,), got {maps.shape}")
+    vmin, vmax = np.nanmin(maps[:max_maps]), np.nanmax(maps[:max_maps])
+    n = len(panels) + (image is not None)
+    rows, cols = _grid_shape(n, max_cols if maps.ndim == 3 else 2)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.8, 1.45 * rows + 0.5) if maps.ndim == 3
+                             else (7, 3.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    flat = list(axes.flat)
+    if image is not None:
+        flat[0].imshow(_display(image), cmap="gray")
+        flat[0].set_title("input", fontsize=7)
+        flat = flat[1:]
+    for ax, (name, m) in zip(flat, panels):
+        im = ax.imshow(m, cmap="viridis", vmin=vmin, vmax=vmax)
+        ax.set_title(shown or name, fontsize=7)
+    fig.colorbar(im, ax=list(axes.flat), fraction=0.02, pad=0.02)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     return save_figure(fig, path, formats=formats)
