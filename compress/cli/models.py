@@ -1,0 +1,25 @@
+"""``compress models``: list the registered models."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list the registered models",
+                       description="List the model names `compress.models.create` accepts.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from compress.models import describe
+
+    names = describe()
+    if args.json:
+        print(json.dumps(names, indent=2))
+    else:
+        width = max(map(len, names))
+        for name, text in names.items():
+            print(f"{name:<{width}}  {text}")
+    return 0
