@@ -49,5 +49,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(status or 0)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
