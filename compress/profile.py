@@ -35,7 +35,9 @@ Counting conventions
   given batch size (memory written). ``peak_activation_bytes``: the most bytes held at once by such tensors (the
   input and the weights excluded), from their lifetimes under ``no_grad``.
 - ``file_size_bytes``: bytes actually written for the state_dict by ``torch.save`` and ``np.savez`` to an
-  in-memory buffer, with floating tensors as float32 and as float16 (integer tensors unchanged).
+  in-memory buffer, with floating tensors as float32 and as float16 (integer tensors unchanged). ``torch.save``
+  names its zip records after the file's stem ("archive" for a buffer), so a file with a longer or shorter stem
+  differs by that many bytes per record; ``archive.pt`` matches exactly.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import warnings
 import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -439,6 +442,9 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
     """One forward under ``no_grad`` and eval mode, with hooks that are always removed and flags restored."""
     recorder = _Recorder(handles)
     names: dict[nn.Module, str] = {m: n for n, m in model.named_modules()}
+    # a root with no children is a layer only when it is a torch.nn layer: a user's functional forward gets one
+    # row per op instead
+    leaves = {m for m in names if not m._modules and (m is not model or type(m).__module__.startswith("torch."))}
     calls: Counter[nn.Module] = Counter()
     seen_params: set[int] = set()
 
@@ -446,7 +452,7 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
         name = names[module]
         calls[module] += 1
         layer = None
-        if not module._modules:  # leaf: one row per call, holding every op it runs
+        if module in leaves:  # one row per call, holding every op it runs
             n = calls[module]
             params = [p for p in module.parameters() if id(p) not in seen_params]
             seen_params.update(id(p) for p in params)
@@ -811,7 +817,9 @@ def _run_fvcore(model: nn.Module, x: torch.Tensor, ours: Profile) -> CounterResu
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
-    total = analysis.total()
+    with warnings.catch_warnings():  # torch.jit deprecation notices from fvcore's tracing, not the user's concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        total = analysis.total()
     reasons = ["unit: one multiply-add counts one flop, the same unit as our MACs"]
     reasons += _explain_by_module(analysis.by_module(), total, ours, model, "fvcore")
     mine = _flops_by_op(ours)
