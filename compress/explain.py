@@ -404,14 +404,16 @@ class RandomizationCheck:
 
 
 def randomization_check(model: nn.Module, images: torch.Tensor, *, method: str = "gradient",
-                        normalize: Normalize | None = None, target: Any = None, seed: int = 0
-                        ) -> RandomizationCheck:
-    """Saliency of ``model`` vs the same architecture re-initialized, for the same images and target classes
-    (the trained model's predictions when ``target`` is None). Low correlation passes the check."""
+                        normalize: Normalize | None = None, target: Any = None, n_samples: int = 25,
+                        noise_level: float = 0.15, seed: int = 0) -> RandomizationCheck:
+    """Saliency of ``model`` vs the same architecture re-initialized (:func:`reinitialized`), for the same images
+    and target classes (the trained model's predictions when ``target`` is None); options as :func:`saliency`.
+    Low correlation passes the check."""
     _check_images(images, "images")
     if target is None:
         target = predict(model, images, normalize=normalize)
-    kw = dict(method=method, normalize=normalize, target=target, seed=seed)
+    kw = dict(method=method, normalize=normalize, target=target, n_samples=n_samples, noise_level=noise_level,
+              seed=seed)
     trained = saliency(model, images, **kw)
     random = saliency(reinitialized(model, seed=seed), images, **kw)
     return RandomizationCheck(method, [rank_correlation(a, b) for a, b in zip(trained, random)])
