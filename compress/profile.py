@@ -811,14 +811,14 @@ def _flops_by_op(ours: Profile) -> dict[str, tuple[int, str]]:
 
 
 def _run_fvcore(model: nn.Module, x: torch.Tensor, ours: Profile) -> CounterResult:
-    from fvcore.nn import FlopCountAnalysis
-
-    analysis = FlopCountAnalysis(model, x)
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    analysis.tracer_warnings("none")
     with warnings.catch_warnings():  # torch.jit deprecation notices from fvcore's tracing, not the user's concern
         warnings.simplefilter("ignore", DeprecationWarning)
+        from fvcore.nn import FlopCountAnalysis
+
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
         total = analysis.total()
     reasons = ["unit: one multiply-add counts one flop, the same unit as our MACs"]
     reasons += _explain_by_module(analysis.by_module(), total, ours, model, "fvcore")
