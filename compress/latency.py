@@ -101,7 +101,7 @@ def measure(
     """
     shape = _check_shape(input_shape)
     device = check_device(device)
-    make_runner = _runtime_factory(runtime, device)
+    factory = _runtime_factory(runtime, device)
     batch_sizes = [_positive_int("batch size", b) for b in batch_sizes]
     if not batch_sizes:
         raise ValueError("batch_sizes is empty: give at least one batch size")
@@ -118,7 +118,7 @@ def measure(
     )
     with _torch_threads(threads):
         try:
-            runner = make_runner(model, shape, dtype=dtype, device=device, threads=threads)
+            runner = factory(model, shape, dtype=dtype, device=device, threads=threads)
         except _NeedsUser:
             raise
         except Exception as exc:  # a runtime that cannot be built is reported, not fatal
@@ -240,7 +240,7 @@ def _measure_batch(model, runner, base, batch, shape, dtype, notes, warmup, repe
             extra["max_abs_diff"] = diff
             if diff > tol:
                 raise OnnxMismatchError(f"outputs differ from eager by {diff:.3g} (tolerance {tol:.3g})")
-        times_ms = _time_calls(call, base["device"], warmup, repeats)
+        times_ms = time_calls(call, base["device"], warmup, repeats)
     except _NeedsUser:
         raise
     except Exception as exc:
@@ -248,13 +248,13 @@ def _measure_batch(model, runner, base, batch, shape, dtype, notes, warmup, repe
         for key, value in extra.items():
             setattr(record, key, value)
         return record
-    median, iqr, p95 = _summary(times_ms)
+    median, iqr, p95 = summarize(times_ms)
     return LatencyRecord(**base, batch_size=batch, median_ms=median, iqr_ms=iqr, p95_ms=p95,
                          images_per_s=batch / median * 1e3 if median > 0 else None,
                          notes=list(notes) + list(getattr(runner, "notes", [])), **extra)
 
 
-def _time_calls(call: Callable[[], Any], device: str, warmup: int, repeats: int) -> list[float]:
+def time_calls(call: Callable[[], Any], device: str, warmup: int, repeats: int) -> list[float]:
     """Per-call times in ms. CUDA: each call between two events, synchronized before reading."""
     for _ in range(warmup):
         call()
@@ -277,7 +277,7 @@ def _time_calls(call: Callable[[], Any], device: str, warmup: int, repeats: int)
     return times
 
 
-def _summary(times_ms: list[float]) -> tuple[float, float, float]:
+def summarize(times_ms: list[float]) -> tuple[float, float, float]:
     """Median, interquartile range and 95th percentile (inclusive method) of ``times_ms``."""
     if len(times_ms) == 1:
         return times_ms[0], 0.0, times_ms[0]
@@ -312,7 +312,11 @@ class _NeedsUser(ValueError):
     """A ValueError that must reach the user even from inside a runtime (never turned into a record)."""
 
 
-class _Runner:
+class Runner:
+    """A model prepared for one runtime. ``runner(x)`` binds the batch ``x`` and returns ``(call, output)``:
+    ``call()`` runs the batch once (what is timed) and ``output(call())`` gives the result as a tensor.
+    ``notes`` say how the runtime was set up."""
+
     def __init__(self, fn: Callable[[torch.Tensor], tuple[Callable[[], Any], Callable[[Any], torch.Tensor]]],
                  notes: list[str] | None = None):
         self.fn, self.notes = fn, notes or []
@@ -321,7 +325,17 @@ class _Runner:
         return self.fn(x)
 
 
-def _torch_runner(model: nn.Module, *, memory_format=None, grad_mode=torch.inference_mode, notes=None) -> _Runner:
+def make_runner(model: nn.Module, input_shape: Sequence[int], *, runtime: str = "eager", device: str = "cpu",
+                threads: int = 1, dtype: torch.dtype = torch.float32) -> Runner:
+    """The :class:`Runner` that :func:`measure` times, for timing several runtimes side by side in one process
+    (``benchmarks/latency_ratio.py``). ``model`` must already be in eval mode on ``device`` in ``dtype``;
+    torch's thread count is the caller's to set, ``threads`` goes to ONNX Runtime. Outputs are not checked
+    here: compare ``output(call())`` with eager yourself. Raises ``ValueError`` like :func:`measure`."""
+    return _runtime_factory(runtime, check_device(device))(model, _check_shape(input_shape), dtype=dtype,
+                                                           device=device, threads=threads)
+
+
+def _torch_runner(model: nn.Module, *, memory_format=None, grad_mode=torch.inference_mode, notes=None) -> Runner:
     def prepare(x):
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
@@ -332,23 +346,23 @@ def _torch_runner(model: nn.Module, *, memory_format=None, grad_mode=torch.infer
 
         return call, lambda y: y
 
-    return _Runner(prepare, notes)
+    return Runner(prepare, notes)
 
 
-def _eager(model, shape, **_) -> _Runner:
+def _eager(model, shape, **_) -> Runner:
     return _torch_runner(model)
 
 
-def _folded(model, shape, **_) -> _Runner:
+def _folded(model, shape, **_) -> Runner:
     return _torch_runner(_fold(model), notes=["BatchNorm folded into convolutions"])
 
 
-def _channels_last(model, shape, **_) -> _Runner:
+def _channels_last(model, shape, **_) -> Runner:
     model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     return _torch_runner(model, memory_format=torch.channels_last, notes=["weights and input in channels_last"])
 
 
-def _compile(model, shape, **_) -> _Runner:
+def _compile(model, shape, **_) -> Runner:
     # A fresh dynamo cache per model: after its recompile limit dynamo silently runs eager, which
     # would time eager under the name "compile" in a sweep over many models.
     torch._dynamo.reset()
@@ -357,7 +371,7 @@ def _compile(model, shape, **_) -> _Runner:
                          notes=[f"torch.compile (inductor), torch {torch.__version__}"])
 
 
-def _onnxruntime(model, shape, *, dtype, device, threads) -> _Runner:
+def _onnxruntime(model, shape, *, dtype, device, threads) -> Runner:
     ort = _require_onnxruntime()
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
     # Outputs are checked against eager at every batch size by measure(), so no second check here.
@@ -395,16 +409,16 @@ def _onnxruntime(model, shape, *, dtype, device, threads) -> _Runner:
 
         return call, lambda o: torch.from_numpy(o.numpy().copy())
 
-    return _Runner(prepare, notes)
+    return Runner(prepare, notes)
 
 
-_FACTORIES: dict[str, Callable[..., _Runner]] = {
+_FACTORIES: dict[str, Callable[..., Runner]] = {
     "eager": _eager, "folded": _folded, "channels_last": _channels_last,
     "compile": _compile, "onnxruntime": _onnxruntime,
 }
 
 
-def _runtime_factory(runtime: str, device: str) -> Callable[..., _Runner]:
+def _runtime_factory(runtime: str, device: str) -> Callable[..., Runner]:
     if runtime not in _FACTORIES:
         raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
     if runtime == "onnxruntime":

@@ -65,9 +65,9 @@ def test_records_have_fields_one_per_batch_size():
 
 
 def test_summary_statistics():
-    median, iqr, p95 = latency._summary([float(v) for v in range(1, 102)])  # 1..101
+    median, iqr, p95 = latency.summarize([float(v) for v in range(1, 102)])  # 1..101
     assert (median, iqr, p95) == (51.0, 50.0, 96.0)
-    assert latency._summary([2.5]) == (2.5, 0.0, 2.5)
+    assert latency.summarize([2.5]) == (2.5, 0.0, 2.5)
 
 
 def test_threads_set_during_measurement_and_restored(monkeypatch):
