@@ -431,7 +431,7 @@ def _parse_pixels(pixels: list[str], line_nos: list[int], size, rows: _Rows):
 
     Rows go in chunks through :func:`_fast_chunk`; a chunk with anything unusual is parsed row by row, which names the bad lines.
     """
-    expect = size[0] * size[1] if size else None
+    expect = None
     values, good = [], []
     for start in range(0, len(pixels), _CHUNK_ROWS):
         chunk = pixels[start:start + _CHUNK_ROWS]
@@ -451,11 +451,11 @@ def _parse_pixels(pixels: list[str], line_nos: list[int], size, rows: _Rows):
                 good.append(i)
     if not good:
         raise DataError(f"{rows.name}: no usable rows ({len(rows.skipped)} skipped)")
-    if size is None:
+    if size is None or size[0] * size[1] != expect:   # otherwise the pixels are laid out on size's grid
         side = math.isqrt(expect)
         if side * side != expect:
             raise DataError(f"{rows.name}: {expect} pixels per row is not a square image; pass image_size=(H, W)")
-        size = (side, side)
+        size = (side, side)                             # _bundle resizes to image_size if it differs
     return np.concatenate(values).astype(np.uint8).reshape(-1, 1, *size), good
 
 

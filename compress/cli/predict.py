@@ -1,0 +1,44 @@
+"""``compress predict RUN --data test.csv --out submission.csv``: write ``id,label`` predictions."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    from compress.cli.train import add_data_arguments
+
+    p = sub.add_parser("predict", help="predict labels with a run folder; writes id,label CSV",
+                       description="Predict with a run folder. An unlabeled `id,feature` CSV keeps its ids; "
+                                   "other sources number the chosen split's images from 0.")
+    p.add_argument("run_dir", metavar="RUN", help="run folder")
+    add_data_arguments(p, default=None, required=True)
+    p.add_argument("--split", choices=("test", "val", "train"), default="test",
+                   help="split of a labeled source to predict (default test)")
+    p.add_argument("--out", required=True, help="CSV file to write (id,label)")
+    p.add_argument("--names", action="store_true", help="write class names instead of class indices")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from compress import _io
+    from compress import data as data_mod
+    from compress.cli.train import report_skipped
+    from compress.train import load_run, resolve_device
+
+    result = load_run(args.run_dir, device=resolve_device(args.device))
+    bundle = data_mod.load(args.data, image_size=tuple(result.info["data"]["input_size"]),
+                           skip_bad_rows=args.skip_bad_rows)
+    report_skipped(bundle)
+    split = getattr(bundle, args.split)
+    if split is None or not len(split):
+        raise ValueError(f"{bundle.source}: no {args.split} split to predict")
+    if split.x.shape[1] != result.info["data"]["in_chans"]:
+        raise ValueError(f"{bundle.source}: {split.x.shape[1]} channels but the run expects "
+                         f"{result.info['data']['in_chans']}")
+    labels = result.predict(split.x).tolist()
+    ids = split.ids if split.ids is not None else [str(i) for i in range(len(labels))]
+    names = result.class_names
+    rows = ["id,label"] + [f"{i},{names[k] if args.names else k}" for i, k in zip(ids, labels)]
+    _io.write_text(args.out, "\n".join(rows) + "\n")
+    print(f"wrote {len(labels)} predictions to {args.out}")
+    return 0
