@@ -427,15 +427,21 @@ class FilterConfig:
 
     steps: int = 100              # optimizer steps
     lr: float = 0.05              # Adam learning rate, in input units (normalized pixels) per step
-    jitter_px: int = 2            # random shift of the image each step, at most this many pixels each way
+    jitter_px: int | None = None  # random shift of the image each step, at most this many pixels each way
+                                  # (None: about 4% of the image side, at least 1: 2 px at 48x48, 1 at 28x28;
+                                  # more hurts small images, whose last feature maps are 1-3 pixels wide)
     blur_every: int = 4           # Gaussian blur of the image every this many steps (0: never)
     blur_sigma_px: float = 0.5    # blur standard deviation, pixels
     weight_decay: float = 0.005   # L2 decay: the image shrinks by this fraction after each step
     init_std: float = 0.1         # std of the Gaussian start image, input units
+    keep_best: bool = True        # return each channel's image with the highest activation seen (measured
+                                  # without jitter after every step), not the last one
     seed: int = 0                 # seeds the start image and the jitter
 
     def __post_init__(self) -> None:
         for name in ("steps", "jitter_px", "blur_every"):
+            if name == "jitter_px" and self.jitter_px is None:
+                continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"FilterConfig.{name} must be a non-negative integer, got {getattr(self, name)!r}")
         for name in ("lr", "blur_sigma_px", "weight_decay", "init_std"):
@@ -469,12 +475,18 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
     ``input_shape`` (C, H, W) defaults to ``model.build_args`` (``in_chans``, ``input_size``).
     ``value_range`` (low, high) clamps the image to valid model inputs (e.g. ``normalize`` of 0 and 255).
     All channels are optimized together as one batch (eval mode keeps the batch items independent).
+    Jitter and blur assume translation-equivariant features; for a model without Conv2d layers (an MLP, whose
+    units look at fixed pixels) they are switched off and the returned ``config`` says so.
 
     Raises ``ValueError`` for an unknown layer (listing the eligible ones), a bad channel or input shape.
     """
     config = config or FilterConfig()
     name, module = get_layer(model, layer)
     shape = _input_shape(model, input_shape)
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        config = dataclasses.replace(config, jitter_px=0, blur_every=0)
+    elif config.jitter_px is None:
+        config = dataclasses.replace(config, jitter_px=max(1, round(min(shape[1:]) / 24)))
     width = layer_width(model, name, shape)
     channels = list(range(min(filters, width))) if isinstance(filters, int) else [int(c) for c in filters]
     if not channels or any(c < 0 or c >= width for c in channels):
@@ -497,6 +509,7 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
     with _eval_mode(model):
         with torch.no_grad():
             start = activation(x)
+        best, best_x = start.clone(), x.detach().clone()
         for step in range(1, config.steps + 1):
             (grad,) = torch.autograd.grad(-activation(_jitter(x, config.jitter_px, gen)).sum(), x)
             with torch.no_grad():
@@ -510,10 +523,15 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
                     x.copy_(_blur(x, config.blur_sigma_px))
                 if value_range is not None:
                     x.clamp_(*value_range)
+                if config.keep_best:
+                    now = activation(x)
+                    better = now > best
+                    best = torch.where(better, now, best)
+                    best_x[better] = x[better]
+        final = best_x if config.keep_best else x.detach()
         with torch.no_grad():
-            end = activation(x)
-    return FilterVisualization(name, channels, x.detach().float().cpu(), start.float().cpu(), end.float().cpu(),
-                               config)
+            end = activation(final)
+    return FilterVisualization(name, channels, final.float().cpu(), start.float().cpu(), end.float().cpu(), config)
 
 
 def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[int, int, int]:
@@ -598,11 +616,12 @@ class ExplainConfig:
 
 
 def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainConfig | None = None,
-                  title: str | None = None) -> dict[str, Any]:
+                  normalize: Normalize | None = None, title: str | None = None) -> dict[str, Any]:
     """Write ``confusion.png``, ``saliency.png``, ``filters.png``, ``activations.png``, ``explain.json`` and
     ``explain.md`` (a self-contained Markdown section with relative image links) into ``out_dir``.
 
-    ``data`` is a DataBundle (or anything :func:`resolve_data` takes). Returns the summary written to
+    ``data`` is a DataBundle (or anything :func:`resolve_data` takes); ``normalize`` (default: the bundle's)
+    turns its uint8 images into model input the way the model was trained. Returns the summary written to
     ``explain.json``. Raises ``ValueError`` for bad settings, an unknown layer or data that doesn't fit.
     """
     from pathlib import Path
@@ -611,7 +630,7 @@ def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainC
 
     config = config or ExplainConfig()
     out = Path(out_dir)
-    x, y, normalize, names = resolve_data(data, split=config.split, normalize=None)
+    x, y, normalize, names = resolve_data(data, split=config.split, normalize=normalize)
     if (y < 0).any():
         raise ValueError("data: the split is unlabeled (labels -1); choose a labeled split with --split")
     conf = confusion(model, (x, y), class_names=names, normalize=normalize)

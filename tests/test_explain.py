@@ -234,6 +234,7 @@ def test_layers_default_and_activations(trained):
     assert E.activations(mlp, x[0]).maps.shape == (10,)
     fv = E.visualize_filters(mlp, filters=4, input_shape=(1, SIZE, SIZE), config=E.FilterConfig(steps=20))
     assert (fv.activation_end > fv.activation_start).all()
+    assert fv.config.jitter_px == 0 and fv.config.blur_every == 0      # off without convolutions
 
 
 def test_bad_input_raises_value_error_naming_it(trained):
@@ -265,3 +266,105 @@ def test_bad_input_raises_value_error_naming_it(trained):
         E.confusion(model, x)
     with pytest.raises(ValueError, match="steps"):
         E.FilterConfig(steps=-1)
+
+
+# --- every model family, the whole section, the command ---------------------------------------------------
+
+def _model_names() -> list[str]:
+    try:
+        from compress import models
+    except ImportError:
+        return []
+    return models.list_models()
+
+
+def _calibrate_batchnorm(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """Set BatchNorm running statistics from one batch, as a trained model would have them: an untrained deep
+    net in eval mode otherwise shrinks activations layer by layer (to ~1e-14 at MobileNetV1's end)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None                       # cumulative average: exactly this batch's statistics
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", _model_names() or [pytest.param("none", marks=pytest.mark.skip("no models"))])
+def test_every_model_family(name):
+    from compress import models
+
+    torch.manual_seed(0)                            # weights come from the global generator
+    try:
+        model = models.create(name, width_mult=0.25, num_classes=3, input_size=SIZE)
+        size = SIZE
+    except ValueError:                              # e.g. valid-padding seed models need a larger input
+        model = models.create(name, width_mult=0.25, num_classes=3)
+        size = model.build_args["input_size"]
+    x = torch.randn(6, 1, size, size, generator=torch.Generator().manual_seed(0))
+    _calibrate_batchnorm(model, torch.randn(32, 1, size, size, generator=torch.Generator().manual_seed(1)))
+    conf = E.confusion(model, (x, torch.arange(6) % 3))
+    assert conf.total == 6
+    assert E.saliency(model, x[:2]).shape == (2, size, size)
+    layer = E.default_layer(model)
+    assert layer in E.list_layers(model)
+    act = E.activations(model, x[0])
+    assert act.layer == layer and act.maps.ndim in (1, 3) and torch.isfinite(act.maps).all()
+    fv = E.visualize_filters(model, filters=4, config=E.FilterConfig(steps=15))
+    assert fv.images.shape == (4, 1, size, size)
+    # Untrained nets at 16x16 are rough functions of the input: over all families at 15 steps, 62 of 64
+    # channels rose (measured); keep_best makes "no step helped" return the start image, never a worse one.
+    rise = fv.activation_end - fv.activation_start
+    assert (rise >= 0).all() and (rise > 0).sum() >= 3, (layer, fv.activation_start, fv.activation_end)
+    with pytest.raises(ValueError, match=f"eligible layers: {E.list_layers(model)[0]}"):
+        E.visualize_filters(model, "no.such.layer")
+
+
+def test_explain_model_writes_a_self_contained_section(trained, tmp_path):
+    model, x, y = trained
+    noisy = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(5)) * 1.5
+    config = E.ExplainConfig(filters=4, filter=E.FilterConfig(steps=10))
+    summary = E.explain_model(model, (noisy, y), tmp_path / "ex", config=config, title="tiny")
+    files = sorted(p.name for p in (tmp_path / "ex").iterdir())
+    assert files == ["activations.png", "confusion.png", "explain.json", "explain.md", "filters.png",
+                     "saliency.png"]
+    assert all((tmp_path / "ex" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files if f.endswith(".png"))
+    assert json.loads((tmp_path / "ex" / "explain.json").read_text()) == json.loads(json.dumps(summary))
+    md = (tmp_path / "ex" / "explain.md").read_text()
+    assert md.startswith("## Looking inside tiny")
+    for link in ("(confusion.png)", "(saliency.png)", "(filters.png)", "(activations.png)"):
+        assert link in md
+    c = summary["confusion"]
+    assert f"| **0** | {' | '.join(str(v) for v in c['counts'][0])} |" in md
+    assert c["total"] == len(x) and summary["filters"]["layer"] == "4" and summary["activations"]["layer"] == "0"
+    worst = c["most_confused"][0]
+    assert f"| {worst['true']} | {worst['predicted']} | {worst['count']} |" in md
+
+
+def test_cli_explain_on_a_trained_run(tmp_path, capsys):
+    train = pytest.importorskip("compress.train")
+    data = pytest.importorskip("compress.data")
+    from compress import models
+    from compress.cli import main
+
+    bundle = data.synthetic(240, num_classes=4, size=SIZE, seed=0)
+    model = models.create("cnn", width_mult=0.25, num_classes=4, input_size=SIZE)
+    config = train.TrainConfig(epochs=2, batch_size=32, augment=False, device="cpu", num_threads=1)
+    train.fit(model, bundle, config, out=tmp_path / "run", progress=False)
+    args = ["explain", str(tmp_path / "run"), "--filters", "4", "--steps", "10"]
+    assert main(args) == 0
+    out = tmp_path / "run" / "explain"
+    assert {"explain.md", "explain.json", "confusion.png", "saliency.png", "filters.png",
+            "activations.png"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "explain.json").read_text())
+    assert summary["confusion"]["total"] == len(bundle.test) and summary["split"] == "test"
+    assert summary["confusion"]["class_names"] == list(bundle.class_names)
+    assert main(args + ["--data", bundle.source, "--split", "val", "--layer", "classifier.0",
+                        "--out", str(tmp_path / "val")]) == 0
+    summary = json.loads((tmp_path / "val" / "explain.json").read_text())
+    assert summary["confusion"]["total"] == len(bundle.val) and summary["filters"]["layer"] == "classifier.0"
+    capsys.readouterr()
+    assert main(args + ["--layer", "nope", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "layer 'nope'" in err and "eligible layers: features.0.0.conv" in err

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "explain", help="confusion matrix, saliency maps, filters and activations of a trained run",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", metavar="RUN", help="run folder written by `compress train`")
+    # dest run_dir: `args.run` is the command's callable (set_defaults below).
+    p.add_argument("run_dir", metavar="RUN", help="run folder written by `compress train`")
     p.add_argument("--data", metavar="PATH|default", default=None,
                    help="data to explain on (a data source as `compress train` takes it); "
                         "default: the data the run was trained on, same split")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from compress import data as cdata
     from compress import explain, train
 
-    run_dir = Path(args.run)
+    run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
     loaded = train.load_run(run_dir)
@@ -61,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
                                    per_class=args.per_class, seed=args.seed,
                                    filter=explain.FilterConfig(steps=args.steps))
     out = Path(args.out) if args.out else run_dir / "explain"
-    summary = explain.explain_model(loaded.model, bundle, out, config=config, title=run_dir.resolve().name)
+    # The run's normalizer, not the bundle's: inputs must be prepared exactly as in training (a run may use raw
+    # pixels, and --data may be another data set whose statistics differ).
+    summary = explain.explain_model(loaded.model, bundle, out, config=config, normalize=loaded.normalizer,
+                                    title=run_dir.resolve().name)
     c = summary["confusion"]
     print(f"{c['total']} images, accuracy {c['accuracy']:.2%}; "
           f"randomization check: rank correlation {summary['saliency']['randomization_rank_correlation_mean']:.3f}")
