@@ -54,6 +54,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
@@ -275,8 +276,13 @@ def _shape(args: Sequence[Any], kwargs: Mapping[str, Any], out: Any) -> OpCount:
 # the input; the records come out identical to a real run (a test checks it).
 
 
+def _meta_like(x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
+    # torch.empty_like on meta runs a Python stride computation; a contiguous input needs none
+    return torch.empty(x.shape if shape is None else shape, dtype=x.dtype, device="meta")
+
+
 def _same_as_input(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    return torch.empty_like(args[0])
+    return _meta_like(args[0])
 
 
 def _in_place(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
@@ -285,7 +291,7 @@ def _in_place(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
 
 def _eval_batch_norm(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
     x = args[0]  # eval mode (training=False): the CPU kernel returns empty saved statistics
-    return torch.empty_like(x), x.new_empty((0,)), x.new_empty((0,))
+    return _meta_like(x), _meta_like(x, (0,)), _meta_like(x, (0,))
 
 
 _UNARY = ("relu", "relu6", "hardtanh", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid", "leaky_relu",
@@ -296,11 +302,21 @@ _META_SHORTCUTS: dict[Any, Callable[[Sequence[Any], Mapping[str, Any]], Any]] = 
 }
 
 
+def _conv_shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    x, w, _, stride, padding, dilation = args[:6]
+    spatial = [(size + 2 * p - d * (k - 1) - 1) // s + 1
+               for size, k, s, p, d in zip(x.shape[2:], w.shape[2:], stride, padding, dilation)]
+    return _meta_like(x, (x.shape[0], w.shape[0], *spatial))
+
+
 def _shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Callable | None:
-    if not (args and isinstance(args[0], torch.Tensor) and args[0].is_meta):
+    if not (args and isinstance(args[0], torch.Tensor) and args[0].is_meta and args[0].is_contiguous()):
         return None
     if func is aten.native_batch_norm.default and args[5] is False:
         return _eval_batch_norm
+    if (func is aten.convolution.default and not args[6] and args[0].dim() == 4 and args[1].is_contiguous()
+            and len(args[3]) == len(args[4]) == len(args[5]) == 2 and not kwargs):
+        return _conv_shape  # plain 2-d convolution (not transposed): the output-size formula
     shortcut = _META_SHORTCUTS.get(func.overloadpacket)
     if shortcut is not None and not any(isinstance(a, torch.Tensor) for a in args[1:]) and not kwargs:
         return shortcut
@@ -449,12 +465,14 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
     seen_params: set[int] = set()
 
     def pre(module: nn.Module, args: Any) -> None:
-        name = names[module]
+        name = names.get(module)
+        if name is None:  # not ours (the hooks are global for the duration of the forward)
+            return
         calls[module] += 1
         layer = None
         if module in leaves:  # one row per call, holding every op it runs
             n = calls[module]
-            params = [p for p in module.parameters() if id(p) not in seen_params]
+            params = [p for p in module._parameters.values() if p is not None and id(p) not in seen_params]
             seen_params.update(id(p) for p in params)
             layer = Layer(name if n == 1 else f"{name}#{n}", type(module).__name__,
                           param_count=sum(p.numel() for p in params))
@@ -462,6 +480,8 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
         recorder.stack.append((name, layer))
 
     def post(module: nn.Module, args: Any, out: Any) -> None:
+        if module not in names:
+            return
         _, layer = recorder.stack.pop()
         if layer is not None:
             layer.output_shape = _output_shape(out)
@@ -475,18 +495,19 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
     memo: dict[int, torch.Tensor] = {}
     for name, t in tensors.items():  # meta copies (or cloned buffers) so the model's own tensors stay untouched
         if id(t) not in memo:
-            memo[id(t)] = torch.empty_like(t, device="meta") if on_meta else (
+            memo[id(t)] = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta") if on_meta else (
                 t if isinstance(t, nn.Parameter) else t.clone())
         tensors[name] = memo[id(t)]
     x = torch.zeros(shape, dtype=dtype, device=device)
 
-    training = {m: m.training for m in model.modules()}
+    training = {m: m.training for m in names}
     hooks = []
     try:
-        for module in names:
-            hooks.append(module.register_forward_pre_hook(pre))
-            hooks.append(module.register_forward_hook(post, always_call=True))
-        model.eval()
+        # two global hooks instead of two per module: registering 2 x 128 handles cost more than the forward
+        hooks.append(register_module_forward_pre_hook(pre))
+        hooks.append(register_module_forward_hook(post, always_call=True))
+        for m in names:  # eval mode without calling each module's train(): restored the same way below
+            m.training = False
         with torch.no_grad(), recorder:
             out = torch.func.functional_call(model, tensors, (x,))
         del out
@@ -618,9 +639,9 @@ def _state_dict_cast(state: Mapping[str, torch.Tensor], dtype: torch.dtype) -> d
     return out
 
 
-def state_dict_file_bytes(model: nn.Module) -> dict[str, int]:
+def state_dict_file_bytes(model: nn.Module, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, int]:
     """Bytes that ``torch.save`` and ``np.savez`` really write for the state_dict, as float32 and float16."""
-    state = model.state_dict()
+    state = model.state_dict() if state is None else state
     if any(t.is_meta for t in state.values()):
         return {}
     sizes = {}
@@ -636,6 +657,28 @@ def state_dict_file_bytes(model: nn.Module) -> dict[str, int]:
 
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
+def _tensor_counts(model: nn.Module) -> dict[str, int]:
+    """Parameter and buffer element counts in one pass; a tensor held by several modules counts once."""
+    counts = dict.fromkeys(("param_count", "trainable_param_count", "frozen_param_count", "norm_param_count",
+                            "buffer_count"), 0)
+    seen: set[int] = set()
+    for m in model.modules():
+        norm = isinstance(m, _NORM_TYPES)
+        for p in m._parameters.values():
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            n = p.numel()
+            counts["param_count"] += n
+            counts["trainable_param_count" if p.requires_grad else "frozen_param_count"] += n
+            counts["norm_param_count"] += n if norm else 0
+        for b in m._buffers.values():
+            if b is not None and id(b) not in seen:
+                seen.add(id(b))
+                counts["buffer_count"] += b.numel()
+    return counts
 
 
 def profile(model: nn.Module, input_shape: Sequence[int], *, execute: str = "auto", dtype: torch.dtype | None = None,
@@ -664,8 +707,7 @@ def profile(model: nn.Module, input_shape: Sequence[int], *, execute: str = "aut
         on_meta = False
         recorder = _run_forward(model, shape, on_meta=False, dtype=dtype, handles=table)
 
-    params = list(model.parameters())
-    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters()}
+    state = model.state_dict()
     records = recorder.records
     macs = sum(r.macs for r in records)
     flops_by_kind: dict[str, int] = {k: 0 for k in KINDS if k not in ("shape", "unsupported")}
@@ -674,23 +716,19 @@ def profile(model: nn.Module, input_shape: Sequence[int], *, execute: str = "aut
             flops_by_kind[r.kind] += r.flops
     for layer in recorder.layers:
         layer.share = layer.macs / macs if macs else 0.0
-    first = next(iter(model.state_dict().values()), None)
+    first = next(iter(state.values()), None)
     return Profile(
         model_type=type(model).__name__,
         input_shape=shape,
         executed_on="meta" if on_meta else str(first.device if first is not None else "cpu"),
-        param_count=sum(p.numel() for p in params),
-        trainable_param_count=sum(p.numel() for p in params if p.requires_grad),
-        frozen_param_count=sum(p.numel() for p in params if not p.requires_grad),
-        norm_param_count=sum(p.numel() for p in params if id(p) in norm_params),
-        buffer_count=sum(b.numel() for b in model.buffers()),
-        state_dict_count=sum(t.numel() for t in model.state_dict().values()),
+        **_tensor_counts(model),
+        state_dict_count=sum(t.numel() for t in state.values()),
         macs=macs,
         flops=sum(flops_by_kind.values()),
         flops_by_kind=flops_by_kind,
         activation_bytes=sum(r.out_bytes for r in records),
         peak_activation_bytes=recorder.peak_bytes,
-        file_size_bytes=state_dict_file_bytes(model) if serialize else {},
+        file_size_bytes=state_dict_file_bytes(model, state) if serialize else {},
         unsupported=dict(Counter(r.op for r in records if r.kind == "unsupported")),
         layers=recorder.layers,
         records=records,

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as module_hooks
 
 from compress.profile import HANDLES, OpCount, compare, profile, register_handle
 
@@ -160,8 +161,10 @@ def test_model_left_untouched():
     net[5].bias.requires_grad_(False)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     rng = torch.get_rng_state()
+    global_hooks = (dict(module_hooks._global_forward_hooks), dict(module_hooks._global_forward_pre_hooks))
     for execute in ("meta", "real"):
         profile(net, (3, 10, 10), execute=execute)
+    assert (module_hooks._global_forward_hooks, module_hooks._global_forward_pre_hooks) == global_hooks
     assert [m.training for m in net.modules()] == [True, True, False, True, True, True, True]
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
     after = net.state_dict()
@@ -278,3 +281,26 @@ def test_mobilenet_v1_224_exact_macs():
     assert p.macs == 568_740_352
     assert p.param_count == 4_231_976 and p.param_count - p.norm_param_count == 4_210_088
     assert p.unsupported == {}
+
+
+def test_cli_profile_table_and_json(capsys):
+    pytest.importorskip("compress.models")
+    from compress.cli import main
+
+    assert main(["profile", "mobilenet_v1", "--width", "0.5", "--input", "1x48x48", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["input_shape"] == [1, 1, 48, 48] and d["model"]["width_mult"] == 0.5 and d["model"]["in_chans"] == 1
+    assert d["macs"] == sum(layer["macs"] for layer in d["layers"]) and d["unsupported"] == {}
+    assert main(["profile", "cnn", "--input", "3x32x32", "--num-classes", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "MACs" in out and "1x3x32x32" in out and "x10" in out
+
+
+def test_cli_profile_rejects_bad_input(capsys):
+    pytest.importorskip("compress.models")
+    from compress.cli import main
+
+    assert main(["profile", "mobilenet_v1", "--input", "3x48x48", "--in-chans", "1"]) == 2
+    assert "--in-chans 1 disagrees" in capsys.readouterr().err
+    assert main(["profile", "mobilenet_v1", "--input", "48x48"]) == 2
+    assert "--input 48x48" in capsys.readouterr().err
