@@ -291,7 +291,7 @@ def _load_default(seed: int, val_fraction: float) -> dict:
 # ---------------------------------------------------------------------------------------------- synthetic
 
 def synthetic(n: int = 600, *, num_classes: int = 4, size: int = 16, in_chans: int = 1, seed: int = 0,
-              val_fraction: float = 0.2, test_fraction: float = 0.2,
+              val_fraction: float = 0.1, test_fraction: float = 0.2,
               image_size: int | tuple[int, int] | None = None) -> DataBundle:
     """``n`` images of ``num_classes`` learnable patterns: each class has its own pair of bright blobs, placed
     with a small random shift on a noisy background. Deterministic for ``seed``; a tiny CNN learns it in a few
@@ -471,9 +471,13 @@ def _fast_chunk(chunk: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
     hand-vectorized byte parser.
     """
     counts = np.fromiter((p.count(" ") + 1 if p else 0 for p in chunk), dtype=np.int64, count=len(chunk))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "string or file could not be read to its end": caught by the size check
-        flat = np.fromstring(" ".join(chunk), dtype=np.int64, sep=" ")  # text mode; not the deprecated binary one
+    try:
+        with warnings.catch_warnings():
+            # numpy warns or raises (by version) on text it cannot read to the end; either way: fall back
+            warnings.simplefilter("ignore")
+            flat = np.fromstring(" ".join(chunk), dtype=np.int64, sep=" ")  # text mode, not the deprecated binary
+    except ValueError:
+        return None, counts
     if flat.size != counts.sum() or (flat.size and (flat.min() < 0 or flat.max() > 255)):
         return None, counts
     return flat.astype(np.uint8), counts
