@@ -159,23 +159,33 @@ def nearest_index(w: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 def kmeans_codebook(w: torch.Tensor, bits: int, *, iters: int = 30) -> torch.Tensor:
     """Lloyd's k-means on the values of ``w`` with ``2**bits`` centroids, linearly initialised between
     min and max (deterministic). Returns the float64 codebook, sorted; empty clusters keep their centroid.
+
+    In one dimension each cluster is an interval of the sorted values, so an iteration costs a search for
+    ``k - 1`` boundaries and ``k`` differences of a prefix sum, not a pass over all weights.
     """
     if not 1 <= bits <= 8:
         raise ValueError(f"kmeans bits must be from 1 to 8, got {bits}")
-    x = w.detach().reshape(-1).to(torch.float64)
+    xs = torch.sort(w.detach().reshape(-1).to(torch.float64)).values
     k = 2 ** bits
-    lo, hi = (x.min().item(), x.max().item()) if x.numel() else (0.0, 0.0)
-    centroids = torch.linspace(lo, hi, k, dtype=torch.float64)
-    assign = None
+    if xs.numel() == 0:
+        return torch.zeros(k, dtype=torch.float64)
+    prefix = torch.cat([xs.new_zeros(1), torch.cumsum(xs, 0)])
+    xs_np = xs.numpy()
+    centroids = torch.linspace(xs[0].item(), xs[-1].item(), k, dtype=torch.float64)
+    bounds = None
     for _ in range(iters):
-        new_assign = nearest_index(x, centroids)
-        if assign is not None and torch.equal(new_assign, assign):
+        mids = (centroids[1:] + centroids[:-1]) / 2
+        # a value equal to a midpoint belongs to the lower centroid, as in nearest_index
+        inner = torch.from_numpy(np.searchsorted(xs_np, mids.numpy(), side="right"))  # torch's is slow here
+        new_bounds = torch.cat([xs.new_zeros(1, dtype=torch.int64), inner.to(torch.int64),
+                                torch.full((1,), xs.numel(), dtype=torch.int64)])
+        if bounds is not None and torch.equal(new_bounds, bounds):
             break
-        assign = new_assign
-        counts = torch.bincount(assign, minlength=k)
-        sums = torch.bincount(assign, weights=x, minlength=k)
-        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
-    return torch.sort(centroids).values
+        bounds = new_bounds
+        counts = bounds[1:] - bounds[:-1]
+        sums = prefix[bounds[1:]] - prefix[bounds[:-1]]
+        centroids = torch.sort(torch.where(counts > 0, sums / counts.clamp(min=1), centroids)).values
+    return centroids
 
 
 def quantize_kmeans(w: torch.Tensor, bits: int, *, codebook_dtype: torch.dtype = torch.float16,
