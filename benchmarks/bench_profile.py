@@ -29,6 +29,7 @@ import time
 import warnings
 from typing import Callable
 
+import pytest
 import torch
 
 from compress import _io
@@ -126,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --- pytest-benchmark: `pytest benchmarks/bench_profile.py` ----------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The same fixed thread count as the script's default, restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _model():
