@@ -312,10 +312,14 @@ def _conv_shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
 def _shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Callable | None:
     if not (args and isinstance(args[0], torch.Tensor) and args[0].is_meta and args[0].is_contiguous()):
         return None
-    if func is aten.native_batch_norm.default and args[5] is False:
+    x = args[0]  # each shortcut checks what the kernel would, so a wrong shape still raises torch's error
+    if (func is aten.native_batch_norm.default and args[5] is False and x.dim() >= 2
+            and all(t is None or t.shape == (x.shape[1],) for t in args[1:5])):
         return _eval_batch_norm
-    if (func is aten.convolution.default and not args[6] and args[0].dim() == 4 and args[1].is_contiguous()
-            and len(args[3]) == len(args[4]) == len(args[5]) == 2 and not kwargs):
+    if (func is aten.convolution.default and not args[6] and x.dim() == 4 and args[1].dim() == 4
+            and x.shape[1] == args[1].shape[1] * args[8] and len(args[3]) == len(args[4]) == len(args[5]) == 2
+            and (args[2] is None or args[2].shape == (args[1].shape[0],)) and not kwargs
+            and all(x.shape[2 + i] + 2 * args[4][i] >= args[5][i] * (args[1].shape[2 + i] - 1) + 1 for i in (0, 1))):
         return _conv_shape  # plain 2-d convolution (not transposed): the output-size formula
     shortcut = _META_SHORTCUTS.get(func.overloadpacket)
     if shortcut is not None and not any(isinstance(a, torch.Tensor) for a in args[1:]) and not kwargs:
@@ -604,7 +608,12 @@ class Profile:
         if self.file_size_bytes:
             lines.append("file bytes " + ", ".join(f"{k} {v:,}" for k, v in self.file_size_bytes.items()))
         if self.unsupported:
-            lines.append("NOT COUNTED (no handle): " + ", ".join(f"{k} x{v}" for k, v in self.unsupported.items()))
+            where: dict[str, set[str]] = defaultdict(set)
+            for r in self.records:
+                if r.kind == "unsupported":
+                    where[r.op].add(r.module or "(root)")
+            lines.append("NOT COUNTED (no handle): " + ", ".join(
+                f"{k} x{v} in {', '.join(sorted(where[k]))}" for k, v in self.unsupported.items()))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -612,6 +621,13 @@ class Profile:
 
 
 # --- public entry point ----------------------------------------------------------------------------------------
+
+
+def _shape_error(exc: Exception, shape: tuple[int, ...]) -> Exception:
+    """A model that cannot run at this shape (torch's RuntimeError) is a bad ``input_shape``: ValueError."""
+    if type(exc) is RuntimeError:
+        return ValueError(f"the model cannot run at input_shape {shape}: {str(exc).splitlines()[0]}")
+    return exc
 
 
 def _check_shape(input_shape: Any) -> tuple[int, ...]:
@@ -701,11 +717,14 @@ def profile(model: nn.Module, input_shape: Sequence[int], *, execute: str = "aut
     on_meta = execute != "real"
     try:
         recorder = _run_forward(model, shape, on_meta=on_meta, dtype=dtype, handles=table)
-    except Exception:
+    except Exception as exc:
         if execute != "auto":
-            raise
+            raise _shape_error(exc, shape) from exc
         on_meta = False
-        recorder = _run_forward(model, shape, on_meta=False, dtype=dtype, handles=table)
+        try:
+            recorder = _run_forward(model, shape, on_meta=False, dtype=dtype, handles=table)
+        except Exception as exc:
+            raise _shape_error(exc, shape) from exc
 
     state = model.state_dict()
     records = recorder.records
@@ -930,7 +949,11 @@ def compare(model: nn.Module, input_shape: Sequence[int], *, counters: Sequence[
             copy_ = copy.deepcopy(model).eval()  # thop and fvcore run real forwards; the original stays as it is
             x = torch.zeros(ours.input_shape, device=first.device if first is not None else "cpu",
                             dtype=first.dtype if first is not None and first.is_floating_point() else torch.float32)
-            results.append(_COUNTERS[name](copy_, x, ours))
+            result = _COUNTERS[name](copy_, x, ours)
+            if ours.unsupported:
+                result.reasons.append("ours has no handle for " + ", ".join(
+                    f"{op} x{n}" for op, n in ours.unsupported.items()) + f"; {name} may count them")
+            results.append(result)
         except Exception as exc:  # ImportError included: each counter is optional
             results.append(CounterResult(name, False, error=f"{type(exc).__name__}: {exc}"))
     return Comparison(ours, results)
