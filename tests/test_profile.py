@@ -310,3 +310,25 @@ def test_cli_profile_rejects_bad_input(capsys):
     assert "--in-chans 1 disagrees" in capsys.readouterr().err
     assert main(["profile", "mobilenet_v1", "--input", "48x48"]) == 2
     assert "--input 48x48" in capsys.readouterr().err
+
+
+def _registered_models():
+    try:
+        from compress.models import list_models
+    except ImportError:
+        return []
+    return list_models()
+
+
+@pytest.mark.parametrize("name", _registered_models())
+def test_every_registered_model_counts_like_flop_counter(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from compress.models import create
+
+    model = create(name, width_mult=0.5).eval()
+    p = profile(model, (1, 48, 48), serialize=False)
+    assert p.unsupported == {} and p.macs > 0
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 48, 48))
+    assert 2 * p.macs == counter.get_total_flops()  # an independent count of the same ops, in FLOPs
