@@ -332,3 +332,18 @@ def test_every_registered_model_counts_like_flop_counter(name):
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 1, 48, 48))
     assert 2 * p.macs == counter.get_total_flops()  # an independent count of the same ops, in FLOPs
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_model_meta_and_real_agree_and_files_match_cpu():
+    cpu = bn_net()
+    gpu = bn_net().cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    meta = profile(gpu, (2, 3, 10, 10))
+    real = profile(gpu, (2, 3, 10, 10), execute="real")
+    assert meta.executed_on == "meta" and real.executed_on.startswith("cuda")
+    assert (meta.macs, meta.flops, meta.unsupported) == (real.macs, real.flops, {})
+    assert [layer.output_shape for layer in meta.layers] == [layer.output_shape for layer in real.layers]
+    assert meta.file_size_bytes == profile(cpu, (2, 3, 10, 10)).file_size_bytes
+    assert all(t.is_cuda for t in gpu.state_dict().values())
