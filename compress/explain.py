@@ -468,12 +468,13 @@ def layer_width(model: nn.Module, layer: str | None, input_shape: Sequence[int])
 
 def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: int | Sequence[int] = 16,
                       input_shape: Sequence[int] | None = None, value_range: tuple[float, float] | None = None,
-                      config: FilterConfig | None = None) -> FilterVisualization:
+                      init_value: float = 0.0, config: FilterConfig | None = None) -> FilterVisualization:
     """Inputs that maximize the mean activation of channels of ``layer``, one image per channel.
 
     ``filters``: how many (the first N channels, capped at the layer's width) or which channel indices.
     ``input_shape`` (C, H, W) defaults to ``model.build_args`` (``in_chans``, ``input_size``).
     ``value_range`` (low, high) clamps the image to valid model inputs (e.g. ``normalize`` of 0 and 255).
+    The start image is ``init_value`` plus Gaussian noise of std ``config.init_std``.
     All channels are optimized together as one batch (eval mode keeps the batch items independent).
     Jitter and blur assume translation-equivariant features; for a model without Conv2d layers (an MLP, whose
     units look at fixed pixels) they are switched off and the returned ``config`` says so.
@@ -493,7 +494,10 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
         raise ValueError(f"filters {filters!r}: layer {name!r} has {width} channels; pick 1 or more in [0, {width - 1}]")
     device = _device(model)
     gen = torch.Generator().manual_seed(config.seed)
-    x = (torch.randn(len(channels), *shape, generator=gen) * config.init_std).to(device).requires_grad_(True)
+    x = torch.randn(len(channels), *shape, generator=gen) * config.init_std + init_value
+    if value_range is not None:
+        x.clamp_(*value_range)
+    x = x.to(device).requires_grad_(True)
     index = torch.tensor(channels, device=device)[:, None]
 
     def activation(inp: torch.Tensor) -> torch.Tensor:
@@ -650,9 +654,8 @@ def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainC
                                 seed=config.seed)
 
     name, _ = get_layer(model, config.layer)
-    low, high = _value_range(normalize, x.shape[1])
     fv = visualize_filters(model, name, filters=config.filters, input_shape=tuple(x.shape[1:]),
-                           value_range=(low, high), config=dataclasses.replace(config.filter, seed=config.seed))
+                           **_filter_inputs(x, normalize, config))
     plots.filter_grid(fv.images, out / "filters.png",
                       titles=[f"#{c}: {s:.2g}→{e:.2g}" for c, s, e in
                               zip(fv.channels, fv.activation_start.tolist(), fv.activation_end.tolist())],
@@ -685,12 +688,23 @@ def _split_name(data: Any, split: str | None) -> str | None:
     return split or ("test" if getattr(data, "test", None) is not None else "val")
 
 
-def _value_range(normalize: Normalize | None, chans: int) -> tuple[float, float]:
-    """Model-input values of black and white pixels: the range a real image can take."""
-    if normalize is None:
-        return (-float("inf"), float("inf"))
+def _filter_inputs(x: torch.Tensor, normalize: Normalize | None, config: ExplainConfig) -> dict[str, Any]:
+    """Gradient-ascent settings in the units of this model's input. With uint8 images and ``normalize``: clamp
+    to the values of black and white pixels, start from the mean pixel, and read ``lr`` and ``init_std`` in
+    units of a quarter of the black-to-white span (about one std of a standardized image; 64 for raw 0..255
+    pixels), so one setting works for standardized and raw inputs alike."""
+    filter_config = dataclasses.replace(config.filter, seed=config.seed)
+    if x.dtype != torch.uint8 or normalize is None:
+        return {"config": filter_config}
+    chans = x.shape[1]
     ends = normalize(torch.tensor([0, 255], dtype=torch.uint8).reshape(2, 1, 1, 1).expand(2, chans, 1, 1))
-    return float(ends.min()), float(ends.max())
+    low, high = float(ends.min()), float(ends.max())
+    mean_pixel = int(x[:1000].float().mean().round())
+    center = float(normalize(torch.full((1, chans, 1, 1), mean_pixel, dtype=torch.uint8)).mean())
+    unit = (high - low) / 4
+    filter_config = dataclasses.replace(filter_config, lr=filter_config.lr * unit,
+                                        init_std=filter_config.init_std * unit)
+    return {"config": filter_config, "value_range": (low, high), "init_value": center}
 
 
 def _md(text: Any) -> str:

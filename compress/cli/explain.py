@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--per-class", metavar="N", type=_positive, default=1,
                    help="saliency examples per class, correct and wrong each (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for SmoothGrad noise, re-initialization, filters")
+    p.add_argument("--threads", metavar="N", type=_positive, default=None,
+                   help="CPU threads for torch during the command (default: torch's own choice)")
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default RUN/explain)")
     p.set_defaults(run=run)
 
@@ -50,8 +52,21 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from compress import data as cdata
     from compress import explain, train
+
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return _explain(args, cdata, explain, train)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _explain(args: argparse.Namespace, cdata, explain, train) -> int:
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
