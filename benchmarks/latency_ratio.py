@@ -15,12 +15,13 @@ default exporter and settings (no BatchNorm folding of ours), and an ``Inference
 except the thread counts (intra_op = ``--threads``, inter_op 1; both libraries' thread counts are always
 set), called the usual way, ``session.run(None, {name: array})``.
 
-Method: torch's thread count is fixed for the whole run; every side's outputs are checked against eager;
-then ``--rounds`` rounds, each running every side (in a rotated order) for ``--warmup`` untimed and ``--calls``
+Method: torch's thread count is fixed for the whole run; every side has ``--sessions`` independent instances
+(identical ORT sessions differ by several percent), each checked against eager; then ``--rounds`` rounds,
+each running every instance (in a rotated order) for ``--warmup`` untimed and ``--calls``
 timed calls, each call timed on its own (perf_counter on CPU, CUDA events + synchronize on CUDA). The
-interleaving spreads slow phases of a shared machine over all sides. Reported per side: median, IQR and p95
-of all its timed calls; ratios are medians. The load average before and after is printed, because on a
-shared machine it matters.
+interleaving spreads slow phases of a shared machine over all sides. Reported per side: median, IQR and
+p95 of all its instances' timed calls, and each instance's median; ratios are medians. The load average
+before and after is printed, because on a shared machine it matters.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     p.add_argument("--calls", type=int, default=200, help="timed calls per side per round (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed calls per side per round (default 20)")
+    p.add_argument("--sessions", type=int, default=3,
+                   help="independent instances per side (fresh export, session or model copy; default 3)")
     p.add_argument("--compile", action="store_true", help="include torch.compile (slow to compile)")
     p.add_argument("--json", metavar="PATH", help="write the results here")
     args = p.parse_args(argv)
@@ -113,58 +116,72 @@ def main(argv=None) -> int:
     x = torch.randn(args.batch_size, *shape, device=args.device)
     load_before = os.getloadavg()
 
+    # Every side gets --sessions independent instances (fresh export and ORT session, fresh model copy):
+    # identical ONNX Runtime sessions differ by several percent in speed (memory layout), which would
+    # otherwise decide a close ratio. torch.compile gets one instance: compiling takes a minute.
     sides: dict[str, tuple] = {}
     errors: dict[str, str] = {}
     runtimes = [r for r in latency.RUNTIMES if r != "compile" or args.compile]
     for runtime in runtimes:
+        for i in range(1 if runtime == "compile" else args.sessions):
+            try:
+                runner = latency.make_runner(model, shape, runtime=runtime, device=args.device, threads=args.threads)
+                call, output = runner(x)
+                start = time.perf_counter()
+                output(call())
+                first_s = time.perf_counter() - start
+                notes = runner.notes + ([f"first call (compile) {first_s:.1f} s"] if runtime == "compile" else [])
+                sides[f"{runtime}#{i}"] = (call, output, notes)
+            except Exception as exc:
+                errors[runtime] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                break
+    for i in range(args.sessions):
         try:
-            runner = latency.make_runner(model, shape, runtime=runtime, device=args.device, threads=args.threads)
-            call, output = runner(x)
-            start = time.perf_counter()
-            output(call())
-            first_s = time.perf_counter() - start
-            notes = runner.notes + ([f"first call (compile) {first_s:.1f} s"] if runtime == "compile" else [])
-            sides[runtime] = (call, output, notes)
+            sides[f"plain_ort#{i}"] = plain_ort_side(model, x, args.threads, args.device)
         except Exception as exc:
-            errors[runtime] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    try:
-        sides["plain_ort"] = plain_ort_side(model, x, args.threads, args.device)
-    except Exception as exc:
-        errors["plain_ort"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            errors["plain_ort"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            break
 
     with torch.inference_mode():
         want = model(x)
     diffs = {}
-    for name, (call, output, _) in list(sides.items()):
+    for key, (call, output, _) in list(sides.items()):
+        name = key.split("#")[0]
         got = output(call()).to(want.device).float()
-        diffs[name] = (got - want.float()).abs().max().item()
+        diffs[name] = max(diffs.get(name, 0.0), (got - want.float()).abs().max().item())
         if diffs[name] > 1e-4 + 1e-3 * want.abs().max().item():
             errors[name] = f"outputs differ from eager by {diffs[name]:.3g}"
-            del sides[name]
+            del sides[key]
 
-    times: dict[str, list[float]] = {name: [] for name in sides}
+    times: dict[str, list[float]] = {key.split("#")[0]: [] for key in sides}
+    per_session: dict[str, list[float]] = {key: [] for key in sides}
     order = list(sides)
     for r in range(args.rounds):
-        for name in order[r % len(order):] + order[: r % len(order)]:
-            times[name] += latency.time_calls(sides[name][0], args.device, args.warmup, args.calls)
+        for key in order[r % len(order):] + order[: r % len(order)]:
+            ts = latency.time_calls(sides[key][0], args.device, args.warmup, args.calls)
+            times[key.split("#")[0]] += ts
+            per_session[key] += ts
     load_after = os.getloadavg()
 
     results = {}
     for name, ts in times.items():
         median, iqr, p95 = latency.summarize(ts)
+        keys = [k for k in sides if k.split("#")[0] == name]
         results[name] = dict(median_ms=median, iqr_ms=iqr, p95_ms=p95, calls=len(ts), max_abs_diff=diffs[name],
-                             notes=sides[name][2])
+                             session_medians_ms=[statistics.median(per_session[k]) for k in keys],
+                             notes=sides[keys[0]][2])
     ours = {k: v for k, v in results.items() if k in latency.RUNTIMES}
     fastest = min(ours, key=lambda k: ours[k]["median_ms"]) if ours else None
 
     device_name = latency.device_name(args.device)
     print(f"{args.model} width {args.width}: {params:,} params, batch {args.batch_size}, input {'x'.join(map(str, shape))}, "
           f"{args.threads} thread(s), {args.device}: {device_name}")
-    print(f"torch {torch.__version__}; {args.rounds} rounds x {args.calls} calls per side; "
+    print(f"torch {torch.__version__}; {args.rounds} rounds x {args.calls} calls per instance, {args.sessions} instances per side; "
           f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
-    print(f"{'side':<15}{'median_ms':>11}{'iqr_ms':>9}{'p95_ms':>9}{'max_abs_diff':>14}")
+    print(f"{'side':<15}{'median_ms':>11}{'iqr_ms':>9}{'p95_ms':>9}{'max_abs_diff':>14}  per-instance medians (ms)")
     for name, res in sorted(results.items(), key=lambda kv: kv[1]["median_ms"]):
-        print(f"{name:<15}{res['median_ms']:>11.4f}{res['iqr_ms']:>9.4f}{res['p95_ms']:>9.4f}{res['max_abs_diff']:>14.2e}")
+        print(f"{name:<15}{res['median_ms']:>11.4f}{res['iqr_ms']:>9.4f}{res['p95_ms']:>9.4f}{res['max_abs_diff']:>14.2e}  "
+              + " ".join(f"{v:.4f}" for v in res["session_medians_ms"]))
     for name, error in errors.items():
         print(f"{name:<15}error: {error}")
     ratios = {}
@@ -182,6 +199,7 @@ def main(argv=None) -> int:
             model=args.model, width_mult=args.width, param_count=params, batch_size=args.batch_size,
             input_shape=list(shape), threads=args.threads, device=args.device, device_name=device_name,
             torch_version=torch.__version__, rounds=args.rounds, calls=args.calls, warmup=args.warmup,
+            sessions=args.sessions,
             load_average_before=load_before, load_average_after=load_after, fastest=fastest, ratios=ratios,
             results=results, errors=errors))
         print(f"wrote {args.json}")
