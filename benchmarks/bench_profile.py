@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds, each timing every side once")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    try:
+        import fvcore.nn  # noqa: F401  (the other side of the ratio)
+    except ImportError as exc:
+        print(f"bench_profile: fvcore is needed for the comparison: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     model = mobilenet_v1_224()
     calls = sides(model)
@@ -143,6 +148,7 @@ def _model():
 
 
 def test_macs_identical_to_fvcore():
+    pytest.importorskip("fvcore")
     model = _model()
     assert profile(model, SHAPE, serialize=False).macs == fvcore_macs(fvcore_total(model, torch.zeros(1, *SHAPE)))
 
@@ -161,6 +167,7 @@ def test_bench_profile_with_files(benchmark):
 
 
 def test_bench_fvcore(benchmark):
+    pytest.importorskip("fvcore")
     model = _model()
     benchmark.group = "profile MobileNetV1-224"
     benchmark.pedantic(fvcore_total, args=(model, torch.zeros(1, *SHAPE)), rounds=5, warmup_rounds=1)
