@@ -26,7 +26,7 @@ WIDTHS = (0.25, 0.5, 1.0)
 INPUT_SHAPE = (1, 48, 48)
 BATCHES = tuple(int(b) for b in os.environ.get("COMPRESS_BENCH_BATCH", "1").split(","))
 CPU_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime")
-CUDA_RUNTIMES = ("eager", "folded", "channels_last")
+CUDA_RUNTIMES = ("eager", "folded", "channels_last", "cuda_graph")
 if os.environ.get("COMPRESS_BENCH_COMPILE") == "1":
     CPU_RUNTIMES += ("compile",)
     CUDA_RUNTIMES += ("compile",)

@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     # otherwise decide a close ratio. torch.compile gets one instance: compiling takes a minute.
     sides: dict[str, tuple] = {}
     errors: dict[str, str] = {}
-    runtimes = [r for r in latency.RUNTIMES if r != "compile" or args.compile]
+    runtimes = [r for r in latency.RUNTIMES if (r != "compile" or args.compile)
+                and (r != "cuda_graph" or args.device == "cuda")]
     for runtime in runtimes:
         for i in range(1 if runtime == "compile" else args.sessions):
             try:

@@ -230,6 +230,22 @@ def test_onnxruntime_restores_torch_threads():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("runtime", ["folded", "channels_last", "cuda_graph"])
+def test_cuda_runtimes_match_eager(runtime):
+    records = latency.measure(small_net().cuda(), SHAPE, device="cuda", runtime=runtime, batch_sizes=(1, 8), **FAST)
+    for r in records:
+        assert r.error is None, r.error
+        assert r.max_abs_diff < 1e-3
+
+
+def test_cuda_graph_needs_cuda():
+    with pytest.raises(ValueError, match="'cuda_graph' needs device 'cuda'"):
+        latency.measure(small_net(), SHAPE, runtime="cuda_graph")
+    assert "cuda_graph" not in latency.available_runtimes("cpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("half", [False, True])
 def test_cuda_records(half):
     model = small_net().half() if half else small_net()

@@ -6,7 +6,8 @@ a run folder written by ``compress train``, an artifact file written by ``compre
 name from ``compress.models`` (built with ``--width``, random weights: latency does not depend on them).
 
 Runtimes: eager, folded (BatchNorm folded into convs), channels_last, compile (torch.compile; compile
-time reported separately), onnxruntime (needs ``pip install 'compress[onnx]'``).
+time reported separately), onnxruntime (needs ``pip install 'compress[onnx]'``), cuda_graph (CUDA only:
+the folded model captured as a CUDA graph and replayed).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from compress.cli._common import parse_int_list, parse_shape
 
-DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime")
+DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "cuda_graph")
 
 
 def register(subparsers) -> None:
@@ -30,8 +31,9 @@ def register(subparsers) -> None:
                    help="one input image's shape (default: the model's own, else 1x48x48)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device (default cpu)")
     p.add_argument("--runtimes", metavar="LIST", default=None,
-                   help="comma-separated runtimes (default: eager,folded,channels_last and onnxruntime "
-                        "when installed; compile only on request: it takes a minute per batch size on CPU)")
+                   help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime when "
+                        "installed, cuda_graph on cuda; compile only on request: it takes a minute per batch "
+                        "size on CPU)")
     p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],
                    help="comma-separated batch sizes (default 1,32)")
     p.add_argument("--threads", metavar="N", type=_positive, default=None,
