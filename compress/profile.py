@@ -5,7 +5,9 @@ sees every aten op, including the ones inside modules and the ones written funct
 ``x + y``, ``torch.cat``). Each op goes to the handle registered for it in ``HANDLES`` (fvcore's shape: a plain
 registry of typed handle functions keyed by op); ops without a handle are listed in ``Profile.unsupported`` with
 their call counts instead of being counted as zero. Forward pre/post hooks attribute each op to the innermost
-module running it; they are removed afterwards, and every module's ``training`` flag is restored.
+module running it: two global hooks (``register_module_forward_pre_hook``/``register_module_forward_hook``) that
+ignore modules outside the model and are removed when the forward ends, even on error. The forward runs in eval
+mode (BatchNorm's statistics are not updated) and every module's ``training`` flag is restored afterwards.
 
 By default the forward runs on the ``meta`` device (``torch.func.functional_call`` with meta copies of the
 parameters and buffers), so only shapes are computed: fast, and the model's tensors are never touched. A model
@@ -429,7 +431,10 @@ class _Recorder(TorchDispatchMode):
     def _track(self, out: Any) -> int:
         total = 0
         for t in self._tensors(out):
-            storage = t.untyped_storage()
+            try:
+                storage = t.untyped_storage()
+            except (RuntimeError, NotImplementedError):  # sparse or nested outputs have no single storage
+                continue
             key, nbytes = storage._cdata, storage.nbytes()
             total += nbytes
             entry = self.live.get(key)
@@ -443,10 +448,14 @@ class _Recorder(TorchDispatchMode):
 
     def _track_view(self, out: Any) -> None:
         for t in self._tensors(out):  # a view keeps its base's storage alive
-            entry = self.live.get(t.untyped_storage()._cdata)
+            try:
+                key = t.untyped_storage()._cdata
+            except (RuntimeError, NotImplementedError):
+                continue
+            entry = self.live.get(key)
             if entry is not None:
                 entry[0] += 1
-                weakref.finalize(t, self._release, t.untyped_storage()._cdata)
+                weakref.finalize(t, self._release, key)
 
     def _release(self, key: int) -> None:
         entry = self.live.get(key)
