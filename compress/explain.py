@@ -673,6 +673,7 @@ def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainC
                             "randomization_rank_correlation_mean": check.mean,
                             "randomization_rank_correlations": check.rank_correlations},
                "filters": {"layer": name, "channels": fv.channels, "steps": fv.config.steps,
+                           "jitter_px": fv.config.jitter_px, "blur_every": fv.config.blur_every,
                            "activation_start": fv.activation_start.tolist(),
                            "activation_end": fv.activation_end.tolist()},
                "activations": {"layer": act_name, "image": first, "shape": list(act.maps.shape)}}
@@ -711,6 +712,15 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _regularizers(fil: dict[str, Any]) -> str:
+    parts = []
+    if fil.get("jitter_px"):
+        parts.append(f"jitter up to {fil['jitter_px']} px")
+    if fil.get("blur_every"):
+        parts.append(f"blur every {fil['blur_every']} steps")
+    return " and ".join(parts) if parts else "no jitter or blur: without convolutions they don't apply"
+
+
 def markdown_section(summary: dict[str, Any], *, top_pairs: int = 10) -> str:
     """The ``explain.md`` text for a summary from :func:`explain_model`; image links are relative."""
     c = summary["confusion"]
@@ -743,10 +753,10 @@ def markdown_section(summary: dict[str, Any], *, top_pairs: int = 10) -> str:
               f"{sal['randomization_rank_correlation_mean']:.3f} over {len(sal['images'])} images "
               "(near 0: the maps depend on what the model learned; near 1: they would not).", "",
               f"### Filters of `{fil['layer']}`", "", "![filters](filters.png)", "",
-              f"Inputs found by {fil['steps']} steps of gradient ascent (with jitter and blur) on the mean "
-              f"activation of each of {len(fil['channels'])} channels; titles give the channel and its mean "
-              f"activation at the random start and at the end.", "",
+              f"Inputs found by {fil['steps']} steps of gradient ascent on the mean activation of each of "
+              f"{len(fil['channels'])} channels ({_regularizers(fil)}); titles give the channel and its mean "
+              f"activation at the random start and at the end (the best image seen).", "",
               f"### Activations of `{summary['activations']['layer']}`", "", "![activations](activations.png)", "",
-              f"Feature maps for image {summary['activations']['image']}"
+              f"The layer's output for image {summary['activations']['image']}"
               f"{' of the ' + summary['split'] + ' split' if summary.get('split') else ''} (shown first).", ""]
     return "\n".join(lines)

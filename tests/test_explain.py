@@ -324,8 +324,14 @@ def test_every_model_family(name):
 def test_explain_model_writes_a_self_contained_section(trained, tmp_path):
     model, x, y = trained
     noisy = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(5)) * 1.5
-    config = E.ExplainConfig(filters=4, filter=E.FilterConfig(steps=10))
-    summary = E.explain_model(model, (noisy, y), tmp_path / "ex", config=config, title="tiny")
+    pixels = ((noisy + 2) * 40).round().clamp(0, 255).to(torch.uint8)      # uint8 images and their normalize
+
+    def normalize(u: torch.Tensor) -> torch.Tensor:
+        return u.float() / 40 - 2
+
+    config = E.ExplainConfig(filters=4, filter=E.FilterConfig(steps=20))
+    summary = E.explain_model(model, (pixels, y), tmp_path / "ex", config=config, normalize=normalize,
+                              title="tiny")
     files = sorted(p.name for p in (tmp_path / "ex").iterdir())
     assert files == ["activations.png", "confusion.png", "explain.json", "explain.md", "filters.png",
                      "saliency.png"]
@@ -338,6 +344,10 @@ def test_explain_model_writes_a_self_contained_section(trained, tmp_path):
     c = summary["confusion"]
     assert f"| **0** | {' | '.join(str(v) for v in c['counts'][0])} |" in md
     assert c["total"] == len(x) and summary["filters"]["layer"] == "4" and summary["activations"]["layer"] == "0"
+    f = summary["filters"]
+    assert all(e >= s for s, e in zip(f["activation_start"], f["activation_end"]))
+    assert sum(e > s for s, e in zip(f["activation_start"], f["activation_end"])) >= 3
+    assert "jitter up to 1 px and blur every 4 steps" in md
     worst = c["most_confused"][0]
     assert f"| {worst['true']} | {worst['predicted']} | {worst['count']} |" in md
 
