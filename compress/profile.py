@@ -508,7 +508,9 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
     memo: dict[int, torch.Tensor] = {}
     for name, t in tensors.items():  # meta copies (or cloned buffers) so the model's own tensors stay untouched
         if id(t) not in memo:
-            memo[id(t)] = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta") if on_meta else (
+            # requires_grad kept: torch.matmul picks mm or bmm by it, and the records should match a real run
+            memo[id(t)] = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta",
+                                              requires_grad=t.requires_grad) if on_meta else (
                 t if isinstance(t, nn.Parameter) else t.clone())
         tensors[name] = memo[id(t)]
     x = torch.zeros(shape, dtype=dtype, device=device)

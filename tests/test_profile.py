@@ -186,6 +186,9 @@ def test_meta_and_real_runs_record_the_same():
     assert meta.executed_on == "meta" and real.executed_on == "cpu"
     assert meta.records == real.records
     assert (meta.activation_bytes, meta.peak_activation_bytes) == (real.activation_bytes, real.peak_activation_bytes)
+    # torch.matmul chooses mm or bmm by requires_grad: the meta copies keep it, so the ops are the same
+    functional = Functional()
+    assert profile(functional, (3, 8, 8)).records == profile(functional, (3, 8, 8), execute="real").records
 
 
 class DataDependent(nn.Module):
@@ -273,10 +276,14 @@ def test_compare_explains_each_difference_from_the_data():
 
 def test_compare_reports_functional_ops_and_skipped_ops():
     pytest.importorskip("fvcore")
-    c = compare(Functional(), (3, 8, 8), counters=("fvcore",))
-    fv = c.counters[0]
-    assert fv.available
+    c = compare(Functional(), (3, 8, 8), counters=("fvcore", "flop_counter", "thop"))
+    fv, fc, th = c.counters
+    assert fv.available and fv.difference == 0
     assert any("add" in r and "elementwise: 512" in r for r in fv.reasons)
+    assert fc.difference == 0 and len(fc.reasons) == 1  # the unit line only: every op agrees
+    if th.available:  # thop's module hooks never see F.conv2d run by the root's forward
+        assert th.difference == -256 * 27
+        assert any("outside leaf modules" in r and "convolution x1" in r for r in th.reasons)
 
 
 def test_mobilenet_v1_224_exact_macs():
