@@ -379,3 +379,21 @@ def test_cli_explain_on_a_trained_run(tmp_path, capsys):
     assert main(args + ["--layer", "nope", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "layer 'nope'" in err and "eligible layers: features.0.0.conv" in err
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_model_on_cuda_gives_cpu_results(trained):
+    import copy
+
+    model, x, y = trained
+    gpu = copy.deepcopy(model).cuda()
+    conf = E.confusion(gpu, (x, y))
+    assert torch.equal(conf.counts, E.confusion(model, (x, y)).counts)
+    maps = E.saliency(gpu, x[:4], method="smoothgrad", n_samples=4)
+    assert maps.device.type == "cpu"
+    assert torch.allclose(maps, E.saliency(model, x[:4], method="smoothgrad", n_samples=4), rtol=1e-3, atol=1e-5)
+    fv = E.visualize_filters(gpu, "4", filters=4, input_shape=(1, SIZE, SIZE), config=E.FilterConfig(steps=20))
+    assert fv.images.device.type == "cpu" and (fv.activation_end > fv.activation_start).all()
+    assert E.activations(gpu, x[0]).maps.device.type == "cpu"
+    assert E.randomization_check(gpu, x[:4]).mean < 0.5
