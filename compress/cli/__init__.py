@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"compress {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
         print(f"compress {args.command}: error: {exc}", file=sys.stderr)
         return 2
