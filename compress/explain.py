@@ -491,7 +491,8 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
     width = layer_width(model, name, shape)
     channels = list(range(min(filters, width))) if isinstance(filters, int) else [int(c) for c in filters]
     if not channels or any(c < 0 or c >= width for c in channels):
-        raise ValueError(f"filters {filters!r}: layer {name!r} has {width} channels; pick 1 or more in [0, {width - 1}]")
+        raise ValueError(f"filters {filters!r}: layer {name!r} has {width} channels; "
+                         f"pick 1 or more in [0, {width - 1}]")
     device = _device(model)
     gen = torch.Generator().manual_seed(config.seed)
     x = torch.randn(len(channels), *shape, generator=gen) * config.init_std + init_value

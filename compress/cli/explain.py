@@ -67,14 +67,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace, cdata, explain, train) -> int:
-
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
     loaded = train.load_run(run_dir)
     bundle = cdata.load(args.data) if args.data else loaded.data()
-    config = explain.ExplainConfig(split=args.split, layer=args.layer, activation_layer=args.activation_layer, filters=args.filters, method=args.method,
-                                   per_class=args.per_class, seed=args.seed,
+    config = explain.ExplainConfig(split=args.split, layer=args.layer, activation_layer=args.activation_layer,
+                                   filters=args.filters, method=args.method, per_class=args.per_class, seed=args.seed,
                                    filter=explain.FilterConfig(steps=args.steps))
     out = Path(args.out) if args.out else run_dir / "explain"
     # The run's normalizer, not the bundle's: inputs must be prepared exactly as in training (a run may use raw
