@@ -293,22 +293,30 @@ def _load_default(seed: int, val_fraction: float) -> dict:
 def synthetic(n: int = 600, *, num_classes: int = 4, size: int = 16, in_chans: int = 1, seed: int = 0,
               val_fraction: float = 0.1, test_fraction: float = 0.2,
               image_size: int | tuple[int, int] | None = None) -> DataBundle:
-    """``n`` images of ``num_classes`` learnable patterns: each class has its own pair of bright blobs, placed
-    with a small random shift on a noisy background. Deterministic for ``seed``; a tiny CNN learns it in a few
-    epochs. ``source`` is a string that :func:`load` turns back into the same bundle."""
+    """``n`` images of ``num_classes`` learnable patterns, deterministic for ``seed``.
+
+    Two cues per class, so both convolutional and fully connected models learn it in a few epochs: a stripe
+    grating at the class's own orientation (``k * 180 / num_classes`` degrees, random phase) and a bright blob
+    at the class's own place (small random shift), on a noisy background. ``source`` is a string that
+    :func:`load` turns back into the same bundle.
+    """
     if n < 2 * num_classes or num_classes < 2 or size < 8 or in_chans < 1:
         raise ValueError("synthetic: need num_classes >= 2, n >= 2 * num_classes, size >= 8, in_chans >= 1")
     rng = np.random.default_rng(seed)
-    centers = rng.uniform(0.25 * size, 0.75 * size, size=(num_classes, 2, 2))   # class, blob, (row, col)
     y = np.arange(n) % num_classes
     rng.shuffle(y)
-    shift = rng.uniform(-0.1 * size, 0.1 * size, size=(n, 1, 2))
-    pos = centers[y] + shift                                                    # n, blob, 2
-    rows, cols = np.mgrid[0:size, 0:size]
-    sigma = size / 10
-    d2 = (rows[None, None] - pos[..., 0, None, None]) ** 2 + (cols[None, None] - pos[..., 1, None, None]) ** 2
-    img = np.exp(-d2 / (2 * sigma ** 2)).sum(axis=1)                            # n, H, W
-    img = 40 + 180 * img[:, None] + rng.normal(0, 25, size=(n, in_chans, size, size))
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    angle = np.pi * y / num_classes
+    phase = rng.uniform(0, 2 * np.pi, n)
+    freq = 2 * np.pi / (size / 3)                       # three stripes across the image
+    along = np.cos(angle)[:, None, None] * cols + np.sin(angle)[:, None, None] * rows
+    grating = np.sin(freq * along + phase[:, None, None])
+    centers = rng.uniform(0.25 * size, 0.75 * size, size=(num_classes, 2))
+    pos = centers[y] + rng.uniform(-0.08 * size, 0.08 * size, size=(n, 2))
+    d2 = (rows - pos[:, 0, None, None]) ** 2 + (cols - pos[:, 1, None, None]) ** 2
+    blob = np.exp(-d2 / (2 * (size / 8) ** 2))
+    img = 110 + 50 * grating + 90 * blob
+    img = img[:, None] + rng.normal(0, 20, size=(n, in_chans, size, size))
     x = np.clip(img, 0, 255).astype(np.uint8)
     rest, test = stratified_split(y, test_fraction, seed + 1)
     tr, va = stratified_split(y[rest], val_fraction, seed + 2)

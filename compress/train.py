@@ -310,10 +310,7 @@ def _resolve_teacher(teacher, device):
         model, norm = teacher, None   # a bare model: assumed to take the student's input
     else:
         raise TypeError(f"teacher must be a model, a Run or a run folder, got {type(teacher).__name__}")
-    model = model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, norm, info
+    return model.to(device).eval(), norm, info   # used under no_grad only
 
 
 class _Trainer:
