@@ -181,15 +181,45 @@ def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
 
 def build(spec: ConvNetSpec | MLPSpec, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 7,
           in_chans: int = 1, input_size: int = 48, dropout: float | None = None,
-          min_feature_size: int = 2) -> nn.Module:
+          min_feature_size: int = 2, channel_divisor: int | None = None) -> nn.Module:
     """Build a model from an architecture spec.
 
     Channels become ``make_divisible(c * width_mult, spec.divisor)``; repeats become
     ``ceil(repeats * depth_mult)``. A stride-2 block or a 2x2 pool whose output would be smaller than
     ``min_feature_size`` pixels keeps the resolution instead (the stride schedule adapts to ``input_size``;
-    ImageNet sizes are untouched). Raises ValueError when a "valid" convolution leaves nothing.
+    ImageNet sizes are untouched). ``channel_divisor`` overrides the spec's rounding (1 = any channel count,
+    which lets a budget search match parameter counts closely at small widths). Weights are initialized as
+    torchvision's MobileNets do: conv ``kaiming_normal_(fan_out)``, BatchNorm 1/0, linear N(0, 0.01), biases 0.
+    Raises ValueError when a "valid" convolution leaves nothing.
     """
     _check_common(width_mult, depth_mult, num_classes, in_chans, input_size, dropout)
+    if channel_divisor is not None:
+        if isinstance(channel_divisor, bool) or not isinstance(channel_divisor, int) or channel_divisor < 1:
+            raise ValueError(f"channel_divisor must be a positive int, got {channel_divisor!r}")
+        spec = dataclasses.replace(spec, divisor=channel_divisor)
+    model = _build(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes, in_chans=in_chans,
+                   input_size=input_size, dropout=dropout, min_feature_size=min_feature_size)
+    init_weights(model)
+    return model
+
+
+def init_weights(model: nn.Module) -> None:
+    """torchvision's MobileNet initialization (mobilenetv2.py), applied to every conv, norm and linear layer."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _build(spec, *, width_mult, depth_mult, num_classes, in_chans, input_size, dropout, min_feature_size):
     if isinstance(spec, MLPSpec):
         return _build_mlp(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
                           in_features=in_chans * input_size * input_size, dropout=dropout)
@@ -311,7 +341,7 @@ def get_spec(name: str, **family_options: Any) -> ConvNetSpec | MLPSpec:
 
 def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 7,
            in_chans: int = 1, input_size: int = 48, dropout: float | None = None,
-           min_feature_size: int = 2, **family_options: Any) -> nn.Module:
+           min_feature_size: int = 2, channel_divisor: int | None = None, **family_options: Any) -> nn.Module:
     """Build the registered model ``name``; defaults suit FER2013 (1x48x48, 7 classes).
 
     ``create("mobilenet_v1", in_chans=3, num_classes=1000, input_size=224)`` is the paper's ImageNet
@@ -322,10 +352,13 @@ def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_c
     """
     spec = get_spec(name, **family_options)
     model = build(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
-                  in_chans=in_chans, input_size=input_size, dropout=dropout, min_feature_size=min_feature_size)
+                  in_chans=in_chans, input_size=input_size, dropout=dropout, min_feature_size=min_feature_size,
+                  channel_divisor=channel_divisor)
+    extra = {"channel_divisor": channel_divisor} if channel_divisor is not None else {}
     model.build_args = _jsonable(dict(name=name, width_mult=float(width_mult), depth_mult=float(depth_mult),
                                       num_classes=num_classes, in_chans=in_chans, input_size=input_size,
-                                      dropout=dropout, min_feature_size=min_feature_size, **family_options))
+                                      dropout=dropout, min_feature_size=min_feature_size, **extra,
+                                      **family_options))
     return model
 
 
