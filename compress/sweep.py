@@ -1,0 +1,438 @@
+"""Parameter-vs-accuracy sweeps: size each family to each parameter budget, train it for each seed, record.
+
+A sweep folder::
+
+    sweep.json        the SweepConfig and the environment; a rerun with another config is refused
+    sizing.json       family x budget -> width multiplier and figures (from compress.scaling), computed once
+    records/ID.json   one finished run's record, written atomically: the source of truth
+    runs/ID/          the run folder (compress.train) of each run
+    results.json      {"config", "records", "skipped"} regenerated from records/ after every run
+    results.csv       the records as a table
+
+Kill-safe and resumable: a run counts as finished only once its record is written (atomically), and results
+files are rewritten atomically from the records, so killing the sweep at any moment loses at most the runs in
+flight; rerunning the same command skips finished runs and redoes interrupted ones.
+
+Runs go through an :class:`Executor`: :class:`SequentialExecutor` in this process, or :class:`ProcessExecutor`
+(a local process pool, CPU threads divided between workers). Anything with the same ``run(fn, tasks)`` method
+(yielding results as they finish) can take the runs, e.g. a distributed engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from compress import _io
+
+__all__ = ["SweepConfig", "RunTask", "Executor", "SequentialExecutor", "ProcessExecutor", "run_sweep",
+           "execute", "load_results", "ABLATIONS"]
+
+SWEEP_FORMAT = "compress.sweep/1"
+ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
+CSV_COLUMNS = ["run_id", "family", "budget", "variant", "seed", "width_mult", "param_count", "macs",
+               "bytes_fp32", "bytes_fp16", "bytes_int8", "val_acc", "test_acc", "best_epoch", "epochs",
+               "train_seconds", "latency_ms", "n_val", "n_test"]
+
+
+@dataclass
+class SweepConfig:
+    """What a sweep trains. Budgets are parameter counts; ``train`` holds extra TrainConfig settings."""
+
+    data: str = "default"
+    families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
+    budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
+    seeds: int = 3                       # seeds 0 .. seeds-1 per point
+    epochs: int = 6
+    batch_size: int = 128                # images per step
+    lr: float = 3e-3                     # peak learning rate (AdamW, cosine)
+    ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off
+    ablate_family: str = "cnn"
+    ablate_budget: int | None = None     # default: the largest budget
+    latency: bool = True                 # CPU latency at batch 1, 1 thread, eager
+    val_fraction: float = 0.1
+    data_seed: int = 0                   # the train/validation split is the same for every run
+    channel_divisor: int | None = 1      # 1: any channel count, so families match the budgets closely
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from compress import models
+        from compress.train import TrainConfig
+
+        self.families = tuple(self.families)
+        self.budgets = tuple(sorted(int(b) for b in self.budgets))
+        self.ablate = tuple(self.ablate)
+        known = models.list_models()
+        for f in self.families + ((self.ablate_family,) if self.ablate else ()):
+            if f not in known:
+                raise ValueError(f"sweep: unknown family {f!r}; known: {', '.join(known)}")
+        if not self.families:
+            raise ValueError("sweep: no families given")
+        if not self.budgets or any(b <= 0 for b in self.budgets):
+            raise ValueError(f"sweep: budgets must be positive parameter counts, got {list(self.budgets)}")
+        for a in self.ablate:
+            if a not in ABLATIONS:
+                raise ValueError(f"sweep: unknown ablation {a!r}; known: {', '.join(ABLATIONS)}")
+        if self.seeds < 1 or self.epochs < 1:
+            raise ValueError(f"sweep: seeds and epochs must be >= 1, got seeds={self.seeds}, epochs={self.epochs}")
+        if self.ablate_budget is not None and self.ablate_budget <= 0:
+            raise ValueError(f"sweep: ablate_budget must be positive, got {self.ablate_budget}")
+        TrainConfig.from_dict(self.train_settings(0, {}))   # validates the training settings
+
+    def train_settings(self, seed: int, overrides: dict) -> dict:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed,
+                **self.train, **overrides}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("families", "budgets", "ablate"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"SweepConfig: unknown settings {unknown} (known: {sorted(known)})")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One training run, self-contained and picklable (what an executor ships to a worker)."""
+
+    run_id: str
+    family: str
+    budget: int
+    variant: str               # "full" or "no_<ablation>"
+    seed: int
+    build_args: dict
+    train: dict                # TrainConfig settings
+    data: str
+    data_options: dict
+    run_dir: str
+    latency: bool
+
+
+# ------------------------------------------------------------------------------------------- executors
+
+class Executor(Protocol):
+    def run(self, fn: Callable[[Any], Any], tasks: list) -> Iterator[Any]:
+        """Run ``fn(task)`` for every task; yield the results as they finish (any order)."""
+
+
+class SequentialExecutor:
+    """Runs tasks one after another in this process (``threads``: torch CPU threads, default unchanged)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def run(self, fn, tasks):
+        import torch
+
+        old = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            for task in tasks:
+                yield fn(task)
+        finally:
+            torch.set_num_threads(old)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor:
+    """A local pool of ``jobs`` worker processes (spawned), the CPU's cores divided between them."""
+
+    def __init__(self, jobs: int, threads_per_job: int | None = None) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
+        self.threads = threads_per_job or max(1, (os.cpu_count() or 1) // jobs)
+
+    def run(self, fn, tasks):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(self.threads,)) as pool:
+            pending = {pool.submit(fn, t) for t in tasks}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+
+# ------------------------------------------------------------------------------------------- one run
+
+_DATA_CACHE: dict = {}
+
+
+def _load_data(source: str, options: dict):
+    from compress import data
+
+    key = (source, json.dumps(options, sort_keys=True))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = data.load(source, **options)
+    return _DATA_CACHE[key]
+
+
+def execute(task: RunTask) -> dict:
+    """Train one run and measure it; returns its record. Module-level so worker processes can run it."""
+    import torch
+
+    from compress import artifact, models
+    from compress.train import TrainConfig, fit
+
+    bundle = _load_data(task.data, task.data_options)
+    torch.manual_seed(task.seed)
+    model = models.create(**task.build_args)
+    start = time.perf_counter()
+    run = fit(model, bundle, TrainConfig.from_dict(task.train), out=task.run_dir, overwrite=True, progress=False)
+    seconds = time.perf_counter() - start
+    model = run.model.cpu().eval()
+    sizes = {codec: len(artifact.serialize(model, codec=codec, format="npz")) for codec in ("fp32", "fp16", "int8")}
+    latency_ms = None
+    if task.latency:
+        from compress.latency import measure
+
+        shape = (bundle.in_chans, bundle.input_size, bundle.input_size)
+        latency_ms = measure(model, shape, batch_sizes=(1,), threads=1, warmup=5, repeats=30)[0].median_ms
+    m = run.metrics
+    return {
+        "run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
+        "seed": task.seed, "width_mult": task.build_args["width_mult"],
+        "param_count": sum(p.numel() for p in model.parameters()), "macs": None,
+        "bytes_fp32": sizes["fp32"], "bytes_fp16": sizes["fp16"], "bytes_int8": sizes["int8"],
+        "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
+        "epochs": len(run.history), "train_seconds": round(seconds, 3), "latency_ms": latency_ms,
+        "n_val": len(bundle.val) if bundle.val is not None else 0,
+        "n_test": len(bundle.test) if bundle.test is not None else 0,
+        "run_dir": os.path.relpath(task.run_dir, Path(task.run_dir).parent.parent),
+    }
+
+
+# ------------------------------------------------------------------------------------------- the sweep
+
+def _environment() -> dict:
+    from compress.train import environment
+
+    return environment("cpu")
+
+
+def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
+    """family -> budget -> Fit dict (or {"skipped": reason}); cached in sizing.json."""
+    from compress import scaling
+
+    path = out / "sizing.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes)
+    if config.channel_divisor is not None:
+        kw["channel_divisor"] = config.channel_divisor
+    pairs = {(f, b) for f in config.families for b in config.budgets}
+    if config.ablate:
+        pairs.add((config.ablate_family, config.ablate_budget or max(config.budgets)))
+    changed = False
+    for family, budget in sorted(pairs):
+        entry = cached.setdefault(family, {})
+        if str(budget) in entry:
+            continue
+        try:
+            entry[str(budget)] = scaling.fit(family, max_params=budget, **kw).to_dict()
+        except ValueError as exc:
+            entry[str(budget)] = {"skipped": str(exc)}
+        changed = True
+    if changed:
+        _io.write_json(path, cached)
+    return cached
+
+
+def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle) -> tuple[list[RunTask], list[dict]]:
+    data_options = {"val_fraction": config.val_fraction, "seed": config.data_seed}
+    points = [(f, b, "full", {}) for f in config.families for b in config.budgets]
+    ab_budget = config.ablate_budget or max(config.budgets)
+    points += [(config.ablate_family, ab_budget, f"no_{a}", ABLATIONS[a]) for a in config.ablate]
+    tasks, skipped = [], []
+    for family, budget, variant, overrides in points:
+        size = sizing[family][str(budget)]
+        if "skipped" in size:
+            skipped.append({"family": family, "budget": budget, "variant": variant, "reason": size["skipped"]})
+            continue
+        for seed in range(config.seeds):
+            run_id = f"{family}-{budget}-{variant}-s{seed}"
+            tasks.append(RunTask(run_id=run_id, family=family, budget=budget, variant=variant, seed=seed,
+                                 build_args=size["build_args"], train=config.train_settings(seed, overrides),
+                                 data=config.data, data_options=data_options, run_dir=str(out / "runs" / run_id),
+                                 latency=config.latency))
+    return tasks, skipped
+
+
+def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
+    path = out / "sweep.json"
+    if not path.exists():
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: unreadable ({exc}); pass --overwrite to start this sweep over") from None
+    old = stored.get("config", {})
+    new = config.to_dict()
+    if old == new:
+        return
+    if not overwrite:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ValueError(f"sweep folder {out} holds a sweep with another config (differs in: {', '.join(diff)}); "
+                         "use another --out, or pass --overwrite to discard its results and start over")
+    for name in ("records", "runs", "sizing.json", "results.json", "results.csv", "sweep.json"):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _clean_partial_runs(out: Path, finished: set[str]) -> None:
+    """Remove run folders (and fit's hidden staging folders) of runs with no record: they are redone."""
+    runs = out / "runs"
+    if not runs.is_dir():
+        return
+    for p in runs.iterdir():
+        name = p.name.lstrip(".").split(".partial-")[0]
+        if p.name.startswith(".") or name not in finished:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def read_records(out: Path) -> list[dict]:
+    records = []
+    for p in sorted((out / "records").glob("*.json")):
+        try:
+            records.append(json.loads(p.read_text()))
+        except json.JSONDecodeError:
+            p.unlink()   # cannot happen with atomic writes, but never let one bad file stop a resume
+    return records
+
+
+def _write_results(out: Path, config: SweepConfig, records: list[dict], skipped: list[dict]) -> None:
+    records = sorted(records, key=lambda r: (r["family"], r["budget"], r["variant"], r["seed"]))
+    _io.write_json(out / "results.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
+                                          "records": records, "skipped": skipped})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    _io.write_text(out / "results.csv", buf.getvalue())
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor | None = None,
+              overwrite: bool = False, progress: Callable[[str], None] | None = print) -> dict:
+    """Run (or resume) the sweep in folder ``out``; returns the results dict (as in ``results.json``).
+
+    Raises ValueError when ``out`` holds a sweep with another config (unless ``overwrite``, which starts over).
+    """
+    out = Path(out)
+    _check_config(out, config, overwrite)
+    bundle = _load_data(config.data, {"val_fraction": config.val_fraction, "seed": config.data_seed})
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "sweep.json").exists():
+        _io.write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
+                                            "environment": _environment(),
+                                            "data": {"source": bundle.source, "class_names": list(bundle.class_names),
+                                                     "in_chans": bundle.in_chans, "input_size": bundle.input_size,
+                                                     "train": len(bundle.train), "val": len(bundle.val),
+                                                     "test": len(bundle.test) if bundle.test is not None else 0}})
+    sizing = _sizing(config, out, bundle)
+    tasks, skipped = _tasks(config, out, sizing, bundle)
+    records = {r["run_id"]: r for r in read_records(out)}
+    wanted = {t.run_id for t in tasks}
+    records = {k: v for k, v in records.items() if k in wanted}
+    _clean_partial_runs(out, set(records))
+    todo = [t for t in tasks if t.run_id not in records]
+    say = progress or (lambda s: None)
+    for s in skipped:
+        say(f"skip {s['family']} at {s['budget']:,} params: {s['reason']}")
+    if records:
+        say(f"resuming: {len(records)} of {len(tasks)} runs already finished")
+    for r in records.values():   # fill MACs from sizing (records keep the per-run figures)
+        r["macs"] = sizing[r["family"]][str(r["budget"])]["macs"]
+    _write_results(out, config, list(records.values()), skipped)
+    executor = executor or SequentialExecutor()
+    done = len(records)
+    for record in executor.run(execute, todo):
+        record["macs"] = sizing[record["family"]][str(record["budget"])]["macs"]
+        _io.write_json(out / "records" / f"{record['run_id']}.json", record)
+        records[record["run_id"]] = record
+        _write_results(out, config, list(records.values()), skipped)
+        done += 1
+        say(f"[{done}/{len(tasks)}] {record['run_id']}: {record['param_count']:,} params, "
+            f"val {record['val_acc']:.3f}, test {_fmt(record['test_acc'])}, {record['train_seconds']:.1f} s")
+    return load_results(out)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    """Read a sweep's ``results.json`` (``path`` is the sweep folder or the file)."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    if not file.exists():
+        raise FileNotFoundError(f"no sweep results at {file} (run `compress sweep --out {path}` first)")
+    try:
+        results = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}: not a results file ({exc})") from None
+    if results.get("format") != SWEEP_FORMAT:
+        raise ValueError(f"{file}: format {results.get('format')!r}, expected {SWEEP_FORMAT!r}")
+    return results
+
+
+def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
+    """One row per (family, budget, variant): mean figures and 95% intervals of val/test accuracy over seeds.
+
+    ``metric`` (``"test_acc"`` or ``"val_acc"``; default test when the data have a test split) is copied
+    to ``acc`` for plots and the report.
+    """
+    from compress.stats import mean_ci
+
+    records = results.get("records", [])
+    if metric is None:
+        metric = "test_acc" if records and all(r.get("test_acc") is not None for r in records) else "val_acc"
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["family"], r["budget"], r["variant"]), []).append(r)
+    rows = []
+    for (family, budget, variant), rs in sorted(groups.items()):
+        mean = lambda k: (sum(r[k] for r in rs) / len(rs)) if all(r.get(k) is not None for r in rs) else None  # noqa: E731
+        row = {"family": family, "budget": budget, "variant": variant, "n": len(rs),
+               "seeds": sorted(r["seed"] for r in rs)}
+        for k in ("width_mult", "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "train_seconds",
+                  "latency_ms"):
+            row[k] = mean(k)
+        for k, n_key in (("val_acc", "n_val"), ("test_acc", "n_test")):
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            row[k] = mean_ci(vals, n_eval=rs[0].get(n_key)).to_dict() if vals else None
+        row["acc"] = row[metric]
+        row["metric"] = metric
+        rows.append(row)
+    return rows
