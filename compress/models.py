@@ -181,7 +181,7 @@ def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
 
 def build(spec: ConvNetSpec | MLPSpec, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 7,
           in_chans: int = 1, input_size: int = 48, dropout: float | None = None,
-          min_feature_size: int = 2, channel_divisor: int | None = None) -> nn.Module:
+          min_feature_size: int = 2, channel_divisor: int | None = None, stride_policy: str = "late") -> nn.Module:
     """Build a model from an architecture spec.
 
     Channels become ``make_divisible(c * width_mult, spec.divisor)``; repeats become
@@ -198,7 +198,8 @@ def build(spec: ConvNetSpec | MLPSpec, *, width_mult: float = 1.0, depth_mult: f
             raise ValueError(f"channel_divisor must be a positive int, got {channel_divisor!r}")
         spec = dataclasses.replace(spec, divisor=channel_divisor)
     model = _build(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes, in_chans=in_chans,
-                   input_size=input_size, dropout=dropout, min_feature_size=min_feature_size)
+                   input_size=input_size, dropout=dropout, min_feature_size=min_feature_size,
+                   stride_policy=stride_policy)
     init_weights(model)
     return model
 
@@ -219,7 +220,54 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def _build(spec, *, width_mult, depth_mult, num_classes, in_chans, input_size, dropout, min_feature_size):
+def _reductions(rows) -> list[tuple[str, int]]:
+    out = []
+    for index, (stage, _) in enumerate(rows):
+        if stage.stride == 2:
+            out.append(("stride", index))
+        if stage.pool is not None:
+            out.append(("pool", index))
+    return out
+
+
+def _first_infeasible(rows, input_size: int, min_size: int, disabled: set) -> tuple[str, int] | None:
+    """Simulate feature-map sizes; the first enabled reduction that would go below ``min_size``, or None."""
+    size = input_size
+    for index, (stage, repeats) in enumerate(rows):
+        for r in range(repeats):
+            stride = stage.stride if r == 0 and ("stride", index) not in disabled else 1
+            new = _conv_out(size, stage.kernel, stride, stage.padding)
+            if new < 1:
+                raise ValueError(f"input_size={input_size} is too small: the 'valid' convolutions of stage "
+                                 f"{index} leave no pixels; use a larger input")
+            if stride == 2 and new < min_size:
+                return ("stride", index)
+            size = new
+        if stage.pool is not None and ("pool", index) not in disabled:
+            if size // 2 < min_size:
+                return ("pool", index)
+            size //= 2
+    return None
+
+
+def _plan_reductions(rows, input_size: int, min_size: int, policy: str) -> set:
+    """Which stride-2 blocks and pools to turn off so no feature map is smaller than ``min_size``.
+
+    ``"late"`` turns off the reductions that would go too small (the last ones); ``"early"`` turns off the
+    earliest ones instead (as CIFAR adaptations do with the stem), keeping more resolution in the deep,
+    parameter-heavy layers at the cost of more MACs.
+    """
+    if policy not in ("late", "early"):
+        raise ValueError(f"stride_policy must be 'late' or 'early', got {policy!r}")
+    disabled: set = set()
+    order = _reductions(rows)
+    while (bad := _first_infeasible(rows, input_size, min_size, disabled)) is not None:
+        disabled.add(bad if policy == "late" else next(r for r in order if r not in disabled))
+    return disabled
+
+
+def _build(spec, *, width_mult, depth_mult, num_classes, in_chans, input_size, dropout, min_feature_size,
+           stride_policy):
     if isinstance(spec, MLPSpec):
         return _build_mlp(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
                           in_features=in_chans * input_size * input_size, dropout=dropout)
@@ -234,23 +282,19 @@ def _build(spec, *, width_mult, depth_mult, num_classes, in_chans, input_size, d
 
     act = get_act(spec.act)
     layers: list[nn.Module] = []
-    size, c_in = input_size, in_chans
     rows = ([(spec.stem, 1)] if spec.stem is not None else []) + [
         (s, max(1, math.ceil(s.repeats * depth_mult))) for s in spec.stages]
+    disabled = _plan_reductions(rows, input_size, min_feature_size, stride_policy)
+    size, c_in = input_size, in_chans
     for index, (stage, repeats) in enumerate(rows):
         blocks: list[nn.Module] = []
         c_out = chans(stage.out_chans)
         for r in range(repeats):
-            stride = stage.stride if r == 0 else 1
-            if stride == 2 and _conv_out(size, stage.kernel, 2, stage.padding) < min_feature_size:
-                stride = 1
+            stride = stage.stride if r == 0 and ("stride", index) not in disabled else 1
             size = _conv_out(size, stage.kernel, stride, stage.padding)
-            if size < 1:
-                raise ValueError(f"input_size={input_size} is too small: the 'valid' convolutions of stage "
-                                 f"{index} leave no pixels; use a larger input")
             blocks.append(_make_block(stage, c_in, c_out, stride, act))
             c_in = c_out
-        if stage.pool is not None and size // 2 >= min_feature_size:
+        if stage.pool is not None and ("pool", index) not in disabled:
             blocks.append(nn.MaxPool2d(2) if stage.pool == "max" else nn.AvgPool2d(2))
             size //= 2
         if stage.dropout > 0:
@@ -341,7 +385,8 @@ def get_spec(name: str, **family_options: Any) -> ConvNetSpec | MLPSpec:
 
 def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 7,
            in_chans: int = 1, input_size: int = 48, dropout: float | None = None,
-           min_feature_size: int = 2, channel_divisor: int | None = None, **family_options: Any) -> nn.Module:
+           min_feature_size: int = 2, channel_divisor: int | None = None, stride_policy: str = "late",
+           **family_options: Any) -> nn.Module:
     """Build the registered model ``name``; defaults suit FER2013 (1x48x48, 7 classes).
 
     ``create("mobilenet_v1", in_chans=3, num_classes=1000, input_size=224)`` is the paper's ImageNet
@@ -353,8 +398,10 @@ def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_c
     spec = get_spec(name, **family_options)
     model = build(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
                   in_chans=in_chans, input_size=input_size, dropout=dropout, min_feature_size=min_feature_size,
-                  channel_divisor=channel_divisor)
+                  channel_divisor=channel_divisor, stride_policy=stride_policy)
     extra = {"channel_divisor": channel_divisor} if channel_divisor is not None else {}
+    if stride_policy != "late":
+        extra["stride_policy"] = stride_policy
     model.build_args = _jsonable(dict(name=name, width_mult=float(width_mult), depth_mult=float(depth_mult),
                                       num_classes=num_classes, in_chans=in_chans, input_size=input_size,
                                       dropout=dropout, min_feature_size=min_feature_size, **extra,
