@@ -300,3 +300,19 @@ def test_cli_bench_bad_input_is_one_line_error(argv, message, capsys):
 def test_cli_bench_cuda_without_cuda(capsys):
     assert main(["bench", "mlp", "--device", "cuda"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_cli_bench_run_folder(tmp_path):
+    train = pytest.importorskip("compress.train")
+    data = pytest.importorskip("compress.data")
+    models = pytest.importorskip("compress.models")
+    bundle = data.synthetic(120, num_classes=3, size=12, seed=1)
+    model = models.create("mlp", width_mult=0.125, num_classes=3, input_size=12)
+    config = train.TrainConfig(epochs=1, batch_size=32, num_threads=1, augment=False)
+    train.fit(model, bundle, config, out=tmp_path / "run", progress=False)
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(tmp_path / "run"), "--runtimes", "eager,folded", "--batch-sizes", "2",
+                 "--repeats", "2", "--warmup", "0", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [r["runtime"] for r in records] == ["eager", "folded"]
+    assert all(r["input_shape"] == [1, 12, 12] and r["error"] is None for r in records)  # from the run's build_args
