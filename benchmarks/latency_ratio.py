@@ -108,7 +108,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH", help="write the results here")
     args = p.parse_args(argv)
 
-    latency.check_device(args.device)
+    try:
+        latency.check_device(args.device)
+    except ValueError as exc:
+        p.error(str(exc))
     torch.set_num_threads(args.threads)
     shape = (1, 48, 48)
     model = fer_mobilenet(args.model, args.width, shape).to(args.device)
