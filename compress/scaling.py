@@ -126,6 +126,7 @@ def fit(name: str, *, max_params: float | None = None, max_macs: float | None = 
 
     low = sized(_LOW_WIDTH)
     if not _within(low, max_params, max_macs, max_bytes):
+        low = _with_macs(low, kw)
         raise ValueError(
             f"impossible budget for {name}: the smallest model (width_mult={_LOW_WIDTH:g}) has "
             f"{low.param_count:,} params, {low.macs:,} MACs"
