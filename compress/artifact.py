@@ -122,6 +122,8 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
     codec = Codec.parse(codec, **codec_options)
     if compression not in ("auto", "deflate", "store"):
         raise ValueError(f"compression must be 'auto', 'deflate' or 'store', got {compression!r}")
+    if format not in FORMATS:
+        raise ValueError(f"artifact format must be one of {FORMATS}, got {format!r}")
     already_folded = getattr(model, "folded_bn_count", 0) > 0
     if fold_bn and not already_folded:
         model = fold_batchnorm(model)
@@ -297,7 +299,7 @@ def load(path: str | os.PathLike, *, model: nn.Module | None = None) -> nn.Modul
 
         model = models.create(**spec["build_args"])
     model = model.float()
-    if manifest["bn_folded"] and has_batchnorm(model):
+    if manifest.get("bn_folded") and has_batchnorm(model):
         fold_batchnorm(model, inplace=True)
         if model.folded_bn_count != manifest.get("bn_folded_count", model.folded_bn_count):
             raise ArtifactError(f"{path}: folding gave {model.folded_bn_count} BatchNorms, the artifact "
@@ -438,7 +440,7 @@ def fit_bytes(model: nn.Module, data: Any, max_bytes: int, *, path: str | os.Pat
     foreign = _model_spec(model)["kind"] != "compress.models"
     result = BudgetResult([], max_bytes)
     if score is not None:
-        result.fp32_acc = score(model.eval())
+        result.fp32_acc = score(model)
     blobs: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix=".fit_bytes.", dir=Path(path).parent if path else None) as tmp:
         for label, codec, fold in parsed:
