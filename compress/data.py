@@ -290,7 +290,7 @@ def _load_default(seed: int, val_fraction: float) -> dict:
 
 # ---------------------------------------------------------------------------------------------- synthetic
 
-def synthetic(n: int = 600, *, num_classes: int = 4, size: int = 16, in_chans: int = 1, seed: int = 0,
+def synthetic(n: int = 600, num_classes: int = 4, size: int = 16, seed: int = 0, *, in_chans: int = 1,
               val_fraction: float = 0.1, test_fraction: float = 0.2,
               image_size: int | tuple[int, int] | None = None) -> DataBundle:
     """``n`` images of ``num_classes`` learnable patterns, deterministic for ``seed``.

@@ -245,7 +245,8 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     raises ``FileExistsError`` unless ``overwrite``. ``teacher``: a model, a Run or a run folder for
     knowledge distillation (overrides ``config.teacher``). ``progress``: None = tqdm on a terminal, one line
     per epoch otherwise; False = silent; a callable gets each history row.
-    Same seed, same initial weights, CPU → identical history (apart from ``seconds``).
+    Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
+    RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
     """
     from compress import data as data_mod
 
