@@ -291,6 +291,8 @@ def decode_tensor(enc: Encoded) -> torch.Tensor:
     if enc.kind == "int8":
         if data.numel() != numel:
             raise ValueError(f"int8 tensor has {data.numel()} values, shape {enc.shape} needs {numel}")
+        if enc.arrays["scale"].numel() not in (1, enc.shape[0] if enc.shape else 1):
+            raise ValueError(f"int8 tensor of shape {enc.shape} has {enc.arrays['scale'].numel()} scales")
         return dequantize_int8(data.reshape(enc.shape), enc.arrays["scale"])
     if enc.kind == "kmeans":
         bits = int(enc.meta["bits"])
