@@ -135,6 +135,15 @@ def test_progress_one_line_per_epoch_off_a_terminal(bundle, capsys):
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+def test_progress_bar_on_a_terminal(bundle, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    fit(_tiny(), bundle, _cfg(epochs=2), progress=None)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "epoch" in err and not any(ln.startswith("epoch 1/2") for ln in err.splitlines())
+
+
 def test_distillation_from_a_model_and_a_run(tmp_path, bundle):
     teacher = fit(_created(), bundle, _cfg(), out=tmp_path / "teacher", progress=False)
     run = fit(_tiny(), bundle, _cfg(alpha=0.9, temperature=2.0), teacher=teacher.model, progress=False)
