@@ -492,8 +492,8 @@ class SearchRow:
 
 def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] = DEFAULT_SEARCH_CODECS,
                config: Any = None, teacher: Any = None, out: str | os.PathLike | None = None,
-               format: str = "npz", progress: Any = False, **model_kw: Any) -> tuple[SearchRow | None,
-                                                                                     list[SearchRow]]:
+               format: str = "npz", progress: Any = False, log: Callable[[str], None] | None = None,
+               **model_kw: Any) -> tuple[SearchRow | None, list[SearchRow]]:
     """The most accurate model of ``family`` whose artifact fits ``max_bytes``: for each candidate codec
     (``"int8+fold"``...), :func:`compress.scaling.fit` finds the widest model whose artifact -- stored
     uncompressed, so a deflated file can only be smaller -- fits; it is trained with ``config`` (a
@@ -501,7 +501,8 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
     written through the codec, measured on disk and scored on the validation split.
 
     With ``out`` (a folder): ``runs/<candidate>/`` run folders, ``model.<format>`` (the winner), ``table.json``
-    and ``table.csv`` (every candidate). Returns ``(best row or None, all rows)``; raises :class:`BudgetError`
+    and ``table.csv`` (every candidate). ``progress`` goes to ``train.fit``; ``log`` gets one line per step.
+    Returns ``(best row or None, all rows)``; raises :class:`BudgetError`
     when no candidate fits.
     """
     import tempfile
@@ -523,6 +524,7 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
     meta = {"normalizer": normalizer.to_dict(), "class_names": list(bundle.class_names),
             "data_source": bundle.source}
     out = Path(out) if out is not None else None
+    say = log or (lambda line: None)
     rows: list[SearchRow] = []
     blobs: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix=".fit_budget.") as tmp:
@@ -536,7 +538,10 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
                 sized = scaling.fit(family, max_bytes=max_bytes, bytes_fn=stored_bytes, **kw)
             except ValueError as exc:  # even the narrowest model is over budget with this codec
                 rows.append(SearchRow(label, None, None, None, None, None, False, note=str(exc)))
+                say(f"{label}: nothing fits ({exc})")
                 continue
+            say(f"{label}: width {sized.width_mult:.3f}, {sized.param_count:,} params, "
+                f"{sized.size_bytes:,} bytes stored; training {config.epochs} epochs")
             torch.manual_seed(config.seed)
             model = sized.create()
             run_dir = out / "runs" / label.replace("+", "_") if out is not None else None
@@ -550,6 +555,7 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
             rows.append(SearchRow(label, sized.width_mult, sized.param_count, size, acc32, acc, size <= max_bytes,
                                   str(run_dir) if run_dir else None))
             blobs[label] = file.read_bytes()
+            say(f"{label}: {size:,} bytes, val acc {100 * acc:.2f}% (fp32 {100 * acc32:.2f}%)")
     fitting = [r for r in rows if r.fits]
     best = max(fitting, key=lambda r: r.val_acc) if fitting else None
     if best is not None:

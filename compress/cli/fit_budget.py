@@ -29,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="family option for models.create (JSON value), repeatable")
     p.add_argument("--out", default="fit_budget", help="output folder (default ./fit_budget)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(run=run)
 
@@ -47,6 +48,7 @@ def _model_opts(items: list[str]) -> dict:
 
 
 def run(args) -> int:
+    import sys
     from dataclasses import asdict
 
     from compress import artifact
@@ -62,6 +64,8 @@ def run(args) -> int:
         artifact.parse_candidate(c)  # fail on a typo before any training
     best, rows = artifact.fit_budget(args.family, args.max_bytes, args.data, codecs=codecs, config=config,
                                      teacher=args.teacher, out=args.out, format=args.format,
+                                     progress=False if args.quiet else None,
+                                     log=None if args.quiet else lambda line: print(line, file=sys.stderr),
                                      **_model_opts(args.model_opt))
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
