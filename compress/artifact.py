@@ -28,7 +28,6 @@ import copy
 import hashlib
 import io
 import json
-import math
 import os
 import zipfile
 from dataclasses import asdict, dataclass
