@@ -157,7 +157,7 @@ def _latency_section(rows: list[dict]) -> list[str]:
     if not full:
         return []
     lines = ["## Latency versus MACs", "",
-             "CPU, batch 1, 1 thread, eager PyTorch (median of 30 calls). Fewer MACs do not mean lower latency: "
+             "CPU, batch 1, 1 thread, eager PyTorch (median of 30 calls, measured one run at a time after training). Fewer MACs do not mean lower latency: "
              "tiny models are dominated by per-op overhead, and depthwise convolutions are memory-bound.", ""]
     table = [[r["family"], f"{r['budget']:,}", _num(r["macs"]), f"{r['latency_ms']:.3f}",
               f"{1e6 * r['latency_ms'] / r['macs']:.3g}" if r["macs"] else "-"] for r in full]

@@ -26,7 +26,7 @@ from compress import models
 
 __all__ = ["Fit", "fit", "match", "measure"]
 
-_LOW_WIDTH = 1 / 64      # below this every family is already at its narrowest (make_divisible's minimum)
+_LOW_WIDTH = 1 / 256     # below this every family is at its narrowest (one channel per layer with divisor 1)
 _HIGH_WIDTH = 64.0
 _STEPS = 12              # bisection steps in log-width: ~0.1% relative resolution, finer than channel steps
 

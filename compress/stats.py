@@ -56,8 +56,10 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def mean_ci(values: Sequence[float], *, n_eval: int | None = None) -> Interval:
-    """Mean and 95% interval of ``values`` (one per seed). Raises ValueError on an empty or non-finite input."""
+def mean_ci(values: Sequence[float], *, n_eval: int | None = None,
+            bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean and 95% interval of ``values`` (one per seed), clipped to ``bounds`` (``(0, 1)`` for accuracies).
+    Raises ValueError on an empty or non-finite input."""
     vals = [float(v) for v in values]
     if not vals:
         raise ValueError("mean_ci: no values")
@@ -72,7 +74,10 @@ def mean_ci(values: Sequence[float], *, n_eval: int | None = None) -> Interval:
         return Interval(mean, mean, mean, 1, 0.0, "none")
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
     half = t_quantile_975(n - 1) * std / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n, std, "t")
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, low, high, n, std, "t")
 
 
 def compare(a: Interval, b: Interval) -> str:

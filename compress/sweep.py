@@ -52,9 +52,9 @@ class SweepConfig:
     families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
     budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
     seeds: int = 3                       # seeds 0 .. seeds-1 per point
-    epochs: int = 6
-    batch_size: int = 128                # images per step
-    lr: float = 3e-3                     # peak learning rate (AdamW, cosine)
+    epochs: int = 4
+    batch_size: int = 64                 # images per step
+    lr: float = 1e-2                     # peak learning rate (AdamW, cosine)
     ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off
     ablate_family: str = "cnn"
     ablate_budget: int | None = None     # default: the largest budget
@@ -121,7 +121,6 @@ class RunTask:
     data: str
     data_options: dict
     run_dir: str
-    latency: bool
 
 
 # ------------------------------------------------------------------------------------------- executors
@@ -212,12 +211,6 @@ def execute(task: RunTask) -> dict:
     seconds = time.perf_counter() - start
     model = run.model.cpu().eval()
     sizes = {codec: len(artifact.serialize(model, codec=codec, format="npz")) for codec in ("fp32", "fp16", "int8")}
-    latency_ms = None
-    if task.latency:
-        from compress.latency import measure
-
-        shape = (bundle.in_chans, bundle.input_size, bundle.input_size)
-        latency_ms = measure(model, shape, batch_sizes=(1,), threads=1, warmup=5, repeats=30)[0].median_ms
     m = run.metrics
     return {
         "run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
@@ -225,7 +218,7 @@ def execute(task: RunTask) -> dict:
         "param_count": sum(p.numel() for p in model.parameters()), "macs": None,
         "bytes_fp32": sizes["fp32"], "bytes_fp16": sizes["fp16"], "bytes_int8": sizes["int8"],
         "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
-        "epochs": len(run.history), "train_seconds": round(seconds, 3), "latency_ms": latency_ms,
+        "epochs": len(run.history), "train_seconds": round(seconds, 3), "latency_ms": None,
         "n_val": len(bundle.val) if bundle.val is not None else 0,
         "n_test": len(bundle.test) if bundle.test is not None else 0,
         "run_dir": os.path.relpath(task.run_dir, Path(task.run_dir).parent.parent),
@@ -282,8 +275,7 @@ def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle) -> tuple[list[R
             run_id = f"{family}-{budget}-{variant}-s{seed}"
             tasks.append(RunTask(run_id=run_id, family=family, budget=budget, variant=variant, seed=seed,
                                  build_args=size["build_args"], train=config.train_settings(seed, overrides),
-                                 data=config.data, data_options=data_options, run_dir=str(out / "runs" / run_id),
-                                 latency=config.latency))
+                                 data=config.data, data_options=data_options, run_dir=str(out / "runs" / run_id)))
     return tasks, skipped
 
 
@@ -385,7 +377,26 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
         done += 1
         say(f"[{done}/{len(tasks)}] {record['run_id']}: {record['param_count']:,} params, "
             f"val {record['val_acc']:.3f}, test {_fmt(record['test_acc'])}, {record['train_seconds']:.1f} s")
+    if config.latency:
+        _measure_latency(out, config, records, skipped, say)
     return load_results(out)
+
+
+def _measure_latency(out: Path, config: SweepConfig, records: dict, skipped: list, say) -> None:
+    """CPU batch-1 latency (1 thread, eager, median of 30 calls) of every run that lacks it, measured here,
+    one run at a time after all training: timing next to a training worker would measure the contention."""
+    from compress import train
+    from compress.latency import measure
+
+    todo = [r for r in records.values() if r.get("latency_ms") is None]
+    for r in sorted(todo, key=lambda r: r["run_id"]):
+        run = train.load_run(out / r["run_dir"])
+        shape = (run.model.build_args["in_chans"], run.model.build_args["input_size"], run.model.build_args["input_size"])
+        r["latency_ms"] = measure(run.model, shape, batch_sizes=(1,), threads=1, warmup=5, repeats=30)[0].median_ms
+        _io.write_json(out / "records" / f"{r['run_id']}.json", r)
+    if todo:
+        _write_results(out, config, list(records.values()), skipped)
+        say(f"measured CPU latency (batch 1, 1 thread) of {len(todo)} runs")
 
 
 def _fmt(v: float | None) -> str:
@@ -429,9 +440,11 @@ def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
         for k in ("width_mult", "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "train_seconds",
                   "latency_ms"):
             row[k] = mean(k)
+        for k in ("param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8"):
+            row[k] = None if row[k] is None else int(round(row[k]))   # compressed sizes vary a little by seed
         for k, n_key in (("val_acc", "n_val"), ("test_acc", "n_test")):
             vals = [r[k] for r in rs if r.get(k) is not None]
-            row[k] = mean_ci(vals, n_eval=rs[0].get(n_key)).to_dict() if vals else None
+            row[k] = mean_ci(vals, n_eval=rs[0].get(n_key), bounds=(0.0, 1.0)).to_dict() if vals else None
         row["acc"] = row[metric]
         row["metric"] = metric
         rows.append(row)

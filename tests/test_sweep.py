@@ -76,13 +76,25 @@ def test_changed_config_is_refused_unless_overwrite(tmp_path):
 
 
 def test_ablation_and_skipped_points(tmp_path):
-    results = run_sweep(tiny(seeds=1, budgets=(200, 12_000), families=("cnn",), ablate=("augment", "normalize")),
+    results = run_sweep(tiny(seeds=1, budgets=(30, 12_000), families=("cnn",), ablate=("augment", "normalize")),
                         tmp_path, progress=None)
     variants = {r["variant"] for r in results["records"]}
     assert variants == {"full", "no_augment", "no_normalize"}
     assert results["skipped"] and "smallest model" in results["skipped"][0]["reason"]
     ab = [r for r in results["records"] if r["variant"] != "full"]
     assert all(r["budget"] == 12_000 for r in ab)
+
+
+def test_latency_is_measured_after_training_and_kept_on_resume(tmp_path, monkeypatch):
+    config = tiny(seeds=1, budgets=(5_000,), families=("mlp",), latency=True)
+    results = run_sweep(config, tmp_path, progress=None)
+    (record,) = results["records"]
+    assert record["latency_ms"] > 0
+    stored = json.loads((tmp_path / "records" / f"{record['run_id']}.json").read_text())
+    assert stored["latency_ms"] == record["latency_ms"]
+    import compress.latency
+    monkeypatch.setattr(compress.latency, "measure", lambda *a, **k: pytest.fail("measured twice"))
+    run_sweep(config, tmp_path, progress=None)
 
 
 def test_process_executor_gives_same_records(tmp_path):
