@@ -324,3 +324,18 @@ def test_fit_budget_search(tmp_path, synthetic):
     table = json.loads((tmp_path / "table.json").read_text())
     assert table["rows"][0]["candidate"] == "int8+fold" and (tmp_path / "table.csv").exists()
     assert A.load(tmp_path / "model.npz").build_args["width_mult"] == best.width_mult
+
+
+def test_bad_pt_files(tmp_path, small):
+    good = A.save(small, tmp_path / "good.pt", codec="int8")
+    data = good.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    edited = bytearray(data)
+    edited[len(data) // 2] ^= 0xFF
+    (tmp_path / "edit.pt").write_bytes(bytes(edited))
+    obj = torch.load(good, weights_only=True)
+    obj["weights.int8"][0] += 1
+    torch.save(obj, tmp_path / "sum.pt")
+    for name in ("trunc.pt", "edit.pt", "sum.pt"):
+        with pytest.raises(A.ArtifactError):
+            A.load(tmp_path / name)
