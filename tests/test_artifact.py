@@ -339,3 +339,10 @@ def test_bad_pt_files(tmp_path, small):
     for name in ("trunc.pt", "edit.pt", "sum.pt"):
         with pytest.raises(A.ArtifactError):
             A.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("options", [{"scale_dtype": "float32"}, {"keep_dtype": "float32"}, {"min_numel": 0}])
+def test_codec_options_round_trip(tmp_path, small, options):
+    path = A.save(small, tmp_path / "m.npz", codec="int8", fold_bn=True, **options)
+    assert A.load(path).artifact_manifest["codec"][next(iter(options))] == next(iter(options.values()))
+    _same_predictions(path, quantize_model(small, "int8", fold_bn=True, **options))
