@@ -296,7 +296,10 @@ def load(path: str | os.PathLike, *, model: nn.Module | None = None) -> nn.Modul
                                 f"load({str(path)!r}, model=<instance>)")
         from compress import models
 
-        model = models.create(**spec["build_args"])
+        try:
+            model = models.create(**spec["build_args"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{path}: cannot rebuild the model from its build_args ({exc})") from None
     model = model.float()
     if manifest.get("bn_folded") and has_batchnorm(model):
         fold_batchnorm(model, inplace=True)

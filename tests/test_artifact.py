@@ -346,3 +346,12 @@ def test_codec_options_round_trip(tmp_path, small, options):
     path = A.save(small, tmp_path / "m.npz", codec="int8", fold_bn=True, **options)
     assert A.load(path).artifact_manifest["codec"][next(iter(options))] == next(iter(options.values()))
     _same_predictions(path, quantize_model(small, "int8", fold_bn=True, **options))
+
+
+def test_bad_build_args(tmp_path, good):
+    def edit(manifest, arrays):
+        manifest["model"]["build_args"]["name"] = "resnet9000"
+        manifest["checksum"] = A._checksum(manifest, {k: v for k, v in arrays.items() if k != "manifest"})
+
+    with pytest.raises(A.ArtifactError, match="build_args"):
+        A.load(_rewrite_npz(good, tmp_path / "b.npz", edit))
