@@ -230,6 +230,9 @@ def _parse_manifest(path: Path, raw: bytes) -> dict:
     if version != FORMAT_VERSION:
         raise ArtifactError(f"{path}: unsupported artifact format version {version!r}; this compress "
                             f"{__version__} reads version {FORMAT_VERSION}")
+    for key, kind in (("model", dict), ("codec", dict), ("arrays", dict), ("checksum", str), ("meta", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise ArtifactError(f"{path}: manifest field {key!r} is missing or not a {kind.__name__}")
     return manifest
 
 
