@@ -421,7 +421,7 @@ def _scorer(data, transform) -> Callable[[nn.Module], float] | None:
 def fit_bytes(model: nn.Module, data: Any, max_bytes: int, *, path: str | os.PathLike | None = None,
               format: str | None = None, candidates: Sequence[str] = DEFAULT_CANDIDATES,
               transform: Callable | None = None, meta: Mapping[str, Any] | None = None,
-              compression: str = "auto") -> BudgetResult:
+              compression: str = "auto", tolerance_points: float = 0.0) -> BudgetResult:
     """Write the most accurate candidate whose file is at most ``max_bytes`` bytes to ``path``.
 
     Each candidate (``"fp16+fold"``, ``"kmeans4+fold"``... see :func:`parse_candidate`) is written to a
@@ -429,7 +429,8 @@ def fit_bytes(model: nn.Module, data: Any, max_bytes: int, *, path: str | os.Pat
     back from that file scored on ``data``'s validation split (a DataBundle's ``val`` or a Split) with
     ``compress.train.evaluate`` (``transform``: the run's normalizer). The fp32 model is the reference for the
     change in points. The chosen file's bytes are the ones written to ``path``; ties in accuracy go to the
-    earlier (less lossy) candidate; with ``data=None`` the first candidate that fits wins.
+    earlier (less lossy) candidate, and so does any candidate within ``tolerance_points`` (percentage points)
+    of the best -- a 400-image split cannot tell apart 0.5 points; with ``data=None`` the first that fits wins.
     ``path=None`` only measures. Raises :class:`BudgetError` (a ValueError) when nothing fits, naming the
     smallest size reachable.
     """
@@ -437,6 +438,8 @@ def fit_bytes(model: nn.Module, data: Any, max_bytes: int, *, path: str | os.Pat
 
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    if tolerance_points < 0:
+        raise ValueError(f"tolerance_points must be >= 0, got {tolerance_points}")
     fmt = _format_of(Path(path), format) if path is not None else (format or "npz")
     parsed = [(str(c), *parse_candidate(c)) for c in candidates]
     if not parsed:
@@ -465,7 +468,11 @@ def fit_bytes(model: nn.Module, data: Any, max_bytes: int, *, path: str | os.Pat
         raise BudgetError(f"no candidate fits {max_bytes:,} bytes: the smallest reachable is "
                           f"{smallest.size_bytes:,} bytes ({smallest.candidate}); use a smaller model "
                           f"(compress fit-budget finds the widest one that fits)", result)
-    best = fitting[0] if score is None else max(fitting, key=lambda r: r.val_acc)  # max keeps the first tie
+    if score is None:
+        best = fitting[0]
+    else:
+        top = max(r.val_acc for r in fitting)
+        best = next(r for r in fitting if 100 * (top - r.val_acc) <= tolerance_points + 1e-9)
     best.chosen, result.best = True, best
     if path is not None:
         path = Path(path)

@@ -355,3 +355,13 @@ def test_bad_build_args(tmp_path, good):
 
     with pytest.raises(A.ArtifactError, match="build_args"):
         A.load(_rewrite_npz(good, tmp_path / "b.npz", edit))
+
+
+def test_fit_bytes_tolerance_prefers_less_lossy(synthetic):
+    model = _cnn(synthetic)
+    exact = A.fit_bytes(model, synthetic, 10 ** 9)
+    loose = A.fit_bytes(model, synthetic, 10 ** 9, tolerance_points=100.0)
+    assert loose.best.candidate == "fp32"
+    assert exact.best.val_acc == max(r.val_acc for r in exact.rows)
+    with pytest.raises(ValueError, match="tolerance"):
+        A.fit_bytes(model, synthetic, 10 ** 9, tolerance_points=-1)

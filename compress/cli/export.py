@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--candidates", default=None, metavar="LIST",
                    help="with --max-bytes: comma-separated candidates, e.g. fp16,int8+fold,kmeans4+fold "
                         "(default: fp32,fp16,fp16+fold,int8+fold,kmeans8+fold..kmeans2+fold)")
+    p.add_argument("--tolerance", type=float, default=0.0, metavar="POINTS",
+                   help="with --max-bytes: take the least lossy candidate within POINTS of the most accurate "
+                        "(default 0)")
     p.add_argument("--format", choices=("npz", "pt"), default=None, help="container (default: from --out, npz)")
     p.add_argument("--out", default=None, help="artifact path (default RUN/model.npz)")
     p.add_argument("--onnx", default=None, metavar="PATH", help="also export the written model to ONNX")
@@ -54,7 +57,8 @@ def run(args) -> int:
                       else artifact.DEFAULT_CANDIDATES)
         try:
             result = artifact.fit_bytes(src.model, val, args.max_bytes, path=out, format=args.format,
-                                        candidates=candidates, transform=src.normalizer, meta=meta)
+                                        candidates=candidates, transform=src.normalizer, meta=meta,
+                                        tolerance_points=args.tolerance)
         except artifact.BudgetError as exc:
             print(exc.result.table())
             raise
