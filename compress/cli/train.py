@@ -115,6 +115,9 @@ def run(args) -> int:
     if not isinstance(bundle.input_size, int):
         raise ValueError(f"{args.data}: images are {bundle.image_hw[0]}x{bundle.image_hw[1]}; models need square "
                          "input, pass --image-size")
+    import torch
+
+    torch.manual_seed(args.seed)   # initial weights depend on --seed only, not on what ran before in the process
     model = create(args.model, width_mult=args.width, depth_mult=args.depth, num_classes=bundle.num_classes,
                    in_chans=bundle.in_chans, input_size=bundle.input_size, dropout=args.dropout,
                    **dict(args.model_opt))
