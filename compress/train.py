@@ -49,7 +49,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 128                     # images per optimizer step
     optimizer: str = "adamw"                  # "adamw" | "sgd" (Nesterov, momentum 0.9)
-    lr: float = 2e-3                          # peak learning rate
+    lr: float = 1e-2                          # peak learning rate (AdamW; small nets from scratch like it high)
     schedule: str = "cosine"                  # "cosine" | "onecycle" | "constant", stepped per batch
     weight_decay: float = 5e-4                # decoupled for AdamW, L2 for SGD
     label_smoothing: float = 0.0

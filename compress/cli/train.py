@@ -56,7 +56,7 @@ def register(sub) -> None:
     g.add_argument("--epochs", type=int, default=30)
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
-    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    g.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (default 1e-2)")
     g.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default="cosine")
     g.add_argument("--weight-decay", type=float, default=5e-4)
     g.add_argument("--label-smoothing", type=float, default=0.0)
