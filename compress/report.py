@@ -77,9 +77,11 @@ def crossings(comparison: list[dict]) -> list[str]:
             at = 10 ** (xa + t * (xb - xa))
             lead_before = p["a"] if p["diff"] > 0 else p["b"]
             lead_after = q["a"] if q["diff"] > 0 else q["b"]
+            noise = (" — at least one side of the crossing is a tie, so it is within the noise"
+                     if "tie" in (p["verdict"], q["verdict"]) else "")
             notes.append(f"the mean curves of {p['a']} and {p['b']} cross between the {p['budget']:,} and "
                          f"{q['budget']:,} budgets (about {at:,.0f} params, interpolated): {lead_before} ahead "
-                         f"below, {lead_after} above")
+                         f"below, {lead_after} above{noise}")
     return notes
 
 
@@ -103,9 +105,11 @@ def _comparison_section(rows: list[dict], families: list[str]) -> list[str]:
                 winner, loser = (a, b) if c["verdict"] == a else (b, a)
                 summary.append(f"at {c['budget']:,} params: {winner} beats {loser} by {abs(100 * c['diff']):.1f} points")
         lines += ["- " + s for s in summary]
-        lines += ["- " + s for s in crossings(comp)] or []
+        lines += ["- " + s for s in crossings(comp)]
         if wins == {"tie"}:
             lines.append("- no difference beyond the noise at any budget")
+        elif len(wins) == 1:
+            lines.append(f"- {next(iter(wins))} wins at every budget")
         lines.append("")
     return lines
 
@@ -131,6 +135,55 @@ def _ablation_section(rows: list[dict], config: dict) -> list[str]:
         table.append([r["variant"], _pct(iv), diff, verdict])
     lines += [_table(["variant", "accuracy % [95% CI]", "vs baseline (points)", "verdict"], table), ""]
     return lines
+
+
+def architecture_shape(build_args: dict) -> dict:
+    """Depth and width of a sized model: weight layers, narrowest and widest layer (output channels or units),
+    spatial size of the last feature map. Built on the meta device: nothing is trained or allocated."""
+    import torch
+    from torch import nn
+
+    from compress import models
+
+    with torch.device("meta"):
+        model = models.create(**build_args).eval()
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    widths = [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features for m in layers[:-1]] or [0]
+    size = build_args.get("input_size", 0)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if convs:
+        out: list = []
+        handle = convs[-1].register_forward_hook(lambda mod, i, o: out.append(o.shape[-1]))
+        with torch.no_grad():
+            model(torch.zeros(1, build_args.get("in_chans", 1), size, size, device="meta"))
+        handle.remove()
+        size = int(out[0])
+    return {"layers": len(layers), "narrowest": min(widths), "widest": max(widths),
+            "last_map": size if convs else None}
+
+
+def _shape_section(sweep_dir: Path, rows: list[dict]) -> list[str]:
+    path = sweep_dir / "sizing.json"
+    if not path.exists():
+        return []
+    sizing = json.loads(path.read_text())
+    table = []
+    for r in rows:
+        entry = sizing.get(r["family"], {}).get(str(r["budget"]), {})
+        if r["variant"] != "full" or "build_args" not in entry:
+            continue
+        shape = architecture_shape(entry["build_args"])
+        last = f"{shape['last_map']}x{shape['last_map']}" if shape["last_map"] else "-"
+        table.append([r["family"], f"{r['budget']:,}", f"{entry['width_mult']:.3f}", str(shape["layers"]),
+                      str(shape["narrowest"]), str(shape["widest"]), last])
+    if not table:
+        return []
+    return ["## What the budget does to each architecture", "",
+            "Each family at each budget, as sized: weight layers (conv + linear), the narrowest and widest hidden "
+            "layer (channels or units) and the last feature map. A deep family squeezed into a small budget gets "
+            "layers a few channels wide, which is where its accuracy goes.", "",
+            _table(["family", "budget", "width", "weight layers", "narrowest", "widest", "last feature map"], table),
+            ""]
 
 
 def _budget_section(rows: list[dict]) -> list[str]:
@@ -227,6 +280,7 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
               "![accuracy vs MACs](accuracy_vs_macs.png)", "",
               "## Which family wins at equal parameters", ""]
     lines += _comparison_section(rows, families)
+    lines += _shape_section(sweep_dir, rows)
     lines += _ablation_section(rows, config)
     lines += _budget_section(rows)
     lines += _latency_section(rows)

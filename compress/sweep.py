@@ -52,7 +52,7 @@ class SweepConfig:
     families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
     budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
     seeds: int = 3                       # seeds 0 .. seeds-1 per point
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 64                 # images per step
     lr: float = 1e-2                     # peak learning rate (AdamW, cosine)
     ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off

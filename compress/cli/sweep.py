@@ -19,7 +19,7 @@ def add_sweep_options(p) -> None:
     p.add_argument("--families", type=_csv, help="comma-separated families (default mobilenet_v1,cnn,mlp)")
     p.add_argument("--budgets", type=_counts, help="comma-separated parameter budgets, e.g. 5k,20k,80k,300k")
     p.add_argument("--seeds", type=int, help="seeds per point (default 2)")
-    p.add_argument("--epochs", type=int, help="epochs per run (default 4)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default 6)")
     p.add_argument("--batch-size", type=int, help="images per step (default 64)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-2)")
     p.add_argument("--ablate", type=_csv, help="switch these off for one model: augment,normalize")
