@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -67,6 +67,8 @@ class TrainConfig:
     patience: int | None = None               # stop after this many epochs without a better val accuracy
     num_threads: int | None = None            # CPU threads during fit (restored afterwards)
     eval_batch_size: int = 1024
+    bn_recalibrate: int = 2048                # training images (no augmentation) to re-estimate BatchNorm statistics
+                                              # before each evaluation ("precise BN"); 0 = off
     channels_last: bool = True                # NHWC weights and batches while training: ~1.7x faster convs
                                               # on CPU here; the model is returned in the default layout
     teacher: str | None = None                # run folder of a teacher model (or pass teacher= to fit)
@@ -361,6 +363,14 @@ class _Trainer:
                       log_target=True) * (T * T)
         return (1 - c.alpha) * ce + c.alpha * kd
 
+    def _batches(self, x_train, idx, bs, gen):
+        """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
+        for i in range(0, len(idx), bs):
+            xb = x_train[idx[i:i + bs]].float().div_(255.0)
+            if self.aug is not None:
+                xb = augment(xb, self.aug, gen)
+            yield self.normalizer.from_unit(xb)
+
     def run(self, report):
         c, model, dev = self.config, self.model, self.device
         torch.manual_seed(c.seed)                       # dropout and anything else drawing from the global RNG
@@ -405,6 +415,8 @@ class _Trainer:
                 correct += (out.detach().argmax(1) == yb).sum()
                 seen += len(idx)
             eval_model = ema.model if ema is not None else model
+            if c.bn_recalibrate:
+                recalibrate_batchnorm(eval_model, self._batches(x_train, perm[:c.bn_recalibrate], bs, gen))
             row = {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen}
             if val is not None:
                 ev = evaluate(eval_model, val, transform=self.normalizer, batch_size=c.eval_batch_size)
@@ -437,6 +449,35 @@ class _Trainer:
             else:
                 metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})
         return history, metrics
+
+
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Re-estimate every BatchNorm's running mean and variance with the current weights, as a cumulative average
+    over ``batches`` (model inputs) run in train mode: "precise BN", as fvcore's ``update_bn_stats``.
+
+    The running statistics a BatchNorm keeps during training average over the last ~10 steps while the weights
+    move under them; a deep narrow net trained with a high learning rate can then classify well in train mode
+    and at chance in eval mode. ``fit`` feeds batches made exactly as in training (augmented), so the statistics
+    describe the inputs the later layers were trained on. Leaves the model in eval mode; a model without
+    BatchNorm is untouched.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None            # cumulative moving average over the batches below
+    model.train()
+    try:
+        with torch.no_grad():
+            for xb in batches:
+                if len(xb) >= 2:     # BatchNorm needs two values per channel
+                    model(xb)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
 
 
 class _Ema:

@@ -230,3 +230,28 @@ def test_cli_bad_data_leaves_no_folder(tmp_path, capsys):
     assert main(args + ["--skip-bad-rows"]) == 0
     assert "skipped 1 bad rows" in capsys.readouterr().err
     assert (out / "checkpoint.pt").exists()
+
+
+def test_recalibrate_batchnorm_estimates_statistics_of_the_current_weights():
+    import torch
+    from torch import nn
+
+    from compress.train import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    model[1].running_mean.fill_(100.0)           # stale statistics, as after fast training
+    model[1].running_var.fill_(1e-4)
+    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    transform = lambda t: t.float() / 255  # noqa: E731
+    recalibrate_batchnorm(model, (transform(x[i:i + 16]) for i in range(0, 64, 16)))
+    with torch.no_grad():
+        feats = model[0](transform(x))
+    assert torch.allclose(model[1].running_mean, feats.mean((0, 2, 3)), atol=1e-5)
+    assert model[1].momentum == 0.1 and not model.training
+    with torch.no_grad():   # eval output now matches train-mode output on the same data
+        model.eval()
+        ev = model(transform(x))
+        model.train()
+        tr = model(transform(x))
+    assert (ev - tr).abs().max() < 0.05
