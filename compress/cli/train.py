@@ -73,6 +73,8 @@ def register(sub) -> None:
     g.add_argument("--no-amp", action="store_true", help="no bfloat16 autocast on CUDA")
     g.add_argument("--ema", type=float, default=None, metavar="DECAY", help="EMA of weights, e.g. 0.999")
     g.add_argument("--patience", type=int, default=None, help="early stop after N epochs without better val acc")
+    g.add_argument("--bn-recalibrate", type=int, default=2048, metavar="N",
+                   help="re-estimate BatchNorm statistics on N training images before each evaluation (0: off)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     g.add_argument("--teacher", default=None, metavar="RUN", help="run folder of a teacher (distillation)")
     g.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default 4)")
@@ -106,7 +108,7 @@ def run(args) -> int:
         augment=not args.no_augment, flip={"auto": None, "on": True, "off": False}[args.flip],
         rotate_deg=args.rotate, translate_frac=args.translate, scale_range=args.scale, erase_prob=args.erase,
         normalize=not args.no_normalize, seed=args.seed, device=args.device, amp=not args.no_amp,
-        ema_decay=args.ema, patience=args.patience, num_threads=args.threads, teacher=args.teacher,
+        ema_decay=args.ema, patience=args.patience, bn_recalibrate=args.bn_recalibrate, num_threads=args.threads, teacher=args.teacher,
         temperature=args.temperature, alpha=args.alpha)
     bundle = data_mod.load(args.data, val_fraction=args.val_fraction, seed=args.seed,
                            image_size=args.image_size, skip_bad_rows=args.skip_bad_rows)
