@@ -90,6 +90,7 @@ class TrainConfig:
              f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (self.bn_recalibrate >= 0, "bn_recalibrate must be >= 0 images"),
             (self.temperature > 0, "temperature must be > 0"),
             (0 <= self.alpha <= 1, "alpha must be in [0, 1]"),
         ]
