@@ -14,33 +14,16 @@ from torch import nn
 from compress import artifact as A
 from compress import models
 from compress.quantize import has_batchnorm, quantize_model
+from conftest import randomize_batchnorm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is faster, and the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 X = torch.randn(4, 1, 48, 48, generator=torch.Generator().manual_seed(0))
-
-
-def _trained_like(model):
-    """Give BatchNorm non-trivial statistics so folding and fp16 matter."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def small():
     torch.manual_seed(0)
-    return _trained_like(models.create("mobilenet_v1", width_mult=0.125))
+    return randomize_batchnorm(models.create("mobilenet_v1", width_mult=0.125))
 
 
 def _same_predictions(path, reference, **kw):
@@ -55,7 +38,7 @@ def _same_predictions(path, reference, **kw):
 @pytest.mark.parametrize("fmt", ["npz", "pt"])
 def test_every_family_round_trips(tmp_path, name, fmt):
     torch.manual_seed(0)
-    model = _trained_like(models.create(name, width_mult=0.25))
+    model = randomize_batchnorm(models.create(name, width_mult=0.25))
     path = A.save(model, tmp_path / f"m.{fmt}", codec="fp16", fold_bn=True)
     loaded = _same_predictions(path, quantize_model(model, "fp16", fold_bn=True))
     assert loaded.build_args == model.build_args and not loaded.training
@@ -138,7 +121,7 @@ class Plain(nn.Module):
 @pytest.mark.parametrize("fold", [False, True])
 def test_foreign_model_needs_an_instance(tmp_path, fold):
     torch.manual_seed(0)
-    model = _trained_like(Plain())
+    model = randomize_batchnorm(Plain())
     path = A.save(model, tmp_path / "p.npz", codec="fp16", fold_bn=fold)
     with pytest.raises(A.ArtifactError, match=r"not built by compress.models.*Plain.*model=<instance>"):
         A.load(path)
@@ -262,70 +245,6 @@ def test_artifact_error_is_value_error():
     assert issubclass(A.ArtifactError, ValueError)
 
 
-# ------------------------------------------------------------------ byte budgets
-@pytest.fixture(scope="module")
-def synthetic():
-    from compress import data
-
-    return data.load("synthetic:n=200,classes=3,size=16")
-
-
-def _cnn(bundle):
-    torch.manual_seed(0)
-    return _trained_like(models.create("cnn", channels=[8, 16], num_classes=bundle.num_classes,
-                                       input_size=16))
-
-
-def test_fit_bytes_writes_the_best_that_fits(tmp_path, synthetic):
-    model = _cnn(synthetic)
-    sizes = {c: len(A.serialize(model, codec=A.parse_candidate(c)[0], fold_bn=A.parse_candidate(c)[1]))
-             for c in A.DEFAULT_CANDIDATES}
-    budget = sizes["int8+fold"]  # exactly: a file of max_bytes bytes fits
-    result = A.fit_bytes(model, synthetic, budget, path=tmp_path / "m.npz")
-    assert [r.candidate for r in result.rows] == list(A.DEFAULT_CANDIDATES)
-    assert {r.candidate: r.size_bytes for r in result.rows} == sizes  # measured on disk == serialized bytes
-    fitting = [r for r in result.rows if r.fits]
-    assert all(r.fits == (r.size_bytes <= budget) for r in result.rows) and not result.rows[1].fits
-    assert result.best.val_acc == max(r.val_acc for r in fitting)
-    assert os.path.getsize(tmp_path / "m.npz") == result.best.size_bytes <= budget
-    assert result.rows[0].delta_points == 0.0 and "* " in result.table()
-    loaded = A.load(tmp_path / "m.npz")
-    assert loaded.artifact_manifest["codec"]["name"] == A.parse_candidate(result.best.candidate)[0].name
-    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
-
-
-def test_fit_bytes_without_data_takes_the_least_lossy(synthetic):
-    model = _cnn(synthetic)
-    result = A.fit_bytes(model, None, 10 ** 9, candidates=["fp16", "fp32"])
-    assert result.best.candidate == "fp16" and result.best.val_acc is None and result.path is None
-
-
-def test_fit_bytes_nothing_fits(tmp_path, synthetic):
-    model = _cnn(synthetic)
-    with pytest.raises(A.BudgetError, match=r"smallest reachable is [\d,]+ bytes \(kmeans2\+fold\)") as info:
-        A.fit_bytes(model, None, 1000, path=tmp_path / "m.npz")
-    assert len(info.value.result.rows) == len(A.DEFAULT_CANDIDATES)
-    assert not (tmp_path / "m.npz").exists()
-
-
-@pytest.mark.parametrize("bad", ["int8+prune", "int4", "fp16+"])
-def test_bad_candidates(bad):
-    with pytest.raises(ValueError):
-        A.parse_candidate(bad)
-
-
-def test_fit_budget_search(tmp_path, synthetic):
-    from compress.train import TrainConfig
-
-    best, rows = A.fit_budget("cnn", 6000, synthetic, codecs=["int8+fold"], out=tmp_path,
-                              config=TrainConfig(epochs=1, augment=False), channels=[8, 16])
-    assert best is rows[0] and best.fits and best.size_bytes <= 6000
-    assert os.path.getsize(tmp_path / "model.npz") == best.size_bytes
-    table = json.loads((tmp_path / "table.json").read_text())
-    assert table["rows"][0]["candidate"] == "int8+fold" and (tmp_path / "table.csv").exists()
-    assert A.load(tmp_path / "model.npz").build_args["width_mult"] == best.width_mult
-
-
 def test_bad_pt_files(tmp_path, small):
     good = A.save(small, tmp_path / "good.pt", codec="int8")
     data = good.read_bytes()
@@ -355,13 +274,3 @@ def test_bad_build_args(tmp_path, good):
 
     with pytest.raises(A.ArtifactError, match="build_args"):
         A.load(_rewrite_npz(good, tmp_path / "b.npz", edit))
-
-
-def test_fit_bytes_tolerance_prefers_less_lossy(synthetic):
-    model = _cnn(synthetic)
-    exact = A.fit_bytes(model, synthetic, 10 ** 9)
-    loose = A.fit_bytes(model, synthetic, 10 ** 9, tolerance_points=100.0)
-    assert loose.best.candidate == "fp32"
-    assert exact.best.val_acc == max(r.val_acc for r in exact.rows)
-    with pytest.raises(ValueError, match="tolerance"):
-        A.fit_bytes(model, synthetic, 10 ** 9, tolerance_points=-1)

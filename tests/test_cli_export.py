@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from compress import artifact as A
+from compress import budget as B
 from compress.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +41,7 @@ def test_export_within_budget(run_dir, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert os.path.getsize(out) <= 6000 and summary["breakdown"]["size_bytes"] == os.path.getsize(out)
     rows = summary["rows"]
-    assert [r["candidate"] for r in rows] == list(A.DEFAULT_CANDIDATES)
+    assert [r["candidate"] for r in rows] == list(B.DEFAULT_CANDIDATES)
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["val_acc"] == max(r["val_acc"] for r in rows if r["fits"])
 

@@ -52,16 +52,6 @@ def fit_quickly(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     return model.eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and on a shared 2-core machine two threads run 10-50x
-    slower (measured: 25 s vs 2 s for fit_quickly). Restored afterwards for the other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(one_thread):
     x, y = patch_data(600, seed=0)

@@ -13,15 +13,6 @@ from compress import quantize as Q
 from compress.blocks import ConvNormAct, DepthwiseSeparableConv, InvertedResidual, MLPBlock
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is faster, and the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _w(*shape, seed=0, scale=0.1):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g) * scale

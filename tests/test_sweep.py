@@ -1,11 +1,10 @@
 import csv
 import json
-import shutil
 
 import pytest
 
 from compress import sweep
-from compress.sweep import ABLATIONS, SequentialExecutor, SweepConfig, run_sweep, summarize
+from compress.sweep import SweepConfig, run_sweep, summarize
 
 DATA = "synthetic:n=240,classes=3,size=12"
 

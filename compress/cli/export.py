@@ -39,7 +39,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from compress import artifact
+    from compress import artifact, budget
     from compress.train import evaluate, load_run
 
     if args.max_bytes is not None and (args.codec or args.fold_bn):
@@ -54,12 +54,12 @@ def run(args) -> int:
     val = src.data().val
     if args.max_bytes is not None:
         candidates = ([c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates
-                      else artifact.DEFAULT_CANDIDATES)
+                      else budget.DEFAULT_CANDIDATES)
         try:
-            result = artifact.fit_bytes(src.model, val, args.max_bytes, path=out, format=args.format,
+            result = budget.fit_bytes(src.model, val, args.max_bytes, path=out, format=args.format,
                                         candidates=candidates, transform=src.normalizer, meta=meta,
                                         tolerance_points=args.tolerance)
-        except artifact.BudgetError as exc:
+        except budget.BudgetError as exc:
             print(exc.result.table())
             raise
         summary = result.to_dict()
@@ -70,7 +70,7 @@ def run(args) -> int:
         fp32 = evaluate(src.model, val, transform=src.normalizer)["acc"]
         size = out.stat().st_size
         label = codec + ("+fold" if args.fold_bn else "")
-        result = artifact.BudgetResult([artifact.BudgetRow(label, size, acc, 100 * (acc - fp32), True, True)],
+        result = budget.BudgetResult([budget.BudgetRow(label, size, acc, 100 * (acc - fp32), True, True)],
                                        size, path=out, fp32_acc=fp32)
         summary = result.to_dict()
     summary["breakdown"] = artifact.breakdown(out)

@@ -51,7 +51,7 @@ def run(args) -> int:
     import sys
     from dataclasses import asdict
 
-    from compress import artifact
+    from compress import budget
     from compress.train import TrainConfig
 
     settings = {"epochs": args.epochs, "seed": args.seed}
@@ -59,10 +59,10 @@ def run(args) -> int:
         settings["lr"] = args.lr
     config = TrainConfig(**settings)
     codecs = ([c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs
-              else artifact.DEFAULT_SEARCH_CODECS)
+              else budget.DEFAULT_SEARCH_CODECS)
     for c in codecs:
-        artifact.parse_candidate(c)  # fail on a typo before any training
-    best, rows = artifact.fit_budget(args.family, args.max_bytes, args.data, codecs=codecs, config=config,
+        budget.parse_candidate(c)  # fail on a typo before any training
+    best, rows = budget.fit_budget(args.family, args.max_bytes, args.data, codecs=codecs, config=config,
                                      teacher=args.teacher, out=args.out, format=args.format,
                                      progress=False if args.quiet else None,
                                      log=None if args.quiet else lambda line: print(line, file=sys.stderr),
