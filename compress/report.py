@@ -43,6 +43,11 @@ def _num(v: Any) -> str:
     return f"{int(v):,}"
 
 
+def _points(diff: float) -> str:
+    """A difference of fractions as signed percentage points, never "-0.0"."""
+    return f"{round(100 * diff, 1) + 0.0:+.1f}"
+
+
 def _table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -93,14 +98,14 @@ def _comparison_section(rows: list[dict], families: list[str]) -> list[str]:
             continue
         lines += [f"### {a} vs {b}", ""]
         table = [[f"{c['budget']:,}", f"{c['params_a']:,.0f} / {c['params_b']:,.0f}", _pct(c["acc_a"]),
-                  _pct(c["acc_b"]), f"{100 * c['diff']:+.1f}", c["verdict"]] for c in comp]
+                  _pct(c["acc_b"]), _points(c["diff"]), c["verdict"]] for c in comp]
         lines += [_table(["budget", "params (a / b)", f"{a} acc %", f"{b} acc %", "a - b (points)", "verdict"],
                          table), ""]
         wins = {c["verdict"] for c in comp}
         summary = []
         for c in comp:
             if c["verdict"] == "tie":
-                summary.append(f"at {c['budget']:,} params: tie ({100 * c['diff']:+.1f} points, intervals overlap)")
+                summary.append(f"at {c['budget']:,} params: tie ({_points(c['diff'])} points, intervals overlap)")
             else:
                 winner, loser = (a, b) if c["verdict"] == a else (b, a)
                 summary.append(f"at {c['budget']:,} params: {winner} beats {loser} by {abs(100 * c['diff']):.1f} points")
@@ -130,7 +135,7 @@ def _ablation_section(rows: list[dict], config: dict) -> list[str]:
         table.append(["full (baseline)", _pct(base_iv), "", ""])
     for r in variants:
         iv = _iv(r["acc"])
-        diff = f"{100 * (iv.mean - base_iv.mean):+.1f}" if base else "-"
+        diff = _points(iv.mean - base_iv.mean) if base else "-"
         verdict = ("tie" if iv.overlaps(base_iv) else ("better" if iv.mean > base_iv.mean else "worse")) if base else "-"
         table.append([r["variant"], _pct(iv), diff, verdict])
     lines += [_table(["variant", "accuracy % [95% CI]", "vs baseline (points)", "verdict"], table), ""]
