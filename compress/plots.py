@@ -291,7 +291,7 @@ def latency_vs(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
 
 
 def training_curves_grid(runs: Sequence[tuple[str, Sequence[Mapping[str, float]]]], path: str | os.PathLike, *,
-                         formats: Iterable[str] = ("png",)) -> list[Path]:
+                         formats: Iterable[str] = ("png", "svg")) -> list[Path]:
     """Loss (top) and accuracy (bottom) against epoch for several runs side by side: ``[(label, history)]``."""
     if not runs:
         raise ValueError("training_curves_grid: no runs")

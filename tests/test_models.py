@@ -94,8 +94,9 @@ def test_every_model_forward_backward_fer(name, width):
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_every_family_forward_backward_imagenet(name):
-    m = models.create(name, width_mult=0.25, in_chans=3, num_classes=10, input_size=224)
+@pytest.mark.parametrize("width", [0.25, 0.5])
+def test_every_family_forward_backward_imagenet(name, width):
+    m = models.create(name, width_mult=width, in_chans=3, num_classes=10, input_size=224)
     out = m(torch.randn(2, 3, 224, 224))
     assert out.shape == (2, 10)
     out.sum().backward()
