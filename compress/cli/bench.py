@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import parse_int_list, parse_shape
+from compress.cli._common import non_negative_int, parse_int_list, parse_shape, positive_int
 
 DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "cuda_graph")
 
@@ -36,11 +36,11 @@ def register(subparsers) -> None:
                         "size on CPU)")
     p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],
                    help="comma-separated batch sizes (default 1,32)")
-    p.add_argument("--threads", metavar="N", type=_positive, default=None,
+    p.add_argument("--threads", metavar="N", type=positive_int, default=None,
                    help="CPU threads during timing (default: torch's current count)")
-    p.add_argument("--warmup", metavar="N", type=_non_negative, default=10,
+    p.add_argument("--warmup", metavar="N", type=non_negative_int, default=10,
                    help="untimed calls first (default 10)")
-    p.add_argument("--repeats", metavar="N", type=_positive, default=50, help="timed calls (default 50)")
+    p.add_argument("--repeats", metavar="N", type=positive_int, default=50, help="timed calls (default 50)")
     p.add_argument("--json", metavar="PATH", default=None, help="write the records as JSON here")
     p.set_defaults(run=run)
 
@@ -94,23 +94,6 @@ def _runtimes(text: str | None, device: str) -> list[str]:
     for name in names:
         latency.check_runtime(name, device)
     return names
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
 
 
 def _target(target: str, width: float, input_shape: tuple[int, ...] | None):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from compress.cli._common import positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -27,28 +29,18 @@ def register(subparsers) -> None:
                         "(default: the last Conv2d; for an MLP the last hidden Linear)")
     p.add_argument("--activation-layer", metavar="NAME", default=None,
                    help="layer whose feature maps are shown (default: --layer if given, else the first Conv2d)")
-    p.add_argument("--filters", metavar="N", type=_positive, default=16, help="filters to visualize (default 16)")
-    p.add_argument("--steps", metavar="N", type=_positive, default=100,
+    p.add_argument("--filters", metavar="N", type=positive_int, default=16, help="filters to visualize (default 16)")
+    p.add_argument("--steps", metavar="N", type=positive_int, default=100,
                    help="gradient-ascent steps per filter (default 100)")
     p.add_argument("--method", choices=("gradient", "smoothgrad"), default="gradient",
                    help="saliency method (default gradient)")
-    p.add_argument("--per-class", metavar="N", type=_positive, default=1,
+    p.add_argument("--per-class", metavar="N", type=positive_int, default=1,
                    help="saliency examples per class, correct and wrong each (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for SmoothGrad noise, re-initialization, filters")
-    p.add_argument("--threads", metavar="N", type=_positive, default=None,
+    p.add_argument("--threads", metavar="N", type=positive_int, default=None,
                    help="CPU threads for torch during the command (default: torch's own choice)")
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default RUN/explain)")
     p.set_defaults(run=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
