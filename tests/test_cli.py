@@ -32,10 +32,17 @@ def test_user_errors_are_one_line_exit_2(capsys):
     assert "unknown model 'resnet'" in capsys.readouterr().err
 
 
-def test_bad_argument_values_exit_2():
+@pytest.mark.parametrize("args", [["scale", "mlp", "--max-params", "lots"],
+                                  ["scale", "mlp", "--max-params", "10k", "--input", "1x4y"]])
+def test_bad_argument_values_exit_2(args):
     with pytest.raises(SystemExit) as exc:
-        main(["scale", "mlp", "--max-params", "lots"])
+        main(args)
     assert exc.value.code == 2
+
+
+def test_non_square_input_is_a_user_error(capsys):
+    assert main(["scale", "mlp", "--max-params", "10k", "--input", "1x28x32"]) == 2
+    assert "square" in capsys.readouterr().err
 
 
 def test_console_script_runs():

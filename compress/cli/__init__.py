@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:   # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            argparse.ArgumentTypeError) as exc:
         print(f"compress {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return int(status or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import parse_count
+from compress.cli._common import parse_count, parse_shape
 
 
 def register(sub) -> None:
@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--match", metavar="MODEL", help="match the parameter count of this registered model")
     p.add_argument("--match-width", type=float, default=1.0, help="width multiplier of --match (default 1.0)")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance of --match (default 0.05)")
-    p.add_argument("--input", default="1x48x48", help="input C x H x W (default 1x48x48; H = W)")
+    p.add_argument("--input", type=parse_shape, default=(1, 48, 48), metavar="CxHxW",
+                   help="input C x H x W (default 1x48x48; H = W)")
     p.add_argument("--num-classes", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
@@ -30,11 +31,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from compress import models, scaling
-    from compress.cli._common import parse_shape
 
-    c, h, w = parse_shape(args.input)
-    if h != w:
-        raise ValueError(f"--input {args.input}: models take square inputs")
+    if len(args.input) != 3 or args.input[1] != args.input[2]:
+        raise ValueError(f"--input {'x'.join(map(str, args.input))}: give C x H x W with H = W (square inputs)")
+    c, h, _ = args.input
     kw = dict(in_chans=c, input_size=h, num_classes=args.num_classes)
     if args.match:
         ref = models.create(args.match, width_mult=args.match_width, **kw)
