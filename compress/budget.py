@@ -190,10 +190,15 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
     from compress import data as data_mod
     from compress import scaling, train
 
+    from compress import models
+
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    models.get_spec(family)   # an unknown family fails here, before any data is loaded or folder written
+    for label in codecs:
+        parse_candidate(label)
     config = config or train.TrainConfig(epochs=5)
     bundle = data if isinstance(data, data_mod.DataBundle) else data_mod.load(data, seed=config.seed)
     if bundle.val is None or not len(bundle.val):

@@ -84,3 +84,9 @@ def test_fit_bytes_tolerance_prefers_less_lossy(synthetic):
     assert exact.best.val_acc == max(r.val_acc for r in exact.rows)
     with pytest.raises(ValueError, match="tolerance"):
         B.fit_bytes(model, synthetic, 10 ** 9, tolerance_points=-1)
+
+
+def test_fit_budget_unknown_family_fails_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        B.fit_budget("resnet", 10_000, "synthetic:n=60,classes=3,size=12", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
