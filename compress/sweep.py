@@ -87,6 +87,11 @@ class SweepConfig:
             raise ValueError(f"sweep: ablate_budget must be positive, got {self.ablate_budget}")
         TrainConfig.from_dict(self.train_settings(0, {}))   # validates the training settings
 
+    @property
+    def data_options(self) -> dict:
+        """Options for ``compress.data.load``: one split for every run."""
+        return {"val_fraction": self.val_fraction, "seed": self.data_seed}
+
     def train_settings(self, seed: int, overrides: dict) -> dict:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed,
                 **self.train, **overrides}
@@ -116,6 +121,7 @@ class RunTask:
     variant: str               # "full" or "no_<ablation>"
     seed: int
     build_args: dict
+    macs: int                  # from the sizing (batch 1)
     train: dict                # TrainConfig settings
     data: str
     data_options: dict
@@ -214,7 +220,7 @@ def execute(task: RunTask) -> dict:
     return {
         "run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
         "seed": task.seed, "width_mult": task.build_args["width_mult"],
-        "param_count": sum(p.numel() for p in model.parameters()), "macs": None,
+        "param_count": sum(p.numel() for p in model.parameters()), "macs": task.macs,
         "bytes_fp32": sizes["fp32"], "bytes_fp16": sizes["fp16"], "bytes_int8": sizes["int8"],
         "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
         "epochs": len(run.history), "train_seconds": round(seconds, 3), "latency_ms": None,
@@ -259,8 +265,7 @@ def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
     return cached
 
 
-def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle) -> tuple[list[RunTask], list[dict]]:
-    data_options = {"val_fraction": config.val_fraction, "seed": config.data_seed}
+def _tasks(config: SweepConfig, out: Path, sizing: dict) -> tuple[list[RunTask], list[dict]]:
     points = [(f, b, "full", {}) for f in config.families for b in config.budgets]
     ab_budget = config.ablate_budget or max(config.budgets)
     points += [(config.ablate_family, ab_budget, f"no_{a}", ABLATIONS[a]) for a in config.ablate]
@@ -273,8 +278,9 @@ def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle) -> tuple[list[R
         for seed in range(config.seeds):
             run_id = f"{family}-{budget}-{variant}-s{seed}"
             tasks.append(RunTask(run_id=run_id, family=family, budget=budget, variant=variant, seed=seed,
-                                 build_args=size["build_args"], train=config.train_settings(seed, overrides),
-                                 data=config.data, data_options=data_options, run_dir=str(out / "runs" / run_id)))
+                                 build_args=size["build_args"], macs=size["macs"],
+                                 train=config.train_settings(seed, overrides),
+                                 data=config.data, data_options=config.data_options, run_dir=str(out / "runs" / run_id)))
     return tasks, skipped
 
 
@@ -308,8 +314,7 @@ def _clean_partial_runs(out: Path, finished: set[str]) -> None:
     if not runs.is_dir():
         return
     for p in runs.iterdir():
-        name = p.name.lstrip(".").split(".partial-")[0]
-        if p.name.startswith(".") or name not in finished:
+        if p.name.startswith(".") or p.name not in finished:   # ".ID.partial-PID": fit's staging folder
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -342,7 +347,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
     """
     out = Path(out)
     _check_config(out, config, overwrite)
-    bundle = _load_data(config.data, {"val_fraction": config.val_fraction, "seed": config.data_seed})
+    bundle = _load_data(config.data, config.data_options)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "sweep.json").exists():
         _io.write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
@@ -352,7 +357,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
                                                      "train": len(bundle.train), "val": len(bundle.val),
                                                      "test": len(bundle.test) if bundle.test is not None else 0}})
     sizing = _sizing(config, out, bundle)
-    tasks, skipped = _tasks(config, out, sizing, bundle)
+    tasks, skipped = _tasks(config, out, sizing)
     records = {r["run_id"]: r for r in read_records(out)}
     wanted = {t.run_id for t in tasks}
     records = {k: v for k, v in records.items() if k in wanted}
@@ -363,13 +368,10 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
         say(f"skip {s['family']} at {s['budget']:,} params: {s['reason']}")
     if records:
         say(f"resuming: {len(records)} of {len(tasks)} runs already finished")
-    for r in records.values():   # fill MACs from sizing (records keep the per-run figures)
-        r["macs"] = sizing[r["family"]][str(r["budget"])]["macs"]
     _write_results(out, config, list(records.values()), skipped)
     executor = executor or SequentialExecutor()
     done = len(records)
     for record in executor.run(execute, todo):
-        record["macs"] = sizing[record["family"]][str(record["budget"])]["macs"]
         _io.write_json(out / "records" / f"{record['run_id']}.json", record)
         records[record["run_id"]] = record
         _write_results(out, config, list(records.values()), skipped)
