@@ -551,10 +551,10 @@ def environment(device: torch.device | str | None = None) -> dict:
     import numpy
 
     import compress
+    from compress.latency import device_name
 
     dev = torch.device(device) if device is not None else None
-    name = torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda" else \
-        (platform.processor() or platform.machine())
+    name = torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda" else device_name("cpu")
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "compress": compress.__version__, "platform": platform.platform(), "device": str(dev),
             "device_name": name, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
