@@ -6,7 +6,7 @@
     COMPRESS_BENCH_BATCH=1,32 COMPRESS_BENCH_COMPILE=1 pytest benchmarks/bench_latency.py
 
 Each case builds ``compress.models.create(family, width_mult=width)`` for FER input (1x48x48), prepares it with
-``compress.latency.make_runner`` (the code ``compress bench`` times), checks its outputs against eager, and
+``compress.bench.make_runner`` (the code ``compress bench`` times), checks its outputs against eager, and
 times one batch per call: CPU cases with torch and ONNX Runtime on 1 thread (restored afterwards), CUDA cases
 synchronized after every call. ``extra_info`` carries params, batch, threads, device name and runtime notes.
 ``torch.compile`` cases (a minute each to compile on a small CPU) run only with ``COMPRESS_BENCH_COMPILE=1``.
@@ -19,7 +19,9 @@ import os
 import pytest
 import torch
 
-from compress import latency, models
+from compress import bench as latency
+from compress import models
+from compress.device import device_name
 
 FAMILIES = ("mobilenet_v1", "mobilenet_v2", "cnn", "mlp")
 WIDTHS = (0.25, 0.5, 1.0)
@@ -72,7 +74,7 @@ def _bench(benchmark, family, width, runtime, batch, device, threads):
         timed = call
     benchmark.extra_info.update(
         family=family, width_mult=width, runtime=runtime, batch_size=batch, device=device,
-        device_name=latency.device_name(device), threads=threads, input_shape=list(INPUT_SHAPE),
+        device_name=device_name(device), threads=threads, input_shape=list(INPUT_SHAPE),
         param_count=sum(p.numel() for p in model.parameters()), notes=runner.notes)
     benchmark.pedantic(timed, warmup_rounds=10, rounds=100 if batch <= 8 else 20, iterations=1)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import platform
 import random
 import statistics
 import sys
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from compress import data, models, train
+from compress.device import device_name, resolve_device
 
 
 class PerSampleDataset(torch.utils.data.Dataset):
@@ -120,13 +120,13 @@ def main(argv=None) -> int:
     if args.epochs < 2:
         p.error("--epochs must be >= 2 (the first epoch is warm-up)")
     torch.set_num_threads(args.threads)
-    device = train.resolve_device(args.device)
+    device = resolve_device(args.device)
     bundle = data.load(args.data)
     keep = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(0))[:args.train_images]
     bundle.train.x, bundle.train.y = bundle.train.x[keep], bundle.train.y[keep]   # random: the file is sorted
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=str(device),
                                flip=False, amp=False, num_threads=args.threads)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    dev_name = device_name(device)
     print(f"device {device} ({dev_name}), torch {torch.__version__}, threads {args.threads}, "
           f"{len(bundle.train)} train images {bundle.in_chans}x{bundle.input_size}x{bundle.input_size}, "
           f"batch {args.batch_size}, {args.epochs - 1} timed epochs")

@@ -8,7 +8,7 @@ running a plain export of the same model.
     python benchmarks/latency_ratio.py --device cuda        # the same sides on a GPU (ORT only with its CUDA provider)
     python benchmarks/latency_ratio.py --compile --json out.json
 
-Sides: ``eager`` PyTorch; every runtime in ``compress.latency`` (``compile`` only with ``--compile``: it
+Sides: ``eager`` PyTorch; every runtime in ``compress.bench`` (``compile`` only with ``--compile``: it
 takes about a minute on a small CPU); and ``plain_ort``, the reference, written here directly against
 onnxruntime so that it owes nothing to compress: the model exported by ``torch.onnx.export`` with torch's
 default exporter and settings (no BatchNorm folding of ours), and an ``InferenceSession`` with default options
@@ -27,19 +27,21 @@ before and after is printed, because on a shared machine it matters.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from compress import _io, latency, models
+from compress import _io
+from compress import bench as latency
+from compress import models
+from compress.device import device_name as cpu_or_gpu_name
+from compress.device import resolve_device
 
 
 def fer_mobilenet(name: str = "fer_hw8_torch", width_mult: float = 1.0, input_shape=(1, 48, 48)) -> nn.Module:
@@ -109,7 +111,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     try:
-        latency.check_device(args.device)
+        resolve_device(args.device)
     except ValueError as exc:
         p.error(str(exc))
     torch.set_num_threads(args.threads)
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
 
     results = {}
     for name, ts in times.items():
-        median, iqr, p95 = latency.summarize(ts)
+        median, iqr, p95 = latency.summarize_times(ts)
         keys = [k for k in sides if k.split("#")[0] == name]
         results[name] = dict(median_ms=median, iqr_ms=iqr, p95_ms=p95, calls=len(ts), max_abs_diff=diffs[name],
                              session_medians_ms=[statistics.median(per_session[k]) for k in keys],
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
     ours = {k: v for k, v in results.items() if k in latency.RUNTIMES}
     fastest = min(ours, key=lambda k: ours[k]["median_ms"]) if ours else None
 
-    device_name = latency.device_name(args.device)
+    device_name = cpu_or_gpu_name(args.device)
     print(f"{args.model} width {args.width}: {params:,} params, batch {args.batch_size}, input {'x'.join(map(str, shape))}, "
           f"{args.threads} thread(s), {args.device}: {device_name}")
     print(f"torch {torch.__version__}; {args.rounds} rounds x {args.calls} calls per instance, {args.sessions} instances per side; "

@@ -1,8 +1,56 @@
 """compress: model-compression research for small image classifiers.
 
-Modules (one idea each): ``blocks``, ``models``, ``scaling``, ``profile``, ``data``, ``augment``,
-``train``, ``quantize``, ``artifact``, ``sweep``, ``latency``, ``explain``, ``plots``, ``report``
-and the ``compress`` command in ``cli``. Importing ``compress`` imports nothing heavy beyond torch.
+One capability per subpackage: ``models`` (architectures, registry, model cards, budget scaling), ``data``,
+``profile`` (exact counts), ``train``, ``quant`` (codecs, BatchNorm folding), ``export`` (artifacts, byte budgets,
+ONNX), ``bench`` (latency), ``explain``, ``study`` (sweeps, statistics, figures, reports) and the ``compress``
+command in ``cli``; ``blocks`` holds the layers.
+
+The entry points a user types first are here too, imported on first use (``import compress`` itself loads nothing
+beyond this file)::
+
+    model = compress.create("mobilenet_v1", width_mult=0.5)
+    run = compress.fit(model, compress.load_data("default"), compress.TrainConfig(epochs=3))
+    compress.save(run.model, "model.npz", codec="int8", fold_bn=True)
+    same = compress.load("model.npz")
+
+The counting function lives in its package, ``compress.profile.profile(model, input_shape)``: a top-level
+``profile`` would be shadowed by the subpackage of that name.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_ENTRY_POINTS = {
+    "create": ("compress.models", "create"),
+    "list_models": ("compress.models", "list_models"),
+    "ModelCard": ("compress.models", "ModelCard"),
+    "card_of": ("compress.models", "card_of"),
+    "load_data": ("compress.data", "load"),
+    "TrainConfig": ("compress.train", "TrainConfig"),
+    "fit": ("compress.train", "fit"),
+    "evaluate": ("compress.train", "evaluate"),
+    "load_run": ("compress.train", "load_run"),
+    "save": ("compress.export", "save"),
+    "load": ("compress.export", "load"),
+    "quantize_model": ("compress.quant", "quantize_model"),
+    "measure_latency": ("compress.bench", "measure"),
+}
+
+__all__ = ["__version__", *_ENTRY_POINTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENTRY_POINTS:
+        module, attr = _ENTRY_POINTS[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'compress' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ENTRY_POINTS))

@@ -1,16 +1,21 @@
 """Atomic file writes: write to a temporary file beside the target, then rename into place.
 
-A reader never sees a half-written file, and a crash leaves the old file (or none) behind.
+A reader never sees a half-written file, and a crash leaves the old file (or none) behind. Every file compress
+writes goes through here: bytes, text, JSON and CSV.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_csv"]
 
 
 @contextlib.contextmanager
@@ -54,6 +59,16 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """A CSV table with a header of ``columns``: one line per row (keys beyond ``columns`` ignored, missing and
+    None cells empty); cells holding commas, quotes or newlines are quoted."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, buf.getvalue())
 
 
 def _json_default(obj: Any) -> Any:

@@ -9,7 +9,6 @@ Blocks:
     DepthwiseSeparableConv    MobileNetV1 block; also Keras' SeparableConv2D exactly
     SqueezeExcite             channel attention used by InvertedResidual(se_ratio > 0)
     InvertedResidual          MobileNetV2 block (expand 1x1, depthwise, linear project, residual)
-    ConvStage                 plain VGG-style stage: n x ConvNormAct, optional pooling and dropout
     MLPBlock                  Linear -> optional norm -> optional activation -> dropout
 """
 
@@ -21,6 +20,9 @@ from typing import Callable, Optional
 
 import torch
 from torch import nn
+
+__all__ = ["LayerFn", "get_act", "make_divisible", "ConvNormAct", "DepthwiseSeparableConv", "SqueezeExcite",
+           "InvertedResidual", "MLPBlock"]
 
 LayerFn = Optional[Callable[..., nn.Module]]
 
@@ -182,28 +184,6 @@ class InvertedResidual(nn.Module):
         if self.use_res:
             x = x + shortcut
         return x
-
-
-class ConvStage(nn.Sequential):
-    """Plain VGG-style stage: ``depth`` x ConvNormAct, then optional 2x2 pooling and dropout."""
-
-    def __init__(self, in_chans: int, out_chans: int, depth: int = 2, kernel_size: int = 3, *,
-                 pool: str | None = "max", dropout: float = 0.0, norm_layer: LayerFn = nn.BatchNorm2d,
-                 act_layer: LayerFn = nn.ReLU, padding: int | None = None, bias: bool | None = None,
-                 order: str = "norm_act") -> None:
-        super().__init__()
-        for i in range(depth):
-            self.add_module(f"conv{i}", ConvNormAct(in_chans if i == 0 else out_chans, out_chans, kernel_size,
-                                                    padding=padding, bias=bias, norm_layer=norm_layer,
-                                                    act_layer=act_layer, order=order))
-        if pool == "max":
-            self.add_module("pool", nn.MaxPool2d(2))
-        elif pool == "avg":
-            self.add_module("pool", nn.AvgPool2d(2))
-        elif pool is not None:
-            raise ValueError(f"ConvStage: pool must be 'max', 'avg' or None, got {pool!r}")
-        if dropout > 0:
-            self.add_module("drop", nn.Dropout(dropout))
 
 
 class MLPBlock(nn.Sequential):

@@ -13,8 +13,7 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Give BatchNorm non-trivial running statistics (as after training) so folding and fp16 matter; eval mode."""
+def _randomize_batchnorm(model: nn.Module) -> nn.Module:
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -24,6 +23,7 @@ def randomize_batchnorm(model: nn.Module) -> nn.Module:
 
 
 @pytest.fixture(scope="session")
-def trained_like():
-    """``trained_like(model)``: the model with randomized BatchNorm statistics, in eval mode."""
-    return randomize_batchnorm
+def randomize_batchnorm():
+    """``randomize_batchnorm(model)``: the model with non-trivial BatchNorm running statistics (as after training,
+    so folding and fp16 matter), in eval mode."""
+    return _randomize_batchnorm

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.blocks import (ConvNormAct, ConvStage, DepthwiseSeparableConv, InvertedResidual, MLPBlock,
+from compress.blocks import (ConvNormAct, DepthwiseSeparableConv, InvertedResidual, MLPBlock,
                              SqueezeExcite, get_act, make_divisible)
 
 
@@ -65,11 +65,7 @@ def test_inverted_residual_residual_and_hidden_width():
     assert isinstance(se.se, SqueezeExcite) and se(x).shape == x.shape
 
 
-def test_conv_stage_and_mlp_block():
-    stage = ConvStage(3, 8, depth=2, dropout=0.1)
-    assert stage(torch.randn(1, 3, 8, 8)).shape == (1, 8, 4, 4)
-    with pytest.raises(ValueError, match="pool"):
-        ConvStage(3, 8, pool="median")
+def test_mlp_block():
     block = MLPBlock(10, 4, dropout=0.5, order="act_norm")
     assert [type(m) for m in block.children()] == [nn.Linear, nn.ReLU, nn.BatchNorm1d, nn.Dropout]
     assert block(torch.randn(3, 10)).shape == (3, 4)

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module in this package and defines ``register(subparsers)``,
 which adds its parser and sets ``run=<callable(args) -> int | None>`` as a default. Modules are
-discovered, so adding a command means adding a file. Heavy imports belong inside ``run``.
+discovered, so adding a command means adding a file. A command parses, makes one library call and prints what
+the library renders; options that set a library setting take their default (and the "(default X)" of their help)
+from the library (``compress.cli._common.add_field``). Heavy work belongs inside ``run``.
 
 User errors (``ValueError``, ``TypeError``, missing or existing files) print one line,
 ``compress <command>: error: <message>``, and exit with status 2; no traceback.
@@ -17,6 +19,8 @@ import sys
 from typing import Sequence
 
 from compress import __version__
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

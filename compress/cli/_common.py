@@ -1,8 +1,22 @@
-"""Small parsing helpers shared by the subcommands."""
+"""Helpers shared by the subcommands: argparse types (shapes, counts, ``KEY=VALUE``) and options whose defaults
+are the library's (:func:`add_field`, :func:`given`).
+
+Defaults live once, in the library's dataclasses (``TrainConfig``, ``SweepConfig``, ``ExplainConfig``...) and
+function signatures; an option that sets one of their fields has argparse default None and a help text that
+quotes the library's default, so ``--help`` cannot drift from the library.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
+import json
+from typing import Any
+
+__all__ = ["parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
+           "parse_key_value", "non_negative_int", "positive_int", "library_default", "show_default",
+           "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped"]
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -59,3 +73,139 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def parse_key_value(text: str) -> tuple[str, object]:
+    """argparse type: ``"KEY=VALUE"`` -> ``(KEY, VALUE)``, VALUE read as JSON (``3``, ``0.1``, ``[8,16]``,
+    ``true``, ``null``) and kept as the plain string when it is not JSON (``cosine``)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def parse_csv(text: str) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_counts(text: str) -> list[int]:
+    """``"5k,20k"`` -> ``[5000, 20000]``."""
+    return [parse_count(t) for t in parse_csv(text)]
+
+
+def parse_float_pair(text: str) -> tuple[float, float]:
+    """``"0.9,1.1"`` -> ``(0.9, 1.1)``."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be two numbers LOW,HIGH such as 0.9,1.1") from None
+    return lo, hi
+
+
+# ------------------------------------------------------------------------- options that map to library defaults
+def library_default(owner: Any, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``owner``, or of parameter ``name`` of function ``owner``."""
+    if dataclasses.is_dataclass(owner):
+        for f in dataclasses.fields(owner):
+            if f.name == name:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                if f.default_factory is not dataclasses.MISSING:
+                    return f.default_factory()
+                raise TypeError(f"{owner.__name__}.{name} has no default")
+        raise AttributeError(f"{owner.__name__} has no field {name!r}")
+    param = inspect.signature(owner).parameters[name]
+    if param.default is inspect.Parameter.empty:
+        raise TypeError(f"{owner.__qualname__}({name}) has no default")
+    return param.default
+
+
+def show_default(value: Any) -> str:
+    """How ``--help`` writes a library default: ``30``, ``0.01``, ``cosine``, ``0.9,1.1``, ``on``/``off``,
+    ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if type(value).__name__ == "dtype":   # torch.float32 -> float32
+        return str(value).removeprefix("torch.")
+    if isinstance(value, (tuple, list)):
+        return ",".join(show_default(v) for v in value)
+    return str(value)
+
+
+def default_help(owner: Any, name: str) -> str:
+    """The help suffix naming the library default: ``(default 30)``; for a dataclass field of a nested config
+    (FilterConfig.steps) the same."""
+    return f"(default {show_default(library_default(owner, name))})"
+
+
+def add_field(parser: Any, flag: str, owner: Any, name: str, *, help: str = "", switch: bool | None = None,
+              none: str | None = None, **kwargs: Any) -> argparse.Action:
+    """Add option ``flag`` for field ``name`` of dataclass ``owner`` (or parameter ``name`` of function ``owner``).
+
+    The option's argparse default is None, so an omitted option leaves the library default in force (build the
+    config from the non-None values only, see :func:`given`); its help ends with that default, read from the
+    library (``none``: what a None default means, e.g. ``"fp16"``). ``switch=False`` makes a flag that sets the field False (``--no-augment``), ``switch=True`` one that
+    sets it True. The mapping is recorded on the action (``action.library_field = (owner, name)``) so tests can
+    check every such option (:func:`field_actions`).
+    """
+    if "default" in kwargs:
+        raise TypeError(f"{flag}: the default is the library's ({owner.__name__}.{name}); do not pass one")
+    default = library_default(owner, name)   # fails early on a typo in `name`
+    suffix = default_help(owner, name)
+    if switch is None and "choices" not in kwargs:
+        kwargs.setdefault("metavar", flag.lstrip("-").upper().replace("-", "_"))
+    if switch is not None:
+        kwargs.update(action="store_const", const=switch)
+        suffix = f"(default {name}={show_default(default)})"
+    elif default is None and none:
+        suffix = f"(default none: {none})"
+    text = f"{help} {suffix}" if help else suffix
+    action = parser.add_argument(flag, default=None, dest=kwargs.pop("dest", name), help=text, **kwargs)
+    action.library_field = (owner, name)
+    # Argument groups share their parser's defaults, so this reaches the namespace of the (sub)command.
+    parser.set_defaults(library_fields=(*(parser.get_default("library_fields") or ()), (action.dest, owner, name)))
+    return action
+
+
+def field_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options of ``parser`` added by :func:`add_field`."""
+    return [a for a in parser._actions if getattr(a, "library_field", None) is not None]
+
+
+def given(args: argparse.Namespace, owner: Any) -> dict[str, Any]:
+    """``{field: value}`` for the :func:`add_field` options of ``owner`` that the user gave; omitted ones (None)
+    are left out, so ``owner(**given(args, owner))`` keeps the library's defaults for them."""
+    return {name: getattr(args, dest) for dest, o, name in getattr(args, "library_fields", ())
+            if o is owner and getattr(args, dest, None) is not None}
+
+
+# ---------------------------------------------------------------------------------------------------- data options
+def add_data_arguments(p: Any, *, default: str | None = "default", required: bool = False) -> None:
+    """``--data SOURCE`` and ``--skip-bad-rows`` (train, evaluate, predict)."""
+    p.add_argument("--data", default=default, required=required, metavar="SOURCE",
+                   help="CSV (label,feature | emotion,pixels,Usage | id,feature), .npz, image folder, "
+                        "'default' (5,000 MNIST digits) or 'synthetic'" + (f" (default {default})" if default else ""))
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="skip rows with bad data (and list them) instead of stopping at the first")
+
+
+def report_skipped(bundle: Any, limit: int = 10) -> None:
+    """List the rows ``--skip-bad-rows`` skipped, on stderr."""
+    import sys
+
+    if not bundle.skipped:
+        return
+    print(f"skipped {len(bundle.skipped)} bad rows:", file=sys.stderr)
+    for f, line, reason in bundle.skipped[:limit]:
+        print(f"  {f}:{line}: {reason}" if line else f"  {f}: {reason}", file=sys.stderr)
+    if len(bundle.skipped) > limit:
+        print(f"  ... and {len(bundle.skipped) - limit} more", file=sys.stderr)

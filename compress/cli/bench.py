@@ -1,8 +1,8 @@
 """``compress bench RUN|ARTIFACT|MODEL_NAME``: inference latency across runtimes and batch sizes.
 
 Prints one row per runtime and batch size (median, interquartile range and p95 of per-call times in ms,
-images/s) and with ``--json`` writes the records (see ``compress.latency.LatencyRecord``). The target is
-a run folder written by ``compress train``, an artifact file written by ``compress.artifact``, or a model
+images/s) and with ``--json`` writes the records (see ``compress.bench.LatencyRecord``). The target is
+a run folder written by ``compress train``, an artifact file written by ``compress.export``, or a model
 name from ``compress.models`` (built with ``--width``, random weights: latency does not depend on them).
 
 Runtimes: eager, folded (BatchNorm folded into convs), channels_last, compile (torch.compile; compile
@@ -15,46 +15,49 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import non_negative_int, parse_int_list, parse_shape, positive_int
+from compress.cli._common import add_field, given, non_negative_int, parse_csv, parse_int_list, parse_shape, positive_int
 
 DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "cuda_graph")
 
 
 def register(subparsers) -> None:
+    from compress.bench import measure
+    from compress.models import create
+
     p = subparsers.add_parser("bench", help="inference latency across runtimes and batch sizes",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="RUN|ARTIFACT|MODEL_NAME",
                    help="run folder, artifact file, or registered model name")
-    p.add_argument("--width", metavar="W", type=float, default=1.0,
-                   help="width multiplier when TARGET is a model name (default 1.0)")
+    add_field(p, "--width", create, "width_mult", metavar="W", type=float,
+              help="width multiplier when TARGET is a model name")
     p.add_argument("--input", metavar="CxHxW", type=parse_shape, default=None,
-                   help="one input image's shape (default: the model's own, else 1x48x48)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device (default cpu)")
-    p.add_argument("--runtimes", metavar="LIST", default=None,
+                   help="one input image's shape (default: the model's own)")
+    add_field(p, "--device", measure, "device", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--runtimes", metavar="LIST", type=parse_csv, default=None,
                    help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime when "
                         "installed, cuda_graph on cuda; compile only on request: it takes a minute per batch "
                         "size on CPU)")
     p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],
                    help="comma-separated batch sizes (default 1,32)")
-    p.add_argument("--threads", metavar="N", type=positive_int, default=None,
-                   help="CPU threads during timing (default: torch's current count)")
-    p.add_argument("--warmup", metavar="N", type=non_negative_int, default=10,
-                   help="untimed calls first (default 10)")
-    p.add_argument("--repeats", metavar="N", type=positive_int, default=50, help="timed calls (default 50)")
+    add_field(p, "--threads", measure, "threads", metavar="N", type=positive_int,
+              help="CPU threads during timing", none="torch's current count")
+    add_field(p, "--warmup", measure, "warmup", metavar="N", type=non_negative_int, help="untimed calls first")
+    add_field(p, "--repeats", measure, "repeats", metavar="N", type=positive_int, help="timed calls")
     p.add_argument("--json", metavar="PATH", default=None, help="write the records as JSON here")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from compress import _io, latency
+    from compress import _io
+    from compress.bench import format_table, measure
 
-    runtimes = _runtimes(args.runtimes, args.device)
-    model, input_shape = _target(args.target, args.width, args.input)
+    options = given(args, measure)
+    device = options.get("device", "cpu")
+    runtimes = _runtimes(args.runtimes, device)
+    model, input_shape = _target(args.target, args.input, args)
     records = []
     for runtime in runtimes:
-        records += latency.measure(model, input_shape, device=args.device, runtime=runtime,
-                                   batch_sizes=args.batch_sizes, threads=args.threads,
-                                   warmup=args.warmup, repeats=args.repeats)
+        records += measure(model, input_shape, runtime=runtime, batch_sizes=args.batch_sizes, **options)
     print(format_table(records))
     if args.json:
         _io.write_json(args.json, [r.to_dict() for r in records])
@@ -62,64 +65,53 @@ def run(args: argparse.Namespace) -> int:
     return 1 if all(r.error for r in records) else 0
 
 
-def format_table(records) -> str:
-    """Plain-text table of records, one line each; errors in place of the times."""
-    if not records:
-        return "(no records)"
-    head = records[0]
-    lines = [f"{head.device_name}, input {'x'.join(map(str, head.input_shape))}",
-             f"{'runtime':<14}{'device':<7}{'batch':>6}{'threads':>8}{'median_ms':>11}{'iqr_ms':>9}"
-             f"{'p95_ms':>9}{'images_per_s':>14}  notes"]
-    for r in records:
-        left = f"{r.runtime:<14}{r.device:<7}{r.batch_size:>6}{r.threads:>8}"
-        if r.error:
-            lines.append(f"{left}  error: {r.error}")
-            continue
-        extra = [f"compile {r.compile_s:.1f} s"] if r.compile_s is not None else []
-        lines.append(f"{left}{r.median_ms:>11.3f}{r.iqr_ms:>9.3f}{r.p95_ms:>9.3f}{r.images_per_s:>14,.0f}  "
-                     + "; ".join(extra + [n for n in r.notes if not n.startswith("onnxruntime ")]))
-    return "\n".join(lines)
+def _runtimes(names: list[str] | None, device: str) -> list[str]:
+    from compress.bench import RUNTIMES, available_runtimes, check_runtime
+    from compress.device import resolve_device
 
-
-def _runtimes(text: str | None, device: str) -> list[str]:
-    from compress import latency
-
-    latency.check_device(device)
-    if text is None:
-        available = latency.available_runtimes(device)
+    device = resolve_device(device).type
+    if names is None:
+        available = available_runtimes(device)
         return [r for r in DEFAULT_RUNTIMES if r in available]
-    names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
-        raise ValueError(f"--runtimes {text!r} names no runtime; known: {', '.join(latency.RUNTIMES)}")
+        raise ValueError(f"--runtimes names no runtime; known: {', '.join(RUNTIMES)}")
     for name in names:
-        latency.check_runtime(name, device)
+        check_runtime(name, device)
     return names
 
 
-def _target(target: str, width: float, input_shape: tuple[int, ...] | None):
-    """(model or artifact path, input shape) for a run folder, artifact file or model name."""
+def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Namespace):
+    """(model or artifact path, input shape) for a run folder, artifact file or model name; the shape is
+    ``--input`` or the model card's."""
+    from compress.models import ModelCard, create, list_models
+
     path = Path(target)
     if path.is_dir():
-        from compress import train
+        from compress.train import load_run
 
-        model = train.load_run(path).model
-        return model, input_shape or _shape_of(getattr(model, "build_args", {}))
+        run = load_run(path)
+        return run.model, input_shape or _card_shape(run.card, target)
     if path.is_file():
-        from compress import artifact
+        from compress.export import read
 
-        manifest, _ = artifact.read(path)
-        return path, input_shape or _shape_of(manifest.get("model", {}).get("build_args") or {})
-    from compress import models
-
-    if target not in models.list_models():
+        manifest, _ = read(path)
+        spec = manifest.get("model", {})
+        card = (ModelCard.from_dict(spec["card"]) if "card" in spec
+                else ModelCard(spec["build_args"]) if "build_args" in spec else None)   # older artifacts
+        return path, input_shape or _card_shape(card, target)
+    if target not in list_models():
         raise ValueError(f"{target!r} is neither a run folder, an artifact file nor a model name; "
-                         f"known models: {', '.join(models.list_models())}")
-    shape = input_shape or (1, 48, 48)
-    if len(shape) != 3 or shape[1] != shape[2]:
-        raise ValueError(f"--input {'x'.join(map(str, shape))} must be CxHxW with H == W for a model name")
-    return models.create(target, width_mult=width, in_chans=shape[0], input_size=shape[1]), shape
+                         f"known models: {', '.join(list_models())}")
+    shape_kw = {}
+    if input_shape is not None:
+        if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+            raise ValueError(f"--input {'x'.join(map(str, input_shape))} must be CxHxW with H == W for a model name")
+        shape_kw = {"in_chans": input_shape[0], "input_size": input_shape[1]}
+    model = create(target, **shape_kw, **given(args, create))
+    return model, model.card.input_shape
 
 
-def _shape_of(build_args: dict) -> tuple[int, int, int]:
-    size = build_args.get("input_size", 48)
-    return (build_args.get("in_chans", 1), size, size)
+def _card_shape(card, target: str) -> tuple[int, int, int]:
+    if card is None:
+        raise ValueError(f"{target}: no model card to take the input shape from; pass --input CxHxW")
+    return tuple(card.input_shape)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+from compress.cli._common import add_data_arguments, add_field
+
 
 def register(sub) -> None:
-    from compress.cli.train import add_data_arguments
+    from compress.train import load_run
 
     p = sub.add_parser("evaluate", help="accuracy of a run folder on a labeled dataset",
                        description="Evaluate a run folder (from `compress train`). Without --data it reloads "
@@ -14,18 +16,22 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder")
     add_data_arguments(p, default=None)  # optional: the run knows its own data
     p.add_argument("--split", choices=("test", "val", "train"), default=None,
-                   help="split to evaluate (default: test if there is one, else val)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+                   help="split to evaluate (default: test if it is labeled, else val)")
+    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from compress import data as data_mod
-    from compress.cli.train import report_skipped
-    from compress.train import load_run, resolve_device
+    from compress.cli._common import given, report_skipped
+    from compress.device import resolve_device
+    from compress.train import load_run
 
-    result = load_run(args.run_dir, device=resolve_device(args.device))
+    options = given(args, load_run)
+    if "device" in options:
+        options["device"] = resolve_device(options["device"])
+    result = load_run(args.run_dir, **options)
     if args.data is None:
         bundle = result.data()
     else:
@@ -35,17 +41,10 @@ def run(args) -> int:
         report_skipped(bundle)
     if bundle.num_classes != len(result.class_names):
         raise ValueError(f"{args.data}: {bundle.num_classes} classes but the run has {len(result.class_names)}")
-    if args.split:
-        split = getattr(bundle, args.split)
-        if split is None or not len(split):
-            raise ValueError(f"{bundle.source} has no {args.split} split")
-    else:
-        split = next((s for s in (bundle.test, bundle.val) if s is not None and len(s) and s.labeled), None)
-        if split is None:
-            raise ValueError(f"{bundle.source}: no labeled test or validation split")
+    split = bundle.split(args.split)
     if not split.labeled:
-        raise ValueError(f"{bundle.source}: the split is unlabeled; use `compress predict`")
-    name = args.split or ("test" if split is bundle.test else "val")
+        raise ValueError(f"{bundle.source}: the {bundle.split_name(split)} split is unlabeled; use `compress predict`")
+    name = bundle.split_name(split)
     ev = result.evaluate(split)
     if args.json:
         print(json.dumps({"run": str(result.path), "data": bundle.source, "split": name, **ev}, indent=2))

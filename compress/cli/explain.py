@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import positive_int
+from compress.cli._common import add_field, given, positive_int
 
 
 def register(subparsers) -> None:
+    from compress.explain import ExplainConfig, FilterConfig
+
     p = subparsers.add_parser(
         "explain", help="confusion matrix, saliency maps, filters and activations of a trained run",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,21 +24,21 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="PATH|default", default=None,
                    help="data to explain on (a data source as `compress train` takes it); "
                         "default: the data the run was trained on, same split")
-    p.add_argument("--split", choices=("test", "val", "train"), default=None,
-                   help="split to use (default: test when the data has one, else val)")
-    p.add_argument("--layer", metavar="NAME", default=None,
-                   help="layer whose filters are visualized, as in model.named_modules() "
-                        "(default: the last Conv2d; for an MLP the last hidden Linear)")
-    p.add_argument("--activation-layer", metavar="NAME", default=None,
-                   help="layer whose feature maps are shown (default: --layer if given, else the first Conv2d)")
-    p.add_argument("--filters", metavar="N", type=positive_int, default=16, help="filters to visualize (default 16)")
-    p.add_argument("--steps", metavar="N", type=positive_int, default=100,
-                   help="gradient-ascent steps per filter (default 100)")
-    p.add_argument("--method", choices=("gradient", "smoothgrad"), default="gradient",
-                   help="saliency method (default gradient)")
-    p.add_argument("--per-class", metavar="N", type=positive_int, default=1,
-                   help="saliency examples per class, correct and wrong each (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for SmoothGrad noise, re-initialization, filters")
+    add_field(p, "--split", ExplainConfig, "split", choices=("test", "val", "train"),
+              help="split to use", none="test when the data has one, else val")
+    add_field(p, "--layer", ExplainConfig, "layer", metavar="NAME",
+              help="layer whose filters are visualized, as in model.named_modules()",
+              none="the last Conv2d; for an MLP the last hidden Linear")
+    add_field(p, "--activation-layer", ExplainConfig, "activation_layer", metavar="NAME",
+              help="layer whose feature maps are shown", none="--layer if given, else the first Conv2d")
+    add_field(p, "--filters", ExplainConfig, "filters", metavar="N", type=positive_int, help="filters to visualize")
+    add_field(p, "--steps", FilterConfig, "steps", metavar="N", type=positive_int,
+              help="gradient-ascent steps per filter")
+    add_field(p, "--method", ExplainConfig, "method", choices=("gradient", "smoothgrad"), help="saliency method")
+    add_field(p, "--per-class", ExplainConfig, "per_class", metavar="N", type=positive_int,
+              help="saliency examples per class, correct and wrong each")
+    add_field(p, "--seed", ExplainConfig, "seed", type=int,
+              help="seed for SmoothGrad noise, re-initialization, filters")
     p.add_argument("--threads", metavar="N", type=positive_int, default=None,
                    help="CPU threads for torch during the command (default: torch's own choice)")
     p.add_argument("--out", metavar="DIR", default=None, help="output folder (default RUN/explain)")
@@ -44,34 +46,23 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from compress import data as cdata
-    from compress import explain, train
+    from compress.device import torch_threads
+    from compress.explain import ExplainConfig, FilterConfig, explain_model
+    from compress.train import load_run
 
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        return _explain(args, cdata, explain, train)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _explain(args: argparse.Namespace, cdata, explain, train) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
-    loaded = train.load_run(run_dir)
-    bundle = cdata.load(args.data) if args.data else loaded.data()
-    config = explain.ExplainConfig(split=args.split, layer=args.layer, activation_layer=args.activation_layer,
-                                   filters=args.filters, method=args.method, per_class=args.per_class, seed=args.seed,
-                                   filter=explain.FilterConfig(steps=args.steps))
+    config = ExplainConfig(**given(args, ExplainConfig), filter=FilterConfig(**given(args, FilterConfig)))
     out = Path(args.out) if args.out else run_dir / "explain"
-    # The run's normalizer, not the bundle's: inputs must be prepared exactly as in training (a run may use raw
-    # pixels, and --data may be another data set whose statistics differ).
-    summary = explain.explain_model(loaded.model, bundle, out, config=config, normalize=loaded.normalizer,
-                                    title=run_dir.resolve().name)
+    with torch_threads(args.threads):
+        loaded = load_run(run_dir)
+        bundle = cdata.load(args.data) if args.data else loaded.data()
+        # The run's normalizer, not the bundle's: inputs must be prepared exactly as in training (a run may use
+        # raw pixels, and --data may be another data set whose statistics differ).
+        summary = explain_model(loaded.model, bundle, out, config=config, normalize=loaded.normalizer,
+                                title=run_dir.resolve().name)
     c = summary["confusion"]
     print(f"{c['total']} images, accuracy {c['accuracy']:.2%}; "
           f"randomization check: rank correlation {summary['saliency']['randomization_rank_correlation_mean']:.3f}")

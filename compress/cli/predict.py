@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from compress.cli._common import add_data_arguments, add_field
+
 
 def register(sub) -> None:
-    from compress.cli.train import add_data_arguments
+    from compress.train import load_run
 
     p = sub.add_parser("predict", help="predict labels with a run folder; writes id,label CSV",
                        description="Predict with a run folder. An unlabeled `id,feature` CSV keeps its ids; "
@@ -12,26 +14,28 @@ def register(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder")
     add_data_arguments(p, default=None, required=True)
     p.add_argument("--split", choices=("test", "val", "train"), default="test",
-                   help="split of a labeled source to predict (default test)")
+                   help="split of the source to predict (default test)")
     p.add_argument("--out", required=True, help="CSV file to write (id,label)")
     p.add_argument("--names", action="store_true", help="write class names instead of class indices")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from compress import _io
     from compress import data as data_mod
-    from compress.cli.train import report_skipped
-    from compress.train import load_run, resolve_device
+    from compress.cli._common import given, report_skipped
+    from compress.device import resolve_device
+    from compress.train import load_run
 
-    result = load_run(args.run_dir, device=resolve_device(args.device))
+    options = given(args, load_run)
+    if "device" in options:
+        options["device"] = resolve_device(options["device"])
+    result = load_run(args.run_dir, **options)
     bundle = data_mod.load(args.data, image_size=tuple(result.info["data"]["input_size"]),
                            skip_bad_rows=args.skip_bad_rows)
     report_skipped(bundle)
-    split = getattr(bundle, args.split)
-    if split is None or not len(split):
-        raise ValueError(f"{bundle.source}: no {args.split} split to predict")
+    split = bundle.split(args.split)
     if split.x.shape[1] != result.info["data"]["in_chans"]:
         raise ValueError(f"{bundle.source}: {split.x.shape[1]} channels but the run expects "
                          f"{result.info['data']['in_chans']}")

@@ -20,9 +20,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from compress.report import write_report
+    from compress.study import write_report
 
-    out = args.out or str(Path("reports") / Path(args.sweep).resolve().name)
+    out = args.out or Path("reports") / Path(args.sweep).resolve().name
     readme = write_report(args.sweep, out, title=args.title, explain_md=args.explain)
     print(f"wrote {readme}")
     return 0

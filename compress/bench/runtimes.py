@@ -1,0 +1,220 @@
+"""Runtimes a model can be timed in: each prepares a model and returns a :class:`Runner`.
+
+A factory takes ``(model, shape, dtype, device, threads)``; ``runner(x)`` binds a batch and returns
+``(call, output)``: ``call()`` runs the batch once (what is timed) and ``output(call())`` gives a torch tensor.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from compress.device import resolve_device
+from compress.export.onnx import (INPUT_NAME, OUTPUT_NAME, check_input_shape, export_onnx, ort_session_options,
+                                  require_onnxruntime)
+from compress.quant.fold import fold_batchnorm
+
+__all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "register_runtime", "Runner", "torch_runner", "make_runner",
+           "runtime_factory", "check_runtime", "available_runtimes",
+           "OutputMismatchError", "tolerance"]
+
+RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "cuda_graph")
+
+
+class OutputMismatchError(RuntimeError):
+    """A runtime's outputs disagree with eager PyTorch's beyond the tolerance (it then gets no time)."""
+
+
+def tolerance(dtype: torch.dtype) -> dict[str, float]:
+    """The ``rtol``/``atol`` a runtime's outputs must meet against eager for inputs of ``dtype``."""
+    return {"rtol": 1e-2, "atol": 1e-3} if dtype in (torch.float16, torch.bfloat16) else {"rtol": 1e-3, "atol": 1e-4}
+
+
+def check_runtime(runtime: str, device: str = "cpu") -> None:
+    """Raise ``ValueError`` unless ``runtime`` can run here on ``device`` (unknown runtime or device, CUDA
+    not available, onnxruntime or its CUDA provider not installed)."""
+    runtime_factory(runtime, resolve_device(device).type)
+
+
+def available_runtimes(device: str = "cpu") -> list[str]:
+    """The runtimes that can run here on ``device`` (``onnxruntime`` only with its package installed)."""
+    out = []
+    for name in RUNTIMES:
+        try:
+            check_runtime(name, device)
+        except ValueError:
+            continue
+        out.append(name)
+    return out
+
+
+class Runner:
+    """A model prepared for one runtime. ``runner(x)`` binds the batch ``x`` and returns ``(call, output)``:
+    ``call()`` runs the batch once (what is timed) and ``output(call())`` gives the result as a tensor.
+    ``notes`` say how the runtime was set up."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], tuple[Callable[[], Any], Callable[[Any], torch.Tensor]]],
+                 notes: list[str] | None = None, model: nn.Module | None = None):
+        self.fn, self.notes, self.model = fn, notes or [], model   # model: the module run (None for ONNX Runtime)
+
+    def __call__(self, x: torch.Tensor):
+        return self.fn(x)
+
+
+def make_runner(model: nn.Module, input_shape: Sequence[int], *, runtime: str = "eager", device: str = "cpu",
+                threads: int = 1, dtype: torch.dtype = torch.float32) -> Runner:
+    """The :class:`Runner` that :func:`measure` times, for timing several runtimes side by side in one process
+    (``benchmarks/latency_ratio.py``). ``model`` must already be in eval mode on ``device`` in ``dtype``;
+    torch's thread count is the caller's to set, ``threads`` goes to ONNX Runtime. Outputs are not checked
+    here: compare ``output(call())`` with eager yourself. Raises ``ValueError`` like :func:`measure`."""
+    device = resolve_device(device).type
+    return runtime_factory(runtime, device)(model, check_input_shape(input_shape), dtype=dtype, device=device,
+                                            threads=threads)
+
+
+def torch_runner(model: nn.Module, *, memory_format=None, grad_mode=torch.inference_mode, notes=None) -> Runner:
+    """A runner calling ``model`` under ``grad_mode``, the input in ``memory_format`` when given."""
+    def prepare(x):
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
+
+        def call():
+            with grad_mode():
+                return model(x)
+
+        return call, lambda y: y
+
+    return Runner(prepare, notes, model)
+
+
+def _eager(model, shape, **_) -> Runner:
+    return torch_runner(model)
+
+
+def _folded(model, shape, **_) -> Runner:
+    return torch_runner(_fold(model), notes=["BatchNorm folded into convolutions"])
+
+
+def _channels_last(model, shape, **_) -> Runner:
+    model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    return torch_runner(model, memory_format=torch.channels_last, notes=["weights and input in channels_last"])
+
+
+def _compile(model, shape, **_) -> Runner:
+    # A fresh dynamo cache per model: after its recompile limit dynamo silently runs eager, which
+    # would time eager under the name "compile" in a sweep over many models.
+    torch._dynamo.reset()
+    compiled = torch.compile(model)
+    return torch_runner(compiled, grad_mode=torch.no_grad,
+                         notes=[f"torch.compile (inductor), torch {torch.__version__}"])
+
+
+def _onnxruntime(model, shape, *, dtype, device, threads) -> Runner:
+    ort = require_onnxruntime()
+    provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    # Outputs are checked against eager at every batch size by measure(), so no second check here.
+    with tempfile.TemporaryDirectory(prefix="compress-latency-") as folder:
+        onnx_path = export_onnx(model, Path(folder) / "model.onnx", shape, fold_bn=True, verify=False)
+        session = ort.InferenceSession(str(onnx_path), ort_session_options(ort, threads=threads), providers=[provider])
+    notes = [f"onnxruntime {ort.__version__} {provider}, BatchNorm folded, graph optimization ALL, "
+             f"intra_op {threads}, inter_op 1, sequential, no spinning, I/O binding"]
+    if dtype != torch.float32:
+        notes.append(f"ONNX model runs in float32 (model is {str(dtype).replace('torch.', '')})")
+
+    def prepare(x):
+        binding = session.io_binding()
+        xin = x.float().contiguous()
+        if device == "cuda":
+            binding.bind_output(OUTPUT_NAME, "cuda")
+
+            def call():
+                binding.bind_input(INPUT_NAME, "cuda", x.device.index or 0, _np_float32(), tuple(xin.shape),
+                                   xin.data_ptr())
+                session.run_with_iobinding(binding)
+                binding.synchronize_outputs()
+                return binding
+
+            return call, lambda b: torch.from_numpy(b.copy_outputs_to_cpu()[0])
+        x_np = xin.numpy()
+        out_shape = [x_np.shape[0], *session.get_outputs()[0].shape[1:]]
+        out = ort.OrtValue.ortvalue_from_shape_and_type(out_shape, _np_float32())
+        binding.bind_ortvalue_output(OUTPUT_NAME, out)
+
+        def call():
+            binding.bind_cpu_input(INPUT_NAME, x_np)
+            session.run_with_iobinding(binding)
+            return out
+
+        return call, lambda o: torch.from_numpy(o.numpy().copy())
+
+    return Runner(prepare, notes)
+
+
+def _cuda_graph(model, shape, **_) -> Runner:
+    folded = _fold(model)
+
+    def prepare(x):
+        static_in = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():  # warm-up off the capture stream, as capture requires
+            for _ in range(3):
+                folded(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph):
+            static_out = folded(static_in)
+
+        def call():
+            static_in.copy_(x)
+            graph.replay()
+            return static_out
+
+        return call, lambda y: y.clone()
+
+    return Runner(prepare, ["BatchNorm folded, captured as a CUDA graph, input copied in and graph replayed per call"],
+                  folded)
+
+
+RUNTIME_FACTORIES: dict[str, Callable[..., Runner]] = {
+    "eager": _eager, "folded": _folded, "channels_last": _channels_last,
+    "compile": _compile, "onnxruntime": _onnxruntime, "cuda_graph": _cuda_graph,
+}
+
+
+def runtime_factory(runtime: str, device: str) -> Callable[..., Runner]:
+    """The factory of ``runtime`` on ``device`` ("cpu" or "cuda"); ValueError if it cannot run here."""
+    if runtime not in RUNTIME_FACTORIES:
+        raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIME_FACTORIES)}")
+    if runtime == "cuda_graph" and device != "cuda":
+        raise ValueError("runtime 'cuda_graph' needs device 'cuda'")
+    if runtime == "onnxruntime":
+        ort = require_onnxruntime()
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ValueError("runtime 'onnxruntime' on cuda needs onnxruntime-gpu (no CUDAExecutionProvider; "
+                             f"available: {', '.join(ort.get_available_providers())})")
+    return RUNTIME_FACTORIES[runtime]
+
+
+def register_runtime(name: str, factory: Callable[..., Runner]) -> Callable[..., Runner]:
+    """Add a runtime: ``factory(model, shape, *, dtype, device, threads) -> Runner``. A taken name raises."""
+    if name in RUNTIME_FACTORIES:
+        raise ValueError(f"runtime {name!r} is already registered")
+    RUNTIME_FACTORIES[name] = factory
+    return factory
+
+
+def _np_float32():
+    import numpy as np
+
+    return np.float32
+
+
+def _fold(model: nn.Module) -> nn.Module:
+    """BatchNorm folded into convolutions by the one implementation, ``compress.quant.fold_batchnorm``."""
+    return fold_batchnorm(model).eval()  # a folded copy; ``model`` is left as it was

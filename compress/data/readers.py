@@ -1,0 +1,290 @@
+"""Readers for data files: FER2013 CSVs (course, Kaggle and unlabeled layouts), ``.npz`` and image folders.
+
+Bad input raises :class:`~compress.data.bundle.DataError` naming the file, the line as an editor shows it (the
+header is line 1) and the problem; with ``skip`` bad rows are collected as ``(file, line, reason)`` instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from compress.data.bundle import DataError
+
+__all__ = ["FER_CLASSES", "IMAGE_SUFFIXES", "read_csv", "read_npz", "read_folder", "check_arrays", "parse_pixels",
+           "BadRows"]
+
+FER_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+_LAYOUTS = {  # header -> (label column or None, pixel column, usage column or None)
+    ("label", "feature"): ("label", "feature", None),
+    ("emotion", "pixels", "usage"): ("emotion", "pixels", "usage"),
+    ("id", "feature"): (None, "feature", None),
+}
+_USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
+
+
+class BadRows:
+    """Collects good rows and bad ones (raising on the first unless skipping)."""
+
+    def __init__(self, path: Path, skip: bool):
+        self.name, self.skip, self.skipped = str(path), skip, []
+
+    def bad(self, line: int, reason: str) -> None:
+        if not self.skip:
+            raise DataError(f"{self.name}: line {line}: {reason}")
+        self.skipped.append((self.name, line, reason))
+
+
+def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+    lines = text.split("\n")
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
+    header = tuple(h.strip().strip('"').lower() for h in lines[0].strip().split(","))
+    if header not in _LAYOUTS:
+        known = "; ".join(",".join(k) for k in _LAYOUTS)
+        raise DataError(f"{path}: line 1: unknown header {lines[0].strip()[:80]!r} (known layouts: {known})")
+    label_col, pixel_col, usage_col = _LAYOUTS[header]
+    li, pi = (header.index(label_col) if label_col else None), header.index(pixel_col)
+    ui = header.index(usage_col) if usage_col else None
+    rows = BadRows(path, skip)
+    n_cols = len(header)
+    keys, pixels, line_nos, usages = [], [], [], []
+    for no, line in enumerate(lines[1:], start=2):
+        line = line.strip()
+        if not line:
+            continue
+        fields = [f.strip().strip('"') for f in line.split(",")]
+        if len(fields) != n_cols:
+            rows.bad(no, f"expected {n_cols} comma-separated fields ({','.join(header)}), got {len(fields)}")
+            continue
+        if ui is not None:
+            usage = _USAGE.get(fields[ui].lower())
+            if usage is None:
+                rows.bad(no, f"unknown Usage {fields[ui]!r} (expected Training, PublicTest or PrivateTest)")
+                continue
+            usages.append(usage)
+        keys.append(fields[li] if li is not None else fields[0])
+        pixels.append(fields[pi])
+        line_nos.append(no)
+    if not pixels and not rows.skipped:
+        raise DataError(f"{path}: no data rows after the header")
+    px, good = parse_pixels(pixels, line_nos, size, rows)
+    keys = [keys[i] for i in good]
+    nos = [line_nos[i] for i in good]
+    usages = [usages[i] for i in good] if ui is not None else None
+    if label_col is None:  # unlabeled: ids kept as text
+        parts = {"test": (px, np.full(len(keys), -1, np.int64)), "ids": keys}
+        return parts, FER_CLASSES, rows.skipped
+    labels, keep = [], []
+    for i, (k, no) in enumerate(zip(keys, nos)):
+        if not k:
+            rows.bad(no, f"missing {label_col}")
+        elif not k.isdigit():
+            rows.bad(no, f"{label_col} {k!r} is not an integer")
+        elif int(k) >= len(FER_CLASSES):
+            rows.bad(no, f"{label_col} {k} out of range 0..{len(FER_CLASSES) - 1}")
+        else:
+            labels.append(int(k))
+            keep.append(i)
+    if not keep:
+        raise DataError(f"{path}: no usable rows ({len(rows.skipped)} skipped)")
+    px, y = px[keep], np.asarray(labels, np.int64)
+    if usages is None:
+        return {"train": (px, y)}, FER_CLASSES, rows.skipped
+    usages = np.asarray([usages[i] for i in keep])
+    parts = {name: (px[usages == name], y[usages == name]) for name in ("train", "val", "test")
+             if (usages == name).any()}
+    if "train" not in parts:
+        raise DataError(f"{path}: no Training rows")
+    return parts, FER_CLASSES, rows.skipped
+
+
+def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *, fast: bool = True):
+    """Space-separated pixel fields -> uint8 ``(N, 1, H, W)`` and the indices of the rows kept.
+
+    Rows go in chunks through :func:`_fast_chunk`; a chunk with anything unusual is parsed row by row, which names
+    the bad lines. ``fast=False`` parses every row that way (the reference the fast path must agree with).
+    ``line_nos`` are the rows' line numbers for messages; bad rows go to ``rows``.
+    """
+    expect = None
+    values, good = [], []
+    for start in range(0, len(pixels), _CHUNK_ROWS):
+        chunk = pixels[start:start + _CHUNK_ROWS]
+        flat, counts = _fast_chunk(chunk) if fast else (None, np.array([len(p.split()) for p in chunk]))
+        if expect is None:
+            expect = int(np.bincount(counts).argmax())  # the common count; rows that differ are the bad ones
+        if flat is not None and (counts == expect).all():
+            values.append(flat.reshape(len(chunk), expect))
+            good.extend(range(start, start + len(chunk)))
+            continue
+        for i, (p, no) in enumerate(zip(chunk, line_nos[start:start + len(chunk)]), start=start):
+            problem, arr = _check_row(p, expect)
+            if problem:
+                rows.bad(no, problem)
+            else:
+                values.append(arr.reshape(1, expect))
+                good.append(i)
+    if not good:
+        raise DataError(f"{rows.name}: no usable rows ({len(rows.skipped)} skipped)")
+    if size is None or size[0] * size[1] != expect:   # otherwise the pixels are laid out on size's grid
+        side = math.isqrt(expect)
+        if side * side != expect:
+            raise DataError(f"{rows.name}: {expect} pixels per row is not a square image; pass image_size=(H, W)")
+        size = (side, side)                             # _bundle resizes to image_size if it differs
+    return np.concatenate(values).astype(np.uint8).reshape(-1, 1, *size), good
+
+
+_CHUNK_ROWS = 2048
+
+
+def _fast_chunk(chunk: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+    """Parse single-space-separated integers 0..255 with one ``np.fromstring`` over the joined rows.
+
+    Returns ``(values or None, tokens_per_row)``; ``None`` when anything is unusual (a token numpy cannot
+    read, a value out of range, a count that disagrees with the spaces), so the caller falls back to the
+    checking parser. Measured: about 5x faster than splitting each row in Python, and faster than a
+    hand-vectorized byte parser.
+    """
+    counts = np.fromiter((p.count(" ") + 1 if p else 0 for p in chunk), dtype=np.int64, count=len(chunk))
+    try:
+        with warnings.catch_warnings():
+            # numpy warns or raises (by version) on text it cannot read to the end; either way: fall back
+            warnings.simplefilter("ignore")
+            flat = np.fromstring(" ".join(chunk), dtype=np.int64, sep=" ")  # text mode, not the deprecated binary
+    except ValueError:
+        return None, counts
+    if flat.size != counts.sum() or (flat.size and (flat.min() < 0 or flat.max() > 255)):
+        return None, counts
+    return flat.astype(np.uint8), counts
+
+
+def _valid(a: np.ndarray) -> np.ndarray:
+    return (a >= 0) & (a <= 255) & (a == np.floor(a))
+
+
+def _check_row(field_text: str, expect: int) -> tuple[str | None, np.ndarray | None]:
+    tokens = field_text.split()
+    if not tokens:
+        return "missing pixels", None
+    if len(tokens) != expect:
+        return f"wrong pixel count: expected {expect}, got {len(tokens)}", None
+    try:
+        arr = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        bad = next(t for t in tokens if not re.fullmatch(r"[-+]?\d+(\.\d*)?", t))
+        return f"non-numeric pixel {bad[:20]!r}", None
+    ok = _valid(arr)
+    if not ok.all():
+        j = int(np.flatnonzero(~ok)[0])
+        return f"pixel {j + 1} = {tokens[j]} out of range (integers 0..255)", None
+    return None, arr
+
+
+# ------------------------------------------------------------------------------------------------- npz
+
+def check_arrays(x: np.ndarray, y: np.ndarray, xname: str, yname: str, where: str):
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim != 4:
+        raise DataError(f"{where}: {xname} must be (N, H, W), (N, C, H, W) or (N, H, W, C), got {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{where}: {yname} must be 1-D with one label per image ({len(x)}), got {y.shape}")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"{where}: {xname} must be numeric, got {x.dtype}")
+    if x.dtype != np.uint8:
+        bad = ~_valid(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{where}: {xname}[{int(np.flatnonzero(bad)[0])}]: pixels must be integers 0..255")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: {yname} must hold integers, got {y.dtype}")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{where}: {yname}[{int(np.argmin(y))}] = {int(y.min())} is negative")
+    return x.astype(np.uint8), y.astype(np.int64)
+
+
+def read_npz(path: Path, skip: bool):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # zip/pickle errors from numpy carry no file name
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DataError(f"{path}: missing array {key!r} (has {', '.join(arrays) or 'nothing'})")
+    parts = {"train": check_arrays(arrays["x"], arrays["y"], "x", "y", str(path))}
+    if "x_test" in arrays and "y_test" in arrays:
+        parts["test"] = check_arrays(arrays["x_test"], arrays["y_test"], "x_test", "y_test", str(path))
+    if "class_names" in arrays:
+        classes = tuple(str(c) for c in arrays["class_names"])
+        for name, (_, y) in parts.items():
+            if len(y) and y.max() >= len(classes):
+                i = int(np.argmax(y))
+                raise DataError(f"{path}: label {int(y[i])} at index {i} out of range for "
+                                f"{len(classes)} class_names")
+    else:
+        k = int(max(p[1].max() for p in parts.values() if len(p[1]))) + 1
+        classes = tuple(str(i) for i in range(k))
+    return parts, classes, []
+
+
+# ---------------------------------------------------------------------------------------------- folder
+
+def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{path}: no class subfolders (expected one subfolder of images per class)")
+    rows = BadRows(path, skip)
+    images, labels, names = [], [], []
+    for label, cls in enumerate(classes):
+        for f in sorted((path / cls).iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    mode = "RGB" if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P") and _colored(im) else "L"
+                    images.append(im.convert(mode))
+            except (OSError, UnidentifiedImageError, ValueError) as exc:
+                if not skip:
+                    raise DataError(f"{f}: unreadable image ({exc})") from None
+                rows.skipped.append((str(f), 0, f"unreadable image ({exc})"))
+                continue
+            labels.append(label)
+            names.append(f)
+    if not images:
+        raise DataError(f"{path}: no readable images in {', '.join(classes)}")
+    chans = 3 if any(im.mode == "RGB" for im in images) else 1
+    first = images[0].size
+    arrays = []
+    for im, f in zip(images, names):
+        if size is None and im.size != first:
+            raise DataError(f"{f}: image size {im.size[0]}x{im.size[1]} differs from {names[0]} "
+                            f"({first[0]}x{first[1]}); pass image_size to resize")
+        if size is not None and im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+        a = np.asarray(im.convert("RGB" if chans == 3 else "L"), dtype=np.uint8)
+        arrays.append(a.transpose(2, 0, 1) if a.ndim == 3 else a[None])
+    return np.stack(arrays), np.asarray(labels, np.int64), tuple(classes), rows.skipped
+
+
+def _colored(im) -> bool:
+    rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())

@@ -1,0 +1,49 @@
+"""The default study in one call: sweep, look inside the best model, write the report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from compress.study.executors import Executor
+from compress.study.sweep import SweepConfig
+
+__all__ = ["STUDY_ABLATIONS", "run_study", "default_folder"]
+
+STUDY_ABLATIONS = ("augment", "normalize")   # the study adds the seed reports' HW3 ablation to the sweep
+
+
+def default_folder(data: str, root: str) -> Path:
+    """``root/<data name>``: ``sweeps/default`` for the embedded data, ``sweeps/fer2013`` for ``fer2013.csv``."""
+    return Path(root) / (Path(data).stem if data != "default" else "default")
+
+
+def run_study(config: SweepConfig, out: str | os.PathLike, report: str | os.PathLike, *,
+              executor: Executor | None = None, overwrite: bool = False, explain: bool = True,
+              progress: Callable[[str], None] | None = print) -> Path:
+    """Run (or resume) the sweep ``config`` in ``out``, explain the best model (seed 0 of the most accurate
+    family at the largest budget) and write the report into ``report``; returns the report's README path."""
+    from compress.study.report import write_report
+    from compress.study.results import best_record
+    from compress.study.sweep import run_sweep
+
+    out = Path(out)
+    results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress)
+    explain_md = None
+    record = best_record(results) if explain else None
+    if record is not None:
+        explain_md = _explain(out, record)
+    return write_report(out, report, title=f"compress study: {config.data}", explain_md=explain_md)
+
+
+def _explain(out: Path, record: dict) -> Path:
+    from compress.explain import ExplainConfig, FilterConfig, explain_model
+    from compress.train.runs import load_run
+
+    run = load_run(out / record["run_dir"])
+    target = out / "explain"
+    # 8 filters x 60 steps keep the study's explain step to seconds; `compress explain` does more.
+    config = ExplainConfig(filters=8, filter=FilterConfig(steps=60))
+    explain_model(run.model, run.data(), target, config=config, normalize=run.normalizer, title=record["run_id"])
+    return target / "explain.md"

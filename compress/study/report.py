@@ -1,0 +1,331 @@
+"""Markdown reports under ``reports/``: a sweep's figures and tables, and the answers the seed reports gave by
+hand, computed from the results (never retrained).
+
+``write_report(sweep_dir, out_dir)`` writes ``out_dir/README.md`` and its figures. Accuracy comparisons use
+95% intervals over seeds (:mod:`compress.study.stats`): a family "wins" only when the intervals do not overlap,
+otherwise the result is reported as a tie.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from compress import _io
+from compress.models.card import ModelCard
+from compress.study import plots
+from compress.study.results import load_results, summarize
+from compress.study.stats import Interval, verdict
+
+__all__ = ["BYTE_LIMITS", "write_report", "compare_families", "crossings", "architecture_shape"]
+
+BYTE_LIMITS = (225_000, 650_000)   # the course's strong and simple baselines (HW8)
+
+
+def _iv(d: dict | None) -> Interval | None:
+    return None if d is None else Interval(d["mean"], d["low"], d["high"], d["n"], d["std"], d["method"])
+
+
+def _pct(iv: Interval | None) -> str:
+    if iv is None:
+        return "-"
+    if iv.method == "none":
+        return f"{100 * iv.mean:.1f}"
+    return f"{100 * iv.mean:.1f} [{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not float(v).is_integer():
+        return f"{v:,.2f}"
+    return f"{int(v):,}"
+
+
+def _points(diff: float) -> str:
+    """A difference of fractions as signed percentage points, never "-0.0"."""
+    return f"{round(100 * diff, 1) + 0.0:+.1f}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def compare_families(rows: list[dict], a: str, b: str) -> list[dict]:
+    """Per budget where both families ran (variant "full"): their intervals, the difference of means and the
+    verdict (``a``, ``b`` or ``"tie"``)."""
+    by = {(r["family"], r["budget"]): r for r in rows if r["variant"] == "full"}
+    out = []
+    for budget in sorted({r["budget"] for r in rows}):
+        ra, rb = by.get((a, budget)), by.get((b, budget))
+        if not ra or not rb or ra["acc"] is None or rb["acc"] is None:
+            continue
+        ia, ib = _iv(ra["acc"]), _iv(rb["acc"])
+        winner = {"a": a, "b": b, "tie": "tie"}[verdict(ia, ib)]
+        out.append({"budget": budget, "a": a, "b": b, "params_a": ra["param_count"], "params_b": rb["param_count"],
+                    "acc_a": ia, "acc_b": ib, "diff": ia.mean - ib.mean, "verdict": winner})
+    return out
+
+
+def crossings(comparison: list[dict]) -> list[str]:
+    """Where the mean-accuracy curves of two families cross (sign change of the difference between budgets),
+    with the crossing interpolated in log-parameters."""
+    notes = []
+    for p, q in zip(comparison, comparison[1:]):
+        if p["diff"] == 0 or p["diff"] * q["diff"] < 0:
+            xa = math.log10(math.sqrt(p["params_a"] * p["params_b"]))
+            xb = math.log10(math.sqrt(q["params_a"] * q["params_b"]))
+            t = p["diff"] / (p["diff"] - q["diff"]) if p["diff"] != q["diff"] else 0.5
+            at = 10 ** (xa + t * (xb - xa))
+            lead_before = p["a"] if p["diff"] > 0 else p["b"]
+            lead_after = q["a"] if q["diff"] > 0 else q["b"]
+            noise = (" — at least one side of the crossing is a tie, so it is within the noise"
+                     if "tie" in (p["verdict"], q["verdict"]) else "")
+            notes.append(f"the mean curves of {p['a']} and {p['b']} cross between the {p['budget']:,} and "
+                         f"{q['budget']:,} budgets (about {at:,.0f} params, interpolated): {lead_before} ahead "
+                         f"below, {lead_after} above{noise}")
+    return notes
+
+
+def _comparison_section(rows: list[dict], families: list[str]) -> list[str]:
+    lines = []
+    for a, b in itertools.combinations(families, 2):
+        comp = compare_families(rows, a, b)
+        if not comp:
+            continue
+        lines += [f"### {a} vs {b}", ""]
+        table = [[f"{c['budget']:,}", f"{c['params_a']:,.0f} / {c['params_b']:,.0f}", _pct(c["acc_a"]),
+                  _pct(c["acc_b"]), _points(c["diff"]), c["verdict"]] for c in comp]
+        lines += [_table(["budget", "params (a / b)", f"{a} acc %", f"{b} acc %", "a - b (points)", "verdict"],
+                         table), ""]
+        wins = {c["verdict"] for c in comp}
+        summary = []
+        for c in comp:
+            if c["verdict"] == "tie":
+                summary.append(f"at {c['budget']:,} params: tie ({_points(c['diff'])} points, intervals overlap)")
+            else:
+                winner, loser = (a, b) if c["verdict"] == a else (b, a)
+                summary.append(f"at {c['budget']:,} params: {winner} beats {loser} by {abs(100 * c['diff']):.1f} points")
+        lines += ["- " + s for s in summary]
+        lines += ["- " + s for s in crossings(comp)]
+        if wins == {"tie"}:
+            lines.append("- no difference beyond the noise at any budget")
+        elif len(wins) == 1:
+            lines.append(f"- {next(iter(wins))} wins at every budget")
+        lines.append("")
+    return lines
+
+
+def _ablation_section(rows: list[dict], config: dict) -> list[str]:
+    variants = [r for r in rows if r["variant"] != "full"]
+    if not variants:
+        return []
+    family = config["ablate_family"]
+    budget = config.get("ablate_budget") or max(config["budgets"])
+    base = next((r for r in rows if r["family"] == family and r["budget"] == budget and r["variant"] == "full"), None)
+    lines = ["## Augmentation and normalization (ablation)", "",
+             f"The same {family} at the {budget:,}-parameter budget, trained with each switch off "
+             "(`normalize` off feeds raw 0..255 pixels; `augment` off trains on the images as they are).", ""]
+    table = []
+    base_iv = _iv(base["acc"]) if base else None
+    if base:
+        table.append(["full (baseline)", _pct(base_iv), "", ""])
+    for r in variants:
+        iv = _iv(r["acc"])
+        diff = _points(iv.mean - base_iv.mean) if base else "-"
+        said = {"a": "better", "b": "worse", "tie": "tie"}[verdict(iv, base_iv)] if base else "-"
+        table.append([r["variant"], _pct(iv), diff, said])
+    lines += [_table(["variant", "accuracy % [95% CI]", "vs baseline (points)", "verdict"], table), ""]
+    return lines
+
+
+def architecture_shape(card: ModelCard) -> dict:
+    """Depth and width of a sized model: weight layers, narrowest and widest layer (output channels or units),
+    spatial size of the last feature map. From the profiler's per-layer rows on the meta device: nothing is
+    trained or allocated."""
+    import torch
+
+    from compress.profile import profile
+
+    with torch.device("meta"):
+        model = card.create().eval()
+    layers = [row for row in profile(model, card.input_shape, execute="meta", serialize=False).layers
+              if row.type in ("Conv2d", "Linear")]
+    widths = [row.output_shape[1] for row in layers[:-1]] or [0]
+    convs = [row for row in layers if row.type == "Conv2d"]
+    return {"layers": len(layers), "narrowest": min(widths), "widest": max(widths),
+            "last_map": convs[-1].output_shape[-1] if convs else None}
+
+
+def _shape_section(sweep_dir: Path, rows: list[dict]) -> list[str]:
+    path = sweep_dir / "sizing.json"
+    if not path.exists():
+        return []
+    sizing = json.loads(path.read_text())
+    table = []
+    for r in rows:
+        entry = sizing.get(r["family"], {}).get(str(r["budget"]), {})
+        if r["variant"] != "full" or "build_args" not in entry:
+            continue
+        shape = architecture_shape(ModelCard(entry["build_args"]))
+        last = f"{shape['last_map']}x{shape['last_map']}" if shape["last_map"] else "-"
+        table.append([r["family"], f"{r['budget']:,}", f"{entry['width_mult']:.3f}", str(shape["layers"]),
+                      str(shape["narrowest"]), str(shape["widest"]), last])
+    if not table:
+        return []
+    return ["## What the budget does to each architecture", "",
+            "Each family at each budget, as sized: weight layers (conv + linear), the narrowest and widest hidden "
+            "layer (channels or units) and the last feature map. A deep family squeezed into a small budget gets "
+            "layers a few channels wide, which is where its accuracy goes.", "",
+            _table(["family", "budget", "width", "weight layers", "narrowest", "widest", "last feature map"], table),
+            ""]
+
+
+def _budget_section(rows: list[dict]) -> list[str]:
+    full = [r for r in rows if r["variant"] == "full" and r["acc"] is not None]
+    lines = ["## What fits a byte limit", "",
+             "Artifact bytes are the sizes of the `.npz` files `compress.export.artifact` writes (as `du --apparent-size` "
+             "counts them).", ""]
+    table = []
+    for limit in BYTE_LIMITS:
+        for codec in ("fp16", "int8"):
+            fits = [r for r in full if r[f"bytes_{codec}"] is not None and r[f"bytes_{codec}"] <= limit]
+            if not fits:
+                table.append([f"{limit:,}", codec, "nothing fits", "", ""])
+                continue
+            best = max(fits, key=lambda r: r["acc"]["mean"])
+            table.append([f"{limit:,}", codec, f"{best['family']} ({best['param_count']:,.0f} params)",
+                          f"{best[f'bytes_{codec}']:,.0f}", _pct(_iv(best["acc"]))])
+    lines += [_table(["limit (bytes)", "codec", "most accurate that fits", "bytes", "accuracy %"], table), ""]
+    return lines
+
+
+def _latency_section(rows: list[dict]) -> list[str]:
+    full = [r for r in rows if r["variant"] == "full" and r.get("latency_ms")]
+    if not full:
+        return []
+    lines = ["## Latency versus MACs", "",
+             "CPU, batch 1, 1 thread, eager PyTorch (median of 30 calls, measured one run at a time after training). Fewer MACs do not mean lower latency: "
+             "tiny models are dominated by per-op overhead, and depthwise convolutions are memory-bound.", ""]
+    table = [[r["family"], f"{r['budget']:,}", _num(r["macs"]), f"{r['latency_ms']:.3f}",
+              f"{1e6 * r['latency_ms'] / r['macs']:.3g}" if r["macs"] else "-"] for r in full]
+    lines += [_table(["family", "budget", "MACs", "latency ms", "ns per MAC"], table), ""]
+    return lines
+
+
+def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, title: str | None = None,
+                 explain_md: str | os.PathLike | None = None, curves: int = 3) -> Path:
+    """Write ``out_dir/README.md`` with figures for the sweep in ``sweep_dir``; returns the README path.
+
+    ``explain_md``: a Markdown section written by ``compress explain`` to include (its figures are copied).
+    ``curves``: how many runs' training curves to show (the best seed-0 run of each family at the largest budget).
+    """
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    results = load_results(sweep_dir)
+    if not results.get("records"):
+        raise ValueError(f"{sweep_dir}: the sweep has no finished runs yet")
+    meta = json.loads((sweep_dir / "sweep.json").read_text()) if (sweep_dir / "sweep.json").exists() else {}
+    config = results["config"]
+    rows = summarize(results)
+    metric = rows[0]["metric"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = {
+        "params": plots.accuracy_vs(rows, out_dir / "accuracy_vs_params.png", x="param_count"),
+        "bytes": plots.accuracy_vs(rows, out_dir / "accuracy_vs_bytes.png", x="bytes_fp16", limits=BYTE_LIMITS),
+        "macs": plots.accuracy_vs(rows, out_dir / "accuracy_vs_macs.png", x="macs"),
+    }
+    if any(r.get("latency_ms") for r in rows):
+        figs["latency"] = plots.latency_vs(rows, out_dir / "latency_vs_macs.png")
+    curve_runs = _curve_runs(results, sweep_dir, curves)
+    if curve_runs:
+        figs["curves"] = plots.training_curves_grid(curve_runs, out_dir / "training_curves.png")
+
+    data = meta.get("data", {})
+    env = meta.get("environment", {})
+    families = list(config["families"])
+    name = title or f"Sweep report: {sweep_dir.name}"
+    lines = [f"# {name}", "",
+             f"Generated by `compress report {sweep_dir}` from `{sweep_dir}/results.json` "
+             f"({len(results['records'])} runs); figures read the results file only.", "",
+             "## Setup", "",
+             f"- data: `{config['data']}` ({data.get('train', '?')} train / {data.get('val', '?')} validation / "
+             f"{data.get('test', '?')} test images, {data.get('in_chans', '?')}x{data.get('input_size', '?')}x"
+             f"{data.get('input_size', '?')}, {len(data.get('class_names', [])) or '?'} classes)",
+             f"- families: {', '.join(families)}; parameter budgets: {', '.join(f'{b:,}' for b in config['budgets'])}; "
+             f"each family sized to each budget with `compress.models.scaling.fit` (largest width within the budget)",
+             f"- {config['seeds']} seed(s) per point, {config['epochs']} epochs, batch {config['batch_size']}, "
+             f"peak lr {config['lr']}" + (f", extra settings {config['train']}" if config.get("train") else ""),
+             f"- accuracy: {'test' if metric == 'test_acc' else 'validation'} accuracy of the best-validation "
+             "epoch; mean over seeds with a 95% interval (Student's t over seeds; with one seed, the binomial "
+             "Wilson interval of the test set); differences inside the intervals are ties",
+             f"- machine: {env.get('device_name', '?')}, torch {env.get('torch', '?')}, "
+             f"{env.get('cpu_count', '?')} CPUs, {env.get('torch_threads', '?')} torch threads", ""]
+    if results.get("skipped"):
+        lines += ["Skipped points (the budget is below the family's smallest model):", ""]
+        lines += [f"- {s['family']} at {s['budget']:,}: {s['reason']}" for s in results["skipped"]] + [""]
+    lines += ["## Results", "",
+              _table(["family", "budget", "variant", "width", "params", "MACs", "fp16 bytes", "int8 bytes",
+                      "val acc %", "test acc %", "train s", "latency ms"],
+                     [[r["family"], f"{r['budget']:,}", r["variant"], f"{r['width_mult']:.3f}", _num(r["param_count"]),
+                       _num(r["macs"]), _num(r["bytes_fp16"]), _num(r["bytes_int8"]), _pct(_iv(r["val_acc"])),
+                       _pct(_iv(r["test_acc"])), _num(r["train_seconds"]),
+                       f"{r['latency_ms']:.3f}" if r.get("latency_ms") else "-"] for r in rows]), "",
+              "![accuracy vs parameters](accuracy_vs_params.png)", "",
+              "![accuracy vs artifact bytes](accuracy_vs_bytes.png)", "",
+              "![accuracy vs MACs](accuracy_vs_macs.png)", "",
+              "## Which family wins at equal parameters", ""]
+    lines += _comparison_section(rows, families)
+    lines += _shape_section(sweep_dir, rows)
+    lines += _ablation_section(rows, config)
+    lines += _budget_section(rows)
+    lines += _latency_section(rows)
+    if "latency" in figs:
+        lines += ["![latency vs MACs](latency_vs_macs.png)", ""]
+    if curve_runs:
+        lines += ["## Training curves", "", "Loss and accuracy per epoch, train and validation: "
+                  + ", ".join(f"`{label}`" for label, _ in curve_runs) + ".", "",
+                  "![training curves](training_curves.png)", ""]
+    if explain_md is not None:
+        lines += _include_explain(Path(explain_md), out_dir)
+    readme = out_dir / "README.md"
+    _io.write_text(readme, "\n".join(lines).rstrip() + "\n")
+    return readme
+
+
+def _curve_runs(results: dict, sweep_dir: Path, count: int) -> list[tuple[str, list[dict]]]:
+    full = [r for r in results["records"] if r["variant"] == "full" and r["seed"] == 0]
+    if not full or count <= 0:
+        return []
+    top = max(r["budget"] for r in full)
+    chosen = sorted((r for r in full if r["budget"] == top), key=lambda r: r["family"])[:count]
+    out = []
+    for r in chosen:
+        path = sweep_dir / r["run_dir"] / "history.json"
+        if path.exists():
+            out.append((r["run_id"], json.loads(path.read_text())))
+    return out
+
+
+def _include_explain(md: Path, out_dir: Path) -> list[str]:
+    """Copy an explain section and the images it links next to the report."""
+    if not md.exists():
+        raise FileNotFoundError(f"explain section {md} not found (run `compress explain RUN` first)")
+    target = out_dir / "explain"
+    target.mkdir(exist_ok=True)
+    for p in md.parent.iterdir():
+        if p.suffix.lower() in (".png", ".svg"):
+            shutil.copyfile(p, target / p.name)
+    text = md.read_text()
+    # links in the section are relative to its folder; re-point them into explain/
+    for p in md.parent.iterdir():
+        if p.suffix.lower() in (".png", ".svg"):
+            text = text.replace(f"]({p.name})", f"](explain/{p.name})")
+    text = "\n".join(("#" + line) if line.startswith("#") else line for line in text.splitlines())
+    return ["## Looking inside the best model", "", text, ""]

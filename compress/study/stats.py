@@ -1,0 +1,90 @@
+"""Means with confidence intervals over seeds, and the tie rule the reports use.
+
+A 95% interval over n seeds is ``mean +- t(0.975, n-1) * s / sqrt(n)`` (Student's t, s the sample standard
+deviation). With one seed there is no spread to estimate; :func:`mean_ci` then falls back to the binomial
+(Wilson) interval of that one accuracy on ``n_eval`` images, when given. Two results whose intervals overlap
+are a tie (REFERENCES: a 3,589-image test at 66% has a standard error of ~0.8 points).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+# Student's t quantiles t(0.975, df) for df = 1..30; beyond 30 the normal 1.96 is within 2%.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+__all__ = ["t_quantile_975", "Interval", "wilson", "mean_ci", "verdict"]
+
+
+def t_quantile_975(df: int) -> float:
+    """Two-sided 95% Student's t quantile for ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+    std: float          # sample standard deviation over seeds (0 for one seed)
+    method: str         # "t" (over seeds), "wilson" (one seed, binomial) or "none"
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def overlaps(self, other: "Interval") -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n, "std": self.std,
+                "method": self.method}
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` observed on ``n`` trials."""
+    if n <= 0:
+        raise ValueError(f"wilson: n must be positive, got {n}")
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return centre - half, centre + half
+
+
+def mean_ci(values: Sequence[float], *, n_eval: int | None = None,
+            bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean and 95% interval of ``values`` (one per seed), clipped to ``bounds`` (``(0, 1)`` for accuracies).
+    Raises ValueError on an empty or non-finite input."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("mean_ci: no values")
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"mean_ci: non-finite value in {vals}")
+    n = len(vals)
+    mean = sum(vals) / n
+    if n == 1:
+        if n_eval:
+            low, high = wilson(mean, n_eval)
+            return Interval(mean, low, high, 1, 0.0, "wilson")
+        return Interval(mean, mean, mean, 1, 0.0, "none")
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    half = t_quantile_975(n - 1) * std / math.sqrt(n)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Interval(mean, low, high, n, std, "t")
+
+
+def verdict(a: Interval, b: Interval) -> str:
+    """``"a"``, ``"b"`` or ``"tie"``: a winner only when the 95% intervals do not overlap (the tie rule)."""
+    if a.overlaps(b):
+        return "tie"
+    return "a" if a.mean > b.mean else "b"

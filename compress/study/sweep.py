@@ -1,0 +1,334 @@
+"""Parameter-vs-accuracy sweeps: size each family to each parameter budget, train it for each seed, record.
+
+A sweep folder::
+
+    sweep.json        the SweepConfig and the environment; a rerun with another config is refused
+    sizing.json       family x budget -> width multiplier and figures (compress.models.scaling), computed once
+    records/ID.json   one finished run's record, written atomically: the source of truth
+    runs/ID/          the run folder (compress.train) of each run
+    results.json      {"config", "records", "skipped"} regenerated from records/ after every run
+    results.csv       the records as a table
+
+Kill-safe and resumable: a run counts as finished only once its record is written (atomically), and results
+files are rewritten atomically from the records, so killing the sweep at any moment loses at most the runs in
+flight; rerunning the same command skips finished runs and redoes interrupted ones.
+
+Runs go through an executor (:mod:`compress.study.executors`): in this process, or a local process pool. Anything
+with the same ``run(fn, tasks)`` method (yielding results as they finish) can take the runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+from compress import _io
+from compress.device import environment
+from compress.models.card import ModelCard
+from compress.study.executors import Executor, SequentialExecutor
+from compress.study.results import SWEEP_FORMAT, load_results
+
+__all__ = ["SweepConfig", "RunTask", "run_sweep", "execute", "read_records", "ABLATIONS", "CSV_COLUMNS"]
+
+ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
+CSV_COLUMNS = ["run_id", "family", "budget", "variant", "seed", "width_mult", "param_count", "macs",
+               "bytes_fp32", "bytes_fp16", "bytes_int8", "val_acc", "test_acc", "best_epoch", "epochs",
+               "train_seconds", "latency_ms", "n_val", "n_test"]
+
+
+@dataclass
+class SweepConfig:
+    """What a sweep trains. Budgets are parameter counts; ``train`` holds extra TrainConfig settings."""
+
+    data: str = "default"
+    families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
+    budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
+    seeds: int = 3                       # seeds 0 .. seeds-1 per point
+    epochs: int = 6
+    batch_size: int = 64                 # images per step
+    lr: float = 1e-2                     # peak learning rate (AdamW, cosine)
+    ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off
+    ablate_family: str = "cnn"
+    ablate_budget: int | None = None     # default: the largest budget
+    latency: bool = True                 # CPU latency at batch 1, 1 thread, eager
+    val_fraction: float = 0.1
+    data_seed: int = 0                   # the train/validation split is the same for every run
+    channel_divisor: int | None = 1      # 1: any channel count, so families match the budgets closely
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from compress.models import list_models
+        from compress.train import TrainConfig
+
+        self.families = tuple(self.families)
+        self.budgets = tuple(sorted(int(b) for b in self.budgets))
+        self.ablate = tuple(self.ablate)
+        known = list_models()
+        for f in self.families + ((self.ablate_family,) if self.ablate else ()):
+            if f not in known:
+                raise ValueError(f"sweep: unknown family {f!r}; known: {', '.join(known)}")
+        if not self.families:
+            raise ValueError("sweep: no families given")
+        if not self.budgets or any(b <= 0 for b in self.budgets):
+            raise ValueError(f"sweep: budgets must be positive parameter counts, got {list(self.budgets)}")
+        for a in self.ablate:
+            if a not in ABLATIONS:
+                raise ValueError(f"sweep: unknown ablation {a!r}; known: {', '.join(ABLATIONS)}")
+        if self.seeds < 1 or self.epochs < 1:
+            raise ValueError(f"sweep: seeds and epochs must be >= 1, got seeds={self.seeds}, epochs={self.epochs}")
+        if self.ablate_budget is not None and self.ablate_budget <= 0:
+            raise ValueError(f"sweep: ablate_budget must be positive, got {self.ablate_budget}")
+        TrainConfig.from_dict(self.train_settings(0, {}))   # validates the training settings
+
+    @property
+    def data_options(self) -> dict:
+        """Options for ``compress.data.load``: one split for every run."""
+        return {"val_fraction": self.val_fraction, "seed": self.data_seed}
+
+    def train_settings(self, seed: int, overrides: dict) -> dict:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed,
+                **self.train, **overrides}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("families", "budgets", "ablate"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"SweepConfig: unknown settings {unknown} (known: {sorted(known)})")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One training run, self-contained and picklable (what an executor ships to a worker)."""
+
+    run_id: str
+    family: str
+    budget: int
+    variant: str               # "full" or "no_<ablation>"
+    seed: int
+    card: ModelCard            # the model sized for this budget
+    macs: int                  # from the sizing (batch 1)
+    train: dict                # TrainConfig settings
+    data: str
+    data_options: dict
+    run_dir: str
+
+
+# ------------------------------------------------------------------------------------------- one run
+
+_DATA_CACHE: dict = {}
+
+
+def _load_data(source: str, options: dict):
+    from compress.data import load
+
+    key = (source, json.dumps(options, sort_keys=True))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load(source, **options)
+    return _DATA_CACHE[key]
+
+
+def execute(task: RunTask) -> dict:
+    """Train one run and measure it; returns its record. Module-level so worker processes can run it."""
+    import torch
+
+    from compress.export.artifact import serialize
+    from compress.train import TrainConfig, fit
+
+    bundle = _load_data(task.data, task.data_options)
+    torch.manual_seed(task.seed)
+    model = task.card.create()
+    start = time.perf_counter()
+    run = fit(model, bundle, TrainConfig.from_dict(task.train), out=task.run_dir, overwrite=True, progress=False)
+    seconds = time.perf_counter() - start
+    model = run.model.cpu().eval()
+    sizes = {codec: len(serialize(model, codec=codec, format="npz")) for codec in ("fp32", "fp16", "int8")}
+    m = run.metrics
+    return {
+        "run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
+        "seed": task.seed, "width_mult": task.card.build_args["width_mult"],
+        "param_count": sum(p.numel() for p in model.parameters()), "macs": task.macs,
+        "bytes_fp32": sizes["fp32"], "bytes_fp16": sizes["fp16"], "bytes_int8": sizes["int8"],
+        "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
+        "epochs": len(run.history), "train_seconds": round(seconds, 3), "latency_ms": None,
+        "n_val": len(bundle.val) if bundle.val is not None else 0,
+        "n_test": len(bundle.test) if bundle.test is not None else 0,
+        "run_dir": os.path.relpath(task.run_dir, Path(task.run_dir).parent.parent),
+    }
+
+
+# ------------------------------------------------------------------------------------------- the sweep
+
+def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
+    """family -> budget -> Fit dict (or {"skipped": reason}); cached in sizing.json."""
+    from compress.models import scaling
+
+    path = out / "sizing.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes)
+    if config.channel_divisor is not None:
+        kw["channel_divisor"] = config.channel_divisor
+    pairs = {(f, b) for f in config.families for b in config.budgets}
+    if config.ablate:
+        pairs.add((config.ablate_family, config.ablate_budget or max(config.budgets)))
+    changed = False
+    for family, budget in sorted(pairs):
+        entry = cached.setdefault(family, {})
+        if str(budget) in entry:
+            continue
+        try:
+            entry[str(budget)] = scaling.fit(family, max_params=budget, **kw).to_dict()
+        except ValueError as exc:
+            entry[str(budget)] = {"skipped": str(exc)}
+        changed = True
+    if changed:
+        _io.write_json(path, cached)
+    return cached
+
+
+def _tasks(config: SweepConfig, out: Path, sizing: dict) -> tuple[list[RunTask], list[dict]]:
+    points = [(f, b, "full", {}) for f in config.families for b in config.budgets]
+    ab_budget = config.ablate_budget or max(config.budgets)
+    points += [(config.ablate_family, ab_budget, f"no_{a}", ABLATIONS[a]) for a in config.ablate]
+    tasks, skipped = [], []
+    for family, budget, variant, overrides in points:
+        size = sizing[family][str(budget)]
+        if "skipped" in size:
+            skipped.append({"family": family, "budget": budget, "variant": variant, "reason": size["skipped"]})
+            continue
+        for seed in range(config.seeds):
+            run_id = f"{family}-{budget}-{variant}-s{seed}"
+            tasks.append(RunTask(run_id=run_id, family=family, budget=budget, variant=variant, seed=seed,
+                                 card=ModelCard(size["build_args"]), macs=size["macs"],
+                                 train=config.train_settings(seed, overrides),
+                                 data=config.data, data_options=config.data_options, run_dir=str(out / "runs" / run_id)))
+    return tasks, skipped
+
+
+def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
+    path = out / "sweep.json"
+    if not path.exists():
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: unreadable ({exc}); pass --overwrite to start this sweep over") from None
+    old = stored.get("config", {})
+    new = config.to_dict()
+    if old == new:
+        return
+    if not overwrite:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ValueError(f"sweep folder {out} holds a sweep with another config (differs in: {', '.join(diff)}); "
+                         "use another --out, or pass --overwrite to discard its results and start over")
+    for name in ("records", "runs", "sizing.json", "results.json", "results.csv", "sweep.json"):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _clean_partial_runs(out: Path, finished: set[str]) -> None:
+    """Remove run folders (and fit's hidden staging folders) of runs with no record: they are redone."""
+    runs = out / "runs"
+    if not runs.is_dir():
+        return
+    for p in runs.iterdir():
+        if p.name.startswith(".") or p.name not in finished:   # ".ID.partial-PID": fit's staging folder
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def read_records(out: Path) -> list[dict]:
+    """The finished runs' records in ``out/records`` (the sweep's source of truth)."""
+    records = []
+    for p in sorted((out / "records").glob("*.json")):
+        try:
+            records.append(json.loads(p.read_text()))
+        except json.JSONDecodeError:
+            p.unlink()   # cannot happen with atomic writes, but never let one bad file stop a resume
+    return records
+
+
+def _write_results(out: Path, config: SweepConfig, records: list[dict], skipped: list[dict]) -> None:
+    records = sorted(records, key=lambda r: (r["family"], r["budget"], r["variant"], r["seed"]))
+    _io.write_json(out / "results.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
+                                          "records": records, "skipped": skipped})
+    _io.write_csv(out / "results.csv", records, CSV_COLUMNS)
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor | None = None,
+              overwrite: bool = False, progress: Callable[[str], None] | None = print) -> dict:
+    """Run (or resume) the sweep in folder ``out``; returns the results dict (as in ``results.json``).
+
+    Raises ValueError when ``out`` holds a sweep with another config (unless ``overwrite``, which starts over).
+    """
+    out = Path(out)
+    _check_config(out, config, overwrite)
+    bundle = _load_data(config.data, config.data_options)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "sweep.json").exists():
+        _io.write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
+                                            "environment": environment("cpu"),
+                                            "data": {"source": bundle.source, "class_names": list(bundle.class_names),
+                                                     "in_chans": bundle.in_chans, "input_size": bundle.input_size,
+                                                     "train": len(bundle.train), "val": len(bundle.val),
+                                                     "test": len(bundle.test) if bundle.test is not None else 0}})
+    sizing = _sizing(config, out, bundle)
+    tasks, skipped = _tasks(config, out, sizing)
+    records = {r["run_id"]: r for r in read_records(out)}
+    wanted = {t.run_id for t in tasks}
+    records = {k: v for k, v in records.items() if k in wanted}
+    _clean_partial_runs(out, set(records))
+    todo = [t for t in tasks if t.run_id not in records]
+    say = progress or (lambda s: None)
+    for s in skipped:
+        say(f"skip {s['family']} at {s['budget']:,} params: {s['reason']}")
+    if records:
+        say(f"resuming: {len(records)} of {len(tasks)} runs already finished")
+    _write_results(out, config, list(records.values()), skipped)
+    executor = executor or SequentialExecutor()
+    done = len(records)
+    for record in executor.run(execute, todo):
+        _io.write_json(out / "records" / f"{record['run_id']}.json", record)
+        records[record["run_id"]] = record
+        _write_results(out, config, list(records.values()), skipped)
+        done += 1
+        say(f"[{done}/{len(tasks)}] {record['run_id']}: {record['param_count']:,} params, "
+            f"val {record['val_acc']:.3f}, test {_fmt(record['test_acc'])}, {record['train_seconds']:.1f} s")
+    if config.latency:
+        _measure_latency(out, config, records, skipped, say)
+    return load_results(out)
+
+
+def _measure_latency(out: Path, config: SweepConfig, records: dict, skipped: list, say) -> None:
+    """CPU batch-1 latency (1 thread, eager, median of 30 calls) of every run that lacks it, measured here,
+    one run at a time after all training: timing next to a training worker would measure the contention."""
+    from compress.bench.latency import measure
+    from compress.train.runs import load_run
+
+    todo = [r for r in records.values() if r.get("latency_ms") is None]
+    for r in sorted(todo, key=lambda r: r["run_id"]):
+        run = load_run(out / r["run_dir"])
+        r["latency_ms"] = measure(run.model, run.card.input_shape, batch_sizes=(1,), threads=1, warmup=5, repeats=30)[0].median_ms
+        _io.write_json(out / "records" / f"{r['run_id']}.json", r)
+    if todo:
+        _write_results(out, config, list(records.values()), skipped)
+        say(f"measured CPU latency (batch 1, 1 thread) of {len(todo)} runs")
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"

@@ -1,0 +1,79 @@
+"""``compress export`` and ``compress fit-budget`` on a tiny run trained on synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from compress.cli import main
+from compress.export import artifact as A
+from compress.export import budget as B
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from compress import data, models, train
+
+    bundle = data.load("synthetic:n=200,classes=3,size=16")
+    torch.manual_seed(0)
+    model = models.create("cnn", channels=[8, 16], num_classes=3, input_size=16)
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train.fit(model, bundle, train.TrainConfig(epochs=1, augment=False), out=out, progress=False)
+    return out
+
+
+def test_export_one_codec(run_dir, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["export", str(run_dir), "--codec", "int8", "--fold-bn", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "int8+fold" in text and f"{os.path.getsize(out):,} bytes" in text
+    A.load(out)
+    meta = A.read(out)[0]["meta"]
+    assert meta["class_names"] == ["class0", "class1", "class2"] and "mean" in meta["normalizer"]
+
+
+def test_export_within_budget(run_dir, tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["export", str(run_dir), "--max-bytes", "6k", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert os.path.getsize(out) <= 6000 and summary["breakdown"]["size_bytes"] == os.path.getsize(out)
+    rows = summary["rows"]
+    assert [r["candidate"] for r in rows] == list(B.DEFAULT_CANDIDATES)
+    chosen = [r for r in rows if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["val_acc"] == max(r["val_acc"] for r in rows if r["fits"])
+
+
+def test_export_nothing_fits(run_dir, tmp_path, capsys):
+    status = main(["export", str(run_dir), "--max-bytes", "500", "--out", str(tmp_path / "m.npz")])
+    captured = capsys.readouterr()
+    assert status == 2 and "smallest reachable is" in captured.err and "kmeans2+fold" in captured.out
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_export_bad_arguments(run_dir, tmp_path, capsys):
+    assert main(["export", str(run_dir), "--max-bytes", "6k", "--codec", "int8"]) == 2
+    assert main(["export", str(run_dir), "--codec", "int3", "--out", str(tmp_path / "m.npz")]) == 2
+    assert main(["export", str(tmp_path / "missing")]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_export_onnx(run_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out, onnx = tmp_path / "m.npz", tmp_path / "m.onnx"
+    assert main(["export", str(run_dir), "--codec", "fp16", "--out", str(out), "--onnx", str(onnx)]) == 0
+    assert onnx.stat().st_size > 0
+
+
+def test_fit_budget_cli(tmp_path, capsys):
+    out = tmp_path / "budget"
+    status = main(["fit-budget", "--family", "cnn", "--max-bytes", "6000", "--data",
+                   "synthetic:n=120,classes=3,size=16", "--epochs", "1", "--codecs", "kmeans4+fold",
+                   "--model-opt", "channels=[8,16]", "--out", str(out)])
+    assert status == 0 and "* kmeans4+fold" in capsys.readouterr().out
+    assert os.path.getsize(out / "model.npz") <= 6000
+    assert json.loads((out / "table.json").read_text())["rows"][0]["fits"]
+    assert main(["fit-budget", "--family", "cnn", "--max-bytes", "6000", "--data", "default",
+                 "--codecs", "int3", "--out", str(out)]) == 2

@@ -1,0 +1,137 @@
+import csv
+import json
+
+import pytest
+
+from compress.study import sweep
+from compress.study import ProcessExecutor, SweepConfig, run_sweep, summarize
+
+DATA = "synthetic:n=240,classes=3,size=12"
+
+
+def tiny(**kw):
+    base = dict(data=DATA, families=("cnn", "mlp"), budgets=(5_000, 12_000), seeds=2, epochs=1, batch_size=32,
+                latency=False)
+    return SweepConfig(**{**base, **kw})
+
+
+class Interrupting:
+    """Runs ``limit`` tasks, then raises KeyboardInterrupt as if the user pressed Ctrl-C."""
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def run(self, fn, tasks):
+        for i, task in enumerate(tasks):
+            if i == self.limit:
+                raise KeyboardInterrupt
+            yield fn(task)
+
+
+def test_sweep_writes_results_and_matches_budgets(tmp_path):
+    results = run_sweep(tiny(), tmp_path, progress=None)
+    recs = results["records"]
+    assert len(recs) == 2 * 2 * 2 and not results["skipped"]
+    for r in recs:
+        assert r["param_count"] <= r["budget"] and r["bytes_int8"] < r["bytes_fp16"] < r["bytes_fp32"]
+        assert 0 <= r["val_acc"] <= 1 and r["macs"] > 0
+        assert (tmp_path / r["run_dir"] / "checkpoint.pt").exists()
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert len(rows) == len(recs) and set(sweep.CSV_COLUMNS) <= set(rows[0])
+    # families sized to the same budget have matched parameter counts (within the budget's step)
+    by = {(r["family"], r["budget"]): r["param_count"] for r in recs}
+    assert abs(by[("cnn", 12_000)] - by[("mlp", 12_000)]) / 12_000 < 0.05
+
+
+def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path, monkeypatch):
+    config = tiny()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, tmp_path, executor=Interrupting(3), progress=None)
+    finished = {p.stem for p in (tmp_path / "records").glob("*.json")}
+    assert len(finished) == 3
+    assert len(json.loads((tmp_path / "results.json").read_text())["records"]) == 3
+    # a run killed part-way: its staging folder and a run folder without a record
+    (tmp_path / "runs" / ".mlp-5000-full-s0.partial-999").mkdir()
+    (tmp_path / "runs" / "mlp-5000-full-s1").mkdir()
+    calls = []
+    real = sweep.execute
+    monkeypatch.setattr(sweep, "execute", lambda t: calls.append(t.run_id) or real(t))
+    results = run_sweep(config, tmp_path, progress=None)
+    assert len(results["records"]) == 8
+    assert not finished & set(calls) and len(calls) == 5
+    assert not (tmp_path / "runs" / ".mlp-5000-full-s0.partial-999").exists()
+    # a rerun of a finished sweep trains nothing
+    calls.clear()
+    run_sweep(config, tmp_path, progress=None)
+    assert calls == []
+
+
+def test_changed_config_is_refused_unless_overwrite(tmp_path):
+    run_sweep(tiny(seeds=1, budgets=(5_000,)), tmp_path, progress=None)
+    with pytest.raises(ValueError, match="another config.*epochs"):
+        run_sweep(tiny(seeds=1, budgets=(5_000,), epochs=2), tmp_path, progress=None)
+    results = run_sweep(tiny(seeds=1, budgets=(5_000,), epochs=2), tmp_path, overwrite=True, progress=None)
+    assert all(r["epochs"] == 2 for r in results["records"])
+
+
+def test_ablation_and_skipped_points(tmp_path):
+    results = run_sweep(tiny(seeds=1, budgets=(30, 12_000), families=("cnn",), ablate=("augment", "normalize")),
+                        tmp_path, progress=None)
+    variants = {r["variant"] for r in results["records"]}
+    assert variants == {"full", "no_augment", "no_normalize"}
+    assert results["skipped"] and "smallest model" in results["skipped"][0]["reason"]
+    ab = [r for r in results["records"] if r["variant"] != "full"]
+    assert all(r["budget"] == 12_000 for r in ab)
+
+
+def test_latency_is_measured_after_training_and_kept_on_resume(tmp_path, monkeypatch):
+    config = tiny(seeds=1, budgets=(5_000,), families=("mlp",), latency=True)
+    results = run_sweep(config, tmp_path, progress=None)
+    (record,) = results["records"]
+    assert record["latency_ms"] > 0
+    stored = json.loads((tmp_path / "records" / f"{record['run_id']}.json").read_text())
+    assert stored["latency_ms"] == record["latency_ms"]
+    import compress.bench.latency
+    monkeypatch.setattr(compress.bench.latency, "measure", lambda *a, **k: pytest.fail("measured twice"))
+    run_sweep(config, tmp_path, progress=None)
+
+
+def test_process_executor_gives_same_records(tmp_path):
+    config = tiny(seeds=1, budgets=(5_000,), families=("mlp",))
+    seq = run_sweep(config, tmp_path / "a", progress=None)
+    par = run_sweep(config, tmp_path / "b", executor=ProcessExecutor(2, threads_per_job=1), progress=None)
+    key = lambda rs: sorted((r["run_id"], r["val_acc"]) for r in rs)  # noqa: E731
+    assert key(seq["records"]) == key(par["records"])
+
+
+def test_summarize_intervals():
+    recs = [dict(family="cnn", budget=10, variant="full", seed=s, val_acc=v, test_acc=None, n_val=100, n_test=0,
+                 width_mult=1.0, param_count=9, macs=5, bytes_fp32=1, bytes_fp16=1, bytes_int8=1, train_seconds=1.0,
+                 latency_ms=None) for s, v in enumerate([0.5, 0.6, 0.7])]
+    (row,) = summarize({"records": recs})
+    assert row["metric"] == "val_acc" and row["acc"]["mean"] == pytest.approx(0.6)
+    assert row["acc"]["high"] - row["acc"]["mean"] == pytest.approx(4.303 * 0.1 / 3 ** 0.5)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(families=("resnet",)), "unknown family"), (dict(budgets=(0,)), "budgets"),
+    (dict(ablate=("dropout",)), "unknown ablation"), (dict(seeds=0), "seeds"),
+    (dict(train={"optimiser": "sgd"}), "unknown settings"),
+])
+def test_bad_config(kw, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kw)
+
+
+def test_cli_sweep_and_report(tmp_path, capsys):
+    from compress.cli import main
+
+    out = tmp_path / "sw"
+    assert main(["sweep", "--data", DATA, "--families", "cnn,mlp", "--budgets", "5k", "--seeds", "1",
+                 "--epochs", "1", "--no-latency", "--out", str(out)]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "cnn vs mlp" in text and (tmp_path / "rep" / "accuracy_vs_params.png").exists()
+    assert main(["sweep", "--data", DATA, "--families", "cnn", "--budgets", "5k", "--seeds", "1",
+                 "--epochs", "1", "--no-latency", "--out", str(out)]) == 2
+    assert "another config" in capsys.readouterr().err
