@@ -35,7 +35,7 @@ def run(args) -> int:
     if args.data is None:
         bundle = result.data()
     else:
-        bundle = data_mod.load(args.data, image_size=tuple(result.info["data"]["input_size"]),
+        bundle = data_mod.load(args.data, input_size=tuple(result.info["data"]["input_size"]),
                                skip_bad_rows=args.skip_bad_rows, **{k: v for k, v in result.data_options.items()
                                                                     if k in ("val_fraction", "seed")})
         report_skipped(bundle)

@@ -32,7 +32,7 @@ def run(args) -> int:
     if "device" in options:
         options["device"] = resolve_device(options["device"])
     result = load_run(args.run_dir, **options)
-    bundle = data_mod.load(args.data, image_size=tuple(result.info["data"]["input_size"]),
+    bundle = data_mod.load(args.data, input_size=tuple(result.info["data"]["input_size"]),
                            skip_bad_rows=args.skip_bad_rows)
     report_skipped(bundle)
     split = bundle.split(args.split)

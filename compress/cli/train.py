@@ -35,7 +35,7 @@ def register(sub) -> None:
                    help="family option for models.create (JSON value), repeatable")
     add_data_arguments(p)
     add_field(p, "--val-fraction", load, "val_fraction", type=float, help="validation share of training rows")
-    add_field(p, "--image-size", load, "image_size", type=int, help="resize images to this side length")
+    add_field(p, "--input-size", load, "input_size", type=int, help="resize images to this side length")
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     g = p.add_argument_group("training (compress.train.TrainConfig)")
@@ -90,7 +90,7 @@ def run(args) -> int:
     print(bundle.describe(), file=sys.stderr)
     if not isinstance(bundle.input_size, int):
         raise ValueError(f"{args.data}: images are {bundle.image_hw[0]}x{bundle.image_hw[1]}; models need square "
-                         "input, pass --image-size")
+                         "input, pass --input-size")
     torch.manual_seed(config.seed)   # initial weights depend on --seed only, not on what ran before in the process
     model = create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
                    input_size=bundle.input_size, **given(args, create), **dict(args.model_opt))

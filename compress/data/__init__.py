@@ -27,7 +27,7 @@ Sources (``source`` argument of :func:`load`):
   patterns for tests; see :func:`synthetic`.
 
 FER CSV layouts get FER2013's seven class names (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral); their
-image size is inferred from the pixel count (square) unless ``image_size`` is given.
+image size is inferred from the pixel count (square) unless ``input_size`` is given.
 
 Bad input raises :class:`DataError` (a ``ValueError``) naming the file, the line as an editor shows it (the
 header is line 1) and the problem. With ``skip_bad_rows=True`` bad rows are skipped instead and listed in

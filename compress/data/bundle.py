@@ -86,7 +86,7 @@ class DataBundle:
     mean: tuple[float, ...]               # per channel, images scaled to [0, 1], training split only
     std: tuple[float, ...]
     source: str                           # what ``load`` was given; ``load(source, **options)`` reloads it
-    options: dict = field(default_factory=dict)   # val_fraction, seed, image_size, skip_bad_rows
+    options: dict = field(default_factory=dict)   # val_fraction, seed, input_size, skip_bad_rows
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
     flip_invariant: bool = True           # False for digits: a mirrored 3 is not a 3
 
@@ -204,7 +204,7 @@ def _as_hw(size) -> tuple[int, int] | None:
         size = (size, size)
     size = tuple(int(s) for s in size)
     if len(size) != 2 or min(size) <= 0:
-        raise ValueError(f"image_size must be a positive int or (H, W), got {size}")
+        raise ValueError(f"input_size must be a positive int or (H, W), got {size}")
     return size
 
 

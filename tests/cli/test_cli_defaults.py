@@ -11,7 +11,7 @@ import re
 import pytest
 
 from compress.cli import build_parser, main
-from compress.cli._common import field_actions, given, parse_key_value
+from compress.cli._common import field_actions, given, parse_key_value, show_default
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -26,20 +26,6 @@ def _library_default(owner, name):
         f = {f.name: f for f in dataclasses.fields(owner)}[name]
         return f.default_factory() if f.default is dataclasses.MISSING else f.default
     return inspect.signature(owner).parameters[name].default
-
-
-def _written(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (tuple, list)):
-        return ",".join(_written(v) for v in value)
-    if type(value).__name__ == "dtype":
-        return str(value).split(".")[-1]
-    return str(value)
 
 
 COMMANDS = _subparsers()
@@ -65,7 +51,7 @@ def test_option_default_is_the_librarys(cmd, action):
     text = stated[-1]
     if text.startswith(f"{name}="):          # switches: "(default augment=on)"
         text = text[len(name) + 1:]
-    assert text.split(":")[0] == _written(default), \
+    assert text.split(":")[0] == show_default(default), \
         f"compress {cmd} {action.option_strings[0]}: help says default {text!r}, library says {default!r}"
 
 

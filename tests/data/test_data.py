@@ -79,14 +79,14 @@ def test_course_csv(course_csv):
     assert any((row == first).all() for row in everything)
 
 
-def test_image_size_resizes_and_sets_grid(tmp_path, course_csv):
-    assert data.load(course_csv, image_size=8).input_size == 8
+def test_input_size_resizes_and_sets_grid(tmp_path, course_csv):
+    assert data.load(course_csv, input_size=8).input_size == 8
     rng = np.random.default_rng(1)
     rows = [f"{i % 7},{_pixels(rng, 12)}" for i in range(14)]
     path = _write(tmp_path, "wide.csv", "label,feature\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataError, match="not a square"):
         data.load(path)
-    assert data.load(path, image_size=(3, 4)).image_hw == (3, 4)
+    assert data.load(path, input_size=(3, 4)).image_hw == (3, 4)
 
 
 def test_kaggle_csv_usage_gives_splits(tmp_path):
@@ -237,7 +237,7 @@ def test_image_folder_bad_images(tmp_path):
     root = _image_folder(tmp_path / "mixed", sizes=((6, 6), (6, 6), (7, 6)))
     with pytest.raises(DataError, match=r"2\.png: image size 6x7 differs"):
         data.load(root)
-    assert data.load(root, image_size=6).input_size == 6
+    assert data.load(root, input_size=6).input_size == 6
     root = _image_folder(tmp_path / "broken")
     (root / "dog" / "9.png").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"9\.png: unreadable image"):

@@ -111,8 +111,10 @@ def test_load_run_reads_version_1_folders(tmp_path, bundle):
     run = fit(_created(), bundle, _cfg(epochs=1), out=tmp_path / "r", progress=False)
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     config["format"], config["model"]["build_args"] = "compress.run/1", config["model"].pop("card")["build_args"]
+    config["data"]["options"]["image_size"] = config["data"]["options"].pop("input_size")   # 0.1's name
     (tmp_path / "r" / "config.json").write_text(json.dumps(config))
-    assert load_run(tmp_path / "r").card == run.card
+    back = load_run(tmp_path / "r")
+    assert back.card == run.card and torch.equal(back.data().val.x, bundle.val.x)
 
 
 def test_load_run_without_a_card_asks_for_the_model(tmp_path, bundle):
