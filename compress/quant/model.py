@@ -17,7 +17,7 @@ __all__ = ["quantize_model", "load_decoded"]
 def quantize_model(model: nn.Module, codec: Codec | str = "fp16", *, fold_bn: bool = False,
                    **codec_options) -> nn.Module:
     """A float32 copy of ``model`` (eval mode) whose tensors went through ``codec`` and back; with ``fold_bn``
-    BatchNorm is folded first. This is bit for bit the model ``compress.artifact.save`` + ``load`` give.
+    BatchNorm is folded first. This is bit for bit the model ``compress.export.save`` + ``load`` give.
     ``codec_options`` override :class:`Codec` fields (``bits=4``, ``scale_dtype="float32"``...).
     """
     codec = Codec.parse(codec, **codec_options)

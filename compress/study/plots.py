@@ -64,7 +64,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 def accuracy_vs(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *, x: str = "param_count",
                 limits: Sequence[float] = (), formats: Iterable[str] = ("png", "svg")) -> list[Path]:
     """Mean accuracy (with its 95% interval as error bars) against ``x`` on a log axis, one series per family,
-    and the Pareto front over all points. ``rows`` come from :func:`compress.sweep.summarize` (variant "full");
+    and the Pareto front over all points. ``rows`` come from :func:`compress.study.results.summarize` (variant "full");
     ``limits`` draws vertical lines (byte limits)."""
     rows = [r for r in rows if r["variant"] == "full" and r.get("acc") and r.get(x)]
     if not rows:
