@@ -57,9 +57,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ValueError("--codec/--fold-bn choose one codec; --max-bytes searches them (use --candidates)")
     if max_bytes is None and candidates:
         raise ValueError("--candidates needs --max-bytes")
-    fmt = format or (Path(out).suffix.lstrip(".") if out else "npz")
-    path = Path(out) if out else Path(run_dir) / f"model.{fmt}"
-    format_of(path, format)
+    path = Path(out) if out else Path(run_dir) / f"model.{format or 'npz'}"
+    format_of(path, format)   # a suffix that contradicts format fails here, before any work
     if max_bytes is None:
         label = (codec or "fp16") + ("+fold" if fold_bn else "")
         parse_candidate(label)

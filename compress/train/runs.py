@@ -61,10 +61,7 @@ class Run:
         if self.data_source in ("arrays", "") or self.data_source.startswith("<"):
             raise ValueError(f"run {self.path or ''} was trained on in-memory data ({self.data_source!r}); "
                              "it cannot be reloaded: pass the data yourself")
-        options = dict(self.data_options)
-        if "image_size" in options:                  # compress 0.1 run folders called it image_size
-            options["input_size"] = options.pop("image_size")
-        return data_mod.load(self.data_source, **options)
+        return data_mod.load(self.data_source, **self.data_options)
 
     def evaluate(self, data: DataBundle | Split, **kw) -> dict:
         return evaluate(self.model, data, transform=self.normalizer, **kw)
@@ -152,8 +149,11 @@ def load_run(path: str | os.PathLike, *, model: nn.Module | None = None,
     train_cfg.pop("flip_resolved", None)
     d = info["data"]
     norm = d["normalizer"]
+    options = dict(d["options"])
+    if "image_size" in options:                      # compress.run/1 folders called it image_size
+        options["input_size"] = options.pop("image_size")
     return Run(model=model, config=TrainConfig.from_dict(train_cfg), history=history, metrics=metrics,
-               data_source=d["source"], data_options=dict(d["options"]), class_names=tuple(d["class_names"]),
+               data_source=d["source"], data_options=options, class_names=tuple(d["class_names"]),
                normalizer=Normalizer(norm["mean"], norm["std"], norm["enabled"]), path=path,
                card=card, info=info)
 
