@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.cli.sweep import add_sweep_options, config_from_args
+from compress.cli.sweep import add_sweep_options, config_from_args, executor_from_args
 
 
 def register(sub) -> None:
@@ -23,13 +23,14 @@ def register(sub) -> None:
 def run(args) -> int:
     import time
 
-    from compress.study import STUDY_ABLATIONS, default_folder, make_executor, run_study
+    from compress.study import STUDY_ABLATIONS, default_folder, run_study
 
     start = time.perf_counter()
     config = config_from_args(args, ablate_default=STUDY_ABLATIONS)
+    executor = executor_from_args(args)
     out = args.out or default_folder(config.data, "sweeps")
     report = args.report or default_folder(config.data, "reports")
-    readme = run_study(config, out, report, executor=make_executor(args.jobs), overwrite=args.overwrite,
+    readme = run_study(config, out, report, executor=executor, overwrite=args.overwrite,
                        explain=not args.no_explain)
     print(f"study finished in {time.perf_counter() - start:.0f} s: {readme}")
     return 0

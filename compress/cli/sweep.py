@@ -31,9 +31,56 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--no-latency", SweepConfig, "latency", switch=False, help="skip the CPU batch-1 latency column")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrainConfig setting, e.g. --set label_smoothing=0.1 (JSON value), repeatable")
-    p.add_argument("--jobs", type=positive_int, default=1,
-                   help="worker processes; CPU threads are divided between them (default 1)")
+    add_executor_options(p)
     p.add_argument("--overwrite", action="store_true", help="discard a sweep with another config in --out")
+
+
+def add_executor_options(p) -> None:
+    """Where the runs train: this machine (``--jobs``) or a Ray cluster (``--executor ray``); defaults are
+    make_executor's and RayOptions'."""
+    from compress.study import EXECUTORS, RayOptions, make_executor
+
+    add_field(p, "--executor", make_executor, "kind", choices=EXECUTORS,
+              help="local: this machine; ray: a Ray cluster (pip install \"compress[ray]\")")
+    add_field(p, "--jobs", make_executor, "jobs", type=positive_int,
+              help="local worker processes; CPU threads are divided between them")
+    add_field(p, "--address", RayOptions, "address", metavar="auto|HOST:PORT",
+              none="a private Ray on this machine", help="with --executor ray: the cluster's head")
+    add_field(p, "--cpus-per-run", RayOptions, "cpus_per_run", type=float, metavar="N",
+              help="with --executor ray: CPU cores per run (fractions allowed)")
+    add_field(p, "--gpus-per-run", RayOptions, "gpus_per_run", type=float, metavar="N",
+              help="with --executor ray: GPUs per run; 0.25 lets four runs share a GPU")
+    add_field(p, "--max-retries", RayOptions, "max_retries", type=int, metavar="N",
+              help="with --executor ray: times a run lost with its worker or node is started again")
+
+
+def executor_from_args(args):
+    """The executor the options name: ``make_executor(jobs, kind=..., ray=RayOptions(...))``."""
+    from compress.study import RayOptions, make_executor
+
+    kw = given(args, make_executor)
+    ray = given(args, RayOptions)
+    if kw.get("kind", "local") != "ray":
+        if ray:
+            flags = ", ".join("--" + k.replace("_", "-") for k in ray)
+            raise ValueError(f"{flags}: only with --executor ray")
+        return make_executor(**kw)
+    if "jobs" in kw:
+        raise ValueError("--jobs is for the local executor; on Ray set --cpus-per-run / --gpus-per-run")
+    return make_executor(**kw, ray=RayOptions(**ray))
+
+
+def report_failed(results: dict, out) -> int:
+    """Print the runs that failed (to stderr); the exit status: 1 when any did, else 0."""
+    import sys
+
+    failed = results.get("failed") or []
+    for f in failed:
+        print(f"failed: {f['run_id']}: {f['error']}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} runs failed (listed in {out}/results.json); rerun the same command to try them "
+              "again", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def config_from_args(args, *, ablate_default: tuple[str, ...] | None = None):
@@ -61,10 +108,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from compress.study import default_folder, make_executor, run_sweep
+    from compress.study import default_folder, run_sweep
 
     config = config_from_args(args)
+    executor = executor_from_args(args)
     out = args.out or default_folder(config.data, "sweeps")
-    results = run_sweep(config, out, executor=make_executor(args.jobs), overwrite=args.overwrite)
+    results = run_sweep(config, out, executor=executor, overwrite=args.overwrite)
     print(f"{len(results['records'])} runs in {out}/results.csv; next: compress report {out}")
-    return 0
+    return report_failed(results, out)

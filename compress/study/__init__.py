@@ -3,6 +3,7 @@
 Rooms:
     sweep       ``SweepConfig``, ``run_sweep``: families x parameter budgets x seeds, kill-safe and resumable
     executors   ``SequentialExecutor``, ``ProcessExecutor``: where runs train (one ``run(fn, tasks)`` interface)
+    ray_executor  ``RayExecutor``, ``RayOptions``: the same on a Ray cluster (optional ``ray`` extra, imported lazily)
     results     ``load_results``, ``summarize`` (means and intervals per point), ``best_record``
     stats       Student-t / Wilson intervals and the tie rule (``verdict``)
     plots       figures from results only
@@ -10,13 +11,16 @@ Rooms:
     pipeline    ``run_study``: sweep + explain the best model + report (the README's main job)
 """
 
-from compress.study.executors import Executor, ProcessExecutor, SequentialExecutor, make_executor
+from compress.study.executors import EXECUTORS, Executor, ProcessExecutor, SequentialExecutor, make_executor
 from compress.study.pipeline import STUDY_ABLATIONS, default_folder, run_study
+from compress.study.ray_executor import RayExecutor, RayOptions   # imports Ray only when a sweep runs on it
 from compress.study.report import write_report
 from compress.study.results import best_record, load_results, summarize
 from compress.study.stats import Interval, mean_ci, verdict
-from compress.study.sweep import ABLATIONS, RunTask, SweepConfig, execute, run_sweep
+from compress.study.sweep import ABLATIONS, RunTask, SweepConfig, Trainer, execute, run_sweep
 
-__all__ = ["SweepConfig", "RunTask", "run_sweep", "execute", "ABLATIONS", "Executor", "SequentialExecutor",
-           "ProcessExecutor", "make_executor", "load_results", "summarize", "best_record", "Interval", "mean_ci",
-           "verdict", "write_report", "run_study", "STUDY_ABLATIONS", "default_folder"]
+__all__ = ["SweepConfig", "RunTask", "Trainer", "run_sweep", "execute", "ABLATIONS", "Executor", "EXECUTORS",
+           "SequentialExecutor", "ProcessExecutor", "RayExecutor", "RayOptions", "make_executor", "load_results",
+           "summarize", "best_record", "Interval", "mean_ci", "verdict", "write_report", "run_study",
+           "STUDY_ABLATIONS", "default_folder"]
+

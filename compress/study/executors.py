@@ -1,7 +1,9 @@
 """Executors: where a sweep's runs train. One interface, ``run(fn, tasks)``, yielding results as they finish.
 
 :class:`SequentialExecutor` runs in this process; :class:`ProcessExecutor` is a local pool of spawned workers with
-the CPU's cores divided between them. Anything with the same method (a distributed engine) can take the runs.
+the CPU's cores divided between them; :class:`~compress.study.ray_executor.RayExecutor` runs on a Ray cluster
+(``pip install "compress[ray]"``, imported only when used). Executors ship ``fn`` (which may carry the data) once
+per worker, not once per task. Anything with the same method can take the runs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from compress.device import torch_threads
 
-__all__ = ["Executor", "SequentialExecutor", "ProcessExecutor", "make_executor"]
+__all__ = ["Executor", "SequentialExecutor", "ProcessExecutor", "EXECUTORS", "make_executor"]
 
 
 class Executor(Protocol):
@@ -32,10 +34,20 @@ class SequentialExecutor:
                 yield fn(task)
 
 
-def _init_worker(threads: int) -> None:
+_WORKER_FN: Callable[[Any], Any] | None = None
+
+
+def _init_worker(threads: int, fn: Callable[[Any], Any]) -> None:
     import torch
 
+    global _WORKER_FN
     torch.set_num_threads(threads)   # for the worker's whole life: nothing to restore
+    _WORKER_FN = fn                  # pickled once per worker, not once per task (it may hold the data)
+
+
+def _call_worker_fn(task: Any) -> Any:
+    assert _WORKER_FN is not None, "worker started without its function"
+    return _WORKER_FN(task)
 
 
 class ProcessExecutor:
@@ -52,8 +64,8 @@ class ProcessExecutor:
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.threads,)) as pool:
-            pending = {pool.submit(fn, t) for t in tasks}
+                                 initargs=(self.threads, fn)) as pool:
+            pending = {pool.submit(_call_worker_fn, t) for t in tasks}
             try:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -64,8 +76,25 @@ class ProcessExecutor:
                     fut.cancel()
 
 
-def make_executor(jobs: int) -> Executor:
-    """One job: :class:`SequentialExecutor`; more: a :class:`ProcessExecutor` of ``jobs`` workers."""
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(jobs: int = 1, *, kind: str = "local", ray: Any = None) -> Executor:
+    """``kind="local"``: one job is a :class:`SequentialExecutor`, more a :class:`ProcessExecutor` of ``jobs``
+    workers. ``kind="ray"``: a :class:`~compress.study.ray_executor.RayExecutor` with ``ray`` (a ``RayOptions``;
+    default RayOptions()); Ray decides how many runs go at once from the cluster's CPUs and GPUs, so ``jobs``
+    must stay 1."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}; known: {', '.join(EXECUTORS)}")
+    if kind == "ray":
+        if jobs != 1:
+            raise ValueError(f"jobs={jobs} is for the local executor; on Ray, runs go at once as the cluster's "
+                             "CPUs and GPUs allow (set cpus_per_run / gpus_per_run)")
+        from compress.study.ray_executor import RayExecutor
+
+        return RayExecutor(ray)
+    if ray is not None:
+        raise ValueError("Ray options given for the local executor; pass kind='ray'")
     return SequentialExecutor() if jobs == 1 else ProcessExecutor(jobs)

@@ -270,6 +270,9 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
     if results.get("skipped"):
         lines += ["Skipped points (the budget is below the family's smallest model):", ""]
         lines += [f"- {s['family']} at {s['budget']:,}: {s['reason']}" for s in results["skipped"]] + [""]
+    if results.get("failed"):
+        lines += ["Failed runs (not in the figures; rerunning the sweep tries them again):", ""]
+        lines += [f"- {f['run_id']}: {f['error']}" for f in results["failed"]] + [""]
     lines += ["## Results", "",
               _table(["family", "budget", "variant", "width", "params", "MACs", "fp16 bytes", "int8 bytes",
                       "val acc %", "test acc %", "train s", "latency ms"],

@@ -5,16 +5,19 @@ A sweep folder::
     sweep.json        the SweepConfig and the environment; a rerun with another config is refused
     sizing.json       family x budget -> width multiplier and figures (compress.models.scaling), computed once
     records/ID.json   one finished run's record, written atomically: the source of truth
+    failed/ID.json    a run that raised: what it was and the error; a rerun tries it again
     runs/ID/          the run folder (compress.train) of each run
-    results.json      {"config", "records", "skipped"} regenerated from records/ after every run
+    results.json      {"config", "records", "skipped", "failed"} regenerated from records/ after every run
     results.csv       the records as a table
 
 Kill-safe and resumable: a run counts as finished only once its record is written (atomically), and results
 files are rewritten atomically from the records, so killing the sweep at any moment loses at most the runs in
 flight; rerunning the same command skips finished runs and redoes interrupted ones.
 
-Runs go through an executor (:mod:`compress.study.executors`): in this process, or a local process pool. Anything
-with the same ``run(fn, tasks)`` method (yielding results as they finish) can take the runs.
+Runs go through an executor (:mod:`compress.study.executors`): in this process, a local process pool, or a Ray
+cluster (:mod:`compress.study.ray_executor`). Anything with the same ``run(fn, tasks)`` method (yielding results as
+they finish) can take the runs. ``fn`` is a :class:`Trainer`: it carries the data bundle (loaded once, here) and
+turns a run that raises into a failed record, so one bad run does not stop the others.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from compress import _io
 from compress.device import environment
@@ -33,7 +36,7 @@ from compress.models.card import ModelCard
 from compress.study.executors import Executor, SequentialExecutor
 from compress.study.results import SWEEP_FORMAT, load_results
 
-__all__ = ["SweepConfig", "RunTask", "run_sweep", "execute", "read_records", "ABLATIONS", "CSV_COLUMNS"]
+__all__ = ["SweepConfig", "RunTask", "Trainer", "run_sweep", "execute", "read_records", "ABLATIONS", "CSV_COLUMNS"]
 
 ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
 CSV_COLUMNS = ["run_id", "family", "budget", "variant", "seed", "width_mult", "param_count", "macs",
@@ -141,14 +144,15 @@ def _load_data(source: str, options: dict):
     return _DATA_CACHE[key]
 
 
-def execute(task: RunTask) -> dict:
-    """Train one run and measure it; returns its record. Module-level so worker processes can run it."""
+def execute(task: RunTask, bundle: Any = None) -> dict:
+    """Train one run and measure it; returns its record. Module-level so worker processes can run it.
+    ``bundle``: the task's data, already loaded (default: load ``task.data`` here, cached per process)."""
     import torch
 
     from compress.export.artifact import serialize
     from compress.train import TrainConfig, fit
 
-    bundle = _load_data(task.data, task.data_options)
+    bundle = bundle if bundle is not None else _load_data(task.data, task.data_options)
     torch.manual_seed(task.seed)
     model = task.card.create()
     start = time.perf_counter()
@@ -168,6 +172,28 @@ def execute(task: RunTask) -> dict:
         "n_test": len(bundle.test) if bundle.test is not None else 0,
         "run_dir": os.path.relpath(task.run_dir, Path(task.run_dir).parent.parent),
     }
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """What a sweep hands its executor as ``fn``: :func:`execute` with the sweep's data bundle. Picklable, so an
+    executor ships it once per worker (Ray: one object in its object store) and workers never read the data
+    source themselves. A run that raises comes back as a failed record (:meth:`failed`) instead of stopping the
+    sweep; executors call :meth:`failed` too for a run they lost (its worker or node died, retries spent)."""
+
+    bundle: Any = None   # a DataBundle; None: each worker loads task.data itself
+
+    def __call__(self, task: RunTask) -> dict:
+        try:
+            return execute(task, self.bundle)
+        except Exception as exc:   # a run that fails on its own (a bad setting): recorded, the others go on
+            return self.failed(task, exc)
+
+    def failed(self, task: RunTask, error: BaseException | str) -> dict:
+        """The record of a run that did not finish: which run, and ``"error"`` (type and message)."""
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return {"run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
+                "seed": task.seed, "error": text}
 
 
 # ------------------------------------------------------------------------------------------- the sweep
@@ -234,7 +260,7 @@ def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ValueError(f"sweep folder {out} holds a sweep with another config (differs in: {', '.join(diff)}); "
                          "use another --out, or pass --overwrite to discard its results and start over")
-    for name in ("records", "runs", "sizing.json", "results.json", "results.csv", "sweep.json"):
+    for name in ("records", "failed", "runs", "sizing.json", "results.json", "results.csv", "sweep.json"):
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -263,10 +289,13 @@ def read_records(out: Path) -> list[dict]:
     return records
 
 
-def _write_results(out: Path, config: SweepConfig, records: list[dict], skipped: list[dict]) -> None:
-    records = sorted(records, key=lambda r: (r["family"], r["budget"], r["variant"], r["seed"]))
+def _write_results(out: Path, config: SweepConfig, records: list[dict], skipped: list[dict],
+                   failed: list[dict] = ()) -> None:
+    order = lambda r: (r["family"], r["budget"], r["variant"], r["seed"])  # noqa: E731
+    records = sorted(records, key=order)
     _io.write_json(out / "results.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
-                                          "records": records, "skipped": skipped})
+                                          "records": records, "skipped": skipped,
+                                          "failed": sorted(failed, key=order)})
     _io.write_csv(out / "results.csv", records, CSV_COLUMNS)
 
 
@@ -293,6 +322,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
     wanted = {t.run_id for t in tasks}
     records = {k: v for k, v in records.items() if k in wanted}
     _clean_partial_runs(out, set(records))
+    shutil.rmtree(out / "failed", ignore_errors=True)   # failed runs are tried again
     todo = [t for t in tasks if t.run_id not in records]
     say = progress or (lambda s: None)
     for s in skipped:
@@ -301,20 +331,26 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
         say(f"resuming: {len(records)} of {len(tasks)} runs already finished")
     _write_results(out, config, list(records.values()), skipped)
     executor = executor or SequentialExecutor()
-    done = len(records)
-    for record in executor.run(execute, todo):
+    done, failed = len(records), {}
+    for record in executor.run(Trainer(bundle), todo):
+        done += 1
+        if "error" in record:
+            _io.write_json(out / "failed" / f"{record['run_id']}.json", record)
+            failed[record["run_id"]] = record
+            _write_results(out, config, list(records.values()), skipped, list(failed.values()))
+            say(f"[{done}/{len(tasks)}] {record['run_id']}: FAILED: {record['error']}")
+            continue
         _io.write_json(out / "records" / f"{record['run_id']}.json", record)
         records[record["run_id"]] = record
-        _write_results(out, config, list(records.values()), skipped)
-        done += 1
+        _write_results(out, config, list(records.values()), skipped, list(failed.values()))
         say(f"[{done}/{len(tasks)}] {record['run_id']}: {record['param_count']:,} params, "
             f"val {record['val_acc']:.3f}, test {_fmt(record['test_acc'])}, {record['train_seconds']:.1f} s")
     if config.latency:
-        _measure_latency(out, config, records, skipped, say)
+        _measure_latency(out, config, records, skipped, list(failed.values()), say)
     return load_results(out)
 
 
-def _measure_latency(out: Path, config: SweepConfig, records: dict, skipped: list, say) -> None:
+def _measure_latency(out: Path, config: SweepConfig, records: dict, skipped: list, failed: list, say) -> None:
     """CPU batch-1 latency (1 thread, eager, median of 30 calls) of every run that lacks it, measured here,
     one run at a time after all training: timing next to a training worker would measure the contention."""
     from compress.bench.latency import measure
@@ -326,7 +362,7 @@ def _measure_latency(out: Path, config: SweepConfig, records: dict, skipped: lis
         r["latency_ms"] = measure(run.model, run.card.input_shape, batch_sizes=(1,), threads=1, warmup=5, repeats=30)[0].median_ms
         _io.write_json(out / "records" / f"{r['run_id']}.json", r)
     if todo:
-        _write_results(out, config, list(records.values()), skipped)
+        _write_results(out, config, list(records.values()), skipped, failed)
         say(f"measured CPU latency (batch 1, 1 thread) of {len(todo)} runs")
 
 

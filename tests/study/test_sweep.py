@@ -55,7 +55,7 @@ def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path, monke
     (tmp_path / "runs" / "mlp-5000-full-s1").mkdir()
     calls = []
     real = sweep.execute
-    monkeypatch.setattr(sweep, "execute", lambda t: calls.append(t.run_id) or real(t))
+    monkeypatch.setattr(sweep, "execute", lambda t, bundle=None: calls.append(t.run_id) or real(t, bundle))
     results = run_sweep(config, tmp_path, progress=None)
     assert len(results["records"]) == 8
     assert not finished & set(calls) and len(calls) == 5
@@ -135,3 +135,25 @@ def test_cli_sweep_and_report(tmp_path, capsys):
     assert main(["sweep", "--data", DATA, "--families", "cnn", "--budgets", "5k", "--seeds", "1",
                  "--epochs", "1", "--no-latency", "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
+    config = tiny(seeds=1, budgets=(5_000,))
+    real = sweep.execute
+
+    def flaky(task, bundle=None):
+        if task.family == "cnn":
+            raise ValueError("bad setting for this run")
+        return real(task, bundle)
+
+    monkeypatch.setattr(sweep, "execute", flaky)
+    results = run_sweep(config, tmp_path, progress=None)
+    assert [r["run_id"] for r in results["records"]] == ["mlp-5000-full-s0"]
+    (failed,) = results["failed"]
+    assert failed["run_id"] == "cnn-5000-full-s0" and failed["error"] == "ValueError: bad setting for this run"
+    assert (tmp_path / "failed" / "cnn-5000-full-s0.json").exists()
+    assert not (tmp_path / "records" / "cnn-5000-full-s0.json").exists()
+    # a rerun tries the failed run again (and only it)
+    monkeypatch.setattr(sweep, "execute", real)
+    results = run_sweep(config, tmp_path, progress=None)
+    assert len(results["records"]) == 2 and results["failed"] == [] and not (tmp_path / "failed").exists()

@@ -1,0 +1,203 @@
+"""Sweeps on a Ray cluster: :class:`RayExecutor`, the executor interface (``run(fn, tasks)``) on Ray tasks.
+
+Ray is used the way it is meant to be used, with no runner of our own around it:
+
+- ``fn`` (the sweep's :class:`~compress.study.sweep.Trainer`, which holds the data bundle) goes into the object
+  store once (``ray.put``); every task reads it from there, so no worker reads the data source itself.
+- No shared filesystem: a task writes its run folders (the task's ``run_dir``, or each of its ``run_dirs``) into a
+  private temporary folder on its worker and returns their files with its result; the driver writes them where
+  the task named them (staged beside the target, then renamed) before it yields the result, so the sweep writes
+  a run's record only once its folder is complete. Resuming therefore works as with the local executors.
+- A task whose worker process or node dies is started again elsewhere by Ray (``max_retries``); a task that
+  raises is not retried. A run lost more often than that comes back as ``fn.failed(task, error)`` (a failed
+  record) when ``fn`` offers it. On Ctrl-C (or when the caller stops iterating) the pending tasks are cancelled.
+
+Ray is an optional dependency (``pip install "compress[ray]"``), imported only when a sweep runs on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from compress import _io
+
+__all__ = ["RayOptions", "RayExecutor"]
+
+_OUTPUT_FIELDS = ("run_dir", "run_dirs")   # the task fields naming the folders a task writes
+
+
+@dataclass
+class RayOptions:
+    """Where and how a sweep runs on Ray. ``address``: None starts a private Ray on this machine for the sweep;
+    ``"auto"`` joins the cluster that ``ray start`` made on this machine; ``HOST:PORT`` joins a cluster's head."""
+
+    address: str | None = None
+    cpus_per_run: float = 1.0      # CPU cores Ray reserves for each run (fractions allowed); torch threads: at least 1
+    gpus_per_run: float = 0.0      # GPUs per run; a fraction (0.25) lets several runs share one GPU
+    max_retries: int = 3           # times a run lost with its worker or node is started again
+
+    def __post_init__(self) -> None:
+        if self.address is not None:
+            _check_address(self.address)
+        for name in ("cpus_per_run", "gpus_per_run"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"RayOptions: {name} must be a number >= 0, got {value!r}")
+        if self.cpus_per_run <= 0:
+            raise ValueError(f"RayOptions: cpus_per_run must be > 0, got {self.cpus_per_run!r}")
+        if self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            raise ValueError(f"RayOptions: gpus_per_run above 1 must be a whole number (Ray's rule), "
+                             f"got {self.gpus_per_run!r}")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"RayOptions: max_retries must be an int >= 0, got {self.max_retries!r}")
+
+
+def _check_address(address: str) -> None:
+    if not isinstance(address, str):
+        raise TypeError(f"RayOptions: address must be a string, got {type(address).__name__}")
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"RayOptions: address {address!r} must be 'auto' or HOST:PORT (e.g. 10.0.0.5:6379)")
+
+
+class RayExecutor:
+    """Runs tasks as Ray tasks, each with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs reserved, spread over the
+    cluster's nodes; yields results as they finish. Uses the Ray this process already joined (``ray.init``) if
+    any, otherwise joins ``options.address`` (or starts a private local Ray) for the sweep and leaves it after."""
+
+    def __init__(self, options: RayOptions | None = None) -> None:
+        if options is not None and not isinstance(options, RayOptions):
+            raise TypeError(f"RayExecutor: options must be RayOptions, got {type(options).__name__}")
+        self.options = options or RayOptions()
+        _import_ray()   # fail now, before any data is loaded, when Ray is not installed
+
+    def run(self, fn: Callable[[Any], Any], tasks: list) -> Iterator[Any]:
+        ray = _import_ray()
+        o = self.options
+        joined = _join(ray, o.address)
+        pending: dict = {}
+        try:
+            fn_ref = ray.put(fn)   # the data travel with fn: into the object store once
+            remote = ray.remote(_run_on_worker).options(
+                num_cpus=o.cpus_per_run, num_gpus=o.gpus_per_run, max_retries=o.max_retries,
+                retry_exceptions=False, scheduling_strategy="SPREAD")
+            threads = max(1, int(o.cpus_per_run))
+            pending = {remote.remote(fn_ref, task, threads): task for task in tasks}
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                yield self._collect(ray, ref, pending.pop(ref), fn)
+        finally:
+            for ref in pending:   # Ctrl-C or the caller stopped: leave nothing running for a sweep that is gone
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:   # noqa: BLE001 - the cluster may be gone already; nothing left to cancel
+                    pass
+            if joined:
+                ray.shutdown()
+
+    def _collect(self, ray, ref, task, fn) -> Any:
+        """The task's result, its run folders written here first; a task lost to the cluster more than
+        ``max_retries`` times becomes ``fn.failed(task, error)`` (raised when ``fn`` has no ``failed``)."""
+        try:
+            result, folders = ray.get(ref)
+        except ray.exceptions.RayTaskError:   # fn itself raised (not retried): as the local executors, re-raise
+            raise
+        except ray.exceptions.RayError as exc:   # worker or node died, object lost, cancelled: retries spent
+            failed = getattr(fn, "failed", None)
+            if failed is None:
+                raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return failed(task, f"{type(exc).__name__}: lost with its Ray worker or node after "
+                                f"{self.options.max_retries} retries ({reason})")
+        for dest, files in folders.items():
+            _write_folder(Path(dest), files)
+        return result
+
+
+# ------------------------------------------------------------------------------------------- on the worker
+
+def _run_on_worker(fn: Callable[[Any], Any], task: Any, threads: int) -> tuple[Any, dict[str, dict[str, bytes]]]:
+    """Run ``fn`` on a copy of ``task`` that writes under a private temporary folder; return the result and
+    the files of every folder the task wrote, keyed by where the driver wants them."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="compress-ray-") as tmp:
+        local_task, moved = relocate(task, Path(tmp))
+        result = fn(local_task)
+        folders = {dest: _read_folder(Path(src)) for src, dest in moved.items() if Path(src).is_dir()}
+    return result, folders
+
+
+def relocate(task: Any, root: Path) -> tuple[Any, dict[str, str]]:
+    """A copy of ``task`` whose output folders (its ``run_dir`` field, or each of ``run_dirs``) lie under ``root``,
+    and ``{new folder: original folder}``. Each folder keeps its last two path parts (``runs/ID``), so paths a
+    result gives relative to the sweep folder stay true. A task with neither field is returned unchanged."""
+    changes, moved = {}, {}
+    for name in _OUTPUT_FIELDS:
+        if not hasattr(task, name):
+            continue
+        value = getattr(task, name)
+        many = isinstance(value, (list, tuple))
+        local = [str(root / Path(d).parent.name / Path(d).name) for d in (value if many else [value])]
+        moved.update(zip(local, value if many else [value]))
+        changes[name] = type(value)(local) if many else local[0]
+    if not changes:
+        return task, moved
+    if not dataclasses.is_dataclass(task):
+        raise TypeError(f"RayExecutor: a task with output folders must be a dataclass, got {type(task).__name__}")
+    return dataclasses.replace(task, **changes), moved
+
+
+def _read_folder(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------- on the driver
+
+def _write_folder(dest: Path, files: dict[str, bytes]) -> None:
+    """Write a run folder that came back from a worker: staged beside ``dest`` (a hidden folder the sweep's
+    cleanup removes if this is killed), then renamed onto it."""
+    stage = dest.parent / f".{dest.name}.partial-ray-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        for rel, data in files.items():
+            path = Path(rel)
+            assert not path.is_absolute() and ".." not in path.parts, f"file {rel!r} escapes its run folder"
+            _io.write_bytes(stage / path, data)
+        stage.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(stage, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the Ray executor needs Ray: pip install \"compress[ray]\" (on every machine of the "
+                         "cluster)") from None
+    return ray
+
+
+def _join(ray, address: str | None) -> bool:
+    """Join (or start) Ray unless this process already has; True when the executor did and must leave it."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise ValueError(f"no Ray cluster at address {address!r} ({exc}); start one with `ray start --head`") from None
+    return True
