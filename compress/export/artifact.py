@@ -22,15 +22,17 @@ bytes. ``.npz`` files are deflated (``np.savez_compressed``) or stored (``np.sav
 A loaded artifact predicts exactly (bitwise, on CPU) what ``compress.quant.quantize_model(model, codec,
 fold_bn=...)`` predicts. Models not built by ``compress.models.create`` are saved with their weights only;
 ``load(path, model=instance)`` then loads into an instance you build. Bad files raise :class:`ArtifactError`.
+
+Loading treats the file as hostile (:mod:`compress.export.container` bounds what the zip may inflate,
+:mod:`compress.export.manifest` validates every manifest field): the model is first built on the meta device,
+every shape is compared with the tensor table, and only then is anything allocated.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,23 +42,20 @@ from torch import nn
 
 from compress import __version__
 from compress._io import atomic_path
+from compress.export.container import read_container, zip_infos
+from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum
 from compress.models.card import ModelCard, card_of
-from compress.quant.codecs import Codec, Encoded, decode_state_dict, encode_state_dict
+from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, decode_state_dict, encode_state_dict
 from compress.quant.fold import count_batchnorm, fold_batchnorm
 from compress.quant.model import load_decoded
 
 __all__ = ["ArtifactError", "FORMAT", "FORMATS", "save", "serialize", "load", "read", "restore", "breakdown",
-           "format_of", "model_spec"]
+           "format_of", "model_spec", "checksum"]
 
-FORMAT = "compress.artifact/2"
-_FORMAT_1 = ("compress-artifact", 1)   # read too: its manifest kept "build_args" in "model" and a separate version
+_FORMAT_1 = FORMAT_1
 FORMATS = ("npz", "pt")
-_NP_DTYPES = {"float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64", "bool"}
+_NP_DTYPES = NP_DTYPES
 _ROLE_GROUP = {"data": "weights", "scale": "scales", "codebook": "scales"}
-
-
-class ArtifactError(ValueError):
-    """A file that is not a valid compress artifact (truncated, edited, unknown version or codec, unsafe)."""
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -96,15 +95,7 @@ def _pack(encoded: Mapping[str, Encoded]) -> tuple[list, dict[str, np.ndarray]]:
     return rows, arrays
 
 
-def _checksum(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    body = {k: v for k, v in manifest.items() if k != "checksum"}
-    h.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
-    for key in sorted(arrays):
-        a = arrays[key]
-        h.update(f"\n{key}:{a.dtype.str}:{list(a.shape)}\n".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return "sha256:" + h.hexdigest()
+_checksum = checksum   # the name 0.1's tests use
 
 
 def format_of(path: Path, fmt: str | None) -> str:
@@ -179,87 +170,19 @@ def save(model: nn.Module, path: str | os.PathLike, *, codec: Codec | str = "fp1
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def _read_container(path: Path) -> tuple[str, dict, dict[str, np.ndarray | torch.Tensor], int]:
-    """(container, manifest, arrays, manifest length in bytes) from a file, using only pickle-free readers."""
-    if not zipfile.is_zipfile(path):
-        raise ArtifactError(f"{path}: not a compress artifact (not an .npz or .pt zip container, or truncated)")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArtifactError(f"{path}: damaged zip container ({exc})") from None
-    if any(n.endswith("data.pkl") for n in names):
-        container, (raw, arrays) = "pt", _read_pt(path)
-    elif names and all(n.endswith(".npy") for n in names):
-        container, (raw, arrays) = "npz", _read_npz(path)
-    else:
-        raise ArtifactError(f"{path}: a zip file, but neither an .npz nor a torch.save file")
-    return container, _parse_manifest(path, raw), arrays, len(raw)
-
-
-def _read_npz(path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError as exc:  # object arrays / pickled data refused by allow_pickle=False
-        raise ArtifactError(f"{path}: refused to load ({exc}); artifacts hold plain arrays only") from None
-    except Exception as exc:  # noqa: BLE001 - zlib/zip/format errors of a truncated or edited file
-        raise ArtifactError(f"{path}: damaged .npz ({type(exc).__name__}: {exc})") from None
-    if "manifest" not in arrays:
-        raise ArtifactError(f"{path}: .npz without a manifest, not a compress artifact")
-    raw = arrays.pop("manifest")
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ArtifactError(f"{path}: manifest must be a 1-D uint8 array, got {raw.dtype} {raw.shape}")
-    return raw.tobytes(), arrays
-
-
-def _read_pt(path: Path) -> tuple[bytes, dict[str, torch.Tensor]]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError for arbitrary objects, RuntimeError if damaged
-        raise ArtifactError(f"{path}: refused or failed to load with torch.load(weights_only=True) "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("manifest"), str):
-        raise ArtifactError(f"{path}: .pt file is not a compress artifact (no manifest string)")
-    arrays = {k: v for k, v in obj.items() if k != "manifest"}
-    bad = [k for k, v in arrays.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ArtifactError(f"{path}: entries {bad[:3]} are not tensors")
-    return obj["manifest"].encode(), arrays
-
-
-def _parse_manifest(path: Path, raw: bytes) -> dict:
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: manifest is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("tensors"), list):
-        raise ArtifactError(f"{path}: not a compress artifact (no manifest with a tensor table)")
-    fmt = manifest.get("format")
-    legacy = fmt == _FORMAT_1[0] and manifest.get("format_version") == _FORMAT_1[1]
-    if fmt != FORMAT and not legacy:
-        raise ArtifactError(f"{path}: unsupported artifact format {fmt!r} (version {manifest.get('format_version')!r});"
-                            f" this compress {__version__} reads {FORMAT!r} and {_FORMAT_1[0]!r} version 1")
-    for key, kind in (("model", dict), ("codec", dict), ("arrays", dict), ("checksum", str), ("meta", dict)):
-        if not isinstance(manifest.get(key), kind):
-            raise ArtifactError(f"{path}: manifest field {key!r} is missing or not a {kind.__name__}")
-    return manifest
-
-
 def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
 
 
 def _verify(path: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
-    expected = manifest.get("checksum")
-    if _checksum(manifest, arrays) != expected:
-        raise ArtifactError(f"{path}: checksum mismatch, the file was modified or damaged")
-    declared = manifest.get("arrays", {})
+    declared = manifest["arrays"]
     if set(declared) != set(arrays):
-        raise ArtifactError(f"{path}: arrays {sorted(arrays)} differ from the manifest's {sorted(declared)}")
+        raise ArtifactError(f"{path}: arrays {sorted(arrays)[:10]} differ from the manifest's {sorted(declared)[:10]}")
     for k, a in arrays.items():
         if str(a.dtype) != declared[k]["dtype"] or a.ndim != 1 or a.size != declared[k]["count"]:
             raise ArtifactError(f"{path}: array {k!r} is {a.dtype} {a.shape}, manifest says {declared[k]}")
+    if checksum(manifest, arrays) != manifest["checksum"]:
+        raise ArtifactError(f"{path}: checksum mismatch, the file was modified or damaged")
 
 
 def _unpack(path: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> dict[str, Encoded]:
@@ -279,7 +202,7 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, Encoded]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"artifact {str(path)!r} does not exist")
-    _, manifest, arrays, _ = _read_container(path)
+    _, manifest, arrays, _ = read_container(path)
     arrays = {k: _as_numpy(v) for k, v in arrays.items()}
     _verify(path, manifest, arrays)
     try:
@@ -309,30 +232,62 @@ def restore(manifest: dict, encoded: Mapping[str, Encoded], *, model: nn.Module 
             source: str | os.PathLike = "artifact") -> nn.Module:
     """The model of an artifact already :func:`read` (``load`` is ``restore(*read(path))``); ``source`` names
     it in errors. Use it to keep the manifest (codec, meta) beside the model without reading the file twice."""
-    spec = manifest["model"]
     if model is None:
-        if spec.get("kind") != "compress.models":
-            raise ArtifactError(f"{source}: holds weights for a model not built by compress.models "
-                                f"(class {spec.get('class')}); build that model and pass it: "
-                                f"load({str(source)!r}, model=<instance>)")
-        try:
-            card = ModelCard.from_dict(spec["card"]) if "card" in spec else ModelCard(spec["build_args"])
-            model = card.create()
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ArtifactError(f"{source}: cannot rebuild the model from its card ({exc})") from None
-    model = model.float()
+        card = _card(manifest["model"], source)
+        _compare_shapes(_folded(_build(card, source, meta=True), manifest, source), encoded, source)
+        model = _build(card, source, meta=False)
+    model = _folded(model.float(), manifest, source)
+    _compare_shapes(model, encoded, source)
+    try:
+        state = decode_state_dict(encoded)
+        load_decoded(model, state)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ArtifactError(f"{source}: cannot decode weights ({exc})") from None
+    return model.eval()
+
+
+def _card(spec: dict, source) -> ModelCard:
+    if spec.get("kind") != "compress.models":
+        raise ArtifactError(f"{source}: holds weights for a model not built by compress.models "
+                            f"(class {str(spec.get('class'))[:200]}); build that model and pass it: "
+                            f"load({str(source)!r}, model=<instance>)")
+    try:
+        return ModelCard.from_dict(spec["card"]) if "card" in spec else ModelCard(spec["build_args"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{source}: cannot rebuild the model from its card ({exc})") from None
+
+
+def _build(card: ModelCard, source, *, meta: bool) -> nn.Module:
+    """The card's model; ``meta``: on the meta device (no memory for weights, for the shape check)."""
+    try:
+        if meta:
+            with torch.device("meta"):
+                return card.create()
+        return card.create()
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ArtifactError(f"{source}: cannot rebuild the model from its card ({exc})") from None
+
+
+def _folded(model: nn.Module, manifest: dict, source) -> nn.Module:
     if manifest.get("bn_folded") and count_batchnorm(model):
         before = count_batchnorm(model)
         fold_batchnorm(model, inplace=True)
         folded, recorded = before - count_batchnorm(model), manifest.get("bn_folded_count", 0)
         if recorded and folded != recorded:
             raise ArtifactError(f"{source}: folding gave {folded} BatchNorms, the artifact recorded {recorded}")
-    try:
-        state = decode_state_dict(encoded)
-    except (KeyError, ValueError) as exc:
-        raise ArtifactError(f"{source}: cannot decode weights ({exc})") from None
-    load_decoded(model, state)
-    return model.eval()
+    return model
+
+
+def _compare_shapes(model: nn.Module, encoded: Mapping[str, Encoded], source) -> None:
+    """Every tensor of ``model`` against the table, before any weight is decoded. Raises ArtifactError."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith(DROPPED_SUFFIXES)}
+    missing = [k for k in own if k not in encoded]
+    unexpected = [k for k in encoded if k not in own]
+    wrong = [f"{k} {tuple(encoded[k].shape)} (model: {own[k]})" for k in own
+             if k in encoded and tuple(encoded[k].shape) != own[k]]
+    if missing or unexpected or wrong:
+        raise ArtifactError(f"{source}: weights do not match the model: missing {missing[:3]}, unexpected "
+                            f"{[k[:80] for k in unexpected[:3]]}, mis-shaped {wrong[:3]}")
 
 
 # ---------------------------------------------------------------------------------------------- sizes
@@ -344,17 +299,16 @@ def breakdown(path: str | os.PathLike) -> dict[str, int]:
     include its (compressed) npy header; in a stored one the header counts as overhead.
     """
     path = Path(path)
-    container, manifest, arrays, manifest_len = _read_container(path)
+    container, manifest, arrays, manifest_len = read_container(path)
     out = {"weights_bytes": 0, "scales_bytes": 0, "manifest_bytes": 0, "overhead_bytes": 0,
            "size_bytes": os.path.getsize(path)}
-    with zipfile.ZipFile(path) as zf:
-        infos = zf.infolist()
+    infos = zip_infos(path)
     if container == "npz":
         for info in infos:
             key = info.filename[:-len(".npy")]
             group = "manifest" if key == "manifest" else key.split(".")[0]
             nbytes = _as_numpy(arrays[key]).nbytes if key in arrays else None
-            if info.compress_type == zipfile.ZIP_STORED and nbytes is not None:
+            if info.compress_type == 0 and nbytes is not None:  # ZIP_STORED
                 out[f"{group}_bytes"] += nbytes
             else:
                 out[f"{group}_bytes"] += info.compress_size

@@ -8,6 +8,19 @@ Codecs (each with an exact decoder and a stated error bound, see the tests):
               tensor from Lloyd's k-means with linear initialisation (their best init), indices bit-packed.
               Each weight maps to its nearest stored centroid.
 
+Hostile weights. Every codec refuses a floating tensor holding NaN or inf (ValueError naming the tensor and
+the first bad index): one NaN would otherwise turn a whole k-means tensor or int8 row into NaN or zeros. Values
+are never clipped or overflowed silently: a value, scale or codebook entry beyond its storage dtype's range
+(float16: 65504) raises, naming the tensor and the float32 option. Outliers are kept, never clipped: the int8
+scale comes from the largest magnitude and k-means' linear initialisation puts a centroid on each extreme value
+(an isolated outlier is its own cluster and decodes exactly, up to the codebook dtype). But a few outliers can
+stretch the grid until the rest of the tensor collapses (one 1e6 among weights of 0.1: int8 per tensor decodes
+them all to 0, k-means to one centroid); an int8 or k-means encoding is therefore refused, naming the tensor and
+the outlier, when the *bulk* of the tensor (all but its largest 1% magnitudes) decodes with an RMS error of
+``BULK_ERROR_LIMIT`` (90%) of its RMS or more -- no better than storing zeros. Legitimate encodings stay far
+below it (int8: about 1%; k-means 1-bit on Gaussian weights: 60%). Decoding refuses stored tables whose values
+decode to NaN or inf.
+
 Which tensors get quantized (:func:`quantizable`): floating tensors with 2 or more dimensions (conv and linear
 weights) and at least ``Codec.min_numel`` elements, and for k-means only when the packed indices plus codebook
 are smaller than keeping the tensor. Everything else -- biases, BatchNorm vectors and running statistics, small
@@ -32,11 +45,13 @@ import torch
 
 __all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "quantize_int8", "dequantize_int8", "kmeans_codebook",
            "quantize_kmeans", "dequantize_kmeans", "nearest_index", "pack_bits", "unpack_bits", "quantizable",
-           "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "DROPPED_SUFFIXES"]
+           "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "DROPPED_SUFFIXES",
+           "require_finite", "check_bulk_error", "BULK_ERROR_LIMIT"]
 
 CODEC_NAMES = ("fp32", "fp16", "int8", "kmeans")
 _FLOAT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 DROPPED_SUFFIXES = ("num_batches_tracked",)
+BULK_ERROR_LIMIT = 0.9   # refuse an encoding whose RMS error on the bulk (all but the top 1% |w|) is >= this x its RMS
 
 
 @dataclass(frozen=True)
@@ -100,12 +115,46 @@ class Codec:
         return cls(**d)
 
 
+# ---------------------------------------------------------------------------------------------- checks
+def require_finite(w: torch.Tensor, name: str = "tensor") -> None:
+    """Raise ValueError naming ``name`` if the floating tensor ``w`` holds NaN or inf values."""
+    if not w.is_floating_point() or w.numel() == 0:
+        return
+    bad = ~torch.isfinite(w.detach())
+    if bad.any():
+        first = int(bad.reshape(-1).nonzero()[0, 0])
+        raise ValueError(f"{name} (shape {tuple(w.shape)}) holds {int(bad.sum())} non-finite value(s) (NaN or inf), "
+                         f"the first at flat index {first} = {w.reshape(-1)[first].item()}; codecs store finite "
+                         f"weights only")
+
+
+def check_bulk_error(w: torch.Tensor, decoded: torch.Tensor, what: str, name: str = "tensor") -> None:
+    """Raise ValueError naming ``name`` if ``decoded`` loses the bulk of ``w`` (see the module docstring)."""
+    flat = w.detach().reshape(-1).to(torch.float64)
+    n_bulk = flat.numel() - max(1, math.ceil(flat.numel() / 100))
+    if n_bulk < 1:
+        return
+    order = torch.argsort(flat.abs(), stable=True)[:n_bulk]
+    bulk = flat[order]
+    rms = bulk.square().mean().sqrt().item()
+    if rms == 0.0:
+        return
+    err = (decoded.detach().reshape(-1).to(torch.float64)[order] - bulk).square().mean().sqrt().item()
+    if err >= BULK_ERROR_LIMIT * rms:
+        peak = flat.abs().max().item()
+        raise ValueError(f"{name} (shape {tuple(w.shape)}): {what} would decode the bulk of the weights (RMS "
+                         f"{rms:.3g}) with an RMS error of {err / rms:.0%}: outliers up to |w| = {peak:.4g} "
+                         f"stretch its grid; store this model with the fp32 or fp16 codec")
+
+
 # ---------------------------------------------------------------------------------------------- fp16
-def to_fp16(w: torch.Tensor) -> torch.Tensor:
-    """Cast to float16; raises ValueError if a finite value overflows (|w| > 65504)."""
+def to_fp16(w: torch.Tensor, *, name: str = "tensor") -> torch.Tensor:
+    """Cast to float16; raises ValueError naming ``name`` for NaN/inf values or a finite value beyond the
+    float16 range (|w| > 65504)."""
+    require_finite(w, name)
     h = w.detach().to(torch.float16)
-    if not torch.isfinite(h).all() and torch.isfinite(w).all():
-        raise ValueError(f"tensor of shape {tuple(w.shape)} has values beyond the float16 range (max |w| = "
+    if not torch.isfinite(h).all():
+        raise ValueError(f"{name} (shape {tuple(w.shape)}) has values beyond the float16 range (max |w| = "
                          f"{w.abs().max().item():.4g} > 65504); use the fp32 codec")
     return h
 
@@ -120,19 +169,22 @@ def _round_up_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return y
 
 
-def quantize_int8(w: torch.Tensor, *, per_channel: bool = True,
-                  scale_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_int8(w: torch.Tensor, *, per_channel: bool = True, scale_dtype: torch.dtype = torch.float16,
+                  name: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8: returns ``(q, scale)`` with ``q`` int8 in [-127, 127] and ``w ~= q * scale``.
 
     ``scale`` has one entry per output channel (``w.shape[0]``) or one in all; all-zero channels get scale 1.
-    Error bound: ``|w - q * scale| <= scale / 2``.
+    Error bound: ``|w - q * scale| <= scale / 2``. Raises ValueError naming ``name`` for NaN/inf weights or a
+    scale beyond ``scale_dtype``'s range.
     """
+    require_finite(w, name)
     w32 = w.detach().to(torch.float32)
     flat = w32.reshape(w32.shape[0], -1) if per_channel and w32.ndim >= 1 else w32.reshape(1, -1)
     amax = flat.abs().amax(dim=1)
     scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
     if scale_dtype == torch.float16 and (scale > 65504).any():
-        raise ValueError("int8 scale beyond the float16 range; use scale_dtype float32")
+        raise ValueError(f"{name}: int8 scale {scale.max().item():.4g} is beyond the float16 range (max |w| = "
+                         f"{amax.max().item():.4g}); use scale_dtype float32")
     scale = _round_up_to(scale, scale_dtype)
     q = torch.round(flat / scale.to(torch.float32)[:, None]).clamp_(-127, 127).to(torch.int8)
     return q.reshape(w.shape), scale
@@ -158,15 +210,17 @@ def nearest_index(w: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return order[pos]
 
 
-def kmeans_codebook(w: torch.Tensor, bits: int, *, iters: int = 30) -> torch.Tensor:
+def kmeans_codebook(w: torch.Tensor, bits: int, *, iters: int = 30, name: str = "tensor") -> torch.Tensor:
     """Lloyd's k-means on the values of ``w`` with ``2**bits`` centroids, linearly initialised between
     min and max (deterministic). Returns the float64 codebook, sorted; empty clusters keep their centroid.
 
     In one dimension each cluster is an interval of the sorted values, so an iteration costs a search for
     ``k - 1`` boundaries and ``k`` differences of a prefix sum, not a pass over all weights.
+    Raises ValueError naming ``name`` for NaN/inf weights.
     """
     if not 1 <= bits <= 8:
         raise ValueError(f"kmeans bits must be from 1 to 8, got {bits}")
+    require_finite(w, name)
     xs = torch.sort(w.detach().reshape(-1).to(torch.float64)).values
     k = 2 ** bits
     if xs.numel() == 0:
@@ -191,12 +245,17 @@ def kmeans_codebook(w: torch.Tensor, bits: int, *, iters: int = 30) -> torch.Ten
 
 
 def quantize_kmeans(w: torch.Tensor, bits: int, *, codebook_dtype: torch.dtype = torch.float16,
-                    iters: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+                    iters: int = 30, name: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
     """Weight sharing: returns ``(indices, codebook)``; ``indices`` uint8 of ``w``'s shape, each the nearest
     entry of the stored (rounded) ``codebook`` of ``2**bits`` entries. Error: ``|w - codebook[idx]|`` is the
     distance to the nearest entry, and the mean squared error is at most that of the linear grid it starts from.
+    Raises ValueError naming ``name`` for NaN/inf weights or a centroid beyond ``codebook_dtype``'s range.
     """
-    codebook = kmeans_codebook(w, bits, iters=iters).to(codebook_dtype)
+    exact = kmeans_codebook(w, bits, iters=iters, name=name)
+    codebook = exact.to(codebook_dtype)
+    if not torch.isfinite(codebook).all():
+        raise ValueError(f"{name}: k-means centroid {exact.abs().max().item():.4g} is beyond the "
+                         f"{str(codebook_dtype).removeprefix('torch.')} range; use scale_dtype float32")
     idx = nearest_index(w, codebook).to(torch.uint8)
     return idx.reshape(w.shape), codebook
 
@@ -261,28 +320,40 @@ def quantizable(t: torch.Tensor, codec: Codec) -> bool:
     return True
 
 
-def encode_tensor(t: torch.Tensor, codec: Codec) -> Encoded:
-    """Encode one tensor with ``codec`` (non-float tensors are stored as they are)."""
+def encode_tensor(t: torch.Tensor, codec: Codec, *, name: str = "tensor") -> Encoded:
+    """Encode one tensor with ``codec`` (non-float tensors are stored as they are). Raises ValueError naming
+    ``name`` for NaN/inf values or values beyond the storage dtype's range (see the module docstring)."""
     t = t.detach().cpu()
     shape = tuple(t.shape)
     if not t.is_floating_point():
         return Encoded("raw", shape, {"data": t.clone().contiguous()})
+    require_finite(t, name)
     if not quantizable(t, codec):
         keep = _FLOAT_DTYPES[codec.keep_dtype]
-        data = to_fp16(t) if keep == torch.float16 else t.to(keep)
+        data = to_fp16(t, name=name) if keep == torch.float16 else t.to(keep)
         return Encoded("float", shape, {"data": data.clone().contiguous()})
     sdt = _FLOAT_DTYPES[codec.scale_dtype]
     if codec.name == "int8":
-        q, scale = quantize_int8(t, per_channel=codec.per_channel, scale_dtype=sdt)
+        q, scale = quantize_int8(t, per_channel=codec.per_channel, scale_dtype=sdt, name=name)
+        check_bulk_error(t, dequantize_int8(q, scale), codec.label, name)
         return Encoded("int8", shape, {"data": q.contiguous(), "scale": scale.contiguous()},
                        {"per_channel": codec.per_channel})
-    idx, codebook = quantize_kmeans(t, codec.bits, codebook_dtype=sdt, iters=codec.kmeans_iters)
+    idx, codebook = quantize_kmeans(t, codec.bits, codebook_dtype=sdt, iters=codec.kmeans_iters, name=name)
+    check_bulk_error(t, dequantize_kmeans(idx, codebook), codec.label, name)
     packed = torch.from_numpy(pack_bits(idx, codec.bits))
     return Encoded("kmeans", shape, {"data": packed, "codebook": codebook.contiguous()}, {"bits": codec.bits})
 
 
-def decode_tensor(enc: Encoded) -> torch.Tensor:
-    """Float32 tensor (or the stored dtype for ``raw``) of ``enc.shape``. Raises ValueError on inconsistency."""
+def decode_tensor(enc: Encoded, *, name: str = "tensor") -> torch.Tensor:
+    """Float32 tensor (or the stored dtype for ``raw``) of ``enc.shape``. Raises ValueError naming ``name`` on
+    inconsistency or when the stored values decode to NaN/inf (a file edited after encoding)."""
+    out = _decode(enc)
+    if out.is_floating_point():
+        require_finite(out, f"stored {name}")
+    return out
+
+
+def _decode(enc: Encoded) -> torch.Tensor:
     numel = math.prod(enc.shape)
     data = enc.arrays["data"]
     if enc.kind in ("raw", "float"):
@@ -308,8 +379,17 @@ def decode_tensor(enc: Encoded) -> torch.Tensor:
 def encode_state_dict(state_dict: Mapping[str, torch.Tensor], codec: Codec | str) -> dict[str, Encoded]:
     """Encode every tensor of a state_dict (``num_batches_tracked`` counters are dropped)."""
     codec = Codec.parse(codec)
-    return {k: encode_tensor(v, codec) for k, v in state_dict.items() if not k.endswith(DROPPED_SUFFIXES)}
+    return {k: encode_tensor(v, codec, name=f"tensor {k!r}") for k, v in state_dict.items()
+            if not k.endswith(DROPPED_SUFFIXES)}
 
 
 def decode_state_dict(encoded: Mapping[str, Encoded]) -> dict[str, torch.Tensor]:
-    return {k: decode_tensor(v) for k, v in encoded.items()}
+    """Decode every tensor; errors name the tensor."""
+    out = {}
+    for k, v in encoded.items():
+        try:
+            out[k] = decode_tensor(v, name=f"tensor {k!r}")
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            msg = str(exc)
+            raise ValueError(msg if repr(k) in msg else f"tensor {k!r}: {msg}") from None
+    return out
