@@ -87,6 +87,7 @@ class RayExecutor:
         joined = _join(ray, o.address)
         pending: dict = {}
         try:
+            _check_fits(ray, o)
             fn_ref = ray.put(fn)   # the data travel with fn: into the object store once
             remote = ray.remote(_run_on_worker).options(
                 num_cpus=o.cpus_per_run, num_gpus=o.gpus_per_run, max_retries=o.max_retries,
@@ -181,6 +182,15 @@ def _write_folder(dest: Path, files: dict[str, bytes]) -> None:
         os.replace(stage, dest)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _check_fits(ray, o: RayOptions) -> None:
+    """Refuse runs no node of the cluster can hold (Ray would wait for such a node forever)."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    for key, need, flag in (("CPU", o.cpus_per_run, "cpus_per_run"), ("GPU", o.gpus_per_run, "gpus_per_run")):
+        have = max((n.get(key, 0.0) for n in nodes), default=0.0)
+        if need > have:
+            raise ValueError(f"{flag}={need:g}, but the largest node of the Ray cluster has {have:g} {key}s")
 
 
 def _import_ray():

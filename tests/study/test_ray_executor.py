@@ -150,3 +150,37 @@ def test_real_ray_failing_runs_are_recorded_not_fatal(local_ray, tmp_path, capsy
     assert all("FileNotFoundError" in f["error"] for f in results["failed"])
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())
     assert Path(out / "sweep.json").exists()
+
+
+class DiesOnWorker:
+    """A task function that kills its own Ray worker process: ``"once-X"`` on its first attempt only (a marker
+    file remembers it), ``"always-X"`` every time; other tasks return themselves."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __call__(self, task):
+        import os
+
+        marker = Path(self.folder, task)
+        if task.startswith("always") or (task.startswith("once") and not marker.exists()):
+            marker.touch()
+            os._exit(1)   # as if the OOM killer took the worker
+        return task
+
+    def failed(self, task, error):
+        return f"failed {task}: {error}"
+
+
+def test_a_killed_worker_is_retried_and_a_lost_run_is_failed(local_ray, tmp_path):
+    import sys
+
+    local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers cannot import this file
+    results = list(RayExecutor(RayOptions(max_retries=1)).run(DiesOnWorker(tmp_path), ["ok", "once-a", "always-b"]))
+    assert len(results) == 3 and sorted(r for r in results if not r.startswith("failed")) == ["ok", "once-a"]
+    (lost,) = [r for r in results if r.startswith("failed")]
+    assert lost.startswith("failed always-b: ") and "after 1 retries" in lost
+    with pytest.raises(ValueError, match="cpus_per_run=2, but the largest node of the Ray cluster has 1 CPUs"):
+        list(RayExecutor(RayOptions(cpus_per_run=2)).run(DiesOnWorker(tmp_path), ["ok"]))
+    with pytest.raises(ValueError, match="gpus_per_run=0.5, but the largest node of the Ray cluster has 0 GPUs"):
+        list(RayExecutor(RayOptions(gpus_per_run=0.5)).run(DiesOnWorker(tmp_path), ["ok"]))
