@@ -15,8 +15,14 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--families", SweepConfig, "families", type=parse_csv, help="comma-separated families")
     add_field(p, "--budgets", SweepConfig, "budgets", type=parse_counts,
               help="comma-separated parameter budgets, e.g. 5k,20k,80k,300k")
+    add_field(p, "--policies", SweepConfig, "policies", type=parse_csv,
+              help="comma-separated scaling policies: width, compound, min_channels, compound_res")
+    add_field(p, "--min-channels", SweepConfig, "min_channels", type=positive_int,
+              help="narrowest layer the min_channels policy aims for")
     add_field(p, "--seeds", SweepConfig, "seeds", type=positive_int, help="seeds per point")
-    add_field(p, "--epochs", SweepConfig, "epochs", type=positive_int, help="epochs per run")
+    add_field(p, "--epochs", SweepConfig, "epochs", type=positive_int, help="most epochs per run")
+    add_field(p, "--patience", SweepConfig, "patience", type=positive_int,
+              help="stop a run after this many epochs without a validation gain", none="no early stopping")
     add_field(p, "--batch-size", SweepConfig, "batch_size", type=int, help="images per step")
     add_field(p, "--lr", SweepConfig, "lr", type=float, help="peak learning rate")
     ablate_help = "switch these off for one model, comma-separated: augment,normalize"
@@ -28,6 +34,8 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--ablate-family", SweepConfig, "ablate_family", help="family of the ablation runs")
     add_field(p, "--ablate-budget", SweepConfig, "ablate_budget", type=parse_count,
               help="budget of the ablation runs (none: the largest)")
+    add_field(p, "--ablate-policy", SweepConfig, "ablate_policy",
+              help="scaling policy of the ablation runs (none: the first policy)")
     add_field(p, "--no-latency", SweepConfig, "latency", switch=False, help="skip the CPU batch-1 latency column")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrainConfig setting, e.g. --set label_smoothing=0.1 (JSON value), repeatable")
@@ -99,8 +107,8 @@ def config_from_args(args, *, ablate_default: tuple[str, ...] | None = None):
 def register(sub) -> None:
     p = sub.add_parser(
         "sweep", help="parameter-vs-accuracy sweep (families x budgets x seeds), resumable",
-        description="For each family and parameter budget, size the model with compress.models.scaling, train it "
-                    "for each seed and record params, MACs, artifact bytes, accuracy, time and latency in "
+        description="For each family, parameter budget and scaling policy, size the model with "
+                    "compress.models.scaling, train its seeds together as one stacked model and record params, MACs, artifact bytes, accuracy, time and latency in "
                     "OUT/results.csv and OUT/results.json. Rerunning the same command resumes.")
     add_sweep_options(p)
     p.add_argument("--out", default=None, help="sweep folder (default sweeps/<data name>)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from compress.cli._common import (add_data_arguments, add_field, given, parse_float_pair, parse_key_value,
-                                  report_skipped)
+                                  positive_int, report_skipped)
 
 _FLIP = {"auto": None, "on": True, "off": False}
 
@@ -68,6 +68,9 @@ def register(sub) -> None:
     add_field(g, "--alpha", TrainConfig, "alpha", type=float, help="distillation weight")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig setting, e.g. --set eval_batch_size=512 (JSON value), repeatable")
+    p.add_argument("--seeds", type=positive_int, default=1,
+                   help="train seeds --seed, --seed+1, ... together as one stacked model (compress.train.fit_many); "
+                        "one run folder each, OUT-s<seed> (default 1: one run in OUT)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(run=run)
 
@@ -80,28 +83,36 @@ def run(args) -> int:
     from compress import data as data_mod
     from compress.models import create
     from compress.study.plots import training_curves
-    from compress.train import TrainConfig, fit
+    from compress.train import TrainConfig, fit_many
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"--out {args.out} exists (add --overwrite to replace it)")
     config = TrainConfig.from_dict({**dict(args.set), **given(args, TrainConfig)})
+    seeds = list(range(config.seed, config.seed + args.seeds))
+    outs = [Path(args.out)] if args.seeds == 1 else [Path(f"{args.out}-s{s}") for s in seeds]
+    for out in outs:
+        if out.exists() and not args.overwrite:
+            raise FileExistsError(f"--out {out} exists (add --overwrite to replace it)")
     bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
     report_skipped(bundle)
     print(bundle.describe(), file=sys.stderr)
     if not isinstance(bundle.input_size, int):
         raise ValueError(f"{args.data}: images are {bundle.image_hw[0]}x{bundle.image_hw[1]}; models need square "
                          "input, pass --input-size")
-    torch.manual_seed(config.seed)   # initial weights depend on --seed only, not on what ran before in the process
-    model = create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
-                   input_size=bundle.input_size, **given(args, create), **dict(args.model_opt))
-    result = fit(model, bundle, config, out=args.out, overwrite=args.overwrite, progress=False if args.quiet else None)
-    training_curves(result.history, result.path / "curves.png", title=result.info.get("model", {}).get("class"))
-    m = result.metrics
-    line = [f"best epoch {m['best_epoch']}/{m['epochs_run']}", f"val_acc {m['val_acc']:.4f}" if m["val_acc"] is not None
-            else "no validation split"]
-    if m.get("test_acc") is not None:
-        line.append(f"test_acc {m['test_acc']:.4f}")
-    line.append(f"{m['train_seconds']:.1f}s training, {m['train_images_per_s']:.0f} images/s")
-    print(", ".join(line))
-    print(f"run folder: {result.path}")
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)   # initial weights depend on the seed only, not on what ran before in the process
+        models.append(create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
+                             input_size=bundle.input_size, **given(args, create), **dict(args.model_opt)))
+    results = fit_many(models, bundle, config, seeds=seeds, outs=outs, overwrite=args.overwrite,
+                       progress=False if args.quiet else None)
+    for result in results:
+        training_curves(result.history, result.path / "curves.png", title=result.info.get("model", {}).get("class"))
+        m = result.metrics
+        line = ([f"seed {result.config.seed}"] if len(results) > 1 else []) + [
+            f"best epoch {m['best_epoch']}/{m['epochs_run']}",
+            f"val_acc {m['val_acc']:.4f}" if m["val_acc"] is not None else "no validation split"]
+        if m.get("test_acc") is not None:
+            line.append(f"test_acc {m['test_acc']:.4f}")
+        line.append(f"{m['train_seconds']:.1f}s training, {m['train_images_per_s']:.0f} images/s")
+        print(", ".join(line))
+        print(f"run folder: {result.path}")
     return 0

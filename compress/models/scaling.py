@@ -1,8 +1,12 @@
 """Size a model family to a budget, and match one family's size to another's.
 
-:func:`fit` finds the largest width multiplier whose model stays within a budget of parameters, MACs
-and/or bytes on disk; :func:`match` finds the width at which a second family has (within a tolerance)
-the parameter count of a given model: the seed reports' "a CNN and a DNN with a similar parameter count".
+:func:`fit` finds the largest model of a family that stays within a budget of parameters, MACs, bytes on disk
+and/or measured latency, along a scaling policy (:mod:`compress.models.policies`): ``"width"`` (width only),
+``"compound"`` (EfficientNet's compound rule: depth and width together), ``"min_channels"`` (the deepest model
+whose every layer keeps at least ``min_channels`` channels) and ``"compound_res"`` (the compound rule with the
+input resolution too, never above the data's own). :func:`match` finds the width at which a second family has
+(within a tolerance) the parameter count of a given model: the seed reports' "a CNN and a DNN with a similar
+parameter count".
 
 Conventions: ``param_count`` is every parameter (``sum(p.numel() for p in model.parameters())``, BatchNorm's
 weight and bias included); ``macs`` are conv + linear multiply-accumulates at batch 1 (:mod:`compress.profile`);
@@ -24,7 +28,9 @@ from torch import nn
 
 from compress.models.registry import create
 
-__all__ = ["Fit", "fit", "match", "at_width"]
+__all__ = ["Fit", "Budget", "POLICIES", "fit", "match", "at_width", "architecture_shape"]
+
+POLICIES = ("width", "compound", "min_channels", "compound_res")
 
 _LOW_WIDTH = 1 / 256     # below this every family is at its narrowest (one channel per layer with divisor 1)
 _HIGH_WIDTH = 64.0
@@ -33,7 +39,8 @@ _STEPS = 12              # bisection steps in log-width: ~0.1% relative resoluti
 
 @dataclass(frozen=True)
 class Fit:
-    """A sized model: its family, width multiplier and achieved figures (``size_bytes`` None if not asked)."""
+    """A sized model: its family, multipliers and achieved figures (``size_bytes``, ``latency_ms`` None if not
+    asked). ``build_args`` rebuild it (``create(**build_args)``), input size included."""
 
     name: str
     width_mult: float
@@ -41,6 +48,13 @@ class Fit:
     macs: int
     size_bytes: int | None
     build_args: dict
+    depth_mult: float = 1.0
+    policy: str = "width"
+    latency_ms: float | None = None    # batch 1, 1 thread, median, with Budget.latency_runtime
+
+    @property
+    def input_size(self) -> int:
+        return int(self.build_args.get("input_size", 48))
 
     def create(self) -> nn.Module:
         """Build the model (fresh random weights)."""
@@ -79,11 +93,6 @@ def at_width(name: str, width_mult: float, *, bytes_fn: Callable[[nn.Module], in
     return Fit(name, float(width_mult), param_count, mac_count, size, dict(model.card.build_args))
 
 
-def _within(f: Fit, max_params, max_macs, max_bytes) -> bool:
-    return ((max_params is None or f.param_count <= max_params) and (max_macs is None or f.macs <= max_macs)
-            and (max_bytes is None or f.size_bytes <= max_bytes))
-
-
 def _check_budget(label: str, value: Any) -> None:
     if value is None:
         return
@@ -91,67 +100,119 @@ def _check_budget(label: str, value: Any) -> None:
         raise ValueError(f"{label} must be a positive number, got {value!r}")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Limits a sized model must meet (None: no limit) and how bytes and latency are measured."""
+
+    max_params: float | None = None
+    max_macs: float | None = None
+    max_bytes: float | None = None
+    max_latency_ms: float | None = None             # batch 1, 1 thread, median of ``latency_repeats`` calls
+    bytes_fn: Callable[[nn.Module], int] | None = None
+    latency_runtime: str = "eager"                  # a runtime of compress.bench (eager, onnxruntime, ...)
+    latency_repeats: int = 20
+
+    def __post_init__(self) -> None:
+        limits = (("max_params", self.max_params), ("max_macs", self.max_macs), ("max_bytes", self.max_bytes),
+                  ("max_latency_ms", self.max_latency_ms))
+        if all(v is None for _, v in limits):
+            raise ValueError("fit: give at least one of max_params, max_macs, max_bytes, max_latency_ms")
+        for label, value in limits:
+            _check_budget(label, value)
+
+    def measure(self, name: str, width_mult: float, depth_mult: float, kw: dict, policy: str) -> Fit:
+        """The figures this budget needs of ``create(name, width_mult=..., depth_mult=..., **kw)``."""
+        f = at_width(name, width_mult, depth_mult=depth_mult, macs=self.max_macs is not None,
+                     bytes_fn=self.bytes_fn if self.max_bytes is not None else None, **kw)
+        latency = None
+        if self.max_latency_ms is not None:
+            latency = latency_ms(f.create(), runtime=self.latency_runtime, repeats=self.latency_repeats)
+        return dataclasses.replace(f, depth_mult=float(depth_mult), policy=policy, latency_ms=latency)
+
+    def holds(self, f: Fit) -> bool:
+        return ((self.max_params is None or f.param_count <= self.max_params)
+                and (self.max_macs is None or f.macs <= self.max_macs)
+                and (self.max_bytes is None or f.size_bytes <= self.max_bytes)
+                and (self.max_latency_ms is None or f.latency_ms <= self.max_latency_ms))
+
+    def describe(self) -> str:
+        parts = [f"{label}<={v:,}" for label, v in (("params", self.max_params), ("MACs", self.max_macs),
+                                                      ("bytes", self.max_bytes)) if v is not None]
+        if self.max_latency_ms is not None:
+            parts.append(f"latency<={self.max_latency_ms:g} ms ({self.latency_runtime})")
+        return ", ".join(parts)
+
+
+def latency_ms(model: nn.Module, *, runtime: str = "eager", repeats: int = 20) -> float:
+    """Median latency in ms of ``model`` at batch 1 on one CPU thread under ``runtime`` (compress.bench)."""
+    from compress.bench.latency import measure
+
+    record = measure(model, model.card.input_shape, runtime=runtime, batch_sizes=(1,), threads=1, warmup=3,
+                     repeats=repeats)[0]
+    if record.median_ms is None:
+        raise ValueError(f"latency runtime {runtime!r} failed: {record.error}")
+    return record.median_ms
+
+
 def fit(name: str, *, max_params: float | None = None, max_macs: float | None = None,
-        max_bytes: float | None = None, dtype: torch.dtype = torch.float32, format: str = "pt",
-        bytes_fn: Callable[[nn.Module], int] | None = None, **kw: Any) -> Fit:
-    """The largest width multiplier of family ``name`` whose model meets every given budget.
+        max_bytes: float | None = None, max_latency_ms: float | None = None, policy: str = "width",
+        min_channels: int = 8, latency_runtime: str = "eager", dtype: torch.dtype = torch.float32,
+        format: str = "pt", bytes_fn: Callable[[nn.Module], int] | None = None, **kw: Any) -> Fit:
+    """The largest model of family ``name`` along scaling ``policy`` that meets every given budget.
 
-    ``max_bytes`` is checked on the bytes of a really serialized state_dict in ``dtype`` (``torch.float32`` or
-    ``torch.float16``) as ``format`` (``"pt"`` or ``"npz"``), or on ``bytes_fn(model)`` when given.
-    ``kw`` goes to :func:`compress.models.create` (``num_classes``, ``in_chans``, ``input_size``, family options;
-    ``depth_mult`` is held fixed).
+    ``policy``: ``"width"`` (``depth_mult`` in ``kw`` held fixed), ``"compound"``, ``"min_channels"`` (every
+    hidden layer at least ``min_channels`` wide when any depth allows it) or ``"compound_res"`` (see
+    :mod:`compress.models.policies`). ``max_bytes`` is checked on the bytes of a really serialized state_dict
+    in ``dtype`` (``torch.float32`` or ``torch.float16``) as ``format`` (``"pt"`` or ``"npz"``), or on
+    ``bytes_fn(model)`` when given. ``max_latency_ms`` is measured on this machine (batch 1, 1 thread, median)
+    with ``latency_runtime``, so the answer depends on the CPU and its load. ``kw`` goes to
+    :func:`compress.models.create` (``num_classes``, ``in_chans``, ``input_size``, family options).
 
-    Raises ValueError when no budget is given, a budget is not positive, or even the narrowest model is over
-    budget (the message gives the smallest achievable figures).
+    Raises ValueError when no budget is given, a budget is not positive, the policy is unknown, or even the
+    smallest model is over budget (the message gives the smallest achievable figures).
     """
-    if max_params is None and max_macs is None and max_bytes is None:
-        raise ValueError("fit: give at least one of max_params, max_macs, max_bytes")
-    for label, value in (("max_params", max_params), ("max_macs", max_macs), ("max_bytes", max_bytes)):
-        _check_budget(label, value)
+    from compress.models.policies import search
+
     if dtype not in (torch.float32, torch.float16):
         raise ValueError(f"fit: dtype must be torch.float32 or torch.float16, got {dtype!r}")
     if format not in ("pt", "npz"):
         raise ValueError(f"fit: format must be 'pt' or 'npz', got {format!r}")
     if "width_mult" in kw:
         raise ValueError("fit: width_mult is what fit searches for; do not pass it")
+    if policy not in POLICIES:
+        raise ValueError(f"fit: unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+    if policy != "width" and "depth_mult" in kw:
+        raise ValueError(f"fit: policy {policy!r} searches the depth; do not pass depth_mult")
+    if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
+        raise ValueError(f"fit: min_channels must be a positive int, got {min_channels!r}")
     if max_bytes is not None and bytes_fn is None:
         bytes_fn = _default_bytes(format, dtype)
-    need_macs = max_macs is not None
-    sized = lambda w: at_width(name, w, bytes_fn=bytes_fn if max_bytes is not None else None,  # noqa: E731
-                              macs=need_macs, **kw)
-
-    low = sized(_LOW_WIDTH)
-    if not _within(low, max_params, max_macs, max_bytes):
-        low = _with_macs(low, kw)
-        raise ValueError(
-            f"impossible budget for {name}: the smallest model (width_mult={_LOW_WIDTH:g}) has "
-            f"{low.param_count:,} params, {low.macs:,} MACs"
-            + (f", {low.size_bytes:,} bytes" if low.size_bytes is not None else "")
-            + f"; budget: params<={max_params}, MACs<={max_macs}, bytes<={max_bytes}")
-    lo, hi = _LOW_WIDTH, 1.0
-    best = low
-    while True:   # grow the upper end until it is over budget
-        f = sized(hi)
-        if not _within(f, max_params, max_macs, max_bytes):
-            break
-        lo, best = hi, f
-        if hi >= _HIGH_WIDTH:
-            return _with_macs(best, kw)
-        hi *= 2
-    for _ in range(_STEPS):   # bisection in log-width
-        mid = math.sqrt(lo * hi)
-        f = sized(mid)
-        if _within(f, max_params, max_macs, max_bytes):
-            lo, best = mid, f
-        else:
-            hi = mid
-    return _with_macs(best, kw)
+    budget = Budget(max_params, max_macs, max_bytes, max_latency_ms, bytes_fn, latency_runtime)
+    found = search(name, budget, policy, kw, min_channels=min_channels)
+    return _with_macs(found, kw)
 
 
 def _with_macs(f: Fit, kw: dict) -> Fit:
     if f.macs or f.param_count == 0:
         return f
-    return dataclasses.replace(f, macs=at_width(f.name, f.width_mult, **kw).macs)
+    args = {k: v for k, v in f.build_args.items() if k not in ("name", "width_mult")}
+    return dataclasses.replace(f, macs=at_width(f.name, f.width_mult, **args).macs)
+
+
+def architecture_shape(build_args: dict) -> dict:
+    """Depth and width of a model: weight layers (conv + linear), the narrowest and widest hidden layer (output
+    channels or units, the classifier excluded) and the spatial size of the last feature map. From the
+    profiler's per-layer rows on the meta device: nothing is allocated."""
+    from compress.profile import profile
+
+    with torch.device("meta"):
+        model = create(**build_args).eval()
+    layers = [row for row in profile(model, model.card.input_shape, execute="meta", serialize=False).layers
+              if row.type in ("Conv2d", "Linear")]
+    widths = [row.output_shape[1] for row in layers[:-1]] or [0]
+    convs = [row for row in layers if row.type == "Conv2d"]
+    return {"layers": len(layers), "narrowest": min(widths), "widest": max(widths),
+            "last_map": convs[-1].output_shape[-1] if convs else None}
 
 
 def match(reference: nn.Module | int, family: str, *, tolerance: float = 0.05, **kw: Any) -> Fit:

@@ -1,7 +1,8 @@
 """The study: resumable sweeps, their executors, statistics, figures and the report.
 
 Rooms:
-    sweep       ``SweepConfig``, ``run_sweep``: families x parameter budgets x seeds, kill-safe and resumable
+    sweep       ``SweepConfig``, ``run_sweep``: families x budgets x scaling policies, all seeds of a point trained
+                together (``PointTask``), kill-safe and resumable
     executors   ``SequentialExecutor``, ``ProcessExecutor``: where runs train (one ``run(fn, tasks)`` interface)
     ray_executor  ``RayExecutor``, ``RayOptions``: the same on a Ray cluster (optional ``ray`` extra, imported lazily)
     results     ``load_results``, ``summarize`` (means and intervals per point), ``best_record``
@@ -17,10 +18,9 @@ from compress.study.ray_executor import RayExecutor, RayOptions   # imports Ray 
 from compress.study.report import write_report
 from compress.study.results import best_record, load_results, summarize
 from compress.study.stats import Interval, mean_ci, verdict
-from compress.study.sweep import ABLATIONS, RunTask, SweepConfig, Trainer, execute, run_sweep
+from compress.study.sweep import ABLATIONS, PointTask, SweepConfig, Trainer, execute, run_sweep
 
-__all__ = ["SweepConfig", "RunTask", "Trainer", "run_sweep", "execute", "ABLATIONS", "Executor", "EXECUTORS",
+__all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "ABLATIONS", "Executor", "EXECUTORS",
            "SequentialExecutor", "ProcessExecutor", "RayExecutor", "RayOptions", "make_executor", "load_results",
            "summarize", "best_record", "Interval", "mean_ci", "verdict", "write_report", "run_study",
            "STUDY_ABLATIONS", "default_folder"]
-

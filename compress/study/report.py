@@ -3,7 +3,8 @@ hand, computed from the results (never retrained).
 
 ``write_report(sweep_dir, out_dir)`` writes ``out_dir/README.md`` and its figures. Accuracy comparisons use
 95% intervals over seeds (:mod:`compress.study.stats`): a family "wins" only when the intervals do not overlap,
-otherwise the result is reported as a tie.
+otherwise the result is reported as a tie. With several scaling policies, families are compared each at its best
+policy (:func:`~compress.study.results.best_policies`) and the other policies appear as an ablation.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from compress import _io
-from compress.models.card import ModelCard
+from compress.models.scaling import architecture_shape
 from compress.study import plots
-from compress.study.results import load_results, summarize
+from compress.study.results import best_policies, load_results, summarize
 from compress.study.stats import Interval, verdict
 
-__all__ = ["BYTE_LIMITS", "write_report", "compare_families", "crossings", "architecture_shape"]
+__all__ = ["BYTE_LIMITS", "write_report", "compare_families", "crossings", "at_best_policy"]
 
 BYTE_LIMITS = (225_000, 650_000)   # the course's strong and simple baselines (HW8)
 
@@ -129,7 +130,9 @@ def _ablation_section(rows: list[dict], config: dict) -> list[str]:
         return []
     family = config["ablate_family"]
     budget = config.get("ablate_budget") or max(config["budgets"])
-    base = next((r for r in rows if r["family"] == family and r["budget"] == budget and r["variant"] == "full"), None)
+    policy = config.get("ablate_policy") or (config.get("policies") or ["width"])[0]
+    base = next((r for r in rows if r["family"] == family and r["budget"] == budget and r["variant"] == "full"
+                 and r["policy"] == policy), None)
     lines = ["## Augmentation and normalization (ablation)", "",
              f"The same {family} at the {budget:,}-parameter budget, trained with each switch off "
              "(`normalize` off feeds raw 0..255 pixels; `augment` off trains on the images as they are).", ""]
@@ -146,22 +149,11 @@ def _ablation_section(rows: list[dict], config: dict) -> list[str]:
     return lines
 
 
-def architecture_shape(card: ModelCard) -> dict:
-    """Depth and width of a sized model: weight layers, narrowest and widest layer (output channels or units),
-    spatial size of the last feature map. From the profiler's per-layer rows on the meta device: nothing is
-    trained or allocated."""
-    import torch
-
-    from compress.profile import profile
-
-    with torch.device("meta"):
-        model = card.create().eval()
-    layers = [row for row in profile(model, card.input_shape, execute="meta", serialize=False).layers
-              if row.type in ("Conv2d", "Linear")]
-    widths = [row.output_shape[1] for row in layers[:-1]] or [0]
-    convs = [row for row in layers if row.type == "Conv2d"]
-    return {"layers": len(layers), "narrowest": min(widths), "widest": max(widths),
-            "last_map": convs[-1].output_shape[-1] if convs else None}
+def _sizing_entry(sizing: dict, r: dict) -> dict:
+    entry = sizing.get(r["family"], {})
+    if "build_args" in next(iter(entry.values()), {}) or not entry:      # compress.sweep/1 before policies
+        return entry.get(str(r["budget"]), {})
+    return entry.get(r.get("policy", "width"), {}).get(str(r["budget"]), {})
 
 
 def _shape_section(sweep_dir: Path, rows: list[dict]) -> list[str]:
@@ -171,21 +163,56 @@ def _shape_section(sweep_dir: Path, rows: list[dict]) -> list[str]:
     sizing = json.loads(path.read_text())
     table = []
     for r in rows:
-        entry = sizing.get(r["family"], {}).get(str(r["budget"]), {})
+        entry = _sizing_entry(sizing, r)
         if r["variant"] != "full" or "build_args" not in entry:
             continue
-        shape = architecture_shape(ModelCard(entry["build_args"]))
+        shape = architecture_shape(entry["build_args"])
         last = f"{shape['last_map']}x{shape['last_map']}" if shape["last_map"] else "-"
-        table.append([r["family"], f"{r['budget']:,}", f"{entry['width_mult']:.3f}", str(shape["layers"]),
+        size = entry["build_args"].get("input_size", "?")
+        table.append([r["family"], r.get("policy", "width"), f"{r['budget']:,}", f"{entry['width_mult']:.3f}",
+                      f"{entry.get('depth_mult', 1.0):.3g}", f"{size}x{size}", str(shape["layers"]),
                       str(shape["narrowest"]), str(shape["widest"]), last])
     if not table:
         return []
     return ["## What the budget does to each architecture", "",
-            "Each family at each budget, as sized: weight layers (conv + linear), the narrowest and widest hidden "
-            "layer (channels or units) and the last feature map. A deep family squeezed into a small budget gets "
-            "layers a few channels wide, which is where its accuracy goes.", "",
-            _table(["family", "budget", "width", "weight layers", "narrowest", "widest", "last feature map"], table),
-            ""]
+            "Each family at each budget and scaling policy, as sized: width and depth multipliers, input size, "
+            "weight layers (conv + linear), the narrowest and widest hidden layer (channels or units) and the last "
+            "feature map. A deep family squeezed into a small budget by its width alone gets layers a few channels "
+            "wide; the compound and min-channels policies trade blocks for channels.", "",
+            _table(["family", "policy", "budget", "width", "depth", "input", "weight layers", "narrowest", "widest",
+                    "last feature map"], table), ""]
+
+
+def at_best_policy(rows: list[dict]) -> list[dict]:
+    """The rows of each family at its best scaling policy (all rows when each family has one policy)."""
+    best = best_policies(rows)
+    return [r for r in rows if r["variant"] != "full" or best.get(r["family"]) == r["policy"]]
+
+
+def _policy_section(rows: list[dict]) -> list[str]:
+    full = [r for r in rows if r["variant"] == "full" and r["acc"] is not None]
+    if len({r["policy"] for r in full}) < 2:
+        return []
+    best = best_policies(rows)
+    lines = ["## Scaling policies (ablation)", "",
+             "Each family at each budget under every scaling policy; the comparison above uses each family's best "
+             "policy (the highest mean accuracy over the budgets). `vs best` is the difference to that policy and "
+             "its verdict under the tie rule.", ""]
+    by = {(r["family"], r["budget"], r["policy"]): r for r in full}
+    table = []
+    for r in sorted(full, key=lambda r: (r["family"], r["budget"], r["policy"])):
+        ref = by.get((r["family"], r["budget"], best[r["family"]]))
+        if ref is None or ref is r:
+            said, diff = ("best" if ref is r else "-"), ""
+        else:
+            diff = _points(r["acc"]["mean"] - ref["acc"]["mean"])
+            said = {"a": "better", "b": "worse", "tie": "tie"}[verdict(_iv(r["acc"]), _iv(ref["acc"]))]
+        table.append([r["family"], f"{r['budget']:,}", r["policy"], _num(r["param_count"]), _pct(_iv(r["acc"])),
+                      diff, said])
+    lines += [_table(["family", "budget", "policy", "params", "accuracy % [95% CI]", "vs best (points)", "verdict"],
+                     table), ""]
+    lines += [f"- best policy for {f}: `{p}`" for f, p in sorted(best.items())] + [""]
+    return lines
 
 
 def _budget_section(rows: list[dict]) -> list[str]:
@@ -233,8 +260,9 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
         raise ValueError(f"{sweep_dir}: the sweep has no finished runs yet")
     meta = json.loads((sweep_dir / "sweep.json").read_text()) if (sweep_dir / "sweep.json").exists() else {}
     config = results["config"]
-    rows = summarize(results)
-    metric = rows[0]["metric"]
+    all_rows = summarize(results)
+    rows = at_best_policy(all_rows)                 # each family at its best scaling policy
+    metric = all_rows[0]["metric"]
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = {
         "params": plots.accuracy_vs(rows, out_dir / "accuracy_vs_params.png", x="param_count"),
@@ -243,13 +271,14 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
     }
     if any(r.get("latency_ms") for r in rows):
         figs["latency"] = plots.latency_vs(rows, out_dir / "latency_vs_macs.png")
-    curve_runs = _curve_runs(results, sweep_dir, curves)
+    curve_runs = _curve_runs(results, sweep_dir, curves, best_policies(all_rows))
     if curve_runs:
         figs["curves"] = plots.training_curves_grid(curve_runs, out_dir / "training_curves.png")
 
     data = meta.get("data", {})
     env = meta.get("environment", {})
     families = list(config["families"])
+    policies = config.get("policies") or ["width"]
     name = title or f"Sweep report: {sweep_dir.name}"
     lines = [f"# {name}", "",
              f"Generated by `compress report {sweep_dir}` from `{sweep_dir}/results.json` "
@@ -259,9 +288,10 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
              f"{data.get('test', '?')} test images, {data.get('in_chans', '?')}x{data.get('input_size', '?')}x"
              f"{data.get('input_size', '?')}, {len(data.get('class_names', [])) or '?'} classes)",
              f"- families: {', '.join(families)}; parameter budgets: {', '.join(f'{b:,}' for b in config['budgets'])}; "
-             f"each family sized to each budget with `compress.models.scaling.fit` (largest width within the budget)",
-             f"- {config['seeds']} seed(s) per point, {config['epochs']} epochs, batch {config['batch_size']}, "
-             f"peak lr {config['lr']}" + (f", extra settings {config['train']}" if config.get("train") else ""),
+             f"each family sized to each budget with `compress.models.scaling.fit` along the scaling "
+             f"polic{'ies' if len(policies) > 1 else 'y'} {', '.join(f'`{p}`' for p in policies)} (the largest "
+             "model within the budget)",
+             _training_line(config),
              f"- accuracy: {'test' if metric == 'test_acc' else 'validation'} accuracy of the best-validation "
              "epoch; mean over seeds with a 95% interval (Student's t over seeds; with one seed, the binomial "
              "Wilson interval of the test set); differences inside the intervals are ties",
@@ -269,24 +299,35 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
              f"{env.get('cpu_count', '?')} CPUs, {env.get('torch_threads', '?')} torch threads", ""]
     if results.get("skipped"):
         lines += ["Skipped points (the budget is below the family's smallest model):", ""]
-        lines += [f"- {s['family']} at {s['budget']:,}: {s['reason']}" for s in results["skipped"]] + [""]
+        lines += [f"- {s['family']} ({s.get('policy', 'width')}) at {s['budget']:,}: {s['reason']}"
+                  for s in results["skipped"]] + [""]
     if results.get("failed"):
         lines += ["Failed runs (not in the figures; rerunning the sweep tries them again):", ""]
         lines += [f"- {f['run_id']}: {f['error']}" for f in results["failed"]] + [""]
     lines += ["## Results", "",
-              _table(["family", "budget", "variant", "width", "params", "MACs", "fp16 bytes", "int8 bytes",
-                      "val acc %", "test acc %", "train s", "latency ms"],
-                     [[r["family"], f"{r['budget']:,}", r["variant"], f"{r['width_mult']:.3f}", _num(r["param_count"]),
-                       _num(r["macs"]), _num(r["bytes_fp16"]), _num(r["bytes_int8"]), _pct(_iv(r["val_acc"])),
-                       _pct(_iv(r["test_acc"])), _num(r["train_seconds"]),
-                       f"{r['latency_ms']:.3f}" if r.get("latency_ms") else "-"] for r in rows]), "",
+              _table(["family", "budget", "policy", "variant", "width", "depth", "input", "params", "MACs",
+                      "fp16 bytes", "int8 bytes", "val acc %", "test acc %", "epochs", "converged", "train s",
+                      "latency ms"],
+                     [[r["family"], f"{r['budget']:,}", r["policy"], r["variant"], f"{r['width_mult']:.3f}",
+                       f"{r['depth_mult']:.3g}", str(r["input_size"] or "-"), _num(r["param_count"]), _num(r["macs"]),
+                       _num(r["bytes_fp16"]), _num(r["bytes_int8"]), _pct(_iv(r["val_acc"])),
+                       _pct(_iv(r["test_acc"])), _num(r["epochs"]), f"{r['converged']}/{r['n']}",
+                       _num(r["train_seconds"]), f"{r['latency_ms']:.3f}" if r.get("latency_ms") else "-"]
+                      for r in all_rows]), "",
+              "`epochs`: mean epochs trained (early stopping ends a run before the maximum); `converged`: seeds "
+              "whose validation accuracy gained no more than `min_delta` over their last `patience` epochs "
+              "(`compress.train.trainer.converged`).", "",
               "![accuracy vs parameters](accuracy_vs_params.png)", "",
               "![accuracy vs artifact bytes](accuracy_vs_bytes.png)", "",
               "![accuracy vs MACs](accuracy_vs_macs.png)", "",
               "## Which family wins at equal parameters", ""]
+    if len(policies) > 1:
+        lines += ["Each family at its best scaling policy: " + ", ".join(
+            f"{f} `{p}`" for f, p in sorted(best_policies(all_rows).items())) + ".", ""]
     lines += _comparison_section(rows, families)
-    lines += _shape_section(sweep_dir, rows)
-    lines += _ablation_section(rows, config)
+    lines += _policy_section(all_rows)
+    lines += _shape_section(sweep_dir, all_rows)
+    lines += _ablation_section(all_rows, config)
     lines += _budget_section(rows)
     lines += _latency_section(rows)
     if "latency" in figs:
@@ -302,8 +343,19 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
     return readme
 
 
-def _curve_runs(results: dict, sweep_dir: Path, count: int) -> list[tuple[str, list[dict]]]:
-    full = [r for r in results["records"] if r["variant"] == "full" and r["seed"] == 0]
+def _training_line(config: dict) -> str:
+    train = config.get("train") or {}
+    patience = config.get("patience")
+    stop = (f"up to {config['epochs']} epochs, early stopping after {patience} epochs without a validation gain "
+            f"above {train.get('min_delta', 0.0):g}" if patience else f"{config['epochs']} epochs")
+    return (f"- {config['seeds']} seed(s) per point, trained together as one stacked model "
+            f"(`compress.train.fit_many`); {stop}, batch {config['batch_size']}, peak lr {config['lr']}"
+            + (f", extra settings {train}" if train else ""))
+
+
+def _curve_runs(results: dict, sweep_dir: Path, count: int, best: dict) -> list[tuple[str, list[dict]]]:
+    full = [r for r in results["records"] if r["variant"] == "full" and r["seed"] == 0
+            and best.get(r["family"], "width") == r.get("policy", "width")]
     if not full or count <= 0:
         return []
     top = max(r["budget"] for r in full)

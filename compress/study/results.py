@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["SWEEP_FORMAT", "load_results", "summarize", "best_record"]
+__all__ = ["SWEEP_FORMAT", "load_results", "summarize", "best_record", "best_policies"]
 
 SWEEP_FORMAT = "compress.sweep/1"
 
@@ -43,12 +43,14 @@ def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
         metric = "test_acc" if records and all(r.get("test_acc") is not None for r in records) else "val_acc"
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["family"], r["budget"], r["variant"]), []).append(r)
+        groups.setdefault((r["family"], r["budget"], r.get("policy", "width"), r["variant"]), []).append(r)
     rows = []
-    for (family, budget, variant), rs in sorted(groups.items()):
+    for (family, budget, policy, variant), rs in sorted(groups.items()):
         mean = lambda k: (sum(r[k] for r in rs) / len(rs)) if all(r.get(k) is not None for r in rs) else None  # noqa: E731
-        row = {"family": family, "budget": budget, "variant": variant, "n": len(rs),
-               "seeds": sorted(r["seed"] for r in rs)}
+        row = {"family": family, "budget": budget, "policy": policy, "variant": variant, "n": len(rs),
+               "seeds": sorted(r["seed"] for r in rs), "epochs": mean("epochs"),
+               "converged": sum(1 for r in rs if r.get("converged")),
+               "input_size": rs[0].get("input_size"), "depth_mult": rs[0].get("depth_mult", 1.0)}
         for k in ("width_mult", "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "train_seconds",
                   "latency_ms"):
             row[k] = mean(k)
@@ -64,8 +66,8 @@ def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
 
 
 def best_record(results: dict, *, variant: str = "full") -> dict | None:
-    """The record of the lowest seed of the most accurate family (mean over seeds) at the largest budget, or
-    None when no run of ``variant`` has an accuracy."""
+    """The record of the lowest seed of the most accurate point (family and policy, mean over seeds) at the
+    largest budget, or None when no run of ``variant`` has an accuracy."""
     rows = [r for r in summarize(results) if r["variant"] == variant and r["acc"] is not None]
     if not rows:
         return None
@@ -73,4 +75,19 @@ def best_record(results: dict, *, variant: str = "full") -> dict | None:
     best = max((r for r in rows if r["budget"] == top), key=lambda r: r["acc"]["mean"])
     return next(r for r in results["records"]
                 if r["family"] == best["family"] and r["budget"] == top and r["variant"] == variant
-                and r["seed"] == min(best["seeds"]))
+                and r.get("policy", "width") == best["policy"] and r["seed"] == min(best["seeds"]))
+
+
+def best_policies(rows: list[dict]) -> dict[str, str]:
+    """family -> its best scaling policy: the highest mean accuracy averaged over the budgets where every one of
+    the family's policies ran (variant "full"); ties go to the policy listed first in the rows' order."""
+    by: dict[str, dict[str, dict[int, float]]] = {}
+    for r in rows:
+        if r["variant"] == "full" and r["acc"] is not None:
+            by.setdefault(r["family"], {}).setdefault(r["policy"], {})[r["budget"]] = r["acc"]["mean"]
+    best = {}
+    for family, policies in by.items():
+        common = set.intersection(*(set(b) for b in policies.values()))
+        score = {p: (sum(b[x] for x in common) / len(common) if common else -1.0) for p, b in policies.items()}
+        best[family] = max(policies, key=lambda p: score[p])
+    return best

@@ -1,10 +1,11 @@
-"""Parameter-vs-accuracy sweeps: size each family to each parameter budget, train it for each seed, record.
+"""Parameter-vs-accuracy sweeps: size each family to each parameter budget along each scaling policy, train all
+seeds of the point together (:func:`compress.train.fit_many`), record.
 
 A sweep folder::
 
     sweep.json        the SweepConfig and the environment; a rerun with another config is refused
-    sizing.json       family x budget -> width multiplier and figures (compress.models.scaling), computed once
-    records/ID.json   one finished run's record, written atomically: the source of truth
+    sizing.json       family x policy x budget -> the sized model and its figures (compress.models.scaling)
+    records/ID.json   one finished run's record (one seed of one point), written atomically: the source of truth
     failed/ID.json    a run that raised: what it was and the error; a rerun tries it again
     runs/ID/          the run folder (compress.train) of each run
     results.json      {"config", "records", "skipped", "failed"} regenerated from records/ after every run
@@ -14,10 +15,12 @@ Kill-safe and resumable: a run counts as finished only once its record is writte
 files are rewritten atomically from the records, so killing the sweep at any moment loses at most the runs in
 flight; rerunning the same command skips finished runs and redoes interrupted ones.
 
-Runs go through an executor (:mod:`compress.study.executors`): in this process, a local process pool, or a Ray
-cluster (:mod:`compress.study.ray_executor`). Anything with the same ``run(fn, tasks)`` method (yielding results as
-they finish) can take the runs. ``fn`` is a :class:`Trainer`: it carries the data bundle (loaded once, here) and
-turns a run that raises into a failed record, so one bad run does not stop the others.
+The unit of work is a :class:`PointTask`: one point (family, budget, policy, variant) with all its seeds, trained
+as one stacked model. Points go through an executor (:mod:`compress.study.executors`): in this process, or a local
+process pool, or a Ray cluster (:mod:`compress.study.ray_executor`); anything with the same ``run(fn, tasks)``
+method (yielding results as they finish) can take them. ``fn`` is a :class:`Trainer`: it carries the data bundle
+(loaded once, here) and turns a point that raises into failed records, so one bad point does not stop the others;
+``execute(task)`` returns the point's records, one per seed.
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from compress.models.card import ModelCard
 from compress.study.executors import Executor, SequentialExecutor
 from compress.study.results import SWEEP_FORMAT, load_results
 
-__all__ = ["SweepConfig", "RunTask", "Trainer", "run_sweep", "execute", "read_records", "ABLATIONS", "CSV_COLUMNS"]
+__all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "read_records", "ABLATIONS",
+           "CSV_COLUMNS"]
 
 ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
-CSV_COLUMNS = ["run_id", "family", "budget", "variant", "seed", "width_mult", "param_count", "macs",
-               "bytes_fp32", "bytes_fp16", "bytes_int8", "val_acc", "test_acc", "best_epoch", "epochs",
-               "train_seconds", "latency_ms", "n_val", "n_test"]
+CSV_COLUMNS = ["run_id", "family", "budget", "policy", "variant", "seed", "width_mult", "depth_mult", "input_size",
+               "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "val_acc", "test_acc", "best_epoch",
+               "epochs", "converged", "train_seconds", "latency_ms", "n_val", "n_test"]
 
 
 @dataclass
@@ -51,13 +55,17 @@ class SweepConfig:
     data: str = "default"
     families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
     budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
-    seeds: int = 3                       # seeds 0 .. seeds-1 per point
-    epochs: int = 6
+    policies: tuple[str, ...] = ("width",)   # scaling policies (compress.models.scaling.POLICIES), each a point
+    min_channels: int = 8                # for the "min_channels" policy
+    seeds: int = 3                       # seeds 0 .. seeds-1 per point, trained together as one stacked model
+    epochs: int = 6                      # the most epochs a run trains
+    patience: int | None = None          # early stopping: epochs without a validation gain > min_delta
     batch_size: int = 64                 # images per step
     lr: float = 1e-2                     # peak learning rate (AdamW, cosine)
     ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off
     ablate_family: str = "cnn"
     ablate_budget: int | None = None     # default: the largest budget
+    ablate_policy: str | None = None     # default: the first policy
     latency: bool = True                 # CPU latency at batch 1, 1 thread, eager
     val_fraction: float = 0.1
     data_seed: int = 0                   # the train/validation split is the same for every run
@@ -68,9 +76,19 @@ class SweepConfig:
         from compress.models import list_models
         from compress.train import TrainConfig
 
+        from compress.models.scaling import POLICIES
+
         self.families = tuple(self.families)
         self.budgets = tuple(sorted(int(b) for b in self.budgets))
         self.ablate = tuple(self.ablate)
+        self.policies = tuple(self.policies)
+        if not self.policies or len(set(self.policies)) != len(self.policies):
+            raise ValueError(f"sweep: give distinct policies, got {list(self.policies)}")
+        for p in self.policies + ((self.ablate_policy,) if self.ablate_policy is not None else ()):
+            if p not in POLICIES:
+                raise ValueError(f"sweep: unknown policy {p!r}; known: {', '.join(POLICIES)}")
+        if isinstance(self.min_channels, bool) or not isinstance(self.min_channels, int) or self.min_channels < 1:
+            raise ValueError(f"sweep: min_channels must be a positive int, got {self.min_channels!r}")
         known = list_models()
         for f in self.families + ((self.ablate_family,) if self.ablate else ()):
             if f not in known:
@@ -94,12 +112,18 @@ class SweepConfig:
         return {"val_fraction": self.val_fraction, "seed": self.data_seed}
 
     def train_settings(self, seed: int, overrides: dict) -> dict:
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed,
+        extra = {"patience": self.patience} if self.patience is not None else {}
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed, **extra,
                 **self.train, **overrides}
+
+    @property
+    def ablation_point(self) -> tuple[str, int, str]:
+        """(family, budget, policy) of the ablation runs."""
+        return (self.ablate_family, self.ablate_budget or max(self.budgets), self.ablate_policy or self.policies[0])
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for k in ("families", "budgets", "ablate"):
+        for k in ("families", "budgets", "ablate", "policies"):
             d[k] = list(d[k])
         return d
 
@@ -113,23 +137,30 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
-class RunTask:
-    """One training run, self-contained and picklable (what an executor ships to a worker)."""
+class PointTask:
+    """One point with all its seeds, self-contained and picklable (what an executor ships to a worker).
 
-    run_id: str
+    The seeds train together as one stacked model (``compress.train.fit_many``); ``seeds`` holds only those
+    still to run, and ``run_dirs`` one run folder per seed."""
+
+    point_id: str              # "family-budget-policy-variant"
     family: str
     budget: int
+    policy: str
     variant: str               # "full" or "no_<ablation>"
-    seed: int
-    card: ModelCard            # the model sized for this budget
+    seeds: tuple[int, ...]
+    card: ModelCard            # the model sized for this budget and policy
     macs: int                  # from the sizing (batch 1)
-    train: dict                # TrainConfig settings
+    train: dict                # TrainConfig settings (seed: the first seed)
     data: str
-    data_options: dict
-    run_dir: str
+    data_options: dict         # the point's data (the policy may have chosen the input size)
+    run_dirs: tuple[str, ...]
+
+    def run_id(self, seed: int) -> str:
+        return f"{self.point_id}-s{seed}"
 
 
-# ------------------------------------------------------------------------------------------- one run
+# ------------------------------------------------------------------------------------------- one point
 
 _DATA_CACHE: dict = {}
 
@@ -139,67 +170,95 @@ def _load_data(source: str, options: dict):
 
     key = (source, json.dumps(options, sort_keys=True))
     if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
+        if len(_DATA_CACHE) >= 4:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
         _DATA_CACHE[key] = load(source, **options)
     return _DATA_CACHE[key]
 
 
-def execute(task: RunTask, bundle: Any = None) -> dict:
-    """Train one run and measure it; returns its record. Module-level so worker processes can run it.
-    ``bundle``: the task's data, already loaded (default: load ``task.data`` here, cached per process)."""
+def execute(task: PointTask, bundle: Any = None) -> list[dict]:
+    """Train one point's seeds together and measure each; returns their records. Module-level so worker
+    processes can run it. ``bundle``: the task's data, already loaded (default: load ``task.data`` with the task's
+    ``data_options`` here, cached per process)."""
     import torch
 
-    from compress.export.artifact import serialize
-    from compress.train import TrainConfig, fit
+    from compress.train import TrainConfig, fit_many
 
     bundle = bundle if bundle is not None else _load_data(task.data, task.data_options)
-    torch.manual_seed(task.seed)
-    model = task.card.create()
+    members = []
+    for seed in task.seeds:
+        torch.manual_seed(seed)
+        members.append(task.card.create())
     start = time.perf_counter()
-    run = fit(model, bundle, TrainConfig.from_dict(task.train), out=task.run_dir, overwrite=True, progress=False)
+    runs = fit_many(members, bundle, TrainConfig.from_dict(task.train), seeds=list(task.seeds),
+                    outs=list(task.run_dirs), overwrite=True, progress=False)
     seconds = time.perf_counter() - start
+    return [_record(task, seed, run, seconds / len(runs), bundle) for seed, run in zip(task.seeds, runs)]
+
+
+def _record(task: PointTask, seed: int, run, seconds: float, bundle) -> dict:
+    from compress.export.artifact import serialize
+
     model = run.model.cpu().eval()
     sizes = {codec: len(serialize(model, codec=codec, format="npz")) for codec in ("fp32", "fp16", "int8")}
     m = run.metrics
+    args = task.card.build_args
     return {
-        "run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
-        "seed": task.seed, "width_mult": task.card.build_args["width_mult"],
+        "run_id": task.run_id(seed), "family": task.family, "budget": task.budget, "policy": task.policy,
+        "variant": task.variant, "seed": seed, "width_mult": args["width_mult"],
+        "depth_mult": args.get("depth_mult", 1.0), "input_size": args.get("input_size"),
         "param_count": sum(p.numel() for p in model.parameters()), "macs": task.macs,
         "bytes_fp32": sizes["fp32"], "bytes_fp16": sizes["fp16"], "bytes_int8": sizes["int8"],
         "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
-        "epochs": len(run.history), "train_seconds": round(seconds, 3), "latency_ms": None,
+        "epochs": len(run.history), "converged": m.get("converged"), "members": m.get("members"),
+        "train_seconds": round(seconds, 3), "latency_ms": None,
         "n_val": len(bundle.val) if bundle.val is not None else 0,
         "n_test": len(bundle.test) if bundle.test is not None else 0,
-        "run_dir": os.path.relpath(task.run_dir, Path(task.run_dir).parent.parent),
+        "run_dir": os.path.relpath(run.path, Path(run.path).parent.parent),
     }
 
 
 @dataclass(frozen=True)
 class Trainer:
-    """What a sweep hands its executor as ``fn``: :func:`execute` with the sweep's data bundle. Picklable, so an
+    """What a sweep hands its executor as ``fn``: :func:`execute` with the sweep's data bundles. Picklable, so an
     executor ships it once per worker (Ray: one object in its object store) and workers never read the data
-    source themselves. A run that raises comes back as a failed record (:meth:`failed`) instead of stopping the
-    sweep; executors call :meth:`failed` too for a run they lost (its worker or node died, retries spent)."""
+    source themselves. A point that raises comes back as failed records (:meth:`failed`) instead of stopping the
+    sweep; executors call :meth:`failed` too for a point they lost (its worker or node died, retries spent)."""
 
-    bundle: Any = None   # a DataBundle; None: each worker loads task.data itself
+    bundle: Any = None          # a DataBundle for the sweep's data options; None: each worker loads task.data
+    resized: tuple = ()         # ((input_size, DataBundle), ...) for points whose policy chose another resolution
 
-    def __call__(self, task: RunTask) -> dict:
+    def __call__(self, task: PointTask) -> list[dict]:
         try:
-            return execute(task, self.bundle)
-        except Exception as exc:   # a run that fails on its own (a bad setting): recorded, the others go on
+            return execute(task, self._bundle(task))
+        except Exception as exc:   # a point that fails on its own (a bad setting): recorded, the others go on
             return self.failed(task, exc)
 
-    def failed(self, task: RunTask, error: BaseException | str) -> dict:
-        """The record of a run that did not finish: which run, and ``"error"`` (type and message)."""
+    def _bundle(self, task: PointTask):
+        size = task.data_options.get("input_size")
+        if size is None:
+            return self.bundle
+        return dict(self.resized).get(size)      # None: execute loads it
+
+    def failed(self, task: PointTask, error: BaseException | str) -> list[dict]:
+        """The records of a point's runs that did not finish: which runs, and ``"error"`` (type and message)."""
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        return {"run_id": task.run_id, "family": task.family, "budget": task.budget, "variant": task.variant,
-                "seed": task.seed, "error": text}
+        return [{"run_id": task.run_id(seed), "family": task.family, "budget": task.budget, "policy": task.policy,
+                 "variant": task.variant, "seed": seed, "error": text} for seed in task.seeds]
 
 
 # ------------------------------------------------------------------------------------------- the sweep
 
+def _points(config: SweepConfig) -> list[tuple[str, int, str, str, dict]]:
+    """(family, budget, policy, variant, TrainConfig overrides) of every point."""
+    points = [(f, b, p, "full", {}) for f in config.families for p in config.policies for b in config.budgets]
+    family, budget, policy = config.ablation_point
+    points += [(family, budget, policy, f"no_{a}", ABLATIONS[a]) for a in config.ablate]
+    return points
+
+
 def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
-    """family -> budget -> Fit dict (or {"skipped": reason}); cached in sizing.json."""
+    """family -> policy -> budget -> Fit dict (or {"skipped": reason}); cached in sizing.json."""
     from compress.models import scaling
 
     path = out / "sizing.json"
@@ -207,16 +266,14 @@ def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
     kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes)
     if config.channel_divisor is not None:
         kw["channel_divisor"] = config.channel_divisor
-    pairs = {(f, b) for f in config.families for b in config.budgets}
-    if config.ablate:
-        pairs.add((config.ablate_family, config.ablate_budget or max(config.budgets)))
     changed = False
-    for family, budget in sorted(pairs):
-        entry = cached.setdefault(family, {})
+    for family, budget, policy in sorted({p[:3] for p in _points(config)}):
+        entry = cached.setdefault(family, {}).setdefault(policy, {})
         if str(budget) in entry:
             continue
         try:
-            entry[str(budget)] = scaling.fit(family, max_params=budget, **kw).to_dict()
+            entry[str(budget)] = scaling.fit(family, max_params=budget, policy=policy,
+                                             min_channels=config.min_channels, **kw).to_dict()
         except ValueError as exc:
             entry[str(budget)] = {"skipped": str(exc)}
         changed = True
@@ -225,23 +282,29 @@ def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
     return cached
 
 
-def _tasks(config: SweepConfig, out: Path, sizing: dict) -> tuple[list[RunTask], list[dict]]:
-    points = [(f, b, "full", {}) for f in config.families for b in config.budgets]
-    ab_budget = config.ablate_budget or max(config.budgets)
-    points += [(config.ablate_family, ab_budget, f"no_{a}", ABLATIONS[a]) for a in config.ablate]
-    tasks, skipped = [], []
-    for family, budget, variant, overrides in points:
-        size = sizing[family][str(budget)]
+def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle, finished: set[str]) -> tuple[list[PointTask], list[dict], int]:
+    """The points still to train (each with its unfinished seeds), the skipped points, and the number of runs."""
+    tasks, skipped, total = [], [], 0
+    for family, budget, policy, variant, overrides in _points(config):
+        size = sizing[family][policy][str(budget)]
         if "skipped" in size:
-            skipped.append({"family": family, "budget": budget, "variant": variant, "reason": size["skipped"]})
+            skipped.append({"family": family, "budget": budget, "policy": policy, "variant": variant,
+                            "reason": size["skipped"]})
             continue
-        for seed in range(config.seeds):
-            run_id = f"{family}-{budget}-{variant}-s{seed}"
-            tasks.append(RunTask(run_id=run_id, family=family, budget=budget, variant=variant, seed=seed,
-                                 card=ModelCard(size["build_args"]), macs=size["macs"],
-                                 train=config.train_settings(seed, overrides),
-                                 data=config.data, data_options=config.data_options, run_dir=str(out / "runs" / run_id)))
-    return tasks, skipped
+        point_id = f"{family}-{budget}-{policy}-{variant}"
+        total += config.seeds
+        seeds = tuple(s for s in range(config.seeds) if f"{point_id}-s{s}" not in finished)
+        if not seeds:
+            continue
+        options = dict(config.data_options)
+        if size["build_args"].get("input_size", bundle.input_size) != bundle.input_size:
+            options["input_size"] = size["build_args"]["input_size"]      # the policy chose the resolution
+        tasks.append(PointTask(point_id=point_id, family=family, budget=budget, policy=policy, variant=variant,
+                               seeds=seeds, card=ModelCard(size["build_args"]), macs=size["macs"],
+                               train=config.train_settings(seeds[0], overrides), data=config.data,
+                               data_options=options,
+                               run_dirs=tuple(str(out / "runs" / f"{point_id}-s{s}") for s in seeds)))
+    return tasks, skipped, total
 
 
 def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
@@ -291,7 +354,7 @@ def read_records(out: Path) -> list[dict]:
 
 def _write_results(out: Path, config: SweepConfig, records: list[dict], skipped: list[dict],
                    failed: list[dict] = ()) -> None:
-    order = lambda r: (r["family"], r["budget"], r["variant"], r["seed"])  # noqa: E731
+    order = lambda r: (r["family"], r["budget"], r.get("policy", "width"), r["variant"], r["seed"])  # noqa: E731
     records = sorted(records, key=order)
     _io.write_json(out / "results.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
                                           "records": records, "skipped": skipped,
@@ -317,34 +380,41 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
                                                      "train": len(bundle.train), "val": len(bundle.val),
                                                      "test": len(bundle.test) if bundle.test is not None else 0}})
     sizing = _sizing(config, out, bundle)
-    tasks, skipped = _tasks(config, out, sizing)
     records = {r["run_id"]: r for r in read_records(out)}
-    wanted = {t.run_id for t in tasks}
+    todo, skipped, total = _tasks(config, out, sizing, bundle, set(records))
+    wanted = {f"{family}-{budget}-{policy}-{variant}-s{s}" for family, budget, policy, variant, _ in _points(config)
+              for s in range(config.seeds)}
     records = {k: v for k, v in records.items() if k in wanted}
     _clean_partial_runs(out, set(records))
     shutil.rmtree(out / "failed", ignore_errors=True)   # failed runs are tried again
-    todo = [t for t in tasks if t.run_id not in records]
     say = progress or (lambda s: None)
     for s in skipped:
-        say(f"skip {s['family']} at {s['budget']:,} params: {s['reason']}")
+        say(f"skip {s['family']} ({s['policy']}) at {s['budget']:,} params: {s['reason']}")
     if records:
-        say(f"resuming: {len(records)} of {len(tasks)} runs already finished")
+        say(f"resuming: {len(records)} of {total} runs already finished")
     _write_results(out, config, list(records.values()), skipped)
     executor = executor or SequentialExecutor()
+    sizes = sorted({t.data_options["input_size"] for t in todo if "input_size" in t.data_options})
+    resized = tuple((size, _load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes)
     done, failed = len(records), {}
-    for record in executor.run(Trainer(bundle), todo):
-        done += 1
-        if "error" in record:
-            _io.write_json(out / "failed" / f"{record['run_id']}.json", record)
-            failed[record["run_id"]] = record
-            _write_results(out, config, list(records.values()), skipped, list(failed.values()))
-            say(f"[{done}/{len(tasks)}] {record['run_id']}: FAILED: {record['error']}")
-            continue
-        _io.write_json(out / "records" / f"{record['run_id']}.json", record)
-        records[record["run_id"]] = record
+    for point in executor.run(Trainer(bundle, resized), todo):
+        done += len(point)
+        for record in point:
+            if "error" in record:
+                _io.write_json(out / "failed" / f"{record['run_id']}.json", record)
+                failed[record["run_id"]] = record
+                say(f"[{done}/{total}] {record['run_id']}: FAILED: {record['error']}")
+            else:
+                _io.write_json(out / "records" / f"{record['run_id']}.json", record)
+                records[record["run_id"]] = record
         _write_results(out, config, list(records.values()), skipped, list(failed.values()))
-        say(f"[{done}/{len(tasks)}] {record['run_id']}: {record['param_count']:,} params, "
-            f"val {record['val_acc']:.3f}, test {_fmt(record['test_acc'])}, {record['train_seconds']:.1f} s")
+        point = [r for r in point if "error" not in r]
+        if not point:
+            continue
+        accs = ", ".join(f"{_fmt(r['test_acc'] if r['test_acc'] is not None else r['val_acc'])}" for r in point)
+        first = point[0]
+        say(f"[{done}/{total}] {first['run_id'].rsplit('-s', 1)[0]}: {first['param_count']:,} params, "
+            f"{len(point)} seeds together: acc {accs}, {sum(r['train_seconds'] for r in point):.1f} s")
     if config.latency:
         _measure_latency(out, config, records, skipped, list(failed.values()), say)
     return load_results(out)

@@ -3,6 +3,9 @@
 Rooms:
     config      ``TrainConfig``: every setting, with units
     loop        ``fit(model, data, config, out=...)``
+    fused       ``fit_many(models, data, config, seeds=...)``: K seeds of one architecture trained as one
+    stack       ``stack_models``: K models as one (grouped convs, stacked BatchNorm, batched linear layers)
+    trainer     the epoch loop, for one model or K stacked members
     inference   ``logits``, ``evaluate``, ``predict``: the one batched-inference loop
     batchnorm   ``recalibrate_batchnorm`` ("precise BN" before each evaluation)
     ema         ``Ema``: weight averaging with warm-up
@@ -14,8 +17,10 @@ from compress.train.batchnorm import recalibrate_batchnorm
 from compress.train.config import TrainConfig
 from compress.train.ema import Ema
 from compress.train.inference import evaluate, logits, predict
+from compress.train.fused import fit_many
 from compress.train.loop import fit
 from compress.train.runs import RUN_FORMAT, Run, load_run, write_run
+from compress.train.stack import stack_models
 
-__all__ = ["TrainConfig", "fit", "logits", "evaluate", "predict", "recalibrate_batchnorm", "Ema", "Run",
+__all__ = ["TrainConfig", "fit", "fit_many", "stack_models", "logits", "evaluate", "predict", "recalibrate_batchnorm", "Ema", "Run",
            "load_run", "write_run", "RUN_FORMAT"]

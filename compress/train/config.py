@@ -31,6 +31,7 @@ class TrainConfig:
     amp: bool = True                          # bfloat16 autocast, CUDA only
     ema_decay: float | None = None            # e.g. 0.999: evaluate and keep an exponential moving average
     patience: int | None = None               # stop after this many epochs without a better val accuracy
+    min_delta: float = 0.0                    # a gain (accuracy, fraction) must exceed this to reset patience
     num_threads: int | None = None            # CPU threads during fit (restored afterwards)
     eval_batch_size: int = 1024
     bn_recalibrate: int = 2048                # training images (no augmentation) to re-estimate BatchNorm statistics
@@ -56,6 +57,7 @@ class TrainConfig:
              f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
+            (0 <= self.min_delta < 1, "min_delta must be in [0, 1) (an accuracy gain)"),
             (self.bn_recalibrate >= 0, "bn_recalibrate must be >= 0 images"),
             (self.temperature > 0, "temperature must be > 0"),
             (0 <= self.alpha <= 1, "alpha must be in [0, 1]"),

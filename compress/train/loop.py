@@ -9,29 +9,25 @@ Inputs to the model: ``normalize=True`` standardizes with the training split's p
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from compress.data.augment import augment
-from compress.data.bundle import DataBundle, Normalizer
+from compress.data.bundle import DataBundle
 from compress.device import resolve_device, torch_threads
-from compress.train.batchnorm import recalibrate_batchnorm
-from compress.train.config import TrainConfig
-from compress.train.distill import distillation_loss, resolve_teacher
-from compress.train.ema import Ema
-from compress.train.inference import evaluate
 from compress.models.card import card_of
+from compress.train.config import TrainConfig
+from compress.train.distill import resolve_teacher
+from compress.train.inference import evaluate
 from compress.train.runs import Run, config_json, write_run
+from compress.train.trainer import Trainer
 
-__all__ = ["fit"]
+__all__ = ["fit", "train_members"]
 
 
 def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
@@ -47,31 +43,64 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
     RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
     """
+    return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
+                         overwrite=overwrite, teacher=teacher, progress=progress, stack=False)[0]
+
+
+def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
+                  seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool) -> list[Run]:
+    """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
+    one stacked model), restore each member's best weights, measure, write each member's run folder."""
     from compress import data as data_mod
+    from compress.train.stack import stack_models
 
     config = config or TrainConfig()
     if not isinstance(data, DataBundle):
         data = data_mod.load(data, seed=config.seed)
     if data.train is None or not len(data.train) or not data.train.labeled:
         raise ValueError(f"{data.source}: no labeled training images")
-    out_path = Path(out) if out is not None else None
-    if out_path is not None and out_path.exists() and not overwrite:
-        raise FileExistsError(f"run folder {out_path} exists (pass overwrite=True / --overwrite)")
+    out_paths = [Path(o) if o is not None else None for o in outs]
+    for path in out_paths:
+        if path is not None and path.exists() and not overwrite:
+            raise FileExistsError(f"run folder {path} exists (pass overwrite=True / --overwrite)")
     device = resolve_device(config.device)
+    configs = [dataclasses.replace(config, seed=s) for s in seeds]
     with torch_threads(config.num_threads):
         teacher_model, teacher_norm, teacher_info = resolve_teacher(teacher or config.teacher, device)
-        _check_model(model, data, device)
+        for m in models:
+            _check_model(m, data, device)
         if teacher_model is not None:
             _check_model(teacher_model, data, device, role="teacher")
-        trainer = _Trainer(model, data, config, device, teacher_model, teacher_norm)
-        history, metrics = trainer.run(_progress_fn(progress, config.epochs))
-    run = Run(model=model.eval(), config=config, history=history, metrics=metrics, data_source=data.source,
-              data_options=dict(data.options), class_names=data.class_names, normalizer=trainer.normalizer,
-              card=card_of(model))
-    run.info = config_json(run, data, trainer.aug.flip if trainer.aug is not None else False, teacher_info)
-    if out_path is not None:
-        write_run(run, out_path, overwrite)
-    return run
+        trained = stack_models(models).to(device) if stack else models[0]
+        trainer = Trainer(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm)
+        histories, states, train_metrics = trainer.run(_progress_fn(progress, config.epochs, len(models), seeds))
+        runs = []
+        for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
+                                                                 out_paths):
+            model.to(device)
+            model.load_state_dict(state)
+            model.eval()
+            metrics.update(_final_metrics(model, data, trainer.normalizer, cfg))
+            run = Run(model=model, config=cfg, history=history, metrics=metrics, data_source=data.source,
+                      data_options=dict(data.options), class_names=data.class_names, normalizer=trainer.normalizer,
+                      card=card_of(model))
+            run.info = config_json(run, data, trainer.aug.flip if trainer.aug is not None else False, teacher_info)
+            if out_path is not None:
+                write_run(run, out_path, overwrite)
+            runs.append(run)
+    return runs
+
+
+def _final_metrics(model: nn.Module, data: DataBundle, normalizer, config: TrainConfig) -> dict:
+    metrics = {}
+    val = data.val if data.val is not None and len(data.val) else None
+    for name, split in (("val", val), ("test", data.test)):
+        if split is not None and len(split) and split.labeled:
+            ev = evaluate(model, split, transform=normalizer, batch_size=config.eval_batch_size)
+            metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"], f"{name}_n": ev["n"]})
+        else:
+            metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})
+    return metrics
 
 
 def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role: str = "model") -> None:
@@ -93,155 +122,31 @@ def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role:
                          f"{data.num_classes} classes")
 
 
-class _Trainer:
-    def __init__(self, model, data: DataBundle, config: TrainConfig, device, teacher, teacher_norm):
-        self.model, self.data, self.config, self.device = model, data, config, device
-        self.teacher, self.teacher_norm = teacher, teacher_norm
-        self.normalizer = Normalizer(data.mean, data.std, config.normalize)
-        self.aug = config.augment_config(data.flip_invariant)
-        self.amp = config.amp and device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if (self.amp and torch.cuda.is_bf16_supported()) else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
-
-    def _optimizer(self, steps_total: int):
-        c = self.config
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BatchNorm and biases
-        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        fused = {"fused": True} if self.device.type == "cuda" else {}   # one kernel per step on CUDA
-        if c.optimizer == "adamw":
-            opt = torch.optim.AdamW(groups, lr=c.lr, **fused)
-        else:
-            opt = torch.optim.SGD(groups, lr=c.lr, momentum=0.9, nesterov=True, **fused)
-        if c.schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=steps_total)
-        elif c.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps_total) / steps_total)))
-        else:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        return opt, sched
-
-    def _loss(self, out, y, xb_unit):
-        c = self.config
-        ce = F.cross_entropy(out, y, label_smoothing=c.label_smoothing)
-        if self.teacher is None or c.alpha == 0:
-            return ce
-        with torch.no_grad():
-            t_in = self.teacher_norm.from_unit(xb_unit) if self.teacher_norm else self.normalizer.from_unit(xb_unit)
-            t_out = self.teacher(t_in).float()
-        return (1 - c.alpha) * ce + c.alpha * distillation_loss(out, t_out, c.temperature)
-
-    def _batches(self, x_train, idx, bs, gen):
-        """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
-        for i in range(0, len(idx), bs):
-            xb = x_train[idx[i:i + bs]].float().div_(255.0)
-            if self.aug is not None:
-                xb = augment(xb, self.aug, gen)
-            yield self.normalizer.from_unit(xb)
-
-    def run(self, report):
-        c, model, dev = self.config, self.model, self.device
-        torch.manual_seed(c.seed)                       # dropout and anything else drawing from the global RNG
-        gen = torch.Generator(device=dev).manual_seed(c.seed)
-        x_train = self.data.train.x.to(dev)             # uint8, resident on the device
-        y_train = self.data.train.y.to(dev)
-        n = len(x_train)
-        bs = min(c.batch_size, n)
-        steps_per_epoch = n // bs + (1 if n % bs >= 2 else 0)   # a 1-image tail would break BatchNorm
-        layout = torch.channels_last if c.channels_last else torch.contiguous_format
-        model.to(memory_format=layout)
-        opt, sched = self._optimizer(steps_per_epoch * c.epochs)
-        ema = Ema(model, c.ema_decay) if c.ema_decay else None
-        val = self.data.val if self.data.val is not None and len(self.data.val) else None
-        history, best, best_acc, best_epoch, stale = [], None, -1.0, 0, 0
-        total_images, total_seconds = 0, 0.0
-        for epoch in range(1, c.epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            perm = torch.randperm(n, generator=gen, device=dev)
-            lr = opt.param_groups[0]["lr"]
-            loss_sum = torch.zeros((), device=dev)
-            correct = torch.zeros((), device=dev, dtype=torch.long)
-            seen = 0
-            for i in range(steps_per_epoch):
-                idx = perm[i * bs:(i + 1) * bs]
-                xb = x_train[idx].float().div_(255.0)
-                yb = y_train[idx]
-                if self.aug is not None:
-                    xb = augment(xb, self.aug, gen)
-                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
-                    out = model(self.normalizer.from_unit(xb).contiguous(memory_format=layout))
-                    loss = self._loss(out, yb, xb)
-                opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(opt)
-                self.scaler.update()
-                sched.step()
-                if ema is not None:
-                    ema.update(model)
-                loss_sum += loss.detach().float() * len(idx)
-                correct += (out.detach().argmax(1) == yb).sum()
-                seen += len(idx)
-            eval_model = ema.model if ema is not None else model
-            if c.bn_recalibrate:
-                recalibrate_batchnorm(eval_model, self._batches(x_train, perm[:c.bn_recalibrate], bs, gen))
-            row = {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen}
-            if val is not None:
-                ev = evaluate(eval_model, val, transform=self.normalizer, batch_size=c.eval_batch_size)
-                row.update(val_loss=ev["loss"], val_acc=ev["acc"])
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            seconds = time.perf_counter() - t0
-            row.update(lr=lr, seconds=seconds)
-            history.append(row)
-            total_images += seen
-            total_seconds += seconds
-            score = row.get("val_acc", row["train_acc"])
-            if score > best_acc:
-                best_acc, best_epoch, stale = score, epoch, 0
-                best = {k: v.detach().to("cpu", copy=True) for k, v in eval_model.state_dict().items()}
-            else:
-                stale += 1
-            report(row)
-            if c.patience is not None and stale >= c.patience:
-                break
-        model.to(memory_format=torch.contiguous_format)
-        model.load_state_dict(best)
-        model.eval()
-        metrics = {"best_epoch": best_epoch, "epochs_run": len(history), "train_seconds": total_seconds,
-                   "train_images_per_s": total_images / total_seconds if total_seconds else None}
-        for name, split in (("val", val), ("test", self.data.test)):
-            if split is not None and len(split) and split.labeled:
-                ev = evaluate(model, split, transform=self.normalizer, batch_size=c.eval_batch_size)
-                metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"], f"{name}_n": ev["n"]})
-            else:
-                metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})
-        return history, metrics
-
-
-def _progress_fn(progress, epochs: int) -> Callable[[dict], None]:
+def _progress_fn(progress, epochs: int, members: int = 1, seeds=(0,)) -> Callable[[int, dict], None]:
+    """``report(member, row)``: None = tqdm on a terminal (one model), one line per epoch otherwise; False =
+    silent; a callable gets each history row (with ``seed`` added when several members train together)."""
     if progress is False:
-        return lambda row: None
+        return lambda member, row: None
     if callable(progress):
-        return progress
-    if sys.stderr.isatty():
+        if members == 1:
+            return lambda member, row: progress(row)
+        return lambda member, row: progress({**row, "seed": seeds[member]})
+    if sys.stderr.isatty() and members == 1:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, unit="epoch", file=sys.stderr)
 
-        def tick(row):
+        def tick(member, row):
             bar.update(1)
             bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "val_acc") if k in row})
             if row["epoch"] == epochs:
                 bar.close()
         return tick
 
-    def line(row):
-        parts = [f"epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}",
-                 f"train_acc {row['train_acc']:.4f}"]
+    def line(member, row):
+        parts = ([f"seed {seeds[member]}"] if members > 1 else []) + [
+            f"epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}",
+            f"train_acc {row['train_acc']:.4f}"]
         if "val_acc" in row:
             parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_acc']:.4f}"]
         parts += [f"lr {row['lr']:.2e}", f"{row['seconds']:.1f}s"]

@@ -118,15 +118,15 @@ class StopAfter:
 
 
 def test_real_ray_sweep_equals_sequential_and_resumes(local_ray, tmp_path, capsys):
-    config = tiny()
+    config = tiny(budgets=(5_000, 12_000))   # two points (tasks) of two seeds each
     seq = run_sweep(config, tmp_path / "seq", progress=None)
-    with pytest.raises(KeyboardInterrupt):   # Ctrl-C after the first run: the other is cancelled
+    with pytest.raises(KeyboardInterrupt):   # Ctrl-C after the first point: the other is cancelled
         run_sweep(config, tmp_path / "ray", executor=StopAfter(RayExecutor(), 1), progress=None)
-    assert len(list((tmp_path / "ray" / "records").glob("*.json"))) == 1
+    assert len(list((tmp_path / "ray" / "records").glob("*.json"))) == 2
     # the CLI resumes it on the Ray this process joined
-    assert main(["sweep", "--data", DATA, "--families", "mlp", "--budgets", "5k", "--seeds", "2", "--epochs", "1",
-                 "--batch-size", "32", "--no-latency", "--executor", "ray", "--out", str(tmp_path / "ray")]) == 0
-    assert "resuming: 1 of 2 runs already finished" in capsys.readouterr().out
+    assert main(["sweep", "--data", DATA, "--families", "mlp", "--budgets", "5k,12k", "--seeds", "2", "--epochs",
+                 "1", "--batch-size", "32", "--no-latency", "--executor", "ray", "--out", str(tmp_path / "ray")]) == 0
+    assert "resuming: 2 of 4 runs already finished" in capsys.readouterr().out
     par = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert same_figures(seq, par) and par["failed"] == []
     for r in par["records"]:   # the driver wrote the run folders the workers returned, nothing else left behind

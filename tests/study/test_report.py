@@ -70,3 +70,28 @@ def test_pareto_front():
 def test_accuracy_plot_needs_data(tmp_path):
     with pytest.raises(ValueError, match="no results"):
         plots.accuracy_vs([], tmp_path / "x.png")
+
+
+def test_families_compared_at_their_best_policy(tmp_path):
+    from compress.study.results import best_policies
+
+    def rec(family, budget, policy, seed, acc):
+        r = record(family, budget, seed, acc)
+        r.update(policy=policy, run_id=f"{family}-{budget}-{policy}-full-s{seed}", depth_mult=0.5, input_size=28,
+                 converged=seed != 2)
+        return r
+
+    accs = {("a", "width"): 0.70, ("a", "compound"): 0.90, ("b", "width"): 0.80, ("b", "compound"): 0.75}
+    recs = [rec(f, b, p, s, acc + 0.01 * s) for (f, p), acc in accs.items() for b in (10_000, 100_000)
+            for s in range(3)]
+    config = dict(data="default", families=["a", "b"], budgets=[10_000, 100_000], policies=["width", "compound"],
+                  seeds=3, epochs=20, patience=3, batch_size=64, lr=0.01, ablate=[], ablate_family="a",
+                  ablate_budget=None, train={})
+    (tmp_path / "results.json").write_text(json.dumps({"format": SWEEP_FORMAT, "config": config, "records": recs,
+                                                       "skipped": []}))
+    assert best_policies(summarize(json.loads((tmp_path / "results.json").read_text()))) == {
+        "a": "compound", "b": "width"}
+    text = write_report(tmp_path, tmp_path / "report").read_text()
+    assert "a beats b by 10.0 points" in text                     # a at compound (0.91) vs b at width (0.81)
+    assert "## Scaling policies (ablation)" in text and "best policy for a: `compound`" in text
+    assert "| 2/3 |" in text and "early stopping after 3 epochs" in text

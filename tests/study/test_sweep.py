@@ -46,24 +46,27 @@ def test_sweep_writes_results_and_matches_budgets(tmp_path):
 def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path, monkeypatch):
     config = tiny()
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(config, tmp_path, executor=Interrupting(3), progress=None)
+        run_sweep(config, tmp_path, executor=Interrupting(3), progress=None)   # 3 of 4 points, 2 seeds each
     finished = {p.stem for p in (tmp_path / "records").glob("*.json")}
-    assert len(finished) == 3
-    assert len(json.loads((tmp_path / "results.json").read_text())["records"]) == 3
-    # a run killed part-way: its staging folder and a run folder without a record
-    (tmp_path / "runs" / ".mlp-5000-full-s0.partial-999").mkdir()
-    (tmp_path / "runs" / "mlp-5000-full-s1").mkdir()
+    assert len(finished) == 6
+    assert len(json.loads((tmp_path / "results.json").read_text())["records"]) == 6
+    # a point killed part-way: a staging folder and a run folder without a record
+    (tmp_path / "runs" / ".mlp-12000-width-full-s0.partial-999").mkdir()
+    (tmp_path / "runs" / "mlp-12000-width-full-s1").mkdir()
     calls = []
     real = sweep.execute
-    monkeypatch.setattr(sweep, "execute", lambda t, bundle=None: calls.append(t.run_id) or real(t, bundle))
+    monkeypatch.setattr(sweep, "execute", lambda t, bundle=None: calls.append((t.point_id, t.seeds)) or real(t, bundle))
     results = run_sweep(config, tmp_path, progress=None)
     assert len(results["records"]) == 8
-    assert not finished & set(calls) and len(calls) == 5
-    assert not (tmp_path / "runs" / ".mlp-5000-full-s0.partial-999").exists()
-    # a rerun of a finished sweep trains nothing
+    assert calls == [("mlp-12000-width-full", (0, 1))]
+    assert not (tmp_path / "runs" / ".mlp-12000-width-full-s0.partial-999").exists()
+    # a rerun of a finished sweep trains nothing; a lost record retrains only its seed
     calls.clear()
     run_sweep(config, tmp_path, progress=None)
     assert calls == []
+    (tmp_path / "records" / "cnn-5000-width-full-s1.json").unlink()
+    results = run_sweep(config, tmp_path, progress=None)
+    assert calls == [("cnn-5000-width-full", (1,))] and len(results["records"]) == 8
 
 
 def test_changed_config_is_refused_unless_overwrite(tmp_path):
@@ -97,11 +100,40 @@ def test_latency_is_measured_after_training_and_kept_on_resume(tmp_path, monkeyp
 
 
 def test_process_executor_gives_same_records(tmp_path):
-    config = tiny(seeds=1, budgets=(5_000,), families=("mlp",))
+    config = tiny(seeds=2, budgets=(5_000,), families=("mlp",))
     seq = run_sweep(config, tmp_path / "a", progress=None)
     par = run_sweep(config, tmp_path / "b", executor=ProcessExecutor(2, threads_per_job=1), progress=None)
     key = lambda rs: sorted((r["run_id"], r["val_acc"]) for r in rs)  # noqa: E731
     assert key(seq["records"]) == key(par["records"])
+
+
+def test_point_trains_its_seeds_together_like_separate_runs(tmp_path):
+    """A point's seeds train as one stacked model; each record matches the same seed trained alone."""
+    import torch
+
+    from compress.models import ModelCard
+    from compress.train import TrainConfig, fit
+
+    config = tiny(seeds=2, budgets=(5_000,), families=("mlp",), epochs=2)
+    results = run_sweep(config, tmp_path, progress=None)
+    sizing = json.loads((tmp_path / "sizing.json").read_text())["mlp"]["width"]["5000"]
+    bundle = sweep._load_data(config.data, config.data_options)
+    for r in results["records"]:
+        assert r["members"] == 2 and r["policy"] == "width" and r["epochs"] == 2
+        torch.manual_seed(r["seed"])
+        alone = fit(ModelCard(sizing["build_args"]).create(), bundle,
+                    TrainConfig.from_dict(config.train_settings(r["seed"], {})), progress=False)
+        assert r["val_acc"] == pytest.approx(alone.metrics["val_acc"], abs=1e-6)
+
+
+def test_policies_are_points_and_patience_stops_early(tmp_path):
+    config = tiny(seeds=2, budgets=(12_000,), families=("cnn",), policies=("width", "compound"), epochs=4,
+                  patience=1, train={"min_delta": 0.99})
+    results = run_sweep(config, tmp_path, progress=None)
+    by = {(r["policy"], r["seed"]): r for r in results["records"]}
+    assert set(by) == {("width", 0), ("width", 1), ("compound", 0), ("compound", 1)}
+    assert by[("compound", 0)]["depth_mult"] < 1 == by[("width", 0)]["depth_mult"]
+    assert all(r["epochs"] == 2 and r["converged"] for r in results["records"])   # no gain > 0.99: stop at 2
 
 
 def test_summarize_intervals():
@@ -116,6 +148,9 @@ def test_summarize_intervals():
 @pytest.mark.parametrize("kw, match", [
     (dict(families=("resnet",)), "unknown family"), (dict(budgets=(0,)), "budgets"),
     (dict(ablate=("dropout",)), "unknown ablation"), (dict(seeds=0), "seeds"),
+    (dict(policies=("depth",)), "unknown policy"), (dict(policies=()), "policies"),
+    (dict(policies=("width", "width")), "distinct"), (dict(min_channels=0), "min_channels"),
+    (dict(patience=0), "patience"),
     (dict(train={"optimiser": "sgd"}), "unknown settings"),
 ])
 def test_bad_config(kw, match):
@@ -148,12 +183,21 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweep, "execute", flaky)
     results = run_sweep(config, tmp_path, progress=None)
-    assert [r["run_id"] for r in results["records"]] == ["mlp-5000-full-s0"]
+    assert [r["run_id"] for r in results["records"]] == ["mlp-5000-width-full-s0"]
     (failed,) = results["failed"]
-    assert failed["run_id"] == "cnn-5000-full-s0" and failed["error"] == "ValueError: bad setting for this run"
-    assert (tmp_path / "failed" / "cnn-5000-full-s0.json").exists()
-    assert not (tmp_path / "records" / "cnn-5000-full-s0.json").exists()
+    assert failed["run_id"] == "cnn-5000-width-full-s0" and failed["error"] == "ValueError: bad setting for this run"
+    assert (tmp_path / "failed" / "cnn-5000-width-full-s0.json").exists()
+    assert not (tmp_path / "records" / "cnn-5000-width-full-s0.json").exists()
     # a rerun tries the failed run again (and only it)
     monkeypatch.setattr(sweep, "execute", real)
     results = run_sweep(config, tmp_path, progress=None)
     assert len(results["records"]) == 2 and results["failed"] == [] and not (tmp_path / "failed").exists()
+
+
+def test_a_policy_that_chose_a_resolution_trains_on_resized_data(tmp_path):
+    config = tiny(seeds=2, budgets=(5_000,), families=("mlp",), policies=("compound_res",), epochs=1)
+    results = run_sweep(config, tmp_path, progress=None)
+    (r0, r1) = results["records"]
+    assert r0["input_size"] < 12 and r0["input_size"] == r1["input_size"]
+    from compress.train import load_run
+    assert load_run(tmp_path / r0["run_dir"]).data().input_size == r0["input_size"]

@@ -1,0 +1,56 @@
+"""Fused multi-seed training: K models of one architecture trained as one computation.
+
+``fit_many(models, data, config, seeds=[0, 1, 2], outs=[...])`` trains the K models stacked into one
+(:mod:`compress.train.stack`: grouped convolutions, stacked BatchNorm, batched linear layers), each member with
+its own seed for data order, augmentation and BatchNorm recalibration, its own loss, best epoch and early
+stopping, and returns one :class:`~compress.train.runs.Run` per member (one run folder each with ``outs``).
+BatchNorm, EMA, precise-BN recalibration and distillation work as in :func:`~compress.train.fit`; a member's
+first steps match the same seed trained alone within float tolerance (dropout masks differ: one global RNG).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+from torch import nn
+
+from compress.data.bundle import DataBundle
+from compress.train.config import TrainConfig
+from compress.train.loop import train_members
+from compress.train.runs import Run
+
+__all__ = ["fit_many"]
+
+
+def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainConfig | None = None, *,
+             seeds: Sequence[int] | None = None, outs: Sequence[str | os.PathLike | None] | None = None,
+             overwrite: bool = False, teacher: nn.Module | Run | str | os.PathLike | None = None,
+             progress: bool | Callable[[dict], None] | None = None) -> list[Run]:
+    """Train ``models`` (same architecture, different initial weights) together; returns their runs in order.
+
+    ``seeds``: one per model (default ``config.seed, config.seed + 1, ...``): member ``k`` trains as
+    ``fit(models[k], data, replace(config, seed=seeds[k]))`` would. ``outs``: a run folder per model (or None).
+    ``progress`` as in ``fit``; a callable's rows carry the member's ``seed``.
+    Raises ValueError for no models, mismatched lengths, repeated seeds or models that cannot be stacked.
+    """
+    models = list(models)
+    config = config or TrainConfig()
+    if not models:
+        raise ValueError("fit_many: no models given")
+    if not all(isinstance(m, nn.Module) for m in models):
+        raise TypeError("fit_many: models must be nn.Modules")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("fit_many: the same model object is given twice; create one model per seed")
+    seeds = list(range(config.seed, config.seed + len(models))) if seeds is None else list(seeds)
+    outs = [None] * len(models) if outs is None else list(outs)
+    if len(seeds) != len(models) or len(outs) != len(models):
+        raise ValueError(f"fit_many: {len(models)} models need as many seeds and outs, got {len(seeds)} seeds "
+                         f"and {len(outs)} outs")
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"fit_many: seeds must be distinct ints, got {seeds}")
+    given = [str(o) for o in outs if o is not None]
+    if len(set(given)) != len(given):
+        raise ValueError("fit_many: two members share a run folder")
+    return train_members(models, data, config, seeds=seeds, outs=outs, overwrite=overwrite, teacher=teacher,
+                         progress=progress, stack=len(models) > 1)

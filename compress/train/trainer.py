@@ -1,0 +1,236 @@
+"""The epoch loop, for one model or K same-architecture members trained as one (:mod:`compress.train.stack`).
+
+Each member keeps its own random stream (data order, augmentation, BatchNorm recalibration batches), seeded with
+its own seed exactly as a single run is, its own loss (the members' losses are summed, so each gradient is its
+own), its own best epoch and its own early stopping. With one member the model is trained as it is, unstacked.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress.data.augment import augment
+from compress.data.bundle import DataBundle, Normalizer, Split
+from compress.train.batchnorm import recalibrate_batchnorm
+from compress.train.config import TrainConfig
+from compress.train.distill import distillation_loss
+from compress.train.ema import Ema
+from compress.train.inference import evaluate
+from compress.train.stack import split_outputs, stack_inputs, unstack_state
+
+__all__ = ["Trainer", "member_evaluate"]
+
+
+@torch.no_grad()
+def member_evaluate(model: nn.Module, split: Split, normalizer: Normalizer, members: int, *,
+                    batch_size: int = 1024, device: torch.device | None = None) -> tuple[list[float], list[float]]:
+    """Per-member mean cross-entropy and accuracy of a stacked model (``members`` side by side) on ``split``."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
+    correct = torch.zeros(members, device=device, dtype=torch.long)
+    for i in range(0, len(split), batch_size):
+        xb = normalizer(split.x[i:i + batch_size].to(device))
+        y = split.y[i:i + batch_size].to(device)
+        out = split_outputs(model(stack_inputs([xb] * members)).float(), members)        # (K, n, classes)
+        ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.repeat(members), reduction="none")
+        loss_sum += ce.view(members, -1).sum(1).double()
+        correct += (out.argmax(-1) == y).sum(1)
+    n = len(split)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+class Trainer:
+    """Trains ``model`` (``members`` models stacked, or one plain model) with ``config`` and the members' seeds."""
+
+    def __init__(self, model: nn.Module, members: int, data: DataBundle, config: TrainConfig, seeds: list[int],
+                 device: torch.device, teacher: nn.Module | None = None, teacher_norm: Normalizer | None = None):
+        assert len(seeds) == members >= 1
+        self.model, self.k, self.data, self.config, self.seeds = model, members, data, config, list(seeds)
+        self.device, self.teacher, self.teacher_norm = device, teacher, teacher_norm
+        self.normalizer = Normalizer(data.mean, data.std, config.normalize)
+        self.aug = config.augment_config(data.flip_invariant)
+        self.amp = config.amp and device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if (self.amp and torch.cuda.is_bf16_supported()) else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+
+    # ------------------------------------------------------------------------------------------ pieces
+
+    def _optimizer(self, steps_total: int):
+        c = self.config
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BatchNorm and biases
+        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        # One fused kernel per step (CUDA, and CPU since torch 2.4): a small net's step is otherwise dozens of ops.
+        if c.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=c.lr, fused=True)
+        else:
+            opt = torch.optim.SGD(groups, lr=c.lr, momentum=0.9, nesterov=True, fused=True)
+        if c.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=steps_total)
+        elif c.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps_total) / steps_total)))
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        return opt, sched
+
+    def _inputs(self, xs_unit: list[torch.Tensor], layout) -> torch.Tensor:
+        xs = [self.normalizer.from_unit(xb) for xb in xs_unit]
+        x = xs[0] if self.k == 1 else stack_inputs(xs)
+        return x.contiguous(memory_format=layout)
+
+    def _losses(self, out: torch.Tensor, ys: torch.Tensor, xs_unit: list[torch.Tensor]) -> torch.Tensor:
+        """``(K,)`` per-member losses: cross-entropy, mixed with distillation when there is a teacher."""
+        c = self.config
+        outs = split_outputs(out, self.k)                                          # (K, N, classes)
+        ce = F.cross_entropy(outs.reshape(-1, outs.shape[-1]), ys.reshape(-1), reduction="none",
+                             label_smoothing=c.label_smoothing).view(self.k, -1).mean(1)
+        if self.teacher is None or c.alpha == 0:
+            return ce
+        with torch.no_grad():
+            x_all = torch.cat(xs_unit)                                             # all members' images at once
+            t_in = self.teacher_norm.from_unit(x_all) if self.teacher_norm else self.normalizer.from_unit(x_all)
+            t_outs = self.teacher(t_in).float().view(self.k, -1, outs.shape[-1])
+        kd = torch.stack([distillation_loss(outs[m], t_outs[m], c.temperature) for m in range(self.k)])
+        return (1 - c.alpha) * ce + c.alpha * kd
+
+    def _recalibration_batches(self, x_train, perms, bs, gens, layout):
+        """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
+        count = min(self.config.bn_recalibrate, len(x_train))
+        for i in range(0, count, bs):
+            xs = []
+            for perm, gen in zip(perms, gens):
+                xb = x_train[perm[i:min(i + bs, count)]].float().div_(255.0)
+                xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
+            yield self._inputs(xs, layout)
+
+    def _member_states(self, model: nn.Module) -> list[dict]:
+        state = model.state_dict()
+        if self.k == 1:
+            return [{key: v.detach().to("cpu", copy=True) for key, v in state.items()}]
+        return [{key: v.to("cpu") for key, v in s.items()} for s in unstack_state(state, self.k)]
+
+    def _validate(self, eval_model, val, rows):
+        c = self.config
+        if self.k == 1:
+            ev = evaluate(eval_model, val, transform=self.normalizer, batch_size=c.eval_batch_size)
+            losses, accs = [ev["loss"]], [ev["acc"]]
+        else:
+            losses, accs = member_evaluate(eval_model, val, self.normalizer, self.k,
+                                           batch_size=c.eval_batch_size, device=self.device)
+        for row, loss, acc in zip(rows, losses, accs):
+            row.update(val_loss=loss, val_acc=acc)
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    def run(self, report: Callable[[int, dict], None]) -> tuple[list[list[dict]], list[dict], list[dict]]:
+        """Train; returns per member its history, its best state (CPU) and its training metrics."""
+        c, model, dev, k = self.config, self.model, self.device, self.k
+        torch.manual_seed(self.seeds[0])                 # dropout and anything else drawing from the global RNG
+        gens = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
+        x_train, y_train = self.data.train.x.to(dev), self.data.train.y.to(dev)   # uint8, resident on the device
+        n = len(x_train)
+        bs = min(c.batch_size, n)
+        steps_per_epoch = n // bs + (1 if n % bs >= 2 else 0)   # a 1-image tail would break BatchNorm
+        layout = torch.channels_last if c.channels_last else torch.contiguous_format
+        model.to(memory_format=layout)
+        opt, sched = self._optimizer(steps_per_epoch * c.epochs)
+        ema = Ema(model, c.ema_decay) if c.ema_decay else None
+        val = self.data.val if self.data.val is not None and len(self.data.val) else None
+        histories: list[list[dict]] = [[] for _ in range(k)]
+        best: list[dict | None] = [None] * k
+        best_acc, best_epoch, stale = [-1.0] * k, [0] * k, [0] * k
+        ref_acc = [-1.0] * k                            # patience counts epochs since a gain > min_delta over it
+        active = [True] * k
+        total_images, total_seconds = 0, 0.0
+        for epoch in range(1, c.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            perms = [torch.randperm(n, generator=g, device=dev) for g in gens]
+            lr = opt.param_groups[0]["lr"]
+            loss_sum = torch.zeros(k, device=dev)
+            correct = torch.zeros(k, device=dev, dtype=torch.long)
+            seen = 0
+            for i in range(steps_per_epoch):
+                xs, ys = [], []
+                for perm, gen in zip(perms, gens):
+                    idx = perm[i * bs:(i + 1) * bs]
+                    xb = x_train[idx].float().div_(255.0)
+                    xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
+                    ys.append(y_train[idx])
+                yb = torch.stack(ys)                                                 # (K, N)
+                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
+                    out = model(self._inputs(xs, layout))
+                    losses = self._losses(out, yb, xs)
+                opt.zero_grad(set_to_none=True)
+                self.scaler.scale(losses.sum()).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+                sched.step()
+                if ema is not None:
+                    ema.update(model)
+                loss_sum += losses.detach().float() * yb.shape[1]
+                correct += (split_outputs(out.detach(), k).argmax(-1) == yb).sum(1)
+                seen += yb.shape[1]
+            eval_model = ema.model if ema is not None else model
+            if c.bn_recalibrate:
+                recalibrate_batchnorm(eval_model, self._recalibration_batches(x_train, perms, bs, gens, layout))
+            rows = [{"epoch": epoch, "train_loss": float(loss_sum[m]) / seen, "train_acc": int(correct[m]) / seen}
+                    for m in range(k)]
+            if val is not None:
+                self._validate(eval_model, val, rows)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = time.perf_counter() - t0
+            total_images += seen * sum(active)
+            total_seconds += seconds
+            improved = []
+            for m, row in enumerate(rows):
+                if not active[m]:
+                    continue                            # stopped: later epochs are not this member's
+                row.update(lr=lr, seconds=seconds)
+                histories[m].append(row)
+                score = row.get("val_acc", row["train_acc"])
+                if score > ref_acc[m] + c.min_delta:
+                    ref_acc[m], stale[m] = score, 0
+                else:
+                    stale[m] += 1
+                if score > best_acc[m]:
+                    best_acc[m], best_epoch[m] = score, epoch
+                    improved.append(m)
+                report(m, row)
+                if c.patience is not None and stale[m] >= c.patience:
+                    active[m] = False
+            if improved:
+                states = self._member_states(eval_model)
+                for m in improved:
+                    best[m] = states[m]
+            if not any(active):
+                break
+        model.to(memory_format=torch.contiguous_format)
+        metrics = [{"best_epoch": best_epoch[m], "epochs_run": len(histories[m]),
+                    "stopped_early": not active[m], "converged": converged(histories[m], c),
+                    "members": k, "train_seconds": total_seconds,
+                    "train_images_per_s": total_images / total_seconds if total_seconds else None}
+                   for m in range(k)]
+        return histories, best, metrics
+
+
+def converged(history: list[dict], config: TrainConfig) -> bool:
+    """The stated rule: a run converged when its validation accuracy (training accuracy without a validation
+    split) gained no more than ``config.min_delta`` over its last ``config.patience`` epochs (a run stopped by
+    patience meets it by construction); False when it ran fewer epochs than that or patience is None."""
+    window = config.patience
+    if window is None or len(history) <= window:
+        return False
+    scores = [row.get("val_acc", row["train_acc"]) for row in history]
+    return max(scores[-window:]) <= max(scores[:-window]) + config.min_delta

@@ -1,0 +1,75 @@
+"""compress.models.scaling policies: width only, compound depth and width, min channels, resolution, latency."""
+
+import math
+
+import pytest
+
+from compress.models import policies, scaling
+
+KW = dict(in_chans=1, input_size=28, num_classes=10, channel_divisor=1)
+
+
+@pytest.mark.parametrize("policy", scaling.POLICIES)
+@pytest.mark.parametrize("family", ["mobilenet_v1", "cnn", "mlp"])
+def test_every_policy_meets_the_budget(family, policy):
+    f = scaling.fit(family, max_params=20_000, policy=policy, **KW)
+    assert f.param_count <= 20_000 and f.policy == policy
+    assert sum(p.numel() for p in f.create().parameters()) == f.param_count
+    assert f.build_args["depth_mult"] == f.depth_mult
+
+
+def test_compound_follows_efficientnet_and_trades_blocks_for_channels():
+    width = scaling.fit("mobilenet_v1", max_params=20_000, policy="width", **KW)
+    compound = scaling.fit("mobilenet_v1", max_params=20_000, policy="compound", **KW)
+    a, b = policies.EFFICIENTNET["alpha"], policies.EFFICIENTNET["beta"]
+    phi = math.log(compound.width_mult) / math.log(b)
+    assert compound.depth_mult == pytest.approx(a ** phi, rel=1e-9)
+    ws, cs = scaling.architecture_shape(width.build_args), scaling.architecture_shape(compound.build_args)
+    assert cs["layers"] < ws["layers"] == 28 and cs["narrowest"] > ws["narrowest"]
+
+
+def test_min_channels_keeps_the_deepest_wide_enough_model():
+    f = scaling.fit("cnn", max_params=20_000, policy="min_channels", min_channels=6, **KW)
+    shape = scaling.architecture_shape(f.build_args)
+    assert shape["narrowest"] >= 6
+    # no deeper level keeps 6 channels within the budget
+    for d in policies.depth_levels("cnn", KW):
+        if d > f.depth_mult:
+            g = scaling.fit("cnn", max_params=20_000, policy="width", depth_mult=d, **KW)
+            assert scaling.architecture_shape(g.build_args)["narrowest"] < 6
+    assert policies.depth_levels("cnn", KW) == [1.0, 0.5]
+    assert policies.depth_levels("mlp", KW) == [1.0, 0.6, 0.25]
+
+
+def test_compound_res_lowers_resolution_within_the_data():
+    f = scaling.fit("mlp", max_params=20_000, policy="compound_res", **KW)
+    assert 14 <= f.input_size < 28 and f.param_count <= 20_000
+    big = scaling.fit("mlp", max_params=5_000_000, policy="compound_res", **KW)
+    assert big.input_size == 28                                   # never above the data's own size
+
+
+def test_latency_budget_is_measured():
+    f = scaling.fit("mlp", max_latency_ms=5.0, **KW)
+    assert f.latency_ms is not None and 0 < f.latency_ms <= 5.0
+    with pytest.raises(ValueError, match="impossible budget.*ms"):
+        scaling.fit("mobilenet_v1", max_latency_ms=1e-4, **KW)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_params=1e5, policy="depth"), "unknown policy"),
+    (dict(max_params=1e5, policy="compound", depth_mult=0.5), "depth_mult"),
+    (dict(max_params=1e5, min_channels=0), "min_channels"),
+    (dict(max_latency_ms=-1), "max_latency_ms"),
+])
+def test_bad_policy_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        scaling.fit("cnn", **kwargs)
+
+
+def test_cli_scale_policy(capsys):
+    from compress.cli import main
+
+    assert main(["scale", "cnn", "--max-params", "20k", "--policy", "compound", "--input", "1x28x28"]) == 0
+    out = capsys.readouterr().out
+    assert "policy compound" in out and "depth_mult" in out and "weight layers" in out
+    assert main(["scale", "cnn", "--max-params", "20k", "--min-channels", "0"]) == 2
