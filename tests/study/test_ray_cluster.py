@@ -65,7 +65,8 @@ def test_two_node_sweep_survives_killed_worker_and_node(tmp_path):
     ids = [r["run_id"] for r in ray["records"]]
     assert len(ids) == len(set(ids)) == 4 and ray["failed"] == []
     assert sorted(p.stem for p in (tmp_path / "ray" / "records").glob("*.json")) == sorted(ids)
-    assert {killer.killed_worker, killer.killed_node} <= set(ids)   # the killed runs were redone elsewhere
+    points = {i.rsplit("-s", 1)[0] for i in ids}
+    assert {killer.killed_worker, killer.killed_node} <= points   # the killed points were redone elsewhere
     keys = ("run_id", "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "val_acc", "test_acc",
             "best_epoch", "epochs", "n_val", "n_test", "run_dir")
     rows = lambda rs: sorted(tuple(r[k] for k in keys) for r in rs)  # noqa: E731
@@ -158,8 +159,8 @@ class SlowFirstAttempt:
     def __call__(self, task):
         import ray
 
-        first = not any(m.split("~")[1] == task.run_id for m in os.listdir(self.markers))
-        Path(self.markers, f"{ray.util.get_node_ip_address()}~{task.run_id}~{os.getpid()}").touch()
+        first = not any(m.split("~")[1] == task.point_id for m in os.listdir(self.markers))
+        Path(self.markers, f"{ray.util.get_node_ip_address()}~{task.point_id}~{os.getpid()}").touch()
         if first:
             time.sleep(2)
         return self.fn(task)
