@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_csv"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_csv", "check_output"]
 
 
 @contextlib.contextmanager
@@ -37,6 +37,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False,
+                 what: str = "--out") -> Path:
+    """Check an output file path before any work: not one of ``inputs`` (never, even with ``overwrite``), not
+    an existing folder, not an existing file unless ``overwrite``, and in a folder that can be written.
+    Raises ValueError (or FileExistsError) naming ``what`` and the path; returns the path."""
+    out = Path(out)
+    target = out.resolve()
+    for given in inputs:
+        src = Path(given)
+        if src.exists() and (target == src.resolve() or (out.exists() and os.path.samefile(out, src))):
+            raise ValueError(f"{what} {str(out)!r} is an input of this command ({str(src)!r}); "
+                             f"it would be overwritten. Choose another path")
+    if out.is_dir():
+        raise ValueError(f"{what} {str(out)!r} is a folder; give a file path")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{what} {str(out)!r} exists; pass --overwrite to replace it")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(out)!r}: folder {str(folder)!r} is not writable")
+    return out
 
 
 def _umask() -> int:

@@ -6,7 +6,8 @@ discovered, so adding a command means adding a file. A command parses, makes one
 the library renders; options that set a library setting take their default (and the "(default X)" of their help)
 from the library (``compress.cli._common.add_field``). Heavy work belongs inside ``run``.
 
-User errors (``ValueError``, ``TypeError``, missing or existing files) print one line,
+User errors (``ValueError``, ``TypeError``, missing or existing files) and system errors (``OSError``: a full
+disk, a read-only folder) print one line,
 ``compress <command>: error: <message>``, and exit with status 2; no traceback.
 """
 
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
             argparse.ArgumentTypeError) as exc:
+        print(f"compress {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:   # a full disk, a read-only folder: the system's one line, nothing half-written
         print(f"compress {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return int(status or 0)

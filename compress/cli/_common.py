@@ -12,9 +12,10 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 from typing import Any
 
-__all__ = ["parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
+__all__ = ["finite_float", "MAX_COUNT", "parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
            "parse_key_value", "non_negative_int", "positive_int", "library_default", "show_default",
            "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped"]
 
@@ -41,8 +42,22 @@ def parse_int_list(text: str) -> list[int]:
     return values
 
 
+MAX_COUNT = 10**15   # counts (parameters, MACs, bytes) beyond this are typos, not budgets
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan``, ``inf`` and ``1e999`` are refused before any work)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
 def parse_count(text: str) -> int:
-    """``"5k"`` -> 5000, ``"1.5M"`` -> 1500000, ``"225000"`` -> 225000."""
+    """``"5k"`` -> 5000, ``"1.5M"`` -> 1500000, ``"225000"`` -> 225000; finite, from 1 to ``MAX_COUNT``."""
     t = text.strip().lower().replace("_", "").replace(",", "")
     scale = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(t[-1:] if t else "", 1)
     if scale != 1:
@@ -51,8 +66,10 @@ def parse_count(text: str) -> int:
         value = float(t) * scale
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count like 5k, 1.5M or 225000") from None
-    if value <= 0 or value != value:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    if not math.isfinite(value) or not 0 < value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite count of at most {MAX_COUNT:.0e}")
+    if round(value) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} rounds to 0; a count must be at least 1")
     return int(round(value))
 
 
@@ -104,6 +121,8 @@ def parse_float_pair(text: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} must be two numbers LOW,HIGH such as 0.9,1.1") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be two finite numbers")
     return lo, hi
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import add_field, given, non_negative_int, parse_csv, parse_int_list, parse_shape, positive_int
+from compress.cli._common import (add_field, finite_float, given, non_negative_int, parse_csv, parse_int_list,
+                                  parse_shape, positive_int)
 
 DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "cuda_graph")
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="RUN|ARTIFACT|MODEL_NAME",
                    help="run folder, artifact file, or registered model name")
-    add_field(p, "--width", create, "width_mult", metavar="W", type=float,
+    add_field(p, "--width", create, "width_mult", metavar="W", type=finite_float,
               help="width multiplier when TARGET is a model name")
     p.add_argument("--input", metavar="CxHxW", type=parse_shape, default=None,
                    help="one input image's shape (default: the model's own)")

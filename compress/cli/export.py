@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, given, parse_count, parse_csv
+from compress.cli._common import add_field, finite_float, given, parse_count, parse_csv
 
 
 def register(sub) -> None:
@@ -29,11 +29,12 @@ def register(sub) -> None:
     add_field(p, "--candidates", export_run, "candidates", type=parse_csv, metavar="LIST",
               help="with --max-bytes: comma-separated candidates, e.g. fp16,int8+fold,kmeans4+fold",
               none=",".join(DEFAULT_CANDIDATES))
-    add_field(p, "--tolerance", export_run, "tolerance_points", type=float, metavar="POINTS",
+    add_field(p, "--tolerance", export_run, "tolerance_points", type=finite_float, metavar="POINTS",
               help="with --max-bytes: take the least lossy candidate within POINTS of the most accurate")
     add_field(p, "--format", export_run, "format", choices=("npz", "pt"), help="container", none="from --out, else npz")
     add_field(p, "--out", export_run, "out", help="artifact path", none="RUN/model.npz")
     add_field(p, "--onnx", export_run, "onnx", metavar="PATH", help="also export the written model to ONNX")
+    add_field(p, "--overwrite", export_run, "overwrite", switch=True, help="replace an existing --out file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 

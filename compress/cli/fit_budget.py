@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, given, library_default, parse_count, parse_csv, parse_key_value, positive_int
+from compress.cli._common import (add_field, finite_float, given, library_default, parse_count, parse_csv,
+                                  parse_key_value, positive_int)
 
 
 def register(sub) -> None:
@@ -25,7 +26,7 @@ def register(sub) -> None:
     add_field(p, "--codecs", fit_budget, "codecs", type=parse_csv, metavar="LIST", help="comma-separated candidates")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"training epochs per candidate (default {DEFAULT_SEARCH_EPOCHS})")
-    add_field(p, "--lr", TrainConfig, "lr", type=float, help="peak learning rate")
+    add_field(p, "--lr", TrainConfig, "lr", type=finite_float, help="peak learning rate")
     add_field(p, "--seed", TrainConfig, "seed", type=int)
     add_field(p, "--teacher", fit_budget, "teacher", metavar="RUN", help="run folder to distill from")
     add_field(p, "--format", fit_budget, "format", choices=("npz", "pt"))

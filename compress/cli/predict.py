@@ -15,7 +15,8 @@ def register(sub) -> None:
     add_data_arguments(p, default=None, required=True)
     p.add_argument("--split", choices=("test", "val", "train"), default="test",
                    help="split of the source to predict (default test)")
-    p.add_argument("--out", required=True, help="CSV file to write (id,label)")
+    p.add_argument("--out", required=True, help="CSV file to write (id,label); never an input")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--names", action="store_true", help="write class names instead of class indices")
     add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(run=run)
@@ -28,6 +29,7 @@ def run(args) -> int:
     from compress.device import resolve_device
     from compress.train import load_run
 
+    _io.check_output(args.out, inputs=_inputs(args.run_dir, args.data), overwrite=args.overwrite)
     options = given(args, load_run)
     if "device" in options:
         options["device"] = resolve_device(options["device"])
@@ -46,3 +48,11 @@ def run(args) -> int:
     _io.write_text(args.out, "\n".join(rows) + "\n")
     print(f"wrote {len(labels)} predictions to {args.out}")
     return 0
+
+
+def _inputs(run_dir: str, data: str) -> list:
+    """Every file the command reads: the data source and the run folder's files."""
+    from pathlib import Path
+
+    run = Path(run_dir)
+    return [data, *(run.iterdir() if run.is_dir() else ())]

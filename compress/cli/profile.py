@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, given, library_default, parse_shape
+from compress.cli._common import add_field, finite_float, given, library_default, parse_shape
 
 
 def register(sub) -> None:
@@ -16,8 +16,8 @@ def register(sub) -> None:
                     "(conventions: compress.profile's docstring). --compare adds fvcore, thop and "
                     "torch.utils.flop_counter with the reason for each difference.")
     p.add_argument("name", help="a registered model (see `compress models`)")
-    add_field(p, "--width", create, "width_mult", type=float, help="width multiplier")
-    add_field(p, "--depth", create, "depth_mult", type=float, help="depth multiplier")
+    add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
+    add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
     size, chans = library_default(create, "input_size"), library_default(create, "in_chans")
     p.add_argument("--input", type=parse_shape, default=None, metavar="CxHxW",
                    help="input shape CxHxW or NxCxHxW, batch 1 by default; C is the model's in_chans and H its "

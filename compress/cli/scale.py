@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, given, library_default, parse_count, parse_shape, show_default
+from compress.cli._common import add_field, finite_float, given, library_default, parse_count, parse_shape, show_default
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
               help="multiply-accumulate budget at batch 1, e.g. 5M", none="no limit")
     add_field(p, "--max-bytes", scaling.fit, "max_bytes", type=parse_count, metavar="N",
               help="bytes of the serialized state_dict, e.g. 225000", none="no limit")
-    add_field(p, "--max-latency-ms", scaling.fit, "max_latency_ms", type=float, metavar="MS",
+    add_field(p, "--max-latency-ms", scaling.fit, "max_latency_ms", type=finite_float, metavar="MS",
               help="batch-1 latency on this CPU, 1 thread, measured with --latency-runtime", none="no limit")
     add_field(p, "--latency-runtime", scaling.fit, "latency_runtime", help="runtime for --max-latency-ms")
     add_field(p, "--policy", scaling.fit, "policy", choices=list(scaling.POLICIES),
@@ -32,8 +32,8 @@ def register(sub) -> None:
     add_field(p, "--dtype", scaling.fit, "dtype", choices=["float32", "float16"], help="dtype for --max-bytes")
     add_field(p, "--format", scaling.fit, "format", choices=["pt", "npz"], help="file format for --max-bytes")
     p.add_argument("--match", metavar="MODEL", help="match the parameter count of this registered model")
-    p.add_argument("--match-width", type=float, default=1.0, help="width multiplier of --match (default 1.0)")
-    add_field(p, "--tolerance", scaling.match, "tolerance", type=float, help="relative tolerance of --match")
+    p.add_argument("--match-width", type=finite_float, default=1.0, help="width multiplier of --match (default 1.0)")
+    add_field(p, "--tolerance", scaling.match, "tolerance", type=finite_float, help="relative tolerance of --match")
     shape = (library_default(create, "in_chans"), library_default(create, "input_size"),
              library_default(create, "input_size"))
     p.add_argument("--input", type=parse_shape, default=None, metavar="CxHxW",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compress.cli._common import add_field, given, parse_count, parse_counts, parse_csv, parse_key_value, positive_int
+from compress.cli._common import (add_field, finite_float, given, parse_count, parse_counts, parse_csv, parse_key_value,
+                                  positive_int)
 
 
 def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> None:
@@ -24,7 +25,7 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--patience", SweepConfig, "patience", type=positive_int,
               help="stop a run after this many epochs without a validation gain", none="no early stopping")
     add_field(p, "--batch-size", SweepConfig, "batch_size", type=int, help="images per step")
-    add_field(p, "--lr", SweepConfig, "lr", type=float, help="peak learning rate")
+    add_field(p, "--lr", SweepConfig, "lr", type=finite_float, help="peak learning rate")
     ablate_help = "switch these off for one model, comma-separated: augment,normalize"
     if ablate_default is None:
         add_field(p, "--ablate", SweepConfig, "ablate", type=parse_csv, help=ablate_help)
@@ -54,9 +55,9 @@ def add_executor_options(p) -> None:
               help="local worker processes; CPU threads are divided between them")
     add_field(p, "--address", RayOptions, "address", metavar="auto|HOST:PORT",
               none="a private Ray on this machine", help="with --executor ray: the cluster's head")
-    add_field(p, "--cpus-per-run", RayOptions, "cpus_per_run", type=float, metavar="N",
+    add_field(p, "--cpus-per-run", RayOptions, "cpus_per_run", type=finite_float, metavar="N",
               help="with --executor ray: CPU cores per run (fractions allowed)")
-    add_field(p, "--gpus-per-run", RayOptions, "gpus_per_run", type=float, metavar="N",
+    add_field(p, "--gpus-per-run", RayOptions, "gpus_per_run", type=finite_float, metavar="N",
               help="with --executor ray: GPUs per run; 0.25 lets four runs share a GPU")
     add_field(p, "--max-retries", RayOptions, "max_retries", type=int, metavar="N",
               help="with --executor ray: times a run lost with its worker or node is started again")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from compress.cli._common import (add_data_arguments, add_field, given, parse_float_pair, parse_key_value,
-                                  positive_int, report_skipped)
+from compress.cli._common import (add_data_arguments, add_field, finite_float, given, parse_float_pair,
+                                  parse_key_value, positive_int, report_skipped)
 
 _FLIP = {"auto": None, "on": True, "off": False}
 
@@ -28,13 +28,13 @@ def register(sub) -> None:
         description="Train a model from compress.models on a dataset; writes config.json, history.json, "
                     "metrics.json, environment.json, checkpoint.pt and curves.png into --out.")
     p.add_argument("--model", default="mobilenet_v1", help="registered model name (default mobilenet_v1)")
-    add_field(p, "--width", create, "width_mult", type=float, help="width multiplier")
-    add_field(p, "--depth", create, "depth_mult", type=float, help="depth multiplier")
-    add_field(p, "--dropout", create, "dropout", type=float, help="dropout before the classifier (none: the family's)")
+    add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
+    add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
+    add_field(p, "--dropout", create, "dropout", type=finite_float, help="dropout before the classifier (none: the family's)")
     p.add_argument("--model-opt", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="family option for models.create (JSON value), repeatable")
     add_data_arguments(p)
-    add_field(p, "--val-fraction", load, "val_fraction", type=float, help="validation share of training rows")
+    add_field(p, "--val-fraction", load, "val_fraction", type=finite_float, help="validation share of training rows")
     add_field(p, "--input-size", load, "input_size", type=int, help="resize images to this side length")
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -42,30 +42,30 @@ def register(sub) -> None:
     add_field(g, "--epochs", TrainConfig, "epochs", type=int)
     add_field(g, "--batch-size", TrainConfig, "batch_size", type=int, help="images per step")
     add_field(g, "--optimizer", TrainConfig, "optimizer", choices=("adamw", "sgd"))
-    add_field(g, "--lr", TrainConfig, "lr", type=float, help="peak learning rate")
+    add_field(g, "--lr", TrainConfig, "lr", type=finite_float, help="peak learning rate")
     add_field(g, "--schedule", TrainConfig, "schedule", choices=("cosine", "onecycle", "constant"))
-    add_field(g, "--weight-decay", TrainConfig, "weight_decay", type=float)
-    add_field(g, "--label-smoothing", TrainConfig, "label_smoothing", type=float)
+    add_field(g, "--weight-decay", TrainConfig, "weight_decay", type=finite_float)
+    add_field(g, "--label-smoothing", TrainConfig, "label_smoothing", type=finite_float)
     add_field(g, "--no-augment", TrainConfig, "augment", switch=False, help="switch all augmentation off")
     add_field(g, "--flip", TrainConfig, "flip", type=_flip, metavar="{auto,on,off}",
               help="horizontal flips", none="auto, on unless the data are digits")
-    add_field(g, "--rotate", TrainConfig, "rotate_deg", type=float, help="max rotation, degrees")
-    add_field(g, "--translate", TrainConfig, "translate_frac", type=float, help="max shift, fraction of the side")
+    add_field(g, "--rotate", TrainConfig, "rotate_deg", type=finite_float, help="max rotation, degrees")
+    add_field(g, "--translate", TrainConfig, "translate_frac", type=finite_float, help="max shift, fraction of the side")
     add_field(g, "--scale", TrainConfig, "scale_range", type=parse_float_pair, metavar="LO,HI", help="zoom range")
-    add_field(g, "--erase", TrainConfig, "erase_prob", type=float, help="random-erasing probability")
+    add_field(g, "--erase", TrainConfig, "erase_prob", type=finite_float, help="random-erasing probability")
     add_field(g, "--no-normalize", TrainConfig, "normalize", switch=False, help="feed raw 0..255 pixels (ablation)")
     add_field(g, "--seed", TrainConfig, "seed", type=int, help="initial weights, shuffling, augmentation, data split")
     add_field(g, "--device", TrainConfig, "device", help="cpu, cuda, cuda:N or auto")
     add_field(g, "--no-amp", TrainConfig, "amp", switch=False, help="no bfloat16 autocast on CUDA")
-    add_field(g, "--ema", TrainConfig, "ema_decay", type=float, metavar="DECAY", help="EMA of weights, e.g. 0.999")
+    add_field(g, "--ema", TrainConfig, "ema_decay", type=finite_float, metavar="DECAY", help="EMA of weights, e.g. 0.999")
     add_field(g, "--patience", TrainConfig, "patience", type=int,
               help="early stop after N epochs without better val acc")
     add_field(g, "--bn-recalibrate", TrainConfig, "bn_recalibrate", type=int, metavar="N",
               help="re-estimate BatchNorm statistics on N training images before each evaluation (0: off)")
     add_field(g, "--threads", TrainConfig, "num_threads", type=int, help="CPU threads for torch")
     add_field(g, "--teacher", TrainConfig, "teacher", metavar="RUN", help="run folder of a teacher (distillation)")
-    add_field(g, "--temperature", TrainConfig, "temperature", type=float, help="distillation temperature")
-    add_field(g, "--alpha", TrainConfig, "alpha", type=float, help="distillation weight")
+    add_field(g, "--temperature", TrainConfig, "temperature", type=finite_float, help="distillation temperature")
+    add_field(g, "--alpha", TrainConfig, "alpha", type=finite_float, help="distillation weight")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig setting, e.g. --set eval_batch_size=512 (JSON value), repeatable")
     p.add_argument("--seeds", type=positive_int, default=1,

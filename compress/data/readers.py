@@ -2,18 +2,25 @@
 
 Bad input raises :class:`~compress.data.bundle.DataError` naming the file, the line as an editor shows it (the
 header is line 1) and the problem; with ``skip`` bad rows are collected as ``(file, line, reason)`` instead.
+
+Hostile files cost bounded memory: sizes are checked before anything is allocated from them. A ``.gz`` inflates
+to at most ``max(64 MiB, 100x)`` its size; a CSV header longer than ``MAX_HEADER_CHARS`` is refused before it is
+split; a pixel field longer than 16 characters per expected pixel is refused before it is split; ``.npz`` files
+go through :func:`compress._npz.load_npz` (declared sizes checked); labels without ``class_names`` must be below
+``MAX_CLASSES``; images may hold at most ``MAX_IMAGE_PIXELS`` pixels (checked from the header, before decoding).
 """
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from compress._npz import load_npz
 from compress.data.bundle import DataError
 
 __all__ = ["FER_CLASSES", "IMAGE_SUFFIXES", "read_csv", "read_npz", "read_folder", "check_arrays", "parse_pixels",
@@ -28,6 +35,11 @@ _LAYOUTS = {  # header -> (label column or None, pixel column, usage column or N
     ("id", "feature"): (None, "feature", None),
 }
 _USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
+FER_PIXELS = 48 * 48          # FER2013's image size: the expected pixel count of its layouts when rows have it
+MAX_HEADER_CHARS = 1024       # the known headers are under 30 characters
+MAX_CLASSES = 100_000         # labels without class_names beyond this are refused (ImageNet-21k has 21,841)
+MAX_IMAGE_PIXELS = 4096 * 4096  # per image, from its header, before it is decoded
+_GZ_FLOOR_BYTES, _GZ_RATIO = 64 * 2**20, 100   # a CSV deflates 3-10x; a bomb of one repeated byte ~1000x
 
 
 class BadRows:
@@ -42,14 +54,35 @@ class BadRows:
         self.skipped.append((self.name, line, reason))
 
 
+def _gunzip(path: Path, raw: bytes) -> bytes:
+    """Inflate a .gz with a cap on the output (a bomb is refused, not inflated). Raises DataError."""
+    limit = max(_GZ_FLOOR_BYTES, _GZ_RATIO * len(raw))
+    d = zlib.decompressobj(wbits=47)   # gzip or zlib header, detected
+    try:
+        out = d.decompress(raw, limit + 1)
+        if len(out) > limit:
+            raise DataError(f"{path}: inflates to more than {limit} bytes ({_GZ_RATIO}x its size); refused as a "
+                            f"decompression bomb")
+        if not d.eof:
+            raise DataError(f"{path}: truncated gzip file")
+    except zlib.error as exc:
+        raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+    return out
+
+
 def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
     raw = path.read_bytes()
     if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+        raw = _gunzip(path, raw)
+    end = raw.find(b"\n")
+    if (end if end >= 0 else len(raw)) > MAX_HEADER_CHARS:
+        raise DataError(f"{path}: line 1: header longer than {MAX_HEADER_CHARS} characters; expected one of "
+                        f"{'; '.join(','.join(k) for k in _LAYOUTS)}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a text CSV file ({exc.reason} at byte {exc.start})") from None
+    del raw
     lines = text.split("\n")
     if not text.strip():
         raise DataError(f"{path}: file is empty")
@@ -67,10 +100,10 @@ def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
         line = line.strip()
         if not line:
             continue
-        fields = [f.strip().strip('"') for f in line.split(",")]
-        if len(fields) != n_cols:
-            rows.bad(no, f"expected {n_cols} comma-separated fields ({','.join(header)}), got {len(fields)}")
+        if line.count(",") != n_cols - 1:   # counted before splitting: a line of commas costs nothing
+            rows.bad(no, f"expected {n_cols} comma-separated fields ({','.join(header)}), got {line.count(',') + 1}")
             continue
+        fields = [f.strip().strip('"') for f in line.split(",")]
         if ui is not None:
             usage = _USAGE.get(fields[ui].lower())
             if usage is None:
@@ -82,7 +115,7 @@ def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
         line_nos.append(no)
     if not pixels and not rows.skipped:
         raise DataError(f"{path}: no data rows after the header")
-    px, good = parse_pixels(pixels, line_nos, size, rows)
+    px, good = parse_pixels(pixels, line_nos, size, rows, known=FER_PIXELS)
     keys = [keys[i] for i in good]
     nos = [line_nos[i] for i in good]
     usages = [usages[i] for i in good] if ui is not None else None
@@ -113,26 +146,44 @@ def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
     return parts, FER_CLASSES, rows.skipped
 
 
-def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *, fast: bool = True):
+def expected_pixels(counts: np.ndarray, known: int | None) -> tuple[int, str]:
+    """The pixel count every row must have, and the rule that chose it (named in bad-row messages):
+    ``known`` (the layout's image size, 48x48 for FER) when some row has it; else the most common count among the
+    first rows, ties going to the larger (a truncated row is more likely than an extended one)."""
+    if known is not None and (counts == known).any():
+        side = math.isqrt(known)
+        return known, f"{side}x{side}, the FER2013 image size" if side * side == known else f"{known}, the layout's"
+    values, freq = np.unique(counts, return_counts=True)
+    best = int(values[freq == freq.max()].max())
+    return best, f"the most common count in the first {_CHUNK_ROWS:,} rows"
+
+
+def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *, fast: bool = True,
+                 known: int | None = None):
     """Space-separated pixel fields -> uint8 ``(N, 1, H, W)`` and the indices of the rows kept.
 
     Rows go in chunks through :func:`_fast_chunk`; a chunk with anything unusual is parsed row by row, which names
     the bad lines. ``fast=False`` parses every row that way (the reference the fast path must agree with).
-    ``line_nos`` are the rows' line numbers for messages; bad rows go to ``rows``.
+    ``line_nos`` are the rows' line numbers for messages; bad rows go to ``rows``. The expected count per row is
+    decided by :func:`expected_pixels` (``known``: the layout's image size in pixels).
     """
-    expect = None
+    expect = rule = None
     values, good = [], []
     for start in range(0, len(pixels), _CHUNK_ROWS):
         chunk = pixels[start:start + _CHUNK_ROWS]
-        flat, counts = _fast_chunk(chunk) if fast else (None, np.array([len(p.split()) for p in chunk]))
+        counts = np.fromiter((p.count(" ") + 1 if p else 0 for p in chunk), dtype=np.int64, count=len(chunk))
         if expect is None:
-            expect = int(np.bincount(counts).argmax())  # the common count; rows that differ are the bad ones
-        if flat is not None and (counts == expect).all():
+            expect, rule = expected_pixels(counts, known)
+            if expect > MAX_IMAGE_PIXELS:
+                raise DataError(f"{rows.name}: rows of {expect} pixels exceed the limit of {MAX_IMAGE_PIXELS}")
+        uniform = (counts == expect).all() and all(len(p) <= 4 * expect for p in chunk)
+        flat = _fast_chunk(chunk, counts) if fast and uniform else None
+        if flat is not None:
             values.append(flat.reshape(len(chunk), expect))
             good.extend(range(start, start + len(chunk)))
             continue
         for i, (p, no) in enumerate(zip(chunk, line_nos[start:start + len(chunk)]), start=start):
-            problem, arr = _check_row(p, expect)
+            problem, arr = _check_row(p, expect, rule)
             if problem:
                 rows.bad(no, problem)
             else:
@@ -151,37 +202,38 @@ def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *,
 _CHUNK_ROWS = 2048
 
 
-def _fast_chunk(chunk: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+def _fast_chunk(chunk: list[str], counts: np.ndarray) -> np.ndarray | None:
     """Parse single-space-separated integers 0..255 with one ``np.fromstring`` over the joined rows.
 
-    Returns ``(values or None, tokens_per_row)``; ``None`` when anything is unusual (a token numpy cannot
-    read, a value out of range, a count that disagrees with the spaces), so the caller falls back to the
-    checking parser. Measured: about 5x faster than splitting each row in Python, and faster than a
+    ``counts``: tokens per row as the spaces say. Returns the values, or ``None`` when anything is unusual (a
+    token numpy cannot read, a value out of range, a count that disagrees with the spaces), so the caller falls
+    back to the checking parser. Measured: about 5x faster than splitting each row in Python, and faster than a
     hand-vectorized byte parser.
     """
-    counts = np.fromiter((p.count(" ") + 1 if p else 0 for p in chunk), dtype=np.int64, count=len(chunk))
     try:
         with warnings.catch_warnings():
             # numpy warns or raises (by version) on text it cannot read to the end; either way: fall back
             warnings.simplefilter("ignore")
             flat = np.fromstring(" ".join(chunk), dtype=np.int64, sep=" ")  # text mode, not the deprecated binary
     except ValueError:
-        return None, counts
+        return None
     if flat.size != counts.sum() or (flat.size and (flat.min() < 0 or flat.max() > 255)):
-        return None, counts
-    return flat.astype(np.uint8), counts
+        return None
+    return flat.astype(np.uint8)
 
 
 def _valid(a: np.ndarray) -> np.ndarray:
     return (a >= 0) & (a <= 255) & (a == np.floor(a))
 
 
-def _check_row(field_text: str, expect: int) -> tuple[str | None, np.ndarray | None]:
+def _check_row(field_text: str, expect: int, rule: str = "") -> tuple[str | None, np.ndarray | None]:
+    if len(field_text) > 16 * expect + 64:   # refused before splitting: a giant field must not become a giant list
+        return f"pixel field of {len(field_text)} characters is far too long for {expect} pixels", None
     tokens = field_text.split()
     if not tokens:
         return "missing pixels", None
     if len(tokens) != expect:
-        return f"wrong pixel count: expected {expect}, got {len(tokens)}", None
+        return f"wrong pixel count: expected {expect}, got {len(tokens)} (expected: {rule})", None
     try:
         arr = np.array(tokens, dtype=np.float64)
     except ValueError:
@@ -220,16 +272,20 @@ def check_arrays(x: np.ndarray, y: np.ndarray, xname: str, yname: str, where: st
 
 def read_npz(path: Path, skip: bool):
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # zip/pickle errors from numpy carry no file name
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+        arrays = load_npz(path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     for key in ("x", "y"):
         if key not in arrays:
             raise DataError(f"{path}: missing array {key!r} (has {', '.join(arrays) or 'nothing'})")
     parts = {"train": check_arrays(arrays["x"], arrays["y"], "x", "y", str(path))}
+    if not len(parts["train"][1]):
+        raise DataError(f"{path}: x and y hold no images")
     if "x_test" in arrays and "y_test" in arrays:
         parts["test"] = check_arrays(arrays["x_test"], arrays["y_test"], "x_test", "y_test", str(path))
+        if parts["test"][0].shape[1:] != parts["train"][0].shape[1:]:
+            raise DataError(f"{path}: x_test images are {tuple(parts['test'][0].shape[1:])} (C, H, W), x images "
+                            f"{tuple(parts['train'][0].shape[1:])}; both must have one size")
     if "class_names" in arrays:
         classes = tuple(str(c) for c in arrays["class_names"])
         for name, (_, y) in parts.items():
@@ -239,6 +295,9 @@ def read_npz(path: Path, skip: bool):
                                 f"{len(classes)} class_names")
     else:
         k = int(max(p[1].max() for p in parts.values() if len(p[1]))) + 1
+        if k > MAX_CLASSES:
+            raise DataError(f"{path}: label {k - 1} implies {k} classes (limit {MAX_CLASSES} without a "
+                            f"class_names array); add class_names or renumber the labels 0..K-1")
         classes = tuple(str(i) for i in range(k))
     return parts, classes, []
 
@@ -258,11 +317,18 @@ def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(f) as im:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    im = Image.open(f)
+                with im:
+                    if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                        raise ValueError(f"{im.size[0]}x{im.size[1]} pixels exceed the limit of "
+                                         f"{MAX_IMAGE_PIXELS} per image")
                     im.load()
                     mode = "RGB" if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P") and _colored(im) else "L"
                     images.append(im.convert(mode))
-            except (OSError, UnidentifiedImageError, ValueError) as exc:
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
+                    Image.DecompressionBombWarning) as exc:
                 if not skip:
                     raise DataError(f"{f}: unreadable image ({exc})") from None
                 rows.skipped.append((str(f), 0, f"unreadable image ({exc})"))

@@ -10,6 +10,7 @@ Sizes are those of files really written (``os.path.getsize``, as ``du --apparent
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -114,7 +115,7 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
 
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0):
         raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-    if tolerance_points < 0:
+    if not tolerance_points >= 0 or not math.isfinite(tolerance_points):
         raise ValueError(f"tolerance_points must be >= 0, got {tolerance_points}")
     fmt = format_of(Path(path), format) if path is not None else (format or "npz")
     parsed = [(str(c), *parse_candidate(c)) for c in candidates]

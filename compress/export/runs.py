@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from compress import _io
 from compress.export.artifact import breakdown, format_of, load
 from compress.export.budget import DEFAULT_CANDIDATES, BudgetResult, fit_bytes, parse_candidate
 
@@ -40,7 +41,7 @@ class Export:
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, max_bytes: int | None = None,
                codec: str | None = None, fold_bn: bool = False, candidates: Sequence[str] | None = None,
                tolerance_points: float = 0.0, format: str | None = None,
-               onnx: str | os.PathLike | None = None) -> Export:
+               onnx: str | os.PathLike | None = None, overwrite: bool = False) -> Export:
     """Write the run at ``run_dir`` as an artifact at ``out`` (default ``RUN/model.npz``).
 
     With ``max_bytes``: the most accurate of ``candidates`` (default: lossless to lossy, see
@@ -48,7 +49,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     (:func:`~compress.export.budget.fit_bytes`). Without: ``codec`` (default fp16), BatchNorm folded with
     ``fold_bn``. The manifest keeps the run's input normalization and class names. ``onnx``: also export the
     written model (as reloaded from the file) to that ONNX path. Raises ValueError for settings that contradict
-    each other, :class:`~compress.export.budget.BudgetError` when nothing fits.
+    each other, :class:`~compress.export.budget.BudgetError` when nothing fits. ``out`` and ``onnx`` are checked
+    before any work: never one of the run's files, an existing file only with ``overwrite``.
     """
     from compress.export.onnx import export_onnx
     from compress.train.runs import load_run
@@ -59,6 +61,10 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ValueError("--candidates needs --max-bytes")
     path = Path(out) if out else Path(run_dir) / f"model.{format or 'npz'}"
     format_of(path, format)   # a suffix that contradicts format fails here, before any work
+    run_files = list(Path(run_dir).iterdir()) if Path(run_dir).is_dir() else []
+    _io.check_output(path, inputs=run_files, overwrite=overwrite)
+    if onnx is not None:
+        _io.check_output(onnx, inputs=[*run_files, path], overwrite=overwrite, what="--onnx")
     if max_bytes is None:
         label = (codec or "fp16") + ("+fold" if fold_bn else "")
         parse_candidate(label)

@@ -228,6 +228,9 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
     x = torch.zeros(shape, dtype=dtype, device=device)
 
     training = {m: m.training for m in names}
+    # functional_call swaps a module used twice (nn.Sequential(lin, act, lin)) under each of its names and then
+    # "restores" the already-swapped tensor, leaving the model's own weight on the meta device: keep the real ones.
+    own = {m: (dict(m._parameters), dict(m._buffers)) for m in names}
     hooks = []
     try:
         # two global hooks instead of two per module: registering 2 x 128 handles cost more than the forward
@@ -243,4 +246,7 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
             h.remove()
         for m, flag in training.items():
             m.training = flag
+        for m, (params, buffers) in own.items():
+            m._parameters.update(params)
+            m._buffers.update(buffers)
     return recorder

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from compress.data.augment import AugmentConfig
 
 __all__ = ["TrainConfig"]
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -43,6 +48,7 @@ class TrainConfig:
     alpha: float = 0.5                        # loss = (1 - alpha) CE + alpha T^2 KL(teacher_T || student_T)
 
     def __post_init__(self):
+        self._check_types()
         self.scale_range = tuple(float(v) for v in self.scale_range)
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
@@ -67,6 +73,38 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {message}")
         self.augment_config(True)  # validates the augmentation settings
 
+    def _check_types(self) -> None:
+        """Every field has its type and is finite (``--set lr=abc``, ``lr=Infinity``, ``seed=1e20``,
+        ``scale_range=5`` are refused here, naming the field, before any work)."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _KINDS.get(f.name)
+            optional = f.name in _OPTIONAL
+            if value is None and optional:
+                continue
+            if kind is bool:
+                ok = isinstance(value, bool)
+            elif kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind is float:
+                ok = _is_real(value) and math.isfinite(value)
+            elif kind is tuple:
+                ok = (isinstance(value, (tuple, list)) and len(value) == 2
+                      and all(_is_real(v) and math.isfinite(v) for v in value))
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                what = {bool: "true or false", int: "an integer", float: "a finite number",
+                        tuple: "two finite numbers [low, high]", str: "a string"}[kind]
+                raise ValueError(f"TrainConfig: {f.name} must be {what}{' or null' if optional else ''}, "
+                                 f"got {value!r}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"TrainConfig: seed must be in [0, 2**63), got {self.seed}")
+        if self.num_threads is not None and not 0 <= self.num_threads <= 4096:
+            raise ValueError(f"TrainConfig: num_threads must be in [0, 4096] (0: torch's choice), "
+                             f"got {self.num_threads}")
+        if not 0 <= self.rotate_deg <= 180:
+            raise ValueError(f"TrainConfig: rotate_deg must be in [0, 180] degrees, got {self.rotate_deg}")
+
     def augment_config(self, flip_default: bool) -> AugmentConfig | None:
         if not self.augment:
             return None
@@ -82,3 +120,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"TrainConfig: unknown settings {unknown} (known: {sorted(known)})")
         return cls(**d)
+
+
+_KINDS = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "schedule": str, "weight_decay": float,
+          "label_smoothing": float, "augment": bool, "flip": bool, "rotate_deg": float, "translate_frac": float,
+          "scale_range": tuple, "erase_prob": float, "normalize": bool, "seed": int, "device": str, "amp": bool,
+          "ema_decay": float, "patience": int, "num_threads": int, "eval_batch_size": int, "bn_recalibrate": int,
+          "channels_last": bool, "teacher": str, "temperature": float, "alpha": float}
+_OPTIONAL = {"flip", "ema_decay", "patience", "num_threads", "teacher"}

@@ -59,10 +59,19 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
         data = data_mod.load(data, seed=config.seed)
     if data.train is None or not len(data.train) or not data.train.labeled:
         raise ValueError(f"{data.source}: no labeled training images")
+    if len(data.train) < 2:   # BatchNorm cannot normalize a batch of one image
+        raise ValueError(f"{data.source}: the training split has {len(data.train)} image; training needs at least 2 "
+                         f"(give more rows, or a smaller val_fraction)")
     out_paths = [Path(o) if o is not None else None for o in outs]
     for path in out_paths:
         if path is not None and path.exists() and not overwrite:
             raise FileExistsError(f"run folder {path} exists (pass overwrite=True / --overwrite)")
+        if path is not None:   # a read-only parent must fail now, not after training
+            folder = path.resolve().parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"run folder {path}: {folder} is not writable")
     device = resolve_device(config.device)
     configs = [dataclasses.replace(config, seed=s) for s in seeds]
     with torch_threads(config.num_threads):
