@@ -79,7 +79,7 @@ class TrainConfig:
         for f in fields(self):
             value, kind = getattr(self, f.name), _KINDS.get(f.name)
             optional = f.name in _OPTIONAL
-            if value is None and optional:
+            if kind is None or (value is None and optional):   # a field added without a kind is left unchecked
                 continue
             if kind is bool:
                 ok = isinstance(value, bool)
@@ -126,5 +126,5 @@ _KINDS = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "sche
           "label_smoothing": float, "augment": bool, "flip": bool, "rotate_deg": float, "translate_frac": float,
           "scale_range": tuple, "erase_prob": float, "normalize": bool, "seed": int, "device": str, "amp": bool,
           "ema_decay": float, "patience": int, "num_threads": int, "eval_batch_size": int, "bn_recalibrate": int,
-          "channels_last": bool, "teacher": str, "temperature": float, "alpha": float}
+          "channels_last": bool, "teacher": str, "temperature": float, "alpha": float, "min_delta": float}
 _OPTIONAL = {"flip", "ema_decay", "patience", "num_threads", "teacher"}
