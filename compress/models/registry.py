@@ -63,11 +63,12 @@ def get_spec(name: str, **family_options: Any) -> ConvNetSpec | MLPSpec:
 def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 7,
            in_chans: int = 1, input_size: int = 48, dropout: float | None = None,
            min_feature_size: int = 2, channel_divisor: int | None = None, stride_policy: str = "late",
-           **family_options: Any) -> nn.Module:
+           widths: dict | None = None, **family_options: Any) -> nn.Module:
     """Build the registered model ``name``; defaults suit FER2013 (1x48x48, 7 classes).
 
     ``create("mobilenet_v1", in_chans=3, num_classes=1000, input_size=224)`` is the paper's ImageNet
-    network. ``family_options`` go to the family (e.g. ``act="relu6"``, ``channels=(32, 64)`` for
+    network. ``widths`` (``{layer path: sizes}``, :mod:`compress.models.widths`) resizes single layers: a pruned
+    model's card rebuilds it this way. ``family_options`` go to the family (e.g. ``act="relu6"``, ``channels=(32, 64)`` for
     ``cnn``, ``hidden=(256, 128)`` for ``mlp``). ``dropout=None`` uses the family's default.
 
     Raises ValueError (unknown name or option, impossible setting) or TypeError (wrong type).
@@ -79,6 +80,12 @@ def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_c
     extra: dict[str, Any] = {"channel_divisor": channel_divisor} if channel_divisor is not None else {}
     if stride_policy != "late":
         extra["stride_policy"] = stride_policy
+    if widths:   # a pruned architecture: resize the layers named, then initialize as build does
+        from compress.models.builder import init_weights
+        from compress.models.widths import apply_widths
+
+        init_weights(apply_widths(model, widths))
+        extra["widths"] = {str(k): list(v) for k, v in widths.items()}
     model.card = ModelCard(_jsonable(dict(name=name, width_mult=float(width_mult), depth_mult=float(depth_mult),
                                           num_classes=num_classes, in_chans=in_chans, input_size=input_size,
                                           dropout=dropout, min_feature_size=min_feature_size, **extra,

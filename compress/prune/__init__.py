@@ -1,0 +1,15 @@
+"""Structured pruning that really shrinks the model: ``prune(model, ratio=0.5)`` returns a smaller ``nn.Module``.
+
+Rooms, as Torch-Pruning has them: ``trace`` + ``graph`` (which channels are coupled), ``importance`` (scores),
+``schedule`` (which channels go, over how many steps), ``surgery`` (slicing the layers), ``pruner`` (the verb),
+``measure`` (the before/after figures), ``runs`` (pruning a run folder, with fine-tuning).
+"""
+
+from compress.prune.graph import DependencyGraph, Group, build_graph
+from compress.prune.importance import IMPORTANCES, importance, register_importance
+from compress.prune.pruner import PruneConfig, PruneResult, prune
+from compress.prune.schedule import SCHEDULES, select
+from compress.prune.surgery import remove_channels
+
+__all__ = ["prune", "PruneConfig", "PruneResult", "build_graph", "DependencyGraph", "Group", "importance",
+           "register_importance", "IMPORTANCES", "select", "SCHEDULES", "remove_channels"]

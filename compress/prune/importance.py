@@ -1,0 +1,168 @@
+"""Importance of each prunable channel, summed over everything coupled to it.
+
+Scores are keyed by channel (a union-find root of the graph); every score is ">= 0, higher = keep".
+
+* ``l1`` / ``l2``: the weight norm of the channel's whole group, DepGraph-style (Fang et al. 2023): every filter
+  that makes it and every input column that reads it, in every coupled conv and linear layer (L1: sum of
+  ``|w|``; L2: square root of the sum of ``w**2``). Li et al. 2017 ("Pruning Filters for Efficient ConvNets")
+  is the filters-only special case.
+* ``bn``: ``|gamma|`` of the BatchNorm layers on the channel (network slimming, Liu et al. 2017; train with
+  ``TrainConfig(bn_l1=...)`` for the sparsity it expects). Groups without a norm fall back to ``l1``.
+* ``taylor``: first-order Taylor expansion of the loss, Molchanov et al. 2017: per image
+  ``|sum over positions of activation x gradient|`` at each layer making the channel, averaged over the batches
+  given (``batches``: (images, labels) pairs, images normalized as the model expects).
+* ``random``: uniform random scores (seeded), the baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress.prune.graph import DependencyGraph
+from compress.prune.trace import CONV
+
+__all__ = ["IMPORTANCES", "importance", "register_importance"]
+
+Scores = dict[int, float]
+IMPORTANCES: dict[str, Callable[..., Scores]] = {}
+
+
+def register_importance(name: str):
+    """Decorator: ``fn(graph, *, batches, seed) -> {channel: score}`` registered under ``name``."""
+
+    def decorator(fn):
+        if name in IMPORTANCES:
+            raise ValueError(f"importance {name!r} is already registered")
+        IMPORTANCES[name] = fn
+        return fn
+
+    return decorator
+
+
+def importance(graph: DependencyGraph, name: str, *, batches: Iterable | None = None, seed: int = 0) -> Scores:
+    """Score every prunable channel of ``graph`` by the importance ``name`` (see the module docstring).
+
+    Raises ValueError for an unknown name, or ``taylor`` without batches.
+    """
+    if name not in IMPORTANCES:
+        raise ValueError(f"unknown importance {name!r}; known: {', '.join(sorted(IMPORTANCES))}")
+    scores = IMPORTANCES[name](graph, batches=batches, seed=seed)
+    return {r: float(scores.get(r, 0.0)) for g in graph.groups for r in g.channels}
+
+
+def _unique_uses(graph: DependencyGraph):
+    seen = set()
+    for use in graph.uses:
+        if use.name not in seen:
+            seen.add(use.name)
+            yield use
+
+
+def _magnitude(graph: DependencyGraph, p: int) -> Scores:
+    acc: dict[int, float] = {}
+
+    def add(node: int, value: torch.Tensor) -> None:
+        r = graph.root(node)
+        acc[r] = acc.get(r, 0.0) + float(value)
+
+    for use in _unique_uses(graph):
+        m = use.module
+        if not isinstance(m, CONV + (nn.Linear,)):
+            continue
+        w = m.weight.detach().float()
+        rows = w.abs().flatten(1).sum(1) if p == 1 else w.pow(2).flatten(1).sum(1)
+        for j, node in enumerate(use.out_ids):
+            add(node, rows[j])
+        if isinstance(m, CONV) and m.groups > 1:
+            continue        # depthwise: one filter per channel, counted above
+        cols = w.abs() if p == 1 else w.pow(2)
+        cols = cols.transpose(0, 1).flatten(1).sum(1).view(len(use.in_ids), use.in_block).sum(1)
+        for j, node in enumerate(use.in_ids):
+            add(node, cols[j])
+    return acc if p == 1 else {r: v ** 0.5 for r, v in acc.items()}
+
+
+@register_importance("l1")
+def _l1(graph: DependencyGraph, **_) -> Scores:
+    return _magnitude(graph, 1)
+
+
+@register_importance("l2")
+def _l2(graph: DependencyGraph, **_) -> Scores:
+    return _magnitude(graph, 2)
+
+
+@register_importance("bn")
+def _bn(graph: DependencyGraph, **_) -> Scores:
+    acc: dict[int, float] = {}
+    for use in _unique_uses(graph):
+        m = use.module
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and use.in_block == 1:
+            gamma = m.weight.detach().abs()
+            for j, node in enumerate(use.out_ids):
+                r = graph.root(node)
+                acc[r] = acc.get(r, 0.0) + float(gamma[j])
+    fallback = _magnitude(graph, 1)
+    out: Scores = {}
+    for g in graph.groups:
+        has_norm = any(r in acc for r in g.channels)
+        out.update({r: acc.get(r, 0.0) if has_norm else fallback.get(r, 0.0) for r in g.channels})
+    return out
+
+
+@register_importance("random")
+def _random(graph: DependencyGraph, *, seed: int = 0, **_) -> Scores:
+    gen = torch.Generator().manual_seed(seed)
+    roots = [r for g in graph.groups for r in g.channels]
+    return dict(zip(roots, torch.rand(len(roots), generator=gen).tolist()))
+
+
+@register_importance("taylor")
+def _taylor(graph: DependencyGraph, *, batches: Iterable | None = None, **_) -> Scores:
+    if batches is None:
+        raise ValueError("importance 'taylor' needs batches of (images, labels) to take gradients on")
+    model = graph.model
+    makers = [u for u in _unique_uses(graph)
+              if isinstance(u.module, nn.Linear) or (isinstance(u.module, CONV) and u.module.groups == 1)]
+    sums = {u.name: None for u in makers}
+    count = 0
+
+    def hook_for(name: str):
+        def forward_hook(module, args, out):
+            def grad_hook(grad):
+                dims = [d for d in range(out.ndim) if d not in (0, 1)] if isinstance(module, CONV) else \
+                    list(range(1, out.ndim - 1))
+                s = (out.detach() * grad).sum(dims) if dims else out.detach() * grad
+                s = s.abs().reshape(-1, s.shape[-1]).sum(0)
+                sums[name] = s if sums[name] is None else sums[name] + s
+            if out.requires_grad:
+                out.register_hook(grad_hook)
+        return forward_hook
+
+    modules = dict(model.named_modules())
+    handles = [modules[u.name].register_forward_hook(hook_for(u.name)) for u in makers]
+    was = model.training
+    model.eval()    # BatchNorm statistics stay as they are
+    try:
+        for x, y in batches:
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            count += len(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    if count == 0:
+        raise ValueError("importance 'taylor': the batches given were empty")
+    acc: dict[int, float] = {}
+    for u in makers:
+        if sums[u.name] is not None:
+            for j, node in enumerate(u.out_ids):
+                r = graph.root(node)
+                acc[r] = acc.get(r, 0.0) + float(sums[u.name][j]) / count
+    return acc

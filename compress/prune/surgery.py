@@ -1,0 +1,87 @@
+"""Removing channels for real: every weight, bias and norm statistic is sliced, every layer's size attributes
+rewritten, so the result is a plain smaller ``nn.Module`` (no masks, no hooks)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from compress.prune.graph import DependencyGraph
+from compress.prune.trace import CONV
+
+__all__ = ["remove_channels"]
+
+
+def _keep(graph: DependencyGraph, ids: list[int], block: int, removed: set[int]) -> torch.Tensor:
+    """Indices (along a weight dim of ``len(ids) * block``) of the features whose channel stays."""
+    keep = [j * block + b for j, i in enumerate(ids) if graph.root(i) not in removed for b in range(block)]
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> nn.Parameter | None:
+    if old is None:
+        return None
+    new = old.detach().index_select(dim, index.to(old.device)).clone()
+    return nn.Parameter(new, requires_grad=old.requires_grad) if isinstance(old, nn.Parameter) else new
+
+
+def _slice_conv(m: nn.Conv2d, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
+    if m.groups > 1 and not m.groups == m.in_channels == m.out_channels:
+        return          # a grouped conv: the graph pinned its channels
+    if m.groups > 1:    # depthwise: one index for both sides
+        m.weight = _param(m.weight, keep_out, 0)
+        m.groups = len(keep_out)
+        m.in_channels = len(keep_out)
+    else:
+        m.weight = _param(_param(m.weight, keep_out, 0), keep_in, 1)
+        m.in_channels = len(keep_in)
+    m.bias = _param(m.bias, keep_out, 0)
+    m.out_channels = len(keep_out)
+
+
+def _slice_linear(m: nn.Linear, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
+    m.weight = _param(_param(m.weight, keep_out, 0), keep_in, 1)
+    m.bias = _param(m.bias, keep_out, 0)
+    m.in_features, m.out_features = len(keep_in), len(keep_out)
+
+
+def _slice_norm(m: nn.Module, keep: torch.Tensor) -> None:
+    for name in ("weight", "bias"):
+        if getattr(m, name, None) is not None:
+            setattr(m, name, _param(getattr(m, name), keep, 0))
+    if isinstance(m, nn.LayerNorm):
+        m.normalized_shape = (len(keep),)
+        return
+    for name in ("running_mean", "running_var"):
+        if getattr(m, name, None) is not None:
+            setattr(m, name, getattr(m, name).index_select(0, keep.to(getattr(m, name).device)).clone())
+    m.num_features = len(keep)
+
+
+def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module:
+    """A copy of ``graph.model`` without the channels (union-find roots from ``graph.groups``) in ``removed``.
+
+    The original model is left untouched. A removed channel must belong to a group (pinned ones never do).
+    """
+    removed = set(removed)
+    prunable = {r for g in graph.groups for r in g.channels}
+    assert removed <= prunable, "remove_channels: a pinned channel was asked for"
+    model = copy.deepcopy(graph.model)
+    modules = dict(model.named_modules())
+    done: set[str] = set()
+    for use in graph.uses:
+        if use.name in done:       # a layer called twice: its channels were joined, one slicing does
+            continue
+        done.add(use.name)
+        m = modules[use.name]
+        keep_out = _keep(graph, use.out_ids, 1, removed)
+        if isinstance(m, CONV):
+            _slice_conv(m, _keep(graph, use.in_ids, use.in_block, removed), keep_out)
+        elif isinstance(m, nn.Linear):
+            _slice_linear(m, _keep(graph, use.in_ids, use.in_block, removed), keep_out)
+        else:   # a norm: its channels are its input's
+            _slice_norm(m, _keep(graph, use.in_ids, use.in_block, removed))
+    return model
