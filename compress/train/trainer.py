@@ -103,6 +103,14 @@ class Trainer:
         kd = torch.stack([distillation_loss(outs[m], t_outs[m], c.temperature) for m in range(self.k)])
         return (1 - c.alpha) * ce + c.alpha * kd
 
+    def _bn_penalty(self):
+        """``bn_l1 * sum |gamma|`` over the BatchNorm layers (network slimming's sparsity term; a stacked
+        BatchNorm holds every member's scales, each member's gradient is its own), or 0."""
+        if not self.config.bn_l1:
+            return 0.0
+        return self.config.bn_l1 * sum(m.weight.abs().sum() for m in self.model.modules()
+                                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None)
+
     def _recalibration_batches(self, x_train, perms, bs, gens, layout):
         """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
         count = min(self.config.bn_recalibrate, len(x_train))
@@ -172,7 +180,7 @@ class Trainer:
                     out = model(self._inputs(xs, layout))
                     losses = self._losses(out, yb, xs)
                 opt.zero_grad(set_to_none=True)
-                self.scaler.scale(losses.sum()).backward()
+                self.scaler.scale(losses.sum() + self._bn_penalty()).backward()
                 self.scaler.step(opt)
                 self.scaler.update()
                 sched.step()

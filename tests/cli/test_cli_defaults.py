@@ -70,6 +70,8 @@ EXPECTED = {
     "bench": {"device", "threads", "warmup", "repeats", "width_mult"},
     "scale": {"max_params", "max_macs", "max_bytes", "dtype", "format", "tolerance", "num_classes"},
     "fit-budget": {"codecs", "lr", "seed", "teacher", "format"},
+    "prune": {"ratio", "max_params", "max_macs", "max_bytes", "max_latency_ms", "importance", "global_ranking",
+              "round_to", "min_width", "steps", "schedule", "finetune_epochs", "taylor_images", "seed"},
 }
 
 

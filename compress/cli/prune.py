@@ -1,0 +1,63 @@
+"""``compress prune``: remove channels from a trained run's model for real, fine-tune, write a new run folder."""
+
+from __future__ import annotations
+
+from compress.cli._common import add_field, given, parse_count, parse_key_value
+
+
+def register(sub) -> None:
+    from compress.prune import IMPORTANCES, SCHEDULES, PruneConfig
+
+    p = sub.add_parser(
+        "prune", help="prune a trained run's channels (a smaller model) and write a run folder",
+        description="Structured pruning of RUN's model (compress.prune): channels coupled through residuals, "
+                    "concatenations and depthwise convs go together; the result is a smaller model whose card "
+                    "rebuilds it. Fine-tunes on the run's data and writes a run folder like `compress train`; "
+                    "prints the before/after table.")
+    p.add_argument("source", metavar="RUN", help="run folder to prune (from compress train)")
+    target = p.add_argument_group("target (one of: a ratio, or budgets that must all hold)")
+    add_field(target, "--ratio", PruneConfig, "ratio", type=float, help="share of channels removed, in (0, 1)")
+    add_field(target, "--max-params", PruneConfig, "max_params", type=parse_count, help="parameters, e.g. 50k")
+    add_field(target, "--max-macs", PruneConfig, "max_macs", type=parse_count, help="MACs at batch 1, e.g. 2M")
+    add_field(target, "--max-bytes", PruneConfig, "max_bytes", type=parse_count, help="fp16 state_dict bytes")
+    add_field(target, "--max-latency-ms", PruneConfig, "max_latency_ms", type=float,
+              help="median latency at batch 1, one thread (measured: slow)")
+    g = p.add_argument_group("pruning (compress.prune.PruneConfig)")
+    add_field(g, "--importance", PruneConfig, "importance", choices=sorted(IMPORTANCES))
+    add_field(g, "--global", PruneConfig, "global_ranking", switch=True, help="one ranking over all layers")
+    add_field(g, "--round-to", PruneConfig, "round_to", type=int, help="kept widths a multiple of this")
+    add_field(g, "--min-width", PruneConfig, "min_width", type=int, help="channels every layer keeps")
+    add_field(g, "--steps", PruneConfig, "steps", type=int, help="prune in N steps")
+    add_field(g, "--schedule", PruneConfig, "schedule", choices=SCHEDULES, help="share of the target per step")
+    add_field(g, "--finetune-epochs", PruneConfig, "finetune_epochs", type=int, help="epochs after each step")
+    add_field(g, "--taylor-images", PruneConfig, "taylor_images", type=int, help="images for --importance taylor")
+    add_field(g, "--seed", PruneConfig, "seed", type=int, help="random importance, fine-tuning")
+    p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="a TrainConfig setting for fine-tuning (default: the run's own), e.g. --set lr=0.002")
+    p.add_argument("--latency", action="store_true", help="measure latency before and after (batch 1, 1 thread)")
+    p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress while fine-tuning")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from compress.prune import PruneConfig
+    from compress.prune.runs import prune_run
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"--out {args.out} exists (add --overwrite to replace it)")
+    config = PruneConfig(**given(args, PruneConfig))
+    result, out = prune_run(args.source, config, out=args.out, overwrite=args.overwrite, train=dict(args.set),
+                            latency=args.latency, progress=False if args.quiet else None)
+    if result.unknown:
+        print("pinned (left unpruned): " + "; ".join(result.unknown), flush=True)
+    if out.history:
+        from compress.study.plots import training_curves
+
+        training_curves(out.history, out.path / "curves.png", title="fine-tuning after the last pruning step")
+    print(result.table())
+    print(f"run folder: {out.path}")
+    return 0

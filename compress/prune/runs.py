@@ -1,0 +1,79 @@
+"""Pruning a run folder: ``prune_run(RUN, config, out=RUN2)`` -> a new run folder, like ``compress train``'s.
+
+The model comes from the run (rebuilt from its card), the data from ``run.data()`` (same split), fine-tuning is
+:func:`compress.train.fit` with the run's own training settings for ``finetune_epochs`` epochs after each step
+(``train=`` overrides settings). The new ``config.json`` holds the pruned model's card (its ``widths``), so
+``load_run``, ``export``, ``explain``, ``profile`` and ``latency`` work on it, and a ``"prune"`` section: the
+source run, the PruneConfig, the before/after figures and one row per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from compress.prune.pruner import PruneConfig, PruneResult, prune
+
+__all__ = ["prune_run"]
+
+
+def _taylor_batches(data, normalizer, images: int, batch: int = 128) -> list:
+    x, y = data.train.x[:images], data.train.y[:images]
+    return [(normalizer(x[i:i + batch]), y[i:i + batch]) for i in range(0, len(x), batch)]
+
+
+def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.PathLike | None = None,
+              overwrite: bool = False, train: Mapping[str, Any] | None = None, latency: bool = False,
+              progress: bool | Callable[[dict], None] | None = False) -> tuple[PruneResult, Any]:
+    """Prune the model of run folder ``path``; returns ``(result, run)``, the run written to ``out`` if given.
+
+    ``result.before``/``after`` hold the accuracy on the run's evaluation split (test when labeled, else val).
+    Raises FileNotFoundError for a missing run, FileExistsError for an existing ``out`` (unless ``overwrite``),
+    ValueError as :func:`compress.prune.prune` does.
+    """
+    from compress.train import Run, TrainConfig, evaluate, fit, load_run
+    from compress.train.runs import write_run
+
+    out_path = Path(out) if out is not None else None
+    if out_path is not None and out_path.exists() and not overwrite:
+        raise FileExistsError(f"--out {out_path} exists (add --overwrite to replace it)")
+    src = load_run(path)
+    data = src.data()
+    split = data.split()
+    score = lambda m: evaluate(m, split, transform=src.normalizer)["acc"]  # noqa: E731
+    base = {**dataclasses.asdict(src.config), **dict(train or {})}
+    tune_config = TrainConfig.from_dict({**base, "epochs": max(1, config.finetune_epochs), "seed": config.seed})
+    runs: list[Run] = []
+
+    def finetune(model, step):
+        runs.append(fit(model, data, tune_config, progress=progress))
+        return runs[-1].model
+
+    batches = _taylor_batches(data, src.normalizer, config.taylor_images) if config.importance == "taylor" else None
+    result = prune(src.model, config, batches=batches, evaluate=score, latency=latency,
+                   finetune=finetune if config.finetune_epochs else None)
+    run = runs[-1] if runs else _untrained_run(src, result, data, split)
+    run.info["prune"] = {"source": str(Path(path)), "config": dataclasses.asdict(config), **result.to_dict()}
+    if out_path is not None:
+        write_run(run, out_path, overwrite)
+    return result, run
+
+
+def _untrained_run(src, result: PruneResult, data, split):
+    """A run for a pruned model that was not fine-tuned: no history, the metrics of the pruned weights."""
+    from compress.train import Run, evaluate
+    from compress.train.runs import config_json
+
+    metrics: dict[str, Any] = {"best_epoch": 0, "epochs_run": 0, "train_seconds": 0.0, "train_images_per_s": None}
+    for name, s in (("val", data.val), ("test", data.test)):
+        ev = evaluate(result.model, s, transform=src.normalizer) if s is not None and len(s) and s.labeled else None
+        metrics.update({f"{name}_loss": ev["loss"] if ev else None, f"{name}_acc": ev["acc"] if ev else None,
+                        f"{name}_n": ev["n"] if ev else 0})
+    run = Run(model=result.model, config=src.config, history=[], metrics=metrics, data_source=data.source,
+              data_options=dict(data.options), class_names=data.class_names, normalizer=src.normalizer,
+              card=getattr(result.model, "card", None))
+    run.info = config_json(run, data, bool(src.info.get("train", {}).get("flip_resolved", False)),
+                           src.info.get("teacher"))
+    return run

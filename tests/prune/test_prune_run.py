@@ -1,0 +1,86 @@
+"""`compress prune RUN ... --out RUN2` and prune_run: a run folder that every other command reads; bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from compress.cli import main
+from compress.train import load_run
+
+DATA = "synthetic:n=120,classes=3,size=16"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prune") / "run"
+    assert main(["train", "--model", "mobilenet_v2", "--width", "0.25", "--data", DATA, "--epochs", "1",
+                 "--no-augment", "--device", "cpu", "--out", str(out), "--quiet", "--bn-l1", "1e-4"]) == 0
+    return out
+
+
+def test_prune_writes_a_run_folder_of_the_smaller_model(run_dir, tmp_path, capsys):
+    out = tmp_path / "pruned"
+    assert main(["prune", str(run_dir), "--ratio", "0.5", "--importance", "bn", "--finetune-epochs", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "param_count" in text and "acc" in text and f"run folder: {out}" in text
+    src, run = load_run(run_dir), load_run(out)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n(run.model) < 0.4 * n(src.model)
+    info = json.loads((out / "config.json").read_text())
+    assert info["prune"]["config"]["ratio"] == 0.5 and info["prune"]["after"]["param_count"] == n(run.model)
+    assert info["model"]["card"]["build_args"]["widths"]
+    assert len(run.history) == 1 and (out / "curves.png").exists()
+    # the other commands read it with no user code
+    assert main(["evaluate", str(out)]) == 0
+    assert main(["export", str(out), "--out", str(tmp_path / "m.npz")]) == 0
+    assert main(["bench", str(tmp_path / "m.npz"), "--runtimes", "eager", "--batch-sizes", "1", "--warmup", "0",
+                 "--repeats", "2"]) == 0
+    assert "input 1x16x16" in capsys.readouterr().out
+
+
+def test_prune_to_a_budget_without_finetuning(run_dir, tmp_path, capsys):
+    out = tmp_path / "budget"
+    assert main(["prune", str(run_dir), "--max-params", "20k", "--global", "--out", str(out)]) == 0
+    run = load_run(out)
+    assert sum(p.numel() for p in run.model.parameters()) <= 20_000
+    assert run.history == [] and run.metrics["test_acc"] is not None
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--ratio", "1.5"], "ratio must be in (0, 1)"),
+    (["--ratio", "0.5", "--max-params", "5k"], "not both"),
+    ([], "give either ratio or a budget"),
+    (["--max-params", "50"], "budget below the smallest reachable model"),
+    (["--ratio", "0.5", "--steps", "0"], "steps must be"),
+])
+def test_bad_input_is_one_line(run_dir, tmp_path, capsys, argv, message):
+    assert main(["prune", str(run_dir), *argv, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_missing_run_and_existing_out(run_dir, tmp_path, capsys):
+    assert main(["prune", str(tmp_path / "nope"), "--ratio", "0.5", "--out", str(tmp_path / "y")]) == 2
+    assert main(["prune", str(run_dir), "--ratio", "0.5", "--out", str(run_dir)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_bn_l1_shrinks_batchnorm_scales():
+    from compress import models
+    from compress.train import TrainConfig, fit
+
+    def scales(bn_l1):
+        torch.manual_seed(0)
+        model = models.create("cnn", channels=[8, 8], input_size=16, num_classes=3)
+        fit(model, DATA, TrainConfig(epochs=3, batch_size=16, lr=0.05, bn_l1=bn_l1, augment=False, device="cpu",
+                                    bn_recalibrate=0),
+            progress=False)
+        return sum(m.weight.abs().sum().item() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+    assert scales(0.1) < 0.8 * scales(0.0)
+    with pytest.raises(ValueError, match="bn_l1"):
+        TrainConfig(bn_l1=-1)
