@@ -35,7 +35,7 @@ FORMAT_1 = ("compress-artifact", 1)   # read too: its manifest kept "build_args"
 NP_DTYPES = {"float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64", "bool"}
 MANIFEST_MAX_BYTES = 16 * 2**20   # a manifest is ~150 bytes per tensor; JSON this size parses in < 400 MB
 _CREATE_KEYS = {"name", "width_mult", "depth_mult", "num_classes", "in_chans", "input_size", "dropout",
-                "min_feature_size", "channel_divisor", "stride_policy"}
+                "min_feature_size", "channel_divisor", "stride_policy", "widths"}
 
 
 class ArtifactError(ValueError):
@@ -132,6 +132,11 @@ def _check_model(path, spec: dict, rows: list) -> None:
     if args.get("width_mult", 1.0) > max(1, max_dim):
         raise ArtifactError(f"{path}: manifest width_mult {args['width_mult']} exceeds the largest stored "
                             f"dimension ({max_dim}); the card does not describe these tensors")
+    widths = args.get("widths", {})    # a pruned model's layer sizes: each is a dimension of a stored tensor
+    if not isinstance(widths, dict) or not all(
+            isinstance(v, list) and v and all(_is_int(n) and 1 <= n <= max_dim for n in v) for v in widths.values()):
+        raise ArtifactError(f"{path}: manifest widths must map layers to sizes no larger than the largest stored "
+                            f"dimension ({max_dim}), got {str(widths)[:120]}")
     blocks = _min_blocks(path, args)
     if blocks > len(rows):
         raise ArtifactError(f"{path}: manifest depth_mult {args.get('depth_mult', 1.0)} makes {blocks} blocks, "
