@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.cli._common import add_field, given, parse_count, parse_key_value
+from compress.cli._common import add_field, finite_float, given, parse_count, parse_key_value
 
 
 def register(sub) -> None:
@@ -16,11 +16,11 @@ def register(sub) -> None:
                     "prints the before/after table.")
     p.add_argument("source", metavar="RUN", help="run folder to prune (from compress train)")
     target = p.add_argument_group("target (one of: a ratio, or budgets that must all hold)")
-    add_field(target, "--ratio", PruneConfig, "ratio", type=float, help="share of channels removed, in (0, 1)")
+    add_field(target, "--ratio", PruneConfig, "ratio", type=finite_float, help="share of channels removed, in (0, 1)")
     add_field(target, "--max-params", PruneConfig, "max_params", type=parse_count, help="parameters, e.g. 50k")
     add_field(target, "--max-macs", PruneConfig, "max_macs", type=parse_count, help="MACs at batch 1, e.g. 2M")
     add_field(target, "--max-bytes", PruneConfig, "max_bytes", type=parse_count, help="fp16 state_dict bytes")
-    add_field(target, "--max-latency-ms", PruneConfig, "max_latency_ms", type=float,
+    add_field(target, "--max-latency-ms", PruneConfig, "max_latency_ms", type=finite_float,
               help="median latency at batch 1, one thread (measured: slow)")
     g = p.add_argument_group("pruning (compress.prune.PruneConfig)")
     add_field(g, "--importance", PruneConfig, "importance", choices=sorted(IMPORTANCES))

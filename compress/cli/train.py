@@ -66,7 +66,8 @@ def register(sub) -> None:
     add_field(g, "--teacher", TrainConfig, "teacher", metavar="RUN", help="run folder of a teacher (distillation)")
     add_field(g, "--temperature", TrainConfig, "temperature", type=finite_float, help="distillation temperature")
     add_field(g, "--alpha", TrainConfig, "alpha", type=finite_float, help="distillation weight")
-    add_field(g, "--bn-l1", TrainConfig, "bn_l1", type=finite_float, help="L1 penalty on BatchNorm scales (for pruning)")
+    add_field(g, "--bn-l1", TrainConfig, "bn_l1", type=finite_float,
+              help="L1 penalty on BatchNorm scales (for pruning)")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig setting, e.g. --set eval_batch_size=512 (JSON value), repeatable")
     p.add_argument("--seeds", type=positive_int, default=1,
