@@ -2,6 +2,7 @@
 
     compress export RUN --max-bytes 225000 --out model.npz     # most accurate candidate that fits
     compress export RUN --codec int8 --fold-bn --out model.pt  # one codec, no search
+    compress export RUN --codec int8 --fold-bn --onnx model.onnx --int8   # and an int8 ONNX file of it
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def register(sub) -> None:
     add_field(p, "--out", export_run, "out", help="artifact path", none="RUN/model.npz")
     add_field(p, "--onnx", export_run, "onnx", metavar="PATH", help="also export the written model to ONNX")
     add_field(p, "--overwrite", export_run, "overwrite", switch=True, help="replace an existing --out file")
+    add_field(p, "--int8", export_run, "int8", switch=True,
+              help="with --onnx and an int8 codec: the ONNX file runs the stored int8 weights (QDQ), checked first")
+    add_field(p, "--calibration", export_run, "calibration", choices=("minmax", "percentile"),
+              help="with --int8: how activation ranges are taken from training images")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 

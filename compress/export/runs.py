@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from compress import _io
 from compress.export.artifact import breakdown, format_of, load
 from compress.export.budget import DEFAULT_CANDIDATES, BudgetResult, fit_bytes, parse_candidate
+from compress.export.onnx_int8 import INT8_CODECS, Int8Config, export_int8_artifact, training_images
 
 __all__ = ["Export", "export_run"]
 
@@ -23,9 +24,11 @@ class Export:
     path: Path
     breakdown: dict[str, int]
     onnx: Path | None = None
+    int8: Any = None      # compress.export.onnx_int8.Int8Check of an --int8 ONNX file
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.result.to_dict(), "breakdown": self.breakdown, "onnx": str(self.onnx) if self.onnx else None}
+        return {**self.result.to_dict(), "breakdown": self.breakdown, "onnx": str(self.onnx) if self.onnx else None,
+                "int8_check": self.int8.to_dict() if self.int8 is not None else None}
 
     def summary(self) -> str:
         """The candidates' table and one line per file written."""
@@ -34,23 +37,28 @@ class Export:
                  f"wrote {self.path}: {b['size_bytes']:,} bytes = weights {b['weights_bytes']:,} + scales/codebooks "
                  f"{b['scales_bytes']:,} + spec/manifest {b['manifest_bytes']:,} + container {b['overhead_bytes']:,}"]
         if self.onnx is not None:
-            lines.append(f"wrote {self.onnx}")
+            lines.append(f"wrote {self.onnx}" + (f" (int8 QDQ; {self.int8.summary()})" if self.int8 else ""))
         return "\n".join(lines)
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, max_bytes: int | None = None,
                codec: str | None = None, fold_bn: bool = False, candidates: Sequence[str] | None = None,
                tolerance_points: float = 0.0, format: str | None = None,
-               onnx: str | os.PathLike | None = None, overwrite: bool = False) -> Export:
+               onnx: str | os.PathLike | None = None, overwrite: bool = False, int8: bool = False,
+               calibration: str = Int8Config.calibration) -> Export:
     """Write the run at ``run_dir`` as an artifact at ``out`` (default ``RUN/model.npz``).
 
     With ``max_bytes``: the most accurate of ``candidates`` (default: lossless to lossy, see
     :data:`~compress.export.budget.DEFAULT_CANDIDATES`) whose file fits, scored on the run's validation split
     (:func:`~compress.export.budget.fit_bytes`). Without: ``codec`` (default fp16), BatchNorm folded with
     ``fold_bn``. The manifest keeps the run's input normalization and class names. ``onnx``: also export the
-    written model (as reloaded from the file) to that ONNX path. Raises ValueError for settings that contradict
-    each other, :class:`~compress.export.budget.BudgetError` when nothing fits. ``out`` and ``onnx`` are checked
-    before any work: never one of the run's files, an existing file only with ``overwrite``.
+    written model (as reloaded from the file) to that ONNX path; with ``int8`` as an int8 QDQ graph of the
+    file's stored int8 weights, activations calibrated (``calibration``: minmax or percentile) on the run's
+    training images and checked against the file's float decode on its test split
+    (:func:`~compress.export.onnx_int8.export_int8_artifact`). Raises ValueError for settings that contradict
+    each other or a codec without an int8 path, :class:`~compress.export.budget.BudgetError` when nothing fits.
+    ``out`` and ``onnx`` are checked before any work: never one of the run's files, an existing file only with
+    ``overwrite``.
     """
     from compress.export.onnx import export_onnx
     from compress.train.runs import load_run
@@ -59,6 +67,9 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ValueError("--codec/--fold-bn choose one codec; --max-bytes searches them (use --candidates)")
     if max_bytes is None and candidates:
         raise ValueError("--candidates needs --max-bytes")
+    if int8 and onnx is None:
+        raise ValueError("--int8 writes the ONNX file int8: give --onnx PATH")
+    int8_config = Int8Config(calibration=calibration)
     path = Path(out) if out else Path(run_dir) / f"model.{format or 'npz'}"
     format_of(path, format)   # a suffix that contradicts format fails here, before any work
     run_files = list(Path(run_dir).iterdir()) if Path(run_dir).is_dir() else []
@@ -69,15 +80,38 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         label = (codec or "fp16") + ("+fold" if fold_bn else "")
         parse_candidate(label)
         candidates = [label]
+    if int8:
+        candidates = list(candidates or [c for c in DEFAULT_CANDIDATES if _int8_path(c)])
+        bad = [c for c in candidates if not _int8_path(c)]
+        no_path = [c for c in bad if parse_candidate(c)[0].label not in INT8_CODECS]
+        if no_path:
+            raise ValueError(f"--int8: codec {', '.join(no_path)} has no int8 execution path; supported: "
+                             f"{', '.join(INT8_CODECS)} with BatchNorm folded (--codec int8 --fold-bn)")
+        if bad:
+            raise ValueError(f"--int8: {', '.join(bad)} quantizes before BatchNorm folding, which would change the "
+                             "stored int8 values; add --fold-bn (int8+fold)")
     src = load_run(run_dir)
     meta = {"normalizer": src.normalizer.to_dict(), "class_names": list(src.class_names),
             "data_source": src.data_source, "run": str(src.path)}
     result = fit_bytes(src.model, src.data().val, max_bytes, path=path, format=format,
                        candidates=list(candidates or DEFAULT_CANDIDATES), transform=src.normalizer, meta=meta,
                        tolerance_points=tolerance_points)
-    onnx_path = None
-    if onnx is not None:
+    onnx_path, check = None, None
+    if onnx is not None and int8:
+        bundle = src.data()
+        split = bundle.split()
+        calib = training_images(bundle.train.x, int8_config.calibration_images, src.normalizer)
+        onnx_path = Path(onnx)
+        check = export_int8_artifact(path, onnx_path, calib, src.normalizer(split.x), split.y, config=int8_config)[1]
+    elif onnx is not None:
         d = src.info["data"]
         shape = src.card.input_shape if src.card is not None else (d["in_chans"], *d["input_size"])
         onnx_path = export_onnx(load(path), onnx, shape)
-    return Export(result, path, breakdown(path), onnx_path)
+    return Export(result, path, breakdown(path), onnx_path, check)
+
+
+def _int8_path(candidate: str) -> bool:
+    """Whether ``candidate`` (``int8+fold``...) writes an artifact the int8 ONNX export can run as stored: an
+    int8 codec applied after BatchNorm folding (folding afterwards would change the stored values)."""
+    codec, fold = parse_candidate(candidate)
+    return codec.label in INT8_CODECS and fold

@@ -1,0 +1,172 @@
+"""compress.export.onnx_int8 / qdq and ``compress export --onnx F --int8``: the int8 file holds the artifact's
+int8 numbers exactly, ONNX Runtime runs it with int8 kernels, and the check guards what is written."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from compress import models
+from compress.cli import main
+from compress.export import artifact as A
+from compress.export import onnx_int8 as O
+from compress.quant.codecs import Codec
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+SHAPE = (1, 16, 16)
+
+
+@pytest.fixture()
+def net(randomize_batchnorm):
+    torch.manual_seed(0)
+    return randomize_batchnorm(models.create("mobilenet_v1", width_mult=0.5, num_classes=3, input_size=16)).eval()
+
+
+def _artifact(model, path, codec="int8", fold_bn=True):
+    A.save(model, path, codec=codec, fold_bn=fold_bn)
+    manifest, encoded = A.read(path)
+    return A.restore(manifest, encoded), O.int8_weights(manifest["codec"], encoded), encoded
+
+
+def _optimized_ops(path, tmp_path) -> list[str]:
+    from compress.export.onnx import ort_session_options
+
+    options = ort_session_options(ort, threads=1)
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+
+
+def test_int8_file_holds_the_artifacts_int8_values_and_scales_exactly(net, tmp_path):
+    decoded, weights, encoded = _artifact(net, tmp_path / "m.npz")
+    export = O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, torch.randn(32, *SHAPE))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "m.onnx")).graph.initializer}
+    assert export.stored and set(export.stored) <= set(weights)
+    for name in export.stored:
+        q, scale = weights[name]
+        assert inits[f"{name}_quantized"].dtype == np.int8
+        np.testing.assert_array_equal(inits[f"{name}_quantized"], encoded[name].arrays["data"].reshape(q.shape).numpy())
+        np.testing.assert_array_equal(inits[f"{name}_scale"], encoded[name].arrays["scale"].float().numpy())
+    # the codec keeps weights under min_numel in float16; those (and only those) are quantized here
+    assert set(export.quantized_here) == {k for k, e in encoded.items() if e.kind == "float" and k.endswith("conv.weight")}
+
+
+def test_onnxruntime_runs_it_with_int8_kernels_close_to_the_float_decode(net, tmp_path):
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz")
+    x = torch.randn(64, *SHAPE)
+    O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, x[:48])
+    graph_ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert "Relu" not in graph_ops                   # folded into the uint8 range of the conv's output
+    ops = _optimized_ops(tmp_path / "m.onnx", tmp_path)
+    assert "QLinearConv" in ops and "QGemm" in ops and "Conv" not in ops and "Gemm" not in ops
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x[48:].numpy()})[0]
+    with torch.no_grad():
+        want = decoded(x[48:]).numpy()
+    assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
+
+
+def test_per_tensor_codec_works_too(net, tmp_path):
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz", codec="int8-tensor")
+    assert all(np.asarray(s).size == 1 for _, s in weights.values())
+    O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, torch.randn(16, *SHAPE))
+    assert "QLinearConv" in _optimized_ops(tmp_path / "m.onnx", tmp_path)
+
+
+def test_codec_without_int8_path_names_the_supported_ones(net, tmp_path):
+    with pytest.raises(ValueError, match="codec fp16 has no int8 execution path; supported: int8, int8-tensor"):
+        O.int8_weights(Codec.parse("fp16"), {})
+    A.save(net, tmp_path / "k.npz", codec="kmeans4", fold_bn=True)
+    x, y = torch.randn(8, *SHAPE), torch.zeros(8, dtype=torch.long)
+    with pytest.raises(ValueError, match="kmeans4 has no int8 execution path"):
+        O.export_int8_artifact(tmp_path / "k.npz", tmp_path / "k.onnx", x, x, y)
+    assert not (tmp_path / "k.onnx").exists()
+
+
+def test_int8_before_batchnorm_folding_is_refused(net, tmp_path):
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz", fold_bn=False)
+    with pytest.raises(ValueError, match="BatchNorm folded before quantization"):
+        O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, torch.randn(8, *SHAPE))
+
+
+def test_check_passes_for_the_decode_and_fails_for_another_model(net, tmp_path):
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz")
+    x = torch.randn(80, *SHAPE)
+    O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, x)
+    with torch.no_grad():
+        y = decoded(x).argmax(1)
+    check = O.check_int8(tmp_path / "m.onnx", decoded, x, y, config=O.Int8Config(min_agreement=0.9))
+    assert check.passed and check.float_accuracy == 100.0 and check.images == 80
+    other = copy.deepcopy(decoded)
+    last = [m for m in other.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():   # logits negated: the other model predicts the least likely class
+        last.weight.neg_()
+        last.bias.neg_()
+    with pytest.raises(O.Int8CheckError, match="same predictions"):
+        O.check_int8(tmp_path / "m.onnx", other, x, y, config=O.Int8Config(min_agreement=1.0, max_drop_points=0.0))
+
+
+def test_bad_calibration_and_settings_raise(net, tmp_path):
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="calibration images have shape"):
+        O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, torch.randn(8, 3, 16, 16))
+    with pytest.raises(TypeError, match="float tensor"):
+        O.export_int8_onnx(decoded, weights, tmp_path / "m.onnx", SHAPE, torch.zeros(8, *SHAPE, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="unknown calibration 'kl'"):
+        O.Int8Config(calibration="kl")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from compress import data, train
+
+    bundle = data.load("synthetic:n=300,classes=3,size=16")
+    torch.manual_seed(0)
+    model = models.create("cnn", channels=[8, 16], num_classes=3, input_size=16)
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train.fit(model, bundle, train.TrainConfig(epochs=2, augment=False), out=out, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("calibration", ["minmax", "percentile"])
+def test_cli_export_int8_onnx(run_dir, tmp_path, capsys, calibration):
+    args = ["export", str(run_dir), "--codec", "int8", "--fold-bn", "--out", str(tmp_path / "m.npz"),
+            "--onnx", str(tmp_path / "m.onnx"), "--int8", "--calibration", calibration, "--json"]
+    assert main(args) == 0
+    check = json.loads(capsys.readouterr().out)["int8_check"]
+    assert check["passed"] and check["agreement"] >= 0.99 and check["images"] > 0
+    assert "QLinearConv" in _optimized_ops(tmp_path / "m.onnx", tmp_path)
+
+
+def test_cli_export_int8_bad_input(run_dir, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "m.npz")]
+    assert main(["export", str(run_dir), "--codec", "fp16", *out, "--onnx", str(tmp_path / "m.onnx"), "--int8"]) == 2
+    assert "codec fp16 has no int8 execution path; supported: int8, int8-tensor" in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--codec", "int8", *out, "--onnx", str(tmp_path / "m.onnx"), "--int8"]) == 2
+    assert "add --fold-bn" in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--codec", "int8", "--fold-bn", *out, "--int8"]) == 2
+    assert "give --onnx" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.npz").exists()
+
+
+def test_a_failed_check_writes_no_onnx_file(run_dir, tmp_path, monkeypatch):
+    def failing(*args, **kwargs):
+        raise O.Int8CheckError("int8 vs float decode: 50.00% same predictions")
+
+    monkeypatch.setattr(O, "check_int8", failing)
+    with pytest.raises(O.Int8CheckError):
+        O.export_int8_artifact(_int8_artifact(run_dir, tmp_path), tmp_path / "m.onnx", torch.randn(8, *SHAPE),
+                               torch.randn(8, *SHAPE), torch.zeros(8, dtype=torch.long))
+    assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.glob(".m.onnx*"))
+
+
+def _int8_artifact(run_dir, tmp_path):
+    from compress.train import load_run
+
+    return A.save(load_run(run_dir).model, tmp_path / "m.npz", codec="int8", fold_bn=True)
