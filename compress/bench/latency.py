@@ -25,6 +25,15 @@ Runtimes:
 - ``cuda_graph`` (CUDA only): BatchNorm folded, the forward pass captured once per batch size as a CUDA
   graph and replayed; a call copies the input into the graph's input buffer and replays. Small models on
   a GPU are bound by kernel-launch overhead, which this removes.
+- ``cuda_graph_fp16``, ``cuda_graph_bf16`` (CUDA only; bf16 where the GPU has it): the same in half precision,
+  the input cast in and the logits cast back inside the graph; checked against float32 eager at the half
+  dtype's tolerance.
+- ``onnxruntime_int8``, ``torch_int8`` (CPU): int8 execution (:mod:`compress.bench.int8`): an int8 artifact's
+  stored int8 weights (or a float model through the int8+fold codec), activations calibrated on
+  ``calibration`` images (else N(0, 1) inputs); checked against eager at ``INT8_TOLERANCE`` (10% of the largest
+  output), a sanity check: ``compress export --int8`` checks accuracy.
+
+With ``calibration`` images every runtime is checked on them (cycled to the batch size) instead of N(0, 1) inputs.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from compress.bench.runtimes import OutputMismatchError, runtime_factory, tolerance
+from compress.bench.runtimes import INT8_RUNTIMES, OutputMismatchError, call_factory, runtime_factory, tolerance
 from compress.device import device_name, resolve_device, torch_threads
 from compress.export.onnx import check_input_shape, max_difference
 
@@ -82,6 +91,7 @@ def measure(
     threads: int | None = None,
     warmup: int = 10,
     repeats: int = 50,
+    calibration: torch.Tensor | None = None,
 ) -> list[LatencyRecord]:
     """Time ``model_or_artifact`` on inputs of shape ``(batch, *input_shape)``, one record per batch size.
 
@@ -89,10 +99,12 @@ def measure(
     an artifact written by ``compress.export.artifact``. ``input_shape`` is one image, e.g. ``(1, 48, 48)``.
     ``threads`` (default: the current ``torch.get_num_threads()``) is set for the measurement and
     restored afterwards. fp16 models are upcast to float32 on CPU, where half-precision matmul is
-    unsupported, and the records say so.
+    unsupported, and the records say so. ``calibration``: model inputs (normalized images, ``(N, *input_shape)``)
+    that int8 runtimes take activation ranges from and every runtime is checked on.
 
     Raises ``ValueError`` for an unknown runtime or device, CUDA requested without CUDA, a runtime
-    whose optional package is missing, or non-positive sizes or counts.
+    whose optional package is missing, non-positive sizes or counts, or an int8 runtime asked to run an
+    artifact whose codec has no int8 execution path.
     """
     shape = check_input_shape(input_shape)
     device = resolve_device(device).type
@@ -103,8 +115,10 @@ def measure(
     warmup = _positive_int("warmup", warmup, allow_zero=True)
     repeats = _positive_int("repeats", repeats)
     threads = torch.get_num_threads() if threads is None else _positive_int("threads", threads)
+    if calibration is not None:
+        _batch(calibration, 1, shape)   # checks its shape before anything is built
 
-    model, notes, stored = _load(model_or_artifact)
+    model, notes, stored, weights = _load(model_or_artifact, runtime)
     model, dtype, dtype_notes = _place(model, device, stored)
     notes = notes + dtype_notes
     base = dict(
@@ -113,17 +127,30 @@ def measure(
     )
     with torch_threads(threads):
         try:
-            runner = factory(model, shape, dtype=dtype, device=device, threads=threads)
+            runner = call_factory(factory, model, shape, dtype=dtype, device=device, threads=threads,
+                                  weights=weights, calibration=calibration)
         except Exception as exc:  # a runtime that cannot be built is reported, not fatal
             return [_failed(base, b, notes, exc) for b in batch_sizes]
         records = []
         for b in batch_sizes:
-            records.append(_measure_batch(model, runner, base, b, shape, dtype, notes, warmup, repeats))
+            x = _batch(calibration, b, shape).to(device=device, dtype=dtype)
+            records.append(_measure_batch(model, runner, base, x, dtype, notes, warmup, repeats))
         return records
 
 
-def _measure_batch(model, runner, base, batch, shape, dtype, notes, warmup, repeats) -> LatencyRecord:
-    x = torch.randn(batch, *shape).to(device=base["device"], dtype=dtype)
+def _batch(calibration: torch.Tensor | None, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """``batch`` inputs: N(0, 1), or the calibration images cycled to ``batch``."""
+    if calibration is None:
+        return torch.randn(batch, *shape)
+    if not isinstance(calibration, torch.Tensor) or tuple(calibration.shape[1:]) != shape or not len(calibration):
+        raise ValueError(f"calibration must be a tensor of shape (N, {', '.join(map(str, shape))}) with N >= 1, "
+                         f"got {getattr(calibration, 'shape', type(calibration).__name__)}")
+    index = torch.arange(batch) % len(calibration)
+    return calibration[index].float().cpu()
+
+
+def _measure_batch(model, runner, base, x, dtype, notes, warmup, repeats) -> LatencyRecord:
+    batch = len(x)
     extra: dict[str, Any] = {}
     try:
         call, output = runner(x)
@@ -135,7 +162,7 @@ def _measure_batch(model, runner, base, batch, shape, dtype, notes, warmup, repe
         if base["runtime"] != "eager":
             with torch.inference_mode():
                 want = model(x)
-            diff, tol = max_difference(got, want, **tolerance(dtype))
+            diff, tol = max_difference(got, want, **(getattr(runner, "tolerance", None) or tolerance(dtype)))
             extra["max_abs_diff"] = diff
             if diff > tol:
                 raise OutputMismatchError(f"outputs differ from eager by {diff:.3g} (tolerance {tol:.3g})")
@@ -188,10 +215,11 @@ def _failed(base: dict, batch: int, notes: list[str], exc: BaseException) -> Lat
                          images_per_s=None, error=f"{type(exc).__name__}: {first_line}", notes=list(notes))
 
 
-def _load(model_or_artifact) -> tuple[nn.Module, list[str], torch.dtype | None]:
-    """(model in eval mode, notes, stored dtype) from a module (copied) or an artifact path."""
+def _load(model_or_artifact, runtime: str = "eager") -> tuple[nn.Module, list[str], torch.dtype | None, dict | None]:
+    """(model in eval mode, notes, stored dtype, stored int8 weights or None) from a module (copied) or an
+    artifact path. An int8 ``runtime`` on an artifact whose codec has no int8 path raises ValueError."""
     if isinstance(model_or_artifact, nn.Module):
-        return copy.deepcopy(model_or_artifact).eval(), [], None
+        return copy.deepcopy(model_or_artifact).eval(), [], None, None
     if isinstance(model_or_artifact, (str, os.PathLike)):
         path = Path(model_or_artifact)
         if not path.is_file():
@@ -203,7 +231,12 @@ def _load(model_or_artifact) -> tuple[nn.Module, list[str], torch.dtype | None]:
         model = restore(manifest, encoded, source=path)  # float32 on CPU whatever the codec
         codec = Codec.from_json(manifest["codec"])
         stored = torch.float16 if codec.label == "fp16" else None
-        return model.eval(), [f"artifact {path.name} ({codec.label})"], stored
+        weights = None
+        if runtime in INT8_RUNTIMES:
+            from compress.export.onnx_int8 import int8_weights
+
+            weights = int8_weights(codec, encoded, source=f"runtime {runtime}: artifact {path.name}")
+        return model.eval(), [f"artifact {path.name} ({codec.label})"], stored, weights
     raise TypeError(f"model_or_artifact must be an nn.Module or an artifact path, not {type(model_or_artifact).__name__}")
 
 
@@ -237,10 +270,10 @@ def format_table(records: Sequence[LatencyRecord]) -> str:
         return "(no records)"
     head = records[0]
     lines = [f"{head.device_name}, input {'x'.join(map(str, head.input_shape))}",
-             f"{'runtime':<14}{'device':<7}{'batch':>6}{'threads':>8}{'median_ms':>11}{'iqr_ms':>9}"
+             f"{'runtime':<18}{'device':<7}{'batch':>6}{'threads':>8}{'median_ms':>11}{'iqr_ms':>9}"
              f"{'p95_ms':>9}{'images_per_s':>14}  notes"]
     for r in records:
-        left = f"{r.runtime:<14}{r.device:<7}{r.batch_size:>6}{r.threads:>8}"
+        left = f"{r.runtime:<18}{r.device:<7}{r.batch_size:>6}{r.threads:>8}"
         if r.error:
             lines.append(f"{left}  error: {r.error}")
             continue

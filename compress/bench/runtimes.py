@@ -1,12 +1,15 @@
 """Runtimes a model can be timed in: each prepares a model and returns a :class:`Runner`.
 
-A factory takes ``(model, shape, dtype, device, threads)``; ``runner(x)`` binds a batch and returns
+A factory takes ``(model, shape, *, dtype, device, threads)``; ``runner(x)`` binds a batch and returns
 ``(call, output)``: ``call()`` runs the batch once (what is timed) and ``output(call())`` gives a torch tensor.
+A factory that also declares ``weights`` (an int8 artifact's exact int8 values and scales) or ``calibration``
+(model inputs to take activation ranges from) gets them (:func:`call_factory`); the int8 runtimes do.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,11 +22,16 @@ from compress.export.onnx import (INPUT_NAME, OUTPUT_NAME, check_input_shape, ex
                                   require_onnxruntime)
 from compress.quant.fold import fold_batchnorm
 
-__all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "register_runtime", "Runner", "torch_runner", "make_runner",
-           "runtime_factory", "check_runtime", "available_runtimes",
-           "OutputMismatchError", "tolerance"]
+__all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "INT8_RUNTIMES", "register_runtime", "Runner", "torch_runner",
+           "make_runner", "runtime_factory", "call_factory", "check_runtime", "available_runtimes", "ort_runner",
+           "OutputMismatchError", "tolerance", "INT8_TOLERANCE"]
 
-RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "cuda_graph")
+RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "cuda_graph",
+            "onnxruntime_int8", "torch_int8", "cuda_graph_fp16", "cuda_graph_bf16")
+INT8_RUNTIMES = ("onnxruntime_int8", "torch_int8")
+# int8 outputs against eager float32: a sanity check that the int8 graph computes the model (errors of a few
+# percent of the largest logit are normal); the accuracy check is compress.export.onnx_int8.check_int8's.
+INT8_TOLERANCE = {"rtol": 0.1, "atol": 1e-5}
 
 
 class OutputMismatchError(RuntimeError):
@@ -32,7 +40,9 @@ class OutputMismatchError(RuntimeError):
 
 def tolerance(dtype: torch.dtype) -> dict[str, float]:
     """The ``rtol``/``atol`` a runtime's outputs must meet against eager for inputs of ``dtype``."""
-    return {"rtol": 1e-2, "atol": 1e-3} if dtype in (torch.float16, torch.bfloat16) else {"rtol": 1e-3, "atol": 1e-4}
+    if dtype == torch.bfloat16:   # 8 significant bits (fp16 has 11): errors through a network are ~1%
+        return {"rtol": 5e-2, "atol": 5e-3}
+    return {"rtol": 1e-2, "atol": 1e-3} if dtype == torch.float16 else {"rtol": 1e-3, "atol": 1e-4}
 
 
 def check_runtime(runtime: str, device: str = "cpu") -> None:
@@ -59,22 +69,36 @@ class Runner:
     ``notes`` say how the runtime was set up."""
 
     def __init__(self, fn: Callable[[torch.Tensor], tuple[Callable[[], Any], Callable[[Any], torch.Tensor]]],
-                 notes: list[str] | None = None, model: nn.Module | None = None):
+                 notes: list[str] | None = None, model: nn.Module | None = None,
+                 tolerance: dict[str, float] | None = None):
         self.fn, self.notes, self.model = fn, notes or [], model   # model: the module run (None for ONNX Runtime)
+        self.tolerance = tolerance   # rtol/atol against eager when not the input dtype's (int8, half on CUDA)
 
     def __call__(self, x: torch.Tensor):
         return self.fn(x)
 
 
 def make_runner(model: nn.Module, input_shape: Sequence[int], *, runtime: str = "eager", device: str = "cpu",
-                threads: int = 1, dtype: torch.dtype = torch.float32) -> Runner:
+                threads: int = 1, dtype: torch.dtype = torch.float32, weights=None,
+                calibration: torch.Tensor | None = None) -> Runner:
     """The :class:`Runner` that :func:`measure` times, for timing several runtimes side by side in one process
     (``benchmarks/latency_ratio.py``). ``model`` must already be in eval mode on ``device`` in ``dtype``;
-    torch's thread count is the caller's to set, ``threads`` goes to ONNX Runtime. Outputs are not checked
-    here: compare ``output(call())`` with eager yourself. Raises ``ValueError`` like :func:`measure`."""
+    torch's thread count is the caller's to set, ``threads`` goes to ONNX Runtime. ``weights`` and
+    ``calibration`` go to the int8 runtimes (see :func:`compress.bench.int8.int8_source`). Outputs are not
+    checked here: compare ``output(call())`` with eager yourself. Raises ``ValueError`` like :func:`measure`."""
     device = resolve_device(device).type
-    return runtime_factory(runtime, device)(model, check_input_shape(input_shape), dtype=dtype, device=device,
-                                            threads=threads)
+    return call_factory(runtime_factory(runtime, device), model, check_input_shape(input_shape), dtype=dtype,
+                        device=device, threads=threads, weights=weights, calibration=calibration)
+
+
+def call_factory(factory: Callable[..., Runner], model: nn.Module, shape: tuple[int, ...], *, dtype, device,
+                 threads, **context) -> Runner:
+    """``factory(model, shape, dtype=, device=, threads=)`` plus those ``context`` entries (``weights``,
+    ``calibration``) that are not None and that the factory declares (or takes as ``**kwargs``)."""
+    params = inspect.signature(factory).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in context.items() if v is not None and (k in params or takes_all)}
+    return factory(model, shape, dtype=dtype, device=device, threads=threads, **extra)
 
 
 def torch_runner(model: nn.Module, *, memory_format=None, grad_mode=torch.inference_mode, notes=None) -> Runner:
@@ -125,7 +149,12 @@ def _onnxruntime(model, shape, *, dtype, device, threads) -> Runner:
              f"intra_op {threads}, inter_op 1, sequential, no spinning, I/O binding"]
     if dtype != torch.float32:
         notes.append(f"ONNX model runs in float32 (model is {str(dtype).replace('torch.', '')})")
+    return ort_runner(ort, session, device, notes)
 
+
+def ort_runner(ort, session, device: str, notes: list[str], tolerance: dict[str, float] | None = None) -> Runner:
+    """A :class:`Runner` for an ONNX Runtime ``session`` (input ``input``, output ``logits``): I/O binding, on
+    CPU into a preallocated output with the input rebound every call, on CUDA with device pointers."""
     def prepare(x):
         binding = session.io_binding()
         xin = x.float().contiguous()
@@ -152,11 +181,24 @@ def _onnxruntime(model, shape, *, dtype, device, threads) -> Runner:
 
         return call, lambda o: torch.from_numpy(o.numpy().copy())
 
-    return Runner(prepare, notes)
+    return Runner(prepare, notes, tolerance=tolerance)
 
 
 def _cuda_graph(model, shape, **_) -> Runner:
-    folded = _fold(model)
+    return cuda_graph_runner(_fold(model), None)
+
+
+def _cuda_graph_half(half: torch.dtype):
+    def factory(model, shape, **_) -> Runner:
+        return cuda_graph_runner(_fold(model).to(half), half)
+    return factory
+
+
+def cuda_graph_runner(folded: nn.Module, half: torch.dtype | None) -> Runner:
+    """``folded`` captured as a CUDA graph per batch; with ``half`` (float16, bfloat16) the weights are in that
+    dtype and the graph casts the input in and the logits back to the input's dtype."""
+    def forward(x):
+        return folded(x) if half is None else folded(x.to(half)).to(x.dtype)
 
     def prepare(x):
         static_in = x.clone()
@@ -164,11 +206,11 @@ def _cuda_graph(model, shape, **_) -> Runner:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.no_grad():  # warm-up off the capture stream, as capture requires
             for _ in range(3):
-                folded(static_in)
+                forward(static_in)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.no_grad(), torch.cuda.graph(graph):
-            static_out = folded(static_in)
+            static_out = forward(static_in)
 
         def call():
             static_in.copy_(x)
@@ -177,13 +219,30 @@ def _cuda_graph(model, shape, **_) -> Runner:
 
         return call, lambda y: y.clone()
 
-    return Runner(prepare, ["BatchNorm folded, captured as a CUDA graph, input copied in and graph replayed per call"],
-                  folded)
+    note = "BatchNorm folded, captured as a CUDA graph, input copied in and graph replayed per call"
+    if half is not None:
+        name = str(half).removeprefix("torch.")
+        note += f"; weights and activations in {name}, input cast in and logits cast back inside the graph"
+    return Runner(prepare, [note], folded, tolerance=tolerance(half) if half is not None else None)
+
+
+def _onnxruntime_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
+    from compress.bench.int8 import onnxruntime_int8
+
+    return onnxruntime_int8(model, shape, threads=threads, weights=weights, calibration=calibration)
+
+
+def _torch_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
+    from compress.bench.int8 import torch_int8
+
+    return torch_int8(model, shape, weights=weights, calibration=calibration)
 
 
 RUNTIME_FACTORIES: dict[str, Callable[..., Runner]] = {
     "eager": _eager, "folded": _folded, "channels_last": _channels_last,
     "compile": _compile, "onnxruntime": _onnxruntime, "cuda_graph": _cuda_graph,
+    "onnxruntime_int8": _onnxruntime_int8, "torch_int8": _torch_int8,
+    "cuda_graph_fp16": _cuda_graph_half(torch.float16), "cuda_graph_bf16": _cuda_graph_half(torch.bfloat16),
 }
 
 
@@ -191,8 +250,17 @@ def runtime_factory(runtime: str, device: str) -> Callable[..., Runner]:
     """The factory of ``runtime`` on ``device`` ("cpu" or "cuda"); ValueError if it cannot run here."""
     if runtime not in RUNTIME_FACTORIES:
         raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIME_FACTORIES)}")
-    if runtime == "cuda_graph" and device != "cuda":
-        raise ValueError("runtime 'cuda_graph' needs device 'cuda'")
+    if runtime.startswith("cuda_graph") and device != "cuda":
+        raise ValueError(f"runtime {runtime!r} needs device 'cuda'")
+    if runtime == "cuda_graph_bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"runtime 'cuda_graph_bf16' needs a GPU with bfloat16 ({torch.cuda.get_device_name()} has none)")
+    if runtime in INT8_RUNTIMES and device != "cpu":
+        raise ValueError(f"runtime {runtime!r} runs on the CPU only (device 'cpu'), not {device!r}")
+    if runtime == "torch_int8" and not _torch_int8_engine():
+        raise ValueError(f"runtime 'torch_int8' needs torch's x86, fbgemm or onednn quantized engine; this torch has "
+                         f"{', '.join(torch.backends.quantized.supported_engines)}")
+    if runtime == "onnxruntime_int8":
+        require_onnxruntime()
     if runtime == "onnxruntime":
         ort = require_onnxruntime()
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -207,6 +275,12 @@ def register_runtime(name: str, factory: Callable[..., Runner]) -> Callable[...,
         raise ValueError(f"runtime {name!r} is already registered")
     RUNTIME_FACTORIES[name] = factory
     return factory
+
+
+def _torch_int8_engine() -> str | None:
+    """torch's quantized engine for x86 CPUs (x86 picks fbgemm or oneDNN per op), or None."""
+    engines = torch.backends.quantized.supported_engines
+    return next((e for e in ("x86", "fbgemm", "onednn") if e in engines), None)
 
 
 def _np_float32():

@@ -7,7 +7,10 @@ name from ``compress.models`` (built with ``--width``, random weights: latency d
 
 Runtimes: eager, folded (BatchNorm folded into convs), channels_last, compile (torch.compile; compile
 time reported separately), onnxruntime (needs ``pip install 'compress[onnx]'``), cuda_graph (CUDA only:
-the folded model captured as a CUDA graph and replayed).
+the folded model captured as a CUDA graph and replayed), cuda_graph_fp16 and cuda_graph_bf16 (the same in
+half precision), onnxruntime_int8 and torch_int8 (CPU int8: an int8 artifact's stored weights, or a float
+model through the int8+fold codec; activation ranges calibrated on the run's training images, else on
+random inputs). The last lines name the fastest runtime that passed its output check at each batch size.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 from compress.cli._common import (add_field, finite_float, given, non_negative_int, parse_csv, parse_int_list,
                                   parse_shape, positive_int)
 
-DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "cuda_graph")
+DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "onnxruntime_int8", "torch_int8",
+                    "cuda_graph", "cuda_graph_fp16", "cuda_graph_bf16")
 
 
 def register(subparsers) -> None:
@@ -35,8 +39,9 @@ def register(subparsers) -> None:
                    help="one input image's shape (default: the model's own)")
     add_field(p, "--device", measure, "device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--runtimes", metavar="LIST", type=parse_csv, default=None,
-                   help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime when "
-                        "installed, cuda_graph on cuda; compile only on request: it takes a minute per batch "
+                   help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime and "
+                        "onnxruntime_int8 when installed, torch_int8 (int8 only for int8 artifacts), "
+                        "cuda_graph[_fp16,_bf16] on cuda; compile only on request: it takes a minute per batch "
                         "size on CPU)")
     p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],
                    help="comma-separated batch sizes (default 1,32)")
@@ -50,30 +55,33 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import _io
-    from compress.bench import format_table, measure
+    from compress.bench import INT8_RUNTIMES, fastest_summary, format_table, measure
 
     options = given(args, measure)
     device = options.get("device", "cpu")
-    runtimes = _runtimes(args.runtimes, device)
     model, input_shape = _target(args.target, args.input, args)
+    runtimes = _runtimes(args.runtimes, device, int8=_has_int8_path(model))
+    calibration = _calibration(args.target, input_shape) if set(runtimes) & set(INT8_RUNTIMES) else None
     records = []
     for runtime in runtimes:
-        records += measure(model, input_shape, runtime=runtime, batch_sizes=args.batch_sizes, **options)
+        records += measure(model, input_shape, runtime=runtime, batch_sizes=args.batch_sizes,
+                           calibration=calibration, **options)
     print(format_table(records))
+    print(fastest_summary(records))
     if args.json:
         _io.write_json(args.json, [r.to_dict() for r in records])
         print(f"wrote {args.json}")
     return 1 if all(r.error for r in records) else 0
 
 
-def _runtimes(names: list[str] | None, device: str) -> list[str]:
-    from compress.bench import RUNTIMES, available_runtimes, check_runtime
+def _runtimes(names: list[str] | None, device: str, *, int8: bool = True) -> list[str]:
+    from compress.bench import INT8_RUNTIMES, RUNTIMES, available_runtimes, check_runtime
     from compress.device import resolve_device
 
     device = resolve_device(device).type
     if names is None:
         available = available_runtimes(device)
-        return [r for r in DEFAULT_RUNTIMES if r in available]
+        return [r for r in DEFAULT_RUNTIMES if r in available and (int8 or r not in INT8_RUNTIMES)]
     if not names:
         raise ValueError(f"--runtimes names no runtime; known: {', '.join(RUNTIMES)}")
     for name in names:
@@ -110,6 +118,38 @@ def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Nam
         shape_kw = {"in_chans": input_shape[0], "input_size": input_shape[1]}
     model = create(target, **shape_kw, **given(args, create))
     return model, model.card.input_shape
+
+
+def _has_int8_path(model) -> bool:
+    """A model (quantized by the int8 runtimes themselves) or an artifact written with an int8 codec."""
+    if not isinstance(model, Path):
+        return True
+    from compress.export import read
+    from compress.export.onnx_int8 import INT8_CODECS
+    from compress.quant.codecs import Codec
+
+    return Codec.from_json(read(model)[0]["codec"]).label in INT8_CODECS
+
+
+def _calibration(target: str, input_shape):
+    """Normalized training images of the run ``target`` is (or, for an artifact, came from) to calibrate int8
+    activations on; None (random inputs) for a model name or when that run folder is gone."""
+    from compress.export.onnx_int8 import Int8Config, training_images
+    from compress.train import load_run
+
+    path = Path(target)
+    if path.is_file():
+        from compress.export import read
+
+        run_dir = read(path)[0]["meta"].get("run")
+        if not run_dir:
+            return None
+        path = Path(run_dir)
+    if not path.is_dir() or not (path / "config.json").is_file():
+        return None
+    run = load_run(path)
+    images = training_images(run.data().train.x, Int8Config().calibration_images, run.normalizer)
+    return images if tuple(images.shape[1:]) == tuple(input_shape) else None
 
 
 def _card_shape(card, target: str) -> tuple[int, int, int]:

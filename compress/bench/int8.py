@@ -1,0 +1,126 @@
+"""The int8 latency runtimes: ``onnxruntime_int8`` (a QDQ ONNX file, :mod:`compress.export.onnx_int8`) and
+``torch_int8`` (torch's own x86 int8 kernels, FX graph mode: ``prepare_fx``/``convert_fx``, fbgemm/oneDNN).
+
+Both run the weights an int8 artifact stores: given ``weights`` (an int8 artifact's values and scales, what
+:func:`compress.bench.latency.measure` passes for such an artifact) they use those exactly; given a float
+model they first apply what ``compress export --codec int8 --fold-bn`` writes (BatchNorm folded, int8 per
+output channel) and use that. Activation ranges come from ``calibration`` (model inputs) or, without it,
+from N(0, 1) random inputs, and the records say which.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from compress.bench.runtimes import INT8_TOLERANCE, Runner, ort_runner, torch_runner
+from compress.export.onnx import ort_session_options, require_onnxruntime
+from compress.export.onnx_int8 import Int8Config, export_int8_onnx, int8_weights
+from compress.quant.codecs import Codec, decode_state_dict, encode_state_dict
+from compress.quant.fold import count_batchnorm, fold_batchnorm
+from compress.quant.model import load_decoded
+
+__all__ = ["int8_source", "calibration_batch", "onnxruntime_int8", "torch_int8", "RANDOM_CALIBRATION_IMAGES"]
+
+RANDOM_CALIBRATION_IMAGES = 64   # N(0, 1) inputs (count) when no calibration images are given
+
+
+def int8_source(model: nn.Module, weights: Mapping | None) -> tuple[nn.Module, dict, list[str]]:
+    """(float model whose weights are ``q * scale``, ``{name: (q, scale)}``, notes). ``weights`` None: the
+    int8+fold codec applied to ``model`` here (a copy; ``model`` is not modified)."""
+    if weights is not None:
+        if count_batchnorm(model) != count_batchnorm(fold_batchnorm(model)):
+            raise ValueError("int8 execution needs BatchNorm folded before quantization (the stored int8 values "
+                             "would change when folding); write the artifact with --codec int8 --fold-bn")
+        return model, dict(weights), ["weights: the artifact's int8 values and scales"]
+    codec = Codec("int8")
+    folded = fold_batchnorm(model).float().eval()
+    encoded = encode_state_dict(folded.state_dict(), codec)
+    load_decoded(folded, decode_state_dict(encoded))
+    return folded, int8_weights(codec, encoded), [
+        "weights: int8 per output channel after BatchNorm folding, as compress export --codec int8 --fold-bn writes"]
+
+
+def calibration_batch(calibration: torch.Tensor | None, shape: Sequence[int]) -> tuple[torch.Tensor, str]:
+    """(model inputs to calibrate on, a note saying what they are)."""
+    if calibration is None:
+        gen = torch.Generator().manual_seed(0)
+        return (torch.randn(RANDOM_CALIBRATION_IMAGES, *shape, generator=gen),
+                f"activation ranges from {RANDOM_CALIBRATION_IMAGES} N(0, 1) random inputs (no calibration images)")
+    if not isinstance(calibration, torch.Tensor) or tuple(calibration.shape[1:]) != tuple(shape):
+        raise ValueError(f"calibration images must be a tensor of shape (N, {', '.join(map(str, shape))}), "
+                         f"got {getattr(calibration, 'shape', type(calibration).__name__)}")
+    return calibration.float().cpu(), f"activation ranges from {len(calibration)} calibration images"
+
+
+def onnxruntime_int8(model: nn.Module, shape: tuple[int, ...], *, threads: int, weights: Mapping | None = None,
+                     calibration: torch.Tensor | None = None, config: Int8Config = Int8Config()) -> Runner:
+    """The int8 QDQ ONNX file of ``model`` in an ONNX Runtime CPU session (settings as the ``onnxruntime``
+    runtime's); ONNX Runtime fuses the Q/DQ pairs into int8 kernels (QLinearConv, QGemm...)."""
+    ort = require_onnxruntime()
+    model, weights, notes = int8_source(model, weights)
+    images, note = calibration_batch(calibration, shape)
+    with tempfile.TemporaryDirectory(prefix="compress-int8-") as folder:
+        export = export_int8_onnx(model, weights, Path(folder) / "int8.onnx", shape, images,
+                                  config=Int8Config(**{**config.__dict__, "calibration_images": len(images)}))
+        session = ort.InferenceSession(str(export.path), ort_session_options(ort, threads=threads),
+                                       providers=["CPUExecutionProvider"])
+    notes = [f"onnxruntime {ort.__version__} CPUExecutionProvider, int8 QDQ graph, graph optimization ALL, "
+             f"intra_op {threads}, I/O binding", *notes, *export.notes(), note]
+    return ort_runner(ort, session, "cpu", notes, tolerance=INT8_TOLERANCE)
+
+
+def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | None = None,
+               calibration: torch.Tensor | None = None) -> Runner:
+    """``model`` through torch's FX graph-mode quantization on the x86 engine (quint8 activations from
+    min/max observers, qint8 weights per channel), then the int8 weights overwritten with ``weights``' exact
+    values and scales, so both int8 runtimes run the same stored numbers."""
+    import warnings
+
+    from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    from compress.bench.runtimes import _torch_int8_engine
+
+    engine = _torch_int8_engine()
+    torch.backends.quantized.engine = engine
+    model, weights, notes = int8_source(model, weights)
+    images, note = calibration_batch(calibration, shape)
+    qconfig = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=False),
+                      weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, quant_min=-127, quant_max=127,
+                                                                qscheme=torch.per_channel_symmetric))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # torch.ao.quantization's deprecation notices
+        prepared = prepare_fx(model, QConfigMapping().set_global(qconfig), (images[:1],))
+        with torch.no_grad():
+            for start in range(0, len(images), 64):
+                prepared(images[start:start + 64])
+        quantized = convert_fx(prepared)
+        replaced = _set_int8_weights(quantized, weights)
+    return Runner(torch_runner(quantized).fn,
+                  [f"torch {torch.__version__} FX int8, engine {engine}, activations quint8 (min/max)",
+                   *notes, f"{replaced} weights set to the stored int8 values and scales", note],
+                  quantized, tolerance=INT8_TOLERANCE)
+
+
+def _set_int8_weights(quantized: nn.Module, weights: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> int:
+    """Give each quantized conv/linear of ``quantized`` the stored int8 weight of the same name; returns the count."""
+    count = 0
+    for name, module in quantized.named_modules():
+        key = f"{name}.weight"
+        if key not in weights or not hasattr(module, "set_weight_bias"):
+            continue
+        q, scale = (torch.from_numpy(np.asarray(a)) for a in weights[key])
+        scale = scale.double().reshape(-1)
+        if scale.numel() == 1:
+            qw = torch._make_per_tensor_quantized_tensor(q, scale.item(), 0)
+        else:
+            qw = torch._make_per_channel_quantized_tensor(q, scale, torch.zeros(len(scale), dtype=torch.long), 0)
+        module.set_weight_bias(qw, module.bias())
+        count += 1
+    return count
