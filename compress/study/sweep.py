@@ -423,13 +423,13 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
 def _measure_latency(out: Path, config: SweepConfig, records: dict, skipped: list, failed: list, say) -> None:
     """CPU batch-1 latency (1 thread, eager, median of 30 calls) of every run that lacks it, measured here,
     one run at a time after all training: timing next to a training worker would measure the contention."""
-    from compress.bench.latency import measure
+    from compress.bench.fastest import fastest_latency
     from compress.train.runs import load_run
 
     todo = [r for r in records.values() if r.get("latency_ms") is None]
     for r in sorted(todo, key=lambda r: r["run_id"]):
         run = load_run(out / r["run_dir"])
-        r["latency_ms"] = measure(run.model, run.card.input_shape, batch_sizes=(1,), threads=1, warmup=5, repeats=30)[0].median_ms
+        r["latency_ms"], r["latency_runtime"] = fastest_latency(run.model, run.card.input_shape, threads=1, warmup=5, repeats=30)
         _io.write_json(out / "records" / f"{r['run_id']}.json", r)
     if todo:
         _write_results(out, config, list(records.values()), skipped, failed)
