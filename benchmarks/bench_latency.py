@@ -28,7 +28,7 @@ WIDTHS = (0.25, 0.5, 1.0)
 INPUT_SHAPE = (1, 48, 48)
 BATCHES = tuple(int(b) for b in os.environ.get("COMPRESS_BENCH_BATCH", "1").split(","))
 CPU_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime")
-CUDA_RUNTIMES = ("eager", "folded", "channels_last", "cuda_graph")
+CUDA_RUNTIMES = ("eager", "folded", "channels_last", "cuda_graph", "cuda_graph_fp16", "cuda_graph_bf16")
 if os.environ.get("COMPRESS_BENCH_COMPILE") == "1":
     CPU_RUNTIMES += ("compile",)
     CUDA_RUNTIMES += ("compile",)
@@ -57,6 +57,8 @@ def _model(family: str, width: float, device: str) -> torch.nn.Module:
 def _bench(benchmark, family, width, runtime, batch, device, threads):
     if runtime == "onnxruntime":
         pytest.importorskip("onnxruntime")
+    if runtime == "cuda_graph_bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("no bfloat16 on this GPU")
     model = _model(family, width, device)
     runner = latency.make_runner(model, INPUT_SHAPE, runtime=runtime, device=device, threads=threads)
     x = torch.randn(batch, *INPUT_SHAPE, device=device)
@@ -64,7 +66,8 @@ def _bench(benchmark, family, width, runtime, batch, device, threads):
     with torch.inference_mode():
         want = model(x).float().cpu()
     got = output(call()).float().cpu()  # also the compile step for runtime "compile"
-    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4 + 1e-3 * want.abs().max().item())
+    tol = runner.tolerance or {"rtol": 1e-3, "atol": 1e-4}   # half-precision runtimes: their dtype's tolerance
+    torch.testing.assert_close(got, want, rtol=tol["rtol"], atol=tol["atol"] + tol["rtol"] * want.abs().max().item())
 
     if device == "cuda":
         def timed():

@@ -233,6 +233,9 @@ def export_int8_artifact(artifact: str | os.PathLike, path: str | os.PathLike, c
     shape = tuple(x.shape[1:])
     with _io.atomic_path(path) as tmp:
         export = export_int8_onnx(model, weights, tmp, shape, calibration, config=config)
-        check = check_int8(tmp, model, x, y, config=config)
+        try:
+            check = check_int8(tmp, model, x, y, config=config)
+        except Int8CheckError as exc:   # name the file the user asked for, not the temporary one
+            raise Int8CheckError(str(exc).replace(str(tmp), str(path))) from None
     export.path = Path(path)
     return export, check
