@@ -56,9 +56,9 @@ def add_executor_options(p) -> None:
     add_field(p, "--address", RayOptions, "address", metavar="auto|HOST:PORT",
               none="a private Ray on this machine", help="with --executor ray: the cluster's head")
     add_field(p, "--cpus-per-run", RayOptions, "cpus_per_run", type=finite_float, metavar="N",
-              help="with --executor ray: CPU cores per run (fractions allowed)")
+              help="with --executor ray: CPU cores per run, i.e. per point with its seeds (fractions allowed)")
     add_field(p, "--gpus-per-run", RayOptions, "gpus_per_run", type=finite_float, metavar="N",
-              help="with --executor ray: GPUs per run; 0.25 lets four runs share a GPU")
+              help="with --executor ray: GPUs per run (per point); 0.25 lets four points share a GPU")
     add_field(p, "--max-retries", RayOptions, "max_retries", type=int, metavar="N",
               help="with --executor ray: times a run lost with its worker or node is started again")
 

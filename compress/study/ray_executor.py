@@ -8,9 +8,11 @@ Ray is used the way it is meant to be used, with no runner of our own around it:
   private temporary folder on its worker and returns their files with its result; the driver writes them where
   the task named them (staged beside the target, then renamed) before it yields the result, so the sweep writes
   a run's record only once its folder is complete. Resuming therefore works as with the local executors.
-- A task whose worker process or node dies is started again elsewhere by Ray (``max_retries``); a task that
-  raises is not retried. A run lost more often than that comes back as ``fn.failed(task, error)`` (a failed
-  record) when ``fn`` offers it. On Ctrl-C (or when the caller stops iterating) the pending tasks are cancelled.
+- A task whose worker process or node dies is started again elsewhere by Ray (``max_retries``); one whose
+  argument was lost with a dying node as it started (Ray reports that as the task's own error) is resubmitted by
+  the driver, as often. A task that raises is not retried. A task lost more often than that comes back as
+  ``fn.failed(task, error)`` (failed records) when ``fn`` offers it. On Ctrl-C (or when the caller stops
+  iterating) the pending tasks are cancelled.
 
 Ray is an optional dependency (``pip install "compress[ray]"``), imported only when a sweep runs on it.
 """
@@ -40,9 +42,10 @@ class RayOptions:
     ``"auto"`` joins the cluster that ``ray start`` made on this machine; ``HOST:PORT`` joins a cluster's head."""
 
     address: str | None = None
-    cpus_per_run: float = 1.0      # CPU cores Ray reserves for each run (fractions allowed); torch threads: at least 1
-    gpus_per_run: float = 0.0      # GPUs per run; a fraction (0.25) lets several runs share one GPU
-    max_retries: int = 3           # times a run lost with its worker or node is started again
+    cpus_per_run: float = 1.0      # CPU cores Ray reserves for each task (a sweep's point with its seeds; fractions
+                                   # allowed); its torch threads: at least 1
+    gpus_per_run: float = 0.0      # GPUs per task; a fraction (0.25) lets several tasks share one GPU
+    max_retries: int = 3           # times a task lost with its worker or node is started again
 
     def __post_init__(self) -> None:
         if self.address is not None:
@@ -85,7 +88,7 @@ class RayExecutor:
         ray = _import_ray()
         o = self.options
         joined = _join(ray, o.address)
-        pending: dict = {}
+        pending: dict = {}   # ObjectRef -> (task index, task)
         try:
             _check_fits(ray, o)
             fn_ref = ray.put(fn)   # the data travel with fn: into the object store once
@@ -93,10 +96,26 @@ class RayExecutor:
                 num_cpus=o.cpus_per_run, num_gpus=o.gpus_per_run, max_retries=o.max_retries,
                 retry_exceptions=False, scheduling_strategy="SPREAD")
             threads = max(1, int(o.cpus_per_run))
-            pending = {remote.remote(fn_ref, task, threads): task for task in tasks}
+            pending = {remote.remote(fn_ref, task, threads): (i, task) for i, task in enumerate(tasks)}
+            resubmitted: dict[int, int] = {}
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
-                yield self._collect(ray, ref, pending.pop(ref), fn)
+                index, task = pending.pop(ref)
+                try:
+                    result, folders = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    lost = _lost_cause(ray, exc)   # raises when fn itself raised
+                    if isinstance(exc, ray.exceptions.RayTaskError) and resubmitted.get(index, 0) < o.max_retries:
+                        # An argument was lost with a dying node while the task started: Ray counts that as the
+                        # task's own error and does not retry it, so the driver does (bounded as Ray's retries).
+                        resubmitted[index] = resubmitted.get(index, 0) + 1
+                        pending[remote.remote(fn_ref, task, threads)] = (index, task)
+                        continue
+                    yield self._failed(fn, task, lost, exc)
+                    continue
+                for dest, files in folders.items():   # the run folders first, then the result (the record)
+                    _write_folder(Path(dest), files)
+                yield result
         finally:
             for ref in pending:   # Ctrl-C or the caller stopped: leave nothing running for a sweep that is gone
                 try:
@@ -106,23 +125,28 @@ class RayExecutor:
             if joined:
                 ray.shutdown()
 
-    def _collect(self, ray, ref, task, fn) -> Any:
-        """The task's result, its run folders written here first; a task lost to the cluster more than
-        ``max_retries`` times becomes ``fn.failed(task, error)`` (raised when ``fn`` has no ``failed``)."""
-        try:
-            result, folders = ray.get(ref)
-        except ray.exceptions.RayTaskError:   # fn itself raised (not retried): as the local executors, re-raise
-            raise
-        except ray.exceptions.RayError as exc:   # worker or node died, object lost, cancelled: retries spent
-            failed = getattr(fn, "failed", None)
-            if failed is None:
-                raise
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return failed(task, f"{type(exc).__name__}: lost with its Ray worker or node after "
-                                f"{self.options.max_retries} retries ({reason})")
-        for dest, files in folders.items():
-            _write_folder(Path(dest), files)
-        return result
+    def _failed(self, fn, task, lost: BaseException, exc: BaseException) -> Any:
+        """A task lost to the cluster more than ``max_retries`` times: ``fn.failed(task, error)``, or the error
+        itself when ``fn`` has no ``failed``."""
+        failed = getattr(fn, "failed", None)
+        if failed is None:
+            raise exc
+        text = str(lost).strip()
+        reason = text.splitlines()[0] if text else ""
+        return failed(task, f"{type(lost).__name__}: lost with its Ray worker or node after "
+                            f"{self.options.max_retries} retries ({reason})")
+
+
+def _lost_cause(ray, exc: BaseException) -> BaseException:
+    """The cluster failure behind ``exc`` (worker or node died, object lost, cancelled); re-raises ``exc`` when
+    the task's function itself raised (a RayTaskError caused by anything but a Ray error), as the local
+    executors do."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, ray.exceptions.RayError):
+            raise exc
+        return cause
+    return exc
 
 
 # ------------------------------------------------------------------------------------------- on the worker

@@ -49,19 +49,20 @@ def test_two_node_sweep_survives_killed_worker_and_node(tmp_path):
     root = Path(tempfile.mkdtemp(prefix="cr", dir="/tmp"))   # short: Ray's socket paths live under it
     markers = root / "started"
     markers.mkdir()
+    killer = Killer(markers, second_node=root / "second")
+    killer.start()
     try:
         _ray_start(root / "head", "--head", "--port", str(PORT), "--node-ip-address", HEAD,
                    "--include-dashboard", "false")
         _ray_start(root / "second", "--address", f"{HEAD}:{PORT}", "--node-ip-address", SECOND)
-        killer = Killer(markers, second_node=root / "second")
-        killer.start()
         executor = Marking(RayExecutor(RayOptions(address=f"{HEAD}:{PORT}", max_retries=3)), markers)
         ray = run_sweep(config, tmp_path / "ray", executor=executor, progress=None)
-        killer.stop.set()
     finally:
+        killer.stop.set()
+        killer.join()
         _kill_tree(str(root))
         shutil.rmtree(root, ignore_errors=True)
-    assert killer.killed_worker and killer.killed_node, f"nothing was killed mid-run: {sorted(os.listdir(markers))}"
+    assert killer.killed_worker and killer.killed_node, f"not both killed mid-run; task starts: {killer.seen}"
     ids = [r["run_id"] for r in ray["records"]]
     assert len(ids) == len(set(ids)) == 4 and ray["failed"] == []
     assert sorted(p.stem for p in (tmp_path / "ray" / "records").glob("*.json")) == sorted(ids)
@@ -83,7 +84,10 @@ def _rerun_in_private_network(tmp_path):
     test = f"{__file__}::test_two_node_sweep_survives_killed_worker_and_node"
     cmd = ["unshare", "--net", "--fork", "bash", "-c", NETNS, "netns", sys.executable, "-m", "pytest", test, "-q",
            "-x", "-p", "no:randomly", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "inner")]
-    proc = subprocess.run(cmd, env={**os.environ, INSIDE: "1"}, capture_output=True, text=True, timeout=600)
+    # Ray settings of this process (ray.init leaves RAY_AUTH_MODE=token behind) must not reach the cluster's
+    # driver: all of it runs with authentication off, as the nodes do.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {INSIDE: "1", "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert "1 passed" in proc.stdout
 
@@ -134,11 +138,14 @@ class Killer(threading.Thread):
         super().__init__(daemon=True)
         self.markers, self.second_node = markers, second_node
         self.killed_worker = self.killed_node = None
+        self.seen: list[str] = []   # the markers, in the order the Killer saw them
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set() and not (self.killed_worker and self.killed_node):
             for m in sorted(self.markers.iterdir()):
+                if m.name not in self.seen:
+                    self.seen.append(m.name)
                 ip, run_id, pid = m.name.split("~")
                 if ip == HEAD and not self.killed_worker:
                     os.kill(int(pid), signal.SIGKILL)
