@@ -11,11 +11,17 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_csv", "check_output"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_csv", "check_output", "check_output_folder",
+           "pid_alive", "HOST", "staging_folder", "clean_stale_staging"]
+
+HOST = socket.gethostname()
 
 
 @contextlib.contextmanager
@@ -61,6 +67,68 @@ def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] 
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {str(out)!r}: folder {str(folder)!r} is not writable")
     return out
+
+
+def check_output_folder(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
+                        overwrite: bool | None = None, what: str = "--out") -> Path:
+    """Check an output folder before any work: not a file, not one of ``inputs`` and holding none of them
+    (never, even with ``overwrite``: replacing or writing into the folder could destroy them), in a folder that can
+    be written. ``overwrite``: None, an existing folder is written into (a resumed sweep, a regenerated report);
+    False, an existing folder is refused; True, it will be replaced. Raises ValueError (or FileExistsError) naming
+    ``what`` and the path; returns the path."""
+    out = Path(out)
+    target = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{what} {str(out)!r} is a file; give a folder")
+    for given in inputs:
+        src = Path(given)
+        if src.exists() and (src.resolve() == target or target in src.resolve().parents):
+            raise ValueError(f"{what} {str(out)!r} is or holds an input of this command ({str(src)!r}); "
+                             f"it could be overwritten. Choose another folder")
+    if out.exists() and overwrite is False:
+        raise FileExistsError(f"{what} {str(out)!r} exists; pass --overwrite to replace it")
+    folder = target
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(out)!r}: folder {str(folder)!r} is not writable")
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a process of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def staging_folder(out: Path) -> Path:
+    """The hidden folder a folder ``out`` is assembled in before it is renamed into place: ``.OUT.partial-PID``."""
+    return out.parent / f".{out.name}.partial-{os.getpid()}"
+
+
+_STAGE = re.compile(r"^\.(?P<name>.+)\.partial-(?:ray-)?(?P<pid>\d+)$")
+
+
+def clean_stale_staging(folder: Path) -> list[Path]:
+    """Remove the staging folders (``.NAME.partial-PID``, ``.NAME.partial-ray-PID``) in ``folder`` whose process
+    is dead: what a kill during a folder's final write leaves. Staging folders of live processes are kept.
+    Returns the removed paths."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        m = _STAGE.match(p.name)
+        if m and p.is_dir() and not p.is_symlink() and not pid_alive(int(m["pid"])):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def _umask() -> int:

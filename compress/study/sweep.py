@@ -4,6 +4,7 @@ seeds of the point together (:func:`compress.train.fit_many`), record.
 A sweep folder::
 
     sweep.json        the SweepConfig and the environment; a rerun with another config is refused
+    sweep.lock        while a sweep runs: its PID and host (compress.study.lock); a second sweep here is refused
     sizing.json       family x policy x budget -> the sized model and its figures (compress.models.scaling)
     records/ID.json   one finished run's record (one seed of one point), written atomically: the source of truth
     failed/ID.json    a run that raised: what it was and the error; a rerun tries it again
@@ -37,6 +38,7 @@ from compress import _io
 from compress.device import environment
 from compress.models.card import ModelCard
 from compress.study.executors import Executor, SequentialExecutor
+from compress.study.lock import folder_lock
 from compress.study.results import SWEEP_FORMAT, load_results
 
 __all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "read_records", "ABLATIONS",
@@ -366,9 +368,16 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
               overwrite: bool = False, progress: Callable[[str], None] | None = print) -> dict:
     """Run (or resume) the sweep in folder ``out``; returns the results dict (as in ``results.json``).
 
-    Raises ValueError when ``out`` holds a sweep with another config (unless ``overwrite``, which starts over).
+    Raises ValueError when ``out`` holds a sweep with another config (unless ``overwrite``, which starts over),
+    and :class:`~compress.study.lock.FolderLocked` (a ValueError) while another live sweep runs in ``out``.
     """
     out = Path(out)
+    with folder_lock(out):
+        return _run_locked(config, out, executor, overwrite, progress)
+
+
+def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overwrite: bool,
+                progress: Callable[[str], None] | None) -> dict:
     _check_config(out, config, overwrite)
     bundle = _load_data(config.data, config.data_options)
     out.mkdir(parents=True, exist_ok=True)

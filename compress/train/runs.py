@@ -10,8 +10,12 @@
     environment.json  python / torch / numpy versions, device name, threads
     checkpoint.pt     best weights, a plain state_dict (``torch.load(..., weights_only=True)``)
 
-The folder is assembled in a hidden staging folder beside ``out`` and renamed into place at the end, so a
-failed run leaves nothing behind. ``load_run(path)`` reads it back.
+The folder is assembled in a hidden staging folder beside ``out`` (``.OUT.partial-PID``) and renamed into place at
+the end, so a failed run leaves nothing behind; a killed one can leave its staging folder, which the next run
+writing into the same parent folder removes once that PID is dead. ``load_run(path)`` reads it back and refuses,
+with one line naming the file, a checkpoint that is truncated or holds anything but tensors (it is read with
+``weights_only=True``: a pickled payload is refused, never executed) and a ``config.json`` with missing keys or
+values of the wrong type.
 """
 
 from __future__ import annotations
@@ -91,7 +95,8 @@ def config_json(run: Run, data: DataBundle, flip_resolved: bool, teacher_info: d
 def write_run(run: Run, out: Path, overwrite: bool) -> None:
     """Write ``run`` into the folder ``out`` (staged beside it, renamed into place); sets ``run.path``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
+    _io.clean_stale_staging(out.parent)
+    stage = _io.staging_folder(out)
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir()
@@ -125,21 +130,14 @@ def load_run(path: str | os.PathLike, *, model: nn.Module | None = None,
     for name in ("config.json", "history.json", "checkpoint.pt"):
         if not (path / name).exists():
             raise FileNotFoundError(f"{path} is not a run folder: {name} missing")
-    try:
-        info = json.loads((path / "config.json").read_text())
-        history = json.loads((path / "history.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: unreadable run file ({exc})") from None
-    if info.get("format") not in (RUN_FORMAT, _RUN_FORMAT_1):
-        raise ValueError(f"{path}/config.json: format {info.get('format')!r}, expected {RUN_FORMAT!r}")
-    card = _card(info["model"])
+    info, history, metrics = _read_json_files(path)
+    card = _card(info["model"], path)
+    state = _read_checkpoint(path / "checkpoint.pt")
     if model is None:
         if card is None:
             raise ValueError(f"run {path} stores no model card (its model was not made by "
                              "compress.models.create): pass the model, load_run(path, model=...)")
-        model = card.create()
-    state = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)
+        model = _build(card, state, path)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -152,15 +150,100 @@ def load_run(path: str | os.PathLike, *, model: nn.Module | None = None,
     options = dict(d["options"])
     if "image_size" in options:                      # compress.run/1 folders called it image_size
         options["input_size"] = options.pop("image_size")
-    return Run(model=model, config=TrainConfig.from_dict(train_cfg), history=history, metrics=metrics,
+    try:
+        config = TrainConfig.from_dict(train_cfg)
+        normalizer = Normalizer(norm["mean"], norm["std"], norm["enabled"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}/config.json: {exc}") from None
+    return Run(model=model, config=config, history=history, metrics=metrics,
                data_source=d["source"], data_options=options, class_names=tuple(d["class_names"]),
-               normalizer=Normalizer(norm["mean"], norm["std"], norm["enabled"]), path=path,
-               card=card, info=info)
+               normalizer=normalizer, path=path, card=card, info=info)
 
 
-def _card(model_info: dict) -> ModelCard | None:
+# config.json's keys load_run needs, and their JSON types ("train" is checked by TrainConfig itself)
+_CONFIG_KEYS = {"format": str, "train": dict, "model": dict, "data": dict}
+_DATA_KEYS = {"source": str, "options": dict, "class_names": list, "normalizer": dict}
+_NORMALIZER_KEYS = {"mean": list, "std": list, "enabled": bool}
+
+
+def _read_json_files(path: Path) -> tuple[dict, list, dict]:
+    """config.json, history.json and metrics.json, checked: one ValueError naming the file for anything else."""
+    loaded = {}
+    for name, kind in (("config.json", dict), ("history.json", list), ("metrics.json", dict)):
+        f = path / name
+        if name == "metrics.json" and not f.exists():
+            loaded[name] = {}
+            continue
+        try:
+            loaded[name] = json.loads(f.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{f}: unreadable run file ({exc})") from None
+        if not isinstance(loaded[name], kind):
+            raise ValueError(f"{f}: expected a JSON {'object' if kind is dict else 'list'}, "
+                             f"got {type(loaded[name]).__name__}")
+    info = loaded["config.json"]
+    where = path / "config.json"
+    if info.get("format") not in (RUN_FORMAT, _RUN_FORMAT_1):
+        raise ValueError(f"{where}: format {info.get('format')!r}, expected {RUN_FORMAT!r}")
+    _check_keys(info, _CONFIG_KEYS, where, "")
+    _check_keys(info["data"], _DATA_KEYS, where, "data.")
+    _check_keys(info["data"]["normalizer"], _NORMALIZER_KEYS, where, "data.normalizer.")
+    if not all(isinstance(c, str) for c in info["data"]["class_names"]):
+        raise ValueError(f"{where}: data.class_names must be a list of strings")
+    return info, loaded["history.json"], loaded["metrics.json"]
+
+
+def _check_keys(d: dict, keys: dict, where: Path, prefix: str) -> None:
+    for key, kind in keys.items():
+        if key not in d:
+            raise ValueError(f"{where}: key {prefix}{key} missing")
+        if not isinstance(d[key], kind):
+            raise ValueError(f"{where}: {prefix}{key} must be a JSON {_JSON_NAMES[kind]}, "
+                             f"got {type(d[key]).__name__}")
+
+
+_JSON_NAMES = {str: "string", dict: "object", list: "list", bool: "true/false"}
+
+
+def _read_checkpoint(f: Path) -> dict:
+    """The state_dict in ``f``, read with ``weights_only=True`` (a pickled object is refused, never run);
+    ValueError naming the file when it is truncated, not a checkpoint, or not a dict of tensors."""
+    try:
+        state = torch.load(f, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:   # truncated zip, pickle refused by the weights-only unpickler, not a torch file
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{f}: not a readable checkpoint (truncated, or not a plain state_dict): "
+                         f"{first[:200]}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise ValueError(f"{f}: not a state_dict (a dict of tensor names to tensors)")
+    return state
+
+
+def _build(card: ModelCard, state: dict, path: Path) -> nn.Module:
+    """The card's model, first built on the meta device and compared with the checkpoint's shapes, so a
+    config.json declaring a giant model allocates nothing before it is refused."""
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in card.create().state_dict().items()}
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"{path}/config.json: cannot rebuild the model from model.card ({str(exc)[:200]})") from None
+    saved = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != saved:
+        wrong = sorted(k for k in set(shapes) | set(saved) if shapes.get(k) != saved.get(k))
+        raise ValueError(f"{path}/checkpoint.pt does not fit the model of config.json (model.card): "
+                         f"{len(wrong)} tensors differ, e.g. {wrong[:3]}")
+    return card.create()
+
+
+def _card(model_info: dict, path: Path) -> ModelCard | None:
     if model_info.get("card") is not None:
-        return ModelCard.from_dict(model_info["card"])
+        try:
+            return ModelCard.from_dict(model_info["card"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}/config.json: model.card: {str(exc)[:200]}") from None
     if model_info.get("build_args"):                 # compress.run/1 folders stored the build_args alone
         return ModelCard(model_info["build_args"])
     return None

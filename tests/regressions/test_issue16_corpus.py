@@ -4,6 +4,7 @@ overwritten (classes 2 and 4-8; class 1's memory bounds are in test_artifact_mem
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -124,3 +125,83 @@ def test_a_decompression_bomb_png_is_a_data_error(tmp_path):
     pil.new("1", (10_000, 10_000)).save(tmp_path / "a" / "bomb.png")   # 1-bit: 100 M pixels in ~40 KB
     with pytest.raises(DataError, match="bomb.png"):
         load(tmp_path)
+
+
+# ------------------------------------------------------------------ class 5: broken run folders
+def _copy_run(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+class _Payload:
+    """Pickled into a checkpoint: unpickling it would create the file ``target`` (it must never run)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("damage,word", [("truncated", "not a readable checkpoint"),
+                                         ("pickled", "not a readable checkpoint"),
+                                         ("not_a_state_dict", "not a state_dict")])
+def test_a_broken_checkpoint_is_one_line(capsys, tmp_path, run_dir, damage, word):
+    run = _copy_run(run_dir, tmp_path)
+    ckpt = run / "checkpoint.pt"
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:300])
+    elif damage == "pickled":
+        torch.save({"conv.weight": _Payload(tmp_path / "pwned")}, ckpt)
+    else:
+        torch.save([torch.zeros(3)], ckpt)
+    _one_line_error(capsys, ["evaluate", str(run)], "checkpoint.pt", word)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("edit,word", [
+    (lambda c: c.pop("data"), "key data missing"),
+    (lambda c: c["data"].pop("normalizer"), "data.normalizer missing"),
+    (lambda c: c["data"].update(class_names=5), "data.class_names must be a JSON list"),
+    (lambda c: c["data"]["normalizer"].update(enabled="yes"), "data.normalizer.enabled"),
+    (lambda c: c.update(train=[1, 2]), "train must be a JSON object"),
+    (lambda c: c["train"].update(lr="fast"), "lr"),
+    (lambda c: c["model"].update(card={"build_args": "x"}), "model.card"),
+    (lambda c: c["model"]["card"]["build_args"].update(width_mult=30.0), "checkpoint.pt does not fit"),
+    (lambda c: c.clear(), "format None")])
+def test_a_broken_config_json_is_one_line(capsys, tmp_path, run_dir, edit, word):
+    import json
+
+    run = _copy_run(run_dir, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    edit(config)
+    (run / "config.json").write_text(json.dumps(config))
+    err = _one_line_error(capsys, ["evaluate", str(run)], word)
+    assert "config.json" in err.splitlines()[-1] or "checkpoint.pt" in err.splitlines()[-1]
+
+
+def test_a_list_for_history_is_required(capsys, tmp_path, run_dir):
+    run = _copy_run(run_dir, tmp_path)
+    (run / "history.json").write_text('{"epoch": 1}')
+    _one_line_error(capsys, ["evaluate", str(run)], "history.json", "expected a JSON list")
+
+
+# ------------------------------------------------------------------ class 9: leftovers (races: tests/study/test_sweep_lock.py)
+def test_a_killed_runs_staging_folder_is_cleaned_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".r1.partial-{dead.pid}"
+    live = tmp_path / f".r2.partial-{os.getppid()}"   # pytest's parent: alive, its staging folder is kept
+    for p in (stale, live):
+        p.mkdir()
+        (p / "config.json").write_text("{}")
+    assert main(["train", "--model", "mlp", "--data", DATA, "--epochs", "1", "--device", "cpu", "--out",
+                 str(tmp_path / "r3"), "--quiet"]) == 0
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "r3"])
