@@ -71,18 +71,18 @@ def check_output(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] 
 
 def check_output_folder(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
                         overwrite: bool | None = None, what: str = "--out") -> Path:
-    """Check an output folder before any work: not a file, not one of ``inputs`` and holding none of them
-    (never, even with ``overwrite``: replacing or writing into the folder could destroy them), in a folder that can
-    be written. ``overwrite``: None, an existing folder is written into (a resumed sweep, a regenerated report);
-    False, an existing folder is refused; True, it will be replaced. Raises ValueError (or FileExistsError) naming
-    ``what`` and the path; returns the path."""
+    """Check an output folder before any work: not a file, not one of ``inputs`` (never, even with
+    ``overwrite``), in a folder that can be written. ``overwrite``: None, an existing folder is written into (a
+    resumed sweep, a regenerated report); False, an existing folder is refused; True, it will be replaced, so it
+    must not hold an input either. Raises ValueError (or FileExistsError) naming ``what`` and the path; returns
+    the path."""
     out = Path(out)
     target = out.resolve()
     if out.exists() and not out.is_dir():
         raise ValueError(f"{what} {str(out)!r} is a file; give a folder")
     for given in inputs:
         src = Path(given)
-        if src.exists() and (src.resolve() == target or target in src.resolve().parents):
+        if src.exists() and (src.resolve() == target or (overwrite is not None and target in src.resolve().parents)):
             raise ValueError(f"{what} {str(out)!r} is or holds an input of this command ({str(src)!r}); "
                              f"it could be overwritten. Choose another folder")
     if out.exists() and overwrite is False:

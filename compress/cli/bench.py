@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     add_field(p, "--warmup", measure, "warmup", metavar="N", type=non_negative_int, help="untimed calls first")
     add_field(p, "--repeats", measure, "repeats", metavar="N", type=positive_int, help="timed calls")
     p.add_argument("--json", metavar="PATH", default=None, help="write the records as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(run=run)
 
 
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from compress import _io
     from compress.bench import INT8_RUNTIMES, fastest_summary, format_table, measure
 
+    if args.json:
+        _io.check_output(args.json, inputs=[args.target], overwrite=args.overwrite, what="--json")
     options = given(args, measure)
     device = options.get("device", "cpu")
     model, input_shape = _target(args.target, args.input, args)

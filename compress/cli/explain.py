@@ -46,6 +46,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from compress import _io
     from compress import data as cdata
     from compress.device import torch_threads
     from compress.explain import ExplainConfig, FilterConfig, explain_model
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
     config = ExplainConfig(**given(args, ExplainConfig), filter=FilterConfig(**given(args, FilterConfig)))
     out = Path(args.out) if args.out else run_dir / "explain"
+    _io.check_output_folder(out, inputs=[run_dir, *([args.data] if args.data else [])])   # rewritten if it exists
     with torch_threads(args.threads):
         loaded = load_run(run_dir)
         bundle = cdata.load(args.data) if args.data else loaded.data()

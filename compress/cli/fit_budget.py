@@ -33,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--model-opt", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="family option for models.create (JSON value), repeatable")
     p.add_argument("--out", default="fit_budget", help="output folder (default ./fit_budget)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results in an existing, non-empty --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(run=run)
@@ -45,6 +46,10 @@ def run(args) -> int:
     from compress.export.budget import DEFAULT_SEARCH_EPOCHS, fit_budget, search_table
     from compress.train import TrainConfig
 
+    from compress import _io
+
+    _io.check_output_folder(args.out, inputs=[args.data, *([args.teacher] if getattr(args, "teacher", None) else [])],
+                            overwrite=True if args.overwrite else (False if _holds_files(args.out) else None))
     epochs = args.epochs if args.epochs is not None else DEFAULT_SEARCH_EPOCHS
     config = TrainConfig(epochs=epochs, **given(args, TrainConfig))
     options = given(args, fit_budget)
@@ -60,3 +65,9 @@ def run(args) -> int:
     print(f"wrote {args.out}/model.{fmt} ({best.candidate}, {best.size_bytes:,} bytes), "
           f"{args.out}/table.json, {args.out}/table.csv")
     return 0
+
+
+def _holds_files(folder: str) -> bool:
+    from pathlib import Path
+
+    return Path(folder).is_dir() and any(Path(folder).iterdir())

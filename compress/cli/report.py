@@ -20,9 +20,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from compress import _io
     from compress.study import write_report
 
     out = args.out or Path("reports") / Path(args.sweep).resolve().name
+    _io.check_output_folder(out, inputs=[args.sweep, *([args.explain] if args.explain else [])])   # regenerated
     readme = write_report(args.sweep, out, title=args.title, explain_md=args.explain)
     print(f"wrote {readme}")
     return 0

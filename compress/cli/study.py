@@ -22,7 +22,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import time
+    from pathlib import Path
 
+    from compress import _io
     from compress.study import STUDY_ABLATIONS, default_folder, run_study
 
     start = time.perf_counter()
@@ -30,6 +32,11 @@ def run(args) -> int:
     executor = executor_from_args(args)
     out = args.out or default_folder(config.data, "sweeps")
     report = args.report or default_folder(config.data, "reports")
+    _io.check_output_folder(out, inputs=[config.data])   # an existing sweep folder is resumed
+    if Path(report).resolve() == Path(out).resolve():
+        raise ValueError(f"--report {str(report)!r} is the sweep folder --out, an input of the report; "
+                         "choose another folder")
+    _io.check_output_folder(report, inputs=[config.data, out], what="--report")
     readme = run_study(config, out, report, executor=executor, overwrite=args.overwrite,
                        explain=not args.no_explain)
     print(f"study finished in {time.perf_counter() - start:.0f} s: {readme}")

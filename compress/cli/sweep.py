@@ -117,11 +117,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from compress import _io
     from compress.study import default_folder, run_sweep
 
     config = config_from_args(args)
     executor = executor_from_args(args)
     out = args.out or default_folder(config.data, "sweeps")
+    _io.check_output_folder(out, inputs=[config.data])   # an existing sweep folder is resumed
     results = run_sweep(config, out, executor=executor, overwrite=args.overwrite)
     print(f"{len(results['records'])} runs in {out}/results.csv; next: compress report {out}")
     return report_failed(results, out)

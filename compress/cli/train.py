@@ -82,6 +82,7 @@ def run(args) -> int:
 
     import torch
 
+    from compress import _io
     from compress import data as data_mod
     from compress.models import create
     from compress.study.plots import training_curves
@@ -90,9 +91,9 @@ def run(args) -> int:
     config = TrainConfig.from_dict({**dict(args.set), **given(args, TrainConfig)})
     seeds = list(range(config.seed, config.seed + args.seeds))
     outs = [Path(args.out)] if args.seeds == 1 else [Path(f"{args.out}-s{s}") for s in seeds]
-    for out in outs:
-        if out.exists() and not args.overwrite:
-            raise FileExistsError(f"--out {out} exists (add --overwrite to replace it)")
+    for out in outs:   # before any work: never an input (the data, the teacher), existing only with --overwrite
+        _io.check_output_folder(out, inputs=[args.data, *([config.teacher] if config.teacher else [])],
+                                overwrite=bool(args.overwrite))
     bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
     report_skipped(bundle)
     print(bundle.describe(), file=sys.stderr)

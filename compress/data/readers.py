@@ -196,7 +196,7 @@ def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *,
         if side * side != expect:
             raise DataError(f"{rows.name}: {expect} pixels per row is not a square image; pass input_size=(H, W)")
         size = (side, side)                             # _bundle resizes to input_size if it differs
-    return np.concatenate(values).astype(np.uint8).reshape(-1, 1, *size), good
+    return np.concatenate(values).astype(np.uint8, copy=False).reshape(-1, 1, *size), good
 
 
 _CHUNK_ROWS = 2048
@@ -210,14 +210,34 @@ def _fast_chunk(chunk: list[str], counts: np.ndarray) -> np.ndarray | None:
     back to the checking parser. Measured: about 5x faster than splitting each row in Python, and faster than a
     hand-vectorized byte parser.
     """
+    parts, start = [], 0
+    while start < len(chunk):   # pieces of at most _PIECE_CHARS characters: int64 scratch stays ~4x that in bytes
+        end, chars = start, 0
+        while end < len(chunk) and (end == start or chars + len(chunk[end]) <= _PIECE_CHARS):
+            chars += len(chunk[end]) + 1
+            end += 1
+        piece = _parse_piece(" ".join(chunk[start:end]), int(counts[start:end].sum()))
+        if piece is None:
+            return None
+        parts.append(piece)
+        start = end
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+
+
+_PIECE_CHARS = 4 * 2**20
+
+
+def _parse_piece(text: str, expect: int) -> np.ndarray | None:
+    """``expect`` integers 0..255 from one space-separated ``text`` as uint8, or None when anything is unusual.
+    Parsed as int64 (a narrower type would wrap 65541 to 5 and accept it), then narrowed."""
     try:
         with warnings.catch_warnings():
             # numpy warns or raises (by version) on text it cannot read to the end; either way: fall back
             warnings.simplefilter("ignore")
-            flat = np.fromstring(" ".join(chunk), dtype=np.int64, sep=" ")  # text mode, not the deprecated binary
+            flat = np.fromstring(text, dtype=np.int64, sep=" ")  # text mode, not the deprecated binary
     except ValueError:
         return None
-    if flat.size != counts.sum() or (flat.size and (flat.min() < 0 or flat.max() > 255)):
+    if flat.size != expect or (flat.size and (flat.min() < 0 or flat.max() > 255)):
         return None
     return flat.astype(np.uint8)
 

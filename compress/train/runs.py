@@ -20,6 +20,7 @@ values of the wrong type.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -107,8 +108,9 @@ def write_run(run: Run, out: Path, overwrite: bool) -> None:
         _io.write_json(stage / "environment.json",
                        environment(resolve_device(run.config.device)) | {"torch_threads_fit": run.config.num_threads})
         state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-        with _io.atomic_path(stage / "checkpoint.pt") as tmp:
-            torch.save(state, tmp)
+        buf = io.BytesIO()   # serialized in memory, then written: a full disk is the OS's ENOSPC, not torch's
+        torch.save(state, buf)   # RuntimeError from deep inside its zip writer
+        _io.write_bytes(stage / "checkpoint.pt", buf.getvalue())
         if out.exists():
             if not overwrite:
                 raise FileExistsError(f"run folder {out} exists (pass overwrite=True / --overwrite)")
