@@ -42,13 +42,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    from compress import _io
     from compress.prune import PruneConfig
     from compress.prune.runs import prune_run
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"--out {args.out} exists (add --overwrite to replace it)")
+    # before any work: never the source run (or a folder holding it), an existing folder only with --overwrite
+    _io.check_output_folder(args.out, inputs=[args.source, *([args.data] if getattr(args, "data", None) else [])],
+                            overwrite=bool(args.overwrite))
     config = PruneConfig(**given(args, PruneConfig))
     result, out = prune_run(args.source, config, out=args.out, overwrite=args.overwrite, train=dict(args.set),
                             latency=args.latency, progress=False if args.quiet else None)

@@ -149,3 +149,10 @@ def test_a_real_full_disk_and_a_read_only_mount(tmp_path):
     errors = [l for l in proc.stderr.splitlines() if l.startswith("compress train: error:")]
     assert len(errors) == 2 and "No space left on device" in errors[0] and "not writable" in errors[1], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_prune_never_replaces_its_source_run(capsys, run_dir):
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    _fails(capsys, ["prune", str(run_dir), "--out", str(run_dir), "--overwrite"], "input")
+    _fails(capsys, ["prune", str(run_dir), "--out", str(run_dir.parent), "--overwrite"], "input")
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
