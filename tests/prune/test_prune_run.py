@@ -66,6 +66,9 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys, argv, message):
 def test_missing_run_and_existing_out(run_dir, tmp_path, capsys):
     assert main(["prune", str(tmp_path / "nope"), "--ratio", "0.5", "--out", str(tmp_path / "y")]) == 2
     assert main(["prune", str(run_dir), "--ratio", "0.5", "--out", str(run_dir)]) == 2
+    assert "input" in capsys.readouterr().err   # its own source: refused as an input (even with --overwrite)
+    (tmp_path / "y").mkdir()
+    assert main(["prune", str(run_dir), "--ratio", "0.5", "--out", str(tmp_path / "y")]) == 2
     assert "exists" in capsys.readouterr().err
 
 
