@@ -1,7 +1,7 @@
 """Latency on CPU and CUDA across runtimes.
 
 Rooms: ``latency`` (``measure``, ``LatencyRecord``, timing rules), ``runtimes`` (eager, folded, channels_last,
-compile, onnxruntime, cuda_graph, cuda_graph_fp16/bf16, each a ``Runner``), ``int8`` (onnxruntime_int8,
+compile, onnxruntime, each a ``Runner``), ``cuda_graph`` (cuda_graph, cuda_graph_fp16/bf16), ``int8`` (onnxruntime_int8,
 torch_int8) and ``fastest`` (the fastest runtime that passed its output check).
 """
 

@@ -10,6 +10,7 @@ from N(0, 1) random inputs, and the records say which.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -67,7 +68,7 @@ def onnxruntime_int8(model: nn.Module, shape: tuple[int, ...], *, threads: int, 
     images, note = calibration_batch(calibration, shape)
     with tempfile.TemporaryDirectory(prefix="compress-int8-") as folder:
         export = export_int8_onnx(model, weights, Path(folder) / "int8.onnx", shape, images,
-                                  config=Int8Config(**{**config.__dict__, "calibration_images": len(images)}))
+                                  config=dataclasses.replace(config, calibration_images=len(images)))
         session = ort.InferenceSession(str(export.path), ort_session_options(ort, threads=threads),
                                        providers=["CPUExecutionProvider"])
     notes = [f"onnxruntime {ort.__version__} CPUExecutionProvider, int8 QDQ graph, graph optimization ALL, "
@@ -85,10 +86,9 @@ def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | N
     from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    from compress.bench.runtimes import _torch_int8_engine
+    from compress.bench.runtimes import torch_int8_engine
 
-    engine = _torch_int8_engine()
-    torch.backends.quantized.engine = engine
+    engine, previous = torch_int8_engine(), torch.backends.quantized.engine
     model, weights, notes = int8_source(model, weights)
     images, note = calibration_batch(calibration, shape)
     qconfig = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=False),
@@ -96,12 +96,16 @@ def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | N
                                                                 qscheme=torch.per_channel_symmetric))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # torch.ao.quantization's deprecation notices
-        prepared = prepare_fx(model, QConfigMapping().set_global(qconfig), (images[:1],))
-        with torch.no_grad():
-            for start in range(0, len(images), 64):
-                prepared(images[start:start + 64])
-        quantized = convert_fx(prepared)
-        replaced = _set_int8_weights(quantized, weights)
+        torch.backends.quantized.engine = engine   # weights are packed for the engine set now
+        try:
+            prepared = prepare_fx(model, QConfigMapping().set_global(qconfig), (images[:1],))
+            with torch.no_grad():
+                for start in range(0, len(images), 64):
+                    prepared(images[start:start + 64])
+            quantized = convert_fx(prepared)
+            replaced = _set_int8_weights(quantized, weights)
+        finally:
+            torch.backends.quantized.engine = previous
     return Runner(torch_runner(quantized).fn,
                   [f"torch {torch.__version__} FX int8, engine {engine}, activations quint8 (min/max)",
                    *notes, f"{replaced} weights set to the stored int8 values and scales", note],

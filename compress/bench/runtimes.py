@@ -24,6 +24,7 @@ from compress.quant.fold import fold_batchnorm
 
 __all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "INT8_RUNTIMES", "register_runtime", "Runner", "torch_runner",
            "make_runner", "runtime_factory", "call_factory", "check_runtime", "available_runtimes", "ort_runner",
+           "torch_int8_engine",
            "OutputMismatchError", "tolerance", "INT8_TOLERANCE"]
 
 RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "cuda_graph",
@@ -185,45 +186,17 @@ def ort_runner(ort, session, device: str, notes: list[str], tolerance: dict[str,
 
 
 def _cuda_graph(model, shape, **_) -> Runner:
+    from compress.bench.cuda_graph import cuda_graph_runner
+
     return cuda_graph_runner(_fold(model), None)
 
 
 def _cuda_graph_half(half: torch.dtype):
     def factory(model, shape, **_) -> Runner:
+        from compress.bench.cuda_graph import cuda_graph_runner
+
         return cuda_graph_runner(_fold(model).to(half), half)
     return factory
-
-
-def cuda_graph_runner(folded: nn.Module, half: torch.dtype | None) -> Runner:
-    """``folded`` captured as a CUDA graph per batch; with ``half`` (float16, bfloat16) the weights are in that
-    dtype and the graph casts the input in and the logits back to the input's dtype."""
-    def forward(x):
-        return folded(x) if half is None else folded(x.to(half)).to(x.dtype)
-
-    def prepare(x):
-        static_in = x.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), torch.no_grad():  # warm-up off the capture stream, as capture requires
-            for _ in range(3):
-                forward(static_in)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(graph):
-            static_out = forward(static_in)
-
-        def call():
-            static_in.copy_(x)
-            graph.replay()
-            return static_out
-
-        return call, lambda y: y.clone()
-
-    note = "BatchNorm folded, captured as a CUDA graph, input copied in and graph replayed per call"
-    if half is not None:
-        name = str(half).removeprefix("torch.")
-        note += f"; weights and activations in {name}, input cast in and logits cast back inside the graph"
-    return Runner(prepare, [note], folded, tolerance=tolerance(half) if half is not None else None)
 
 
 def _onnxruntime_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
@@ -256,7 +229,7 @@ def runtime_factory(runtime: str, device: str) -> Callable[..., Runner]:
         raise ValueError(f"runtime 'cuda_graph_bf16' needs a GPU with bfloat16 ({torch.cuda.get_device_name()} has none)")
     if runtime in INT8_RUNTIMES and device != "cpu":
         raise ValueError(f"runtime {runtime!r} runs on the CPU only (device 'cpu'), not {device!r}")
-    if runtime == "torch_int8" and not _torch_int8_engine():
+    if runtime == "torch_int8" and not torch_int8_engine():
         raise ValueError(f"runtime 'torch_int8' needs torch's x86, fbgemm or onednn quantized engine; this torch has "
                          f"{', '.join(torch.backends.quantized.supported_engines)}")
     if runtime == "onnxruntime_int8":
@@ -277,7 +250,7 @@ def register_runtime(name: str, factory: Callable[..., Runner]) -> Callable[...,
     return factory
 
 
-def _torch_int8_engine() -> str | None:
+def torch_int8_engine() -> str | None:
     """torch's quantized engine for x86 CPUs (x86 picks fbgemm or oneDNN per op), or None."""
     engines = torch.backends.quantized.supported_engines
     return next((e for e in ("x86", "fbgemm", "onednn") if e in engines), None)
