@@ -3,6 +3,7 @@
     compress export RUN --max-bytes 225000 --out model.npz     # most accurate candidate that fits
     compress export RUN --codec int8 --fold-bn --out model.pt  # one codec, no search
     compress export RUN --codec int8 --fold-bn --onnx model.onnx --int8   # and an int8 ONNX file of it
+    compress export RUN --max-bytes 225000 --deep on           # also prune + mixed precision + fine-tune
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from compress.cli._common import add_field, finite_float, given, parse_count, pa
 def register(sub) -> None:
     from compress.export import export_run
     from compress.export.budget import DEFAULT_CANDIDATES
+    from compress.export.runs import DEEP_MODES
+    from compress.quant.deep import DeepConfig
 
     p = sub.add_parser("export", help="write a run as a compressed artifact (.npz/.pt), within a byte budget",
                        description="Write a trained run folder as a self-describing artifact (load it with "
@@ -40,15 +43,38 @@ def register(sub) -> None:
               help="with --onnx and an int8 codec: the ONNX file runs the stored int8 weights (QDQ), checked first")
     add_field(p, "--calibration", export_run, "calibration", choices=("minmax", "percentile"),
               help="with --int8: how activation ranges are taken from training images")
+    g = p.add_argument_group("deep compression (compress.quant.DeepConfig): per-layer candidates 'mixed' and 'deep'")
+    add_field(g, "--deep", export_run, "deep", choices=DEEP_MODES,
+              help="with --max-bytes: add the candidates mixed (per-layer codecs) and deep (pruned, mixed, "
+                   "fine-tuned on the run's data, entropy coded): on, off, or auto = when no whole-model codec "
+                   "fits within --deep-points of fp32")
+    add_field(g, "--deep-points", export_run, "deep_points", type=finite_float, metavar="POINTS",
+              help="accuracy loss (points) that makes --deep auto try them")
+    add_field(g, "--sparsity", DeepConfig, "sparsity", type=finite_float, help="fraction of weights to prune",
+              none="the least the budget needs")
+    add_field(g, "--prune-scope", DeepConfig, "prune_scope", choices=("global", "layer"))
+    add_field(g, "--prune-epochs", DeepConfig, "prune_epochs", type=finite_float, help="AGP fine-tuning passes")
+    add_field(g, "--finetune-epochs", DeepConfig, "finetune_epochs", type=finite_float,
+              help="quantization-aware fine-tuning passes")
+    add_field(g, "--layer-codecs", DeepConfig, "codecs", type=lambda t: tuple(parse_csv(t)), metavar="LIST",
+              help="per-layer choices, e.g. fp16,int8,int4,kmeans3")
+    add_field(g, "--threads", DeepConfig, "num_threads", type=int, help="CPU threads for torch while compressing",
+              none="torch's default")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from compress.export import BudgetError, export_run
+    import sys
 
+    from compress.export import BudgetError, export_run
+    from compress.quant.deep import DeepConfig
+
+    deep_config = DeepConfig(**given(args, DeepConfig))
+    log = None if args.quiet or args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        export = export_run(args.run_dir, **given(args, export_run))
+        export = export_run(args.run_dir, **given(args, export_run), deep_config=deep_config, log=log)
     except BudgetError as exc:
         print(exc.result.table())
         raise

@@ -1,6 +1,7 @@
 """``compress fit-budget``: the most accurate model of a family whose artifact fits N bytes.
 
     compress fit-budget --family mobilenet_v1 --max-bytes 225000 --data default --epochs 10 --out budget/
+    compress fit-budget --family mobilenet_v1 --max-bytes 225000 --data default --codecs int8+fold,deep8x
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def register(sub) -> None:
     p.add_argument("--family", required=True, help="registered model name, e.g. mobilenet_v1")
     p.add_argument("--max-bytes", type=parse_count, required=True, metavar="N", help="byte budget (225000, 225k)")
     p.add_argument("--data", required=True, help="dataset: CSV, .npz, image folder, 'default' or 'synthetic'")
-    add_field(p, "--codecs", fit_budget, "codecs", type=parse_csv, metavar="LIST", help="comma-separated candidates")
+    add_field(p, "--codecs", fit_budget, "codecs", type=parse_csv, metavar="LIST",
+              help="comma-separated candidates: whole-model codecs (int8+fold, kmeans4+fold...) or deepNx (a model N "
+                   "times the budget in int8, trained, then pruned + mixed precision + fine-tuned into it)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"training epochs per candidate (default {DEFAULT_SEARCH_EPOCHS})")
     add_field(p, "--lr", TrainConfig, "lr", type=finite_float, help="peak learning rate")

@@ -11,8 +11,12 @@ Layout. All tensors of one role and dtype are concatenated into a single flat ar
 of arrays whatever the model's depth (each array costs about 250 bytes of zip and npy headers):
     ``weights.<dtype>``   the stored weights: float16/float32 tensors, int8 values, bit-packed k-means indices
     ``scales.<dtype>``    int8 scales and k-means codebooks
+    ``indices.uint8``     where the nonzero weights of sparse tensors are (bitmasks or coded index gaps)
     ``manifest``          (npz: uint8 array of UTF-8 JSON; pt: a str) format name and version, model spec, codec,
                           whether BatchNorm was folded, one entry per tensor (kind, shape, slices), checksum.
+A mixed-precision artifact (``save(..., plan=Plan)``, see :mod:`compress.quant.plan`) stores each planned
+layer with its own codec (``coded`` tensors: sparse, linear 2-8 bit or k-means, entropy coded) and the plan
+itself in ``manifest["plan"]``; tensors the plan does not name use ``codec`` (float16).
 The format is named ``compress.artifact/2``; version-1 files (``compress-artifact``, ``format_version`` 1, which
 stored the model's ``build_args`` instead of its card) still load.
 The checksum is sha256 over the manifest without its checksum field and every array's name, dtype, shape and
@@ -45,9 +49,11 @@ from compress._io import atomic_path
 from compress.export.container import read_container, zip_infos
 from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum
 from compress.models.card import ModelCard, card_of
-from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, decode_state_dict, encode_state_dict
+from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_state_dict
+from compress.quant.coded import decode_all
 from compress.quant.fold import count_batchnorm, fold_batchnorm
 from compress.quant.model import load_decoded
+from compress.quant.plan import Plan, encode_with_plan
 
 __all__ = ["ArtifactError", "FORMAT", "FORMATS", "save", "serialize", "load", "read", "restore", "breakdown",
            "format_of", "model_spec", "checksum"]
@@ -55,7 +61,7 @@ __all__ = ["ArtifactError", "FORMAT", "FORMATS", "save", "serialize", "load", "r
 _FORMAT_1 = FORMAT_1
 FORMATS = ("npz", "pt")
 _NP_DTYPES = NP_DTYPES
-_ROLE_GROUP = {"data": "weights", "scale": "scales", "codebook": "scales"}
+_ROLE_GROUP = {"data": "weights", "scale": "scales", "codebook": "scales", "mask": "indices"}
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -113,9 +119,14 @@ def format_of(path: Path, fmt: str | None) -> str:
 
 
 def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = False, format: str = "npz",
-              compression: str = "auto", meta: Mapping[str, Any] | None = None, **codec_options) -> bytes:
+              compression: str = "auto", meta: Mapping[str, Any] | None = None, plan: Plan | None = None,
+              **codec_options) -> bytes:
     """The bytes :func:`save` writes (see there)."""
     codec = Codec.parse(codec, **codec_options)
+    if plan is not None:
+        if not isinstance(plan, Plan):
+            raise TypeError(f"plan must be a compress.quant.Plan, got {type(plan).__name__}")
+        codec = Codec("fp32" if plan.keep == "float32" else "fp16", keep_dtype=plan.keep)
     if compression not in ("auto", "deflate", "store"):
         raise ValueError(f"compression must be 'auto', 'deflate' or 'store', got {compression!r}")
     if format not in FORMATS:
@@ -128,12 +139,16 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
         card = card_of(model)
     folded = fold_bn or already_folded
     folded_count = card.bn_folded if card is not None else before - count_batchnorm(model)
-    entries, arrays = _pack(encode_state_dict(model.state_dict(), codec))
+    encoded = encode_with_plan(model.state_dict(), plan) if plan is not None else \
+        encode_state_dict(model.state_dict(), codec)
+    entries, arrays = _pack(encoded)
     manifest = {"format": FORMAT, "created_by": f"compress {__version__}",
                 "model": model_spec(model), "codec": codec.to_json(), "bn_folded": bool(folded),
                 "bn_folded_count": int(folded_count) if folded else 0,
                 "meta": dict(meta or {}), "tensors": entries,
                 "arrays": {k: {"dtype": str(a.dtype), "count": int(a.size)} for k, a in arrays.items()}}
+    if plan is not None:
+        manifest["plan"] = plan.to_json()
     manifest["checksum"] = _checksum(manifest, arrays)
     text = json.dumps(manifest, separators=(",", ":"))
     if format == "pt":
@@ -152,18 +167,20 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
 
 def save(model: nn.Module, path: str | os.PathLike, *, codec: Codec | str = "fp16", fold_bn: bool = False,
          format: str | None = None, compression: str = "auto", meta: Mapping[str, Any] | None = None,
-         **codec_options) -> Path:
+         plan: Plan | None = None, **codec_options) -> Path:
     """Write ``model`` through ``codec`` (``"fp32"``, ``"fp16"``, ``"int8"``, ``"int8-tensor"``, ``"kmeans4"``,
     or a :class:`~compress.quant.Codec`; ``codec_options`` such as ``bits=4``, ``scale_dtype="float32"``
     override its fields) to ``path`` atomically. ``fold_bn`` folds BatchNorm into the preceding conv/linear
     first. ``format`` is ``"npz"`` or ``"pt"`` (default: from the suffix). ``compression`` (npz only):
     ``"auto"`` keeps the smaller of deflated and stored. ``meta``: JSON-serializable facts to keep with the
-    model (the export command stores the input normalization and class names). The model is not modified.
+    model (the export command stores the input normalization and class names). ``plan``: a per-layer
+    :class:`~compress.quant.Plan` (mixed precision, sparse, entropy coded) instead of one ``codec``; its layer
+    names are those of the model as written (after folding). The model is not modified.
     Returns the path; its size in bytes is ``os.path.getsize(path)``.
     """
     path = Path(path)
     data = serialize(model, codec=codec, fold_bn=fold_bn, format=format_of(path, format),
-                     compression=compression, meta=meta, **codec_options)
+                     compression=compression, meta=meta, plan=plan, **codec_options)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
@@ -209,6 +226,11 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, Encoded]]:
         Codec.from_json(manifest["codec"])
     except (ValueError, TypeError, KeyError) as exc:
         raise ArtifactError(f"{path}: unknown codec {manifest.get('codec')!r} ({exc})") from None
+    if "plan" in manifest:
+        try:
+            Plan.from_json(manifest["plan"])
+        except (ValueError, TypeError) as exc:
+            raise ArtifactError(f"{path}: malformed mixed-precision plan ({str(exc)[:200]})") from None
     try:
         return manifest, _unpack(path, manifest, arrays)
     except (KeyError, TypeError, ValueError) as exc:
@@ -239,7 +261,7 @@ def restore(manifest: dict, encoded: Mapping[str, Encoded], *, model: nn.Module 
     model = _folded(model.float(), manifest, source)
     _compare_shapes(model, encoded, source)
     try:
-        state = decode_state_dict(encoded)
+        state = decode_all(encoded)
         load_decoded(model, state)
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ArtifactError(f"{source}: cannot decode weights ({exc})") from None
@@ -293,14 +315,15 @@ def _compare_shapes(model: nn.Module, encoded: Mapping[str, Encoded], source) ->
 # ---------------------------------------------------------------------------------------------- sizes
 def breakdown(path: str | os.PathLike) -> dict[str, int]:
     """Bytes of the file by what they hold: ``weights_bytes`` (stored weights, biases and BN vectors),
-    ``scales_bytes`` (int8 scales, k-means codebooks), ``manifest_bytes`` (architecture spec, codec, tensor
+    ``scales_bytes`` (int8 scales, k-means codebooks), ``indices_bytes`` (positions of sparse tensors' nonzero
+    weights), ``manifest_bytes`` (architecture spec, codec, tensor
     table, checksum), ``overhead_bytes`` (zip and npy headers, pickle framing, padding). They sum to
     ``size_bytes`` = ``os.path.getsize(path)`` exactly. In a deflated .npz each array's compressed bytes
     include its (compressed) npy header; in a stored one the header counts as overhead.
     """
     path = Path(path)
     container, manifest, arrays, manifest_len = read_container(path)
-    out = {"weights_bytes": 0, "scales_bytes": 0, "manifest_bytes": 0, "overhead_bytes": 0,
+    out = {"weights_bytes": 0, "scales_bytes": 0, "indices_bytes": 0, "manifest_bytes": 0, "overhead_bytes": 0,
            "size_bytes": os.path.getsize(path)}
     infos = zip_infos(path)
     if container == "npz":
@@ -321,5 +344,5 @@ def breakdown(path: str | os.PathLike) -> dict[str, int]:
                 out[f"{keys[int(tail)].split('.')[0]}_bytes"] += info.compress_size
         out["manifest_bytes"] = manifest_len
     out["overhead_bytes"] = out["size_bytes"] - sum(out[k] for k in ("weights_bytes", "scales_bytes",
-                                                                       "manifest_bytes"))
+                                                                       "indices_bytes", "manifest_bytes"))
     return out

@@ -24,7 +24,7 @@ from compress.data.bundle import DataBundle, Normalizer, Split
 from compress.export.artifact import FORMATS, format_of, load, model_spec, save, serialize
 from compress.quant.codecs import Codec
 
-__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_SEARCH_CODECS", "DEFAULT_SEARCH_EPOCHS", "BudgetError", "BudgetRow",
+__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_SEARCH_CODECS", "parse_search_candidate", "DEFAULT_SEARCH_EPOCHS", "BudgetError", "BudgetRow",
            "BudgetResult", "SearchRow", "parse_candidate", "fit_bytes", "fit_budget", "search_table"]
 
 DEFAULT_CANDIDATES = ("fp32", "fp16", "fp16+fold", "int8+fold") + tuple(f"kmeans{b}+fold" for b in range(8, 1, -1))
@@ -98,7 +98,8 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
               path: str | os.PathLike | None = None,
               format: str | None = None, candidates: Sequence[str] = DEFAULT_CANDIDATES,
               transform: Callable | None = None, meta: Mapping[str, Any] | None = None,
-              compression: str = "auto", tolerance_points: float = 0.0) -> BudgetResult:
+              compression: str = "auto", tolerance_points: float = 0.0,
+              prepared: Mapping[str, tuple[nn.Module, Any]] | None = None) -> BudgetResult:
     """Write the most accurate candidate whose file is at most ``max_bytes`` bytes to ``path``.
 
     Each candidate (``"fp16+fold"``, ``"kmeans4+fold"``... see :func:`parse_candidate`) is written to a
@@ -109,6 +110,9 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
     earlier (less lossy) candidate, and so does any candidate within ``tolerance_points`` (percentage points)
     of the best -- a 400-image split cannot tell apart 0.5 points; with ``data=None`` the first that fits wins.
     ``path=None`` only measures; ``max_bytes=None`` sets no limit (one candidate: write it and measure it).
+    ``prepared``: more candidates already made, label -> ``(model, plan)``: a transformed model (pruned, folded,
+    fine-tuned) written with its :class:`~compress.quant.Plan` (see :mod:`compress.quant.deep`); they follow
+    ``candidates`` in the table and count as the lossiest.
     Raises :class:`BudgetError` (a ValueError) when nothing fits, naming the smallest size reachable.
     """
     import tempfile
@@ -119,6 +123,7 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
         raise ValueError(f"tolerance_points must be >= 0, got {tolerance_points}")
     fmt = format_of(Path(path), format) if path is not None else (format or "npz")
     parsed = [(str(c), *parse_candidate(c)) for c in candidates]
+    parsed += [(str(label), None, False) for label in (prepared or {})]
     if not parsed:
         raise ValueError("fit_bytes: no candidates")
     score = _scorer(data, transform)
@@ -130,11 +135,16 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
     with tempfile.TemporaryDirectory(prefix=".fit_bytes.", dir=Path(path).parent if path else None) as tmp:
         for label, codec, fold in parsed:
             file = Path(tmp) / f"candidate.{fmt}"
-            save(model, file, codec=codec, fold_bn=fold, format=fmt, compression=compression, meta=meta)
+            if codec is None:
+                variant, plan = prepared[label]
+                save(variant, file, plan=plan, format=fmt, compression=compression, meta=meta)
+            else:
+                save(model, file, codec=codec, fold_bn=fold, format=fmt, compression=compression, meta=meta)
             size = os.path.getsize(file)
             acc = delta = None
             if score is not None:
-                acc = score(load(file, model=copy.deepcopy(model) if foreign else None))
+                base = prepared[label][0] if codec is None else model
+                acc = score(load(file, model=copy.deepcopy(base) if foreign else None))
                 delta = 100 * (acc - result.fp32_acc)
             fits = max_bytes is None or size <= max_bytes
             result.rows.append(BudgetRow(label, size, acc, delta, fits))
@@ -197,13 +207,29 @@ def search_table(rows: Sequence[SearchRow]) -> str:
     return "\n".join(lines)
 
 
+def parse_search_candidate(text: str) -> tuple[Codec, bool, int | None]:
+    """A fit-budget candidate: a whole-model codec (``"int8+fold"``) or ``"deepNx"`` (N from 2 to 64): a model
+    sized so that its int8 artifact takes N times the budget, trained, then deep-compressed into the budget
+    (large-sparse against small-dense, Zhu & Gupta 2017). Returns ``(codec, fold, N or None)``."""
+    import re
+
+    m = re.fullmatch(r"deep(\d+)x", str(text).strip())
+    if m is None:
+        return (*parse_candidate(text), None)
+    growth = int(m.group(1))
+    if not 2 <= growth <= 64:
+        raise ValueError(f"candidate {text!r}: the growth factor must be from 2 to 64")
+    return Codec.parse("int8"), True, growth
+
+
 def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] = DEFAULT_SEARCH_CODECS,
                config: Any = None, teacher: Any = None, out: str | os.PathLike | None = None,
                format: str = "npz", progress: Any = False, log: Callable[[str], None] | None = None,
-               **model_kw: Any) -> tuple[SearchRow | None, list[SearchRow]]:
+               deep_config: Any = None, **model_kw: Any) -> tuple[SearchRow | None, list[SearchRow]]:
     """The most accurate model of ``family`` whose artifact fits ``max_bytes``: for each candidate codec
     (``"int8+fold"``...), :func:`compress.models.scaling.fit` finds the widest model whose artifact -- stored
-    uncompressed, so a deflated file can only be smaller -- fits; it is trained with ``config`` (a
+    uncompressed, so a deflated file can only be smaller -- fits (``"deepNx"``: N times the budget with int8, then
+    :func:`compress.quant.deep_compress` with ``deep_config`` into the budget); it is trained with ``config`` (a
     ``compress.train.TrainConfig``; keep epochs few), optionally distilled from ``teacher`` (a run folder),
     written through the codec, measured on disk and scored on the validation split.
 
@@ -224,7 +250,7 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     registry.get_spec(family)   # an unknown family fails here, before any data is loaded or folder written
     for label in codecs:
-        parse_candidate(label)
+        parse_search_candidate(label)
     config = config or train.TrainConfig(epochs=DEFAULT_SEARCH_EPOCHS)
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=config.seed)
     if bundle.val is None or not len(bundle.val):
@@ -239,13 +265,13 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
     blobs: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix=".fit_budget.") as tmp:
         for label in codecs:
-            codec, fold = parse_candidate(label)
+            codec, fold, growth = parse_search_candidate(label)
 
             def stored_bytes(m: nn.Module, codec=codec, fold=fold) -> int:
                 return len(serialize(m, codec=codec, fold_bn=fold, format=format, compression="store", meta=meta))
 
             try:
-                sized = scaling.fit(family, max_bytes=max_bytes, bytes_fn=stored_bytes, **kw)
+                sized = scaling.fit(family, max_bytes=max_bytes * (growth or 1), bytes_fn=stored_bytes, **kw)
             except ValueError as exc:  # even the narrowest model is over budget with this codec
                 rows.append(SearchRow(label, None, None, None, None, None, False, note=str(exc)))
                 say(f"{label}: nothing fits ({exc})")
@@ -258,7 +284,21 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
             run = train.fit(model, bundle, config, out=run_dir, overwrite=True, teacher=teacher,
                             progress=progress)
             file = Path(tmp) / f"{label}.{format}"
-            save(run.model, file, codec=codec, fold_bn=fold, format=format, meta=meta)
+            if growth:
+                from compress.quant.deep import deep_compress
+
+                try:
+                    deep = deep_compress(run.model, bundle, run.normalizer, max_bytes, deep_config,
+                                         measure=lambda m, p: len(serialize(m, plan=p, format=format, meta=meta)),
+                                         aug=config.augment_config(bundle.flip_invariant), log=say)
+                except ValueError as exc:
+                    rows.append(SearchRow(label, sized.width_mult, sized.param_count, None, None, None, False,
+                                          note=str(exc)))
+                    say(f"{label}: {exc}")
+                    continue
+                save(deep.model, file, plan=deep.plan, format=format, meta=meta)
+            else:
+                save(run.model, file, codec=codec, fold_bn=fold, format=format, meta=meta)
             size = os.path.getsize(file)
             acc = train.evaluate(load(file), bundle.val, transform=run.normalizer)["acc"]
             acc32 = train.evaluate(run.model, bundle.val, transform=run.normalizer)["acc"]

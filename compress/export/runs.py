@@ -1,56 +1,114 @@
 """Exporting a trained run folder: the artifact (one codec, or the best that fits a byte budget), its byte
-breakdown and optionally an ONNX file; what ``compress export`` runs."""
+breakdown and optionally an ONNX file; what ``compress export`` runs.
+
+With a byte budget the candidates are the whole-model codecs (:data:`~compress.export.budget.DEFAULT_CANDIDATES`)
+and, when those lose more than ``deep_points`` or nothing fits (``deep="auto"``), two per-layer candidates made by
+:mod:`compress.quant.deep` on the run's own data: ``mixed`` (per-layer codecs chosen by sensitivity within the
+budget, no training) and ``deep`` (pruned as far as the budget needs, mixed precision, fine-tuned, entropy coded).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from compress import _io
-from compress.export.artifact import breakdown, format_of, load
-from compress.export.budget import DEFAULT_CANDIDATES, BudgetResult, fit_bytes, parse_candidate
+from compress.export.artifact import breakdown, format_of, load, read, serialize
+from compress.export.budget import DEFAULT_CANDIDATES, BudgetError, BudgetResult, fit_bytes, parse_candidate
 from compress.export.onnx_int8 import INT8_CODECS, Int8Config, export_int8_artifact, training_images
+from compress.quant.deep import DeepConfig
 
-__all__ = ["Export", "export_run"]
+__all__ = ["DEEP_MODES", "Export", "export_run"]
+
+DEEP_MODES = ("auto", "on", "off")
 
 
 @dataclass
 class Export:
-    """What :func:`export_run` wrote: the candidates' table, the file's byte breakdown, the ONNX path."""
+    """What :func:`export_run` wrote: the candidates' table, the file's byte breakdown, the ONNX path, and for a
+    per-layer candidate its plan and how entropy coding compares with deflate."""
 
     result: BudgetResult
     path: Path
     breakdown: dict[str, int]
     onnx: Path | None = None
     int8: Any = None      # compress.export.onnx_int8.Int8Check of an --int8 ONNX file
+    plan: Any = None      # compress.quant.Plan of the written file, if it has one
+    entropy: dict[str, int] | None = None
+    deep_log: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.result.to_dict(), "breakdown": self.breakdown, "onnx": str(self.onnx) if self.onnx else None,
-                "int8_check": self.int8.to_dict() if self.int8 is not None else None}
+                "int8_check": self.int8.to_dict() if self.int8 is not None else None,
+                "plan": self.plan.to_json() if self.plan is not None else None, "entropy": self.entropy}
 
     def summary(self) -> str:
-        """The candidates' table and one line per file written."""
+        """The candidates' table, the plan (if any) and one line per file written."""
         b = self.breakdown
-        lines = [self.result.table(),
-                 f"wrote {self.path}: {b['size_bytes']:,} bytes = weights {b['weights_bytes']:,} + scales/codebooks "
-                 f"{b['scales_bytes']:,} + spec/manifest {b['manifest_bytes']:,} + container {b['overhead_bytes']:,}"]
+        lines = [self.result.table()]
+        if self.plan is not None:
+            lines += ["", self.plan.table(), ""]
+        if self.entropy and self.entropy["packed_bytes"]:
+            e = self.entropy
+            lines.append(f"entropy coding: quantized values and sparse indices {e['stored_bytes']:,} bytes "
+                         f"(Huffman where smaller) vs {e['deflate_bytes']:,} bytes with deflate "
+                         f"({e['packed_bytes']:,} bit-packed)")
+        indices = f" + sparse indices {b['indices_bytes']:,}" if b.get("indices_bytes") else ""
+        lines.append(f"wrote {self.path}: {b['size_bytes']:,} bytes = weights {b['weights_bytes']:,} + "
+                     f"scales/codebooks {b['scales_bytes']:,}{indices} + spec/manifest {b['manifest_bytes']:,} + "
+                     f"container {b['overhead_bytes']:,}")
         if self.onnx is not None:
             lines.append(f"wrote {self.onnx}" + (f" (int8 QDQ; {self.int8.summary()})" if self.int8 else ""))
         return "\n".join(lines)
+
+
+def _needs_deep(model, val, max_bytes, candidates, transform, meta, fmt, deep_points) -> bool:
+    """Whether no whole-model candidate fits within ``deep_points`` of the fp32 accuracy."""
+    try:
+        result = fit_bytes(model, val, max_bytes, format=fmt, candidates=candidates, transform=transform, meta=meta)
+    except BudgetError:
+        return True
+    return result.best.delta_points < -deep_points
+
+
+def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[dict, list[str]]:
+    from compress.quant.deep import deep_compress
+
+    def measure(model, plan) -> int:
+        return len(serialize(model, plan=plan, format=fmt, meta=meta))
+
+    aug = src.config.augment_config(bundle.flip_invariant)
+    prepared, lines = {}, []
+    for label, cfg in (("mixed", replace(config, sparsity=0.0, finetune_epochs=0.0)), ("deep", config)):
+        try:
+            r = deep_compress(src.model, bundle, src.normalizer, max_bytes, cfg, measure=measure, aug=aug, log=log)
+        except ValueError as exc:
+            lines.append(f"{label}: {exc}")
+            if log:
+                log(f"{label}: {exc}")
+            continue
+        prepared[label] = (r.model, r.plan)
+        lines += [f"{label}: {line}" for line in r.log] + [f"{label}: {r.seconds:.0f} s"]
+    return prepared, lines
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, max_bytes: int | None = None,
                codec: str | None = None, fold_bn: bool = False, candidates: Sequence[str] | None = None,
                tolerance_points: float = 0.0, format: str | None = None,
                onnx: str | os.PathLike | None = None, overwrite: bool = False, int8: bool = False,
-               calibration: str = Int8Config.calibration) -> Export:
+               calibration: str = Int8Config.calibration, deep: str = "auto", deep_points: float = 1.0,
+               deep_config: DeepConfig | None = None, log: Callable[[str], None] | None = None) -> Export:
     """Write the run at ``run_dir`` as an artifact at ``out`` (default ``RUN/model.npz``).
 
     With ``max_bytes``: the most accurate of ``candidates`` (default: lossless to lossy, see
     :data:`~compress.export.budget.DEFAULT_CANDIDATES`) whose file fits, scored on the run's validation split
-    (:func:`~compress.export.budget.fit_bytes`). Without: ``codec`` (default fp16), BatchNorm folded with
+    (:func:`~compress.export.budget.fit_bytes`). ``deep``: ``"on"`` adds the per-layer candidates ``mixed`` and
+    ``deep`` (module docstring; fine-tuned on the run's training data with ``deep_config``), ``"auto"`` adds them
+    only when no whole-model candidate fits within ``deep_points`` percentage points of fp32, ``"off"`` never
+    (nor with ``int8``, whose ONNX path needs a whole-model int8 file); ``log`` gets their progress lines.
+    Without: ``codec`` (default fp16), BatchNorm folded with
     ``fold_bn``. The manifest keeps the run's input normalization and class names. ``onnx``: also export the
     written model (as reloaded from the file) to that ONNX path; with ``int8`` as an int8 QDQ graph of the
     file's stored int8 weights, activations calibrated (``calibration``: minmax or percentile) on the run's
@@ -61,6 +119,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     ``overwrite``.
     """
     from compress.export.onnx import export_onnx
+    from compress.quant.coded import entropy_report
+    from compress.quant.plan import Plan
     from compress.train.runs import load_run
 
     if max_bytes is not None and (codec or fold_bn):
@@ -69,9 +129,13 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ValueError("--candidates needs --max-bytes")
     if int8 and onnx is None:
         raise ValueError("--int8 writes the ONNX file int8: give --onnx PATH")
+    if deep not in DEEP_MODES:
+        raise ValueError(f"deep must be one of {DEEP_MODES}, got {deep!r}")
+    if deep_points < 0:
+        raise ValueError(f"deep_points must be >= 0, got {deep_points}")
     int8_config = Int8Config(calibration=calibration)
     path = Path(out) if out else Path(run_dir) / f"model.{format or 'npz'}"
-    format_of(path, format)   # a suffix that contradicts format fails here, before any work
+    fmt = format_of(path, format)   # a suffix that contradicts format fails here, before any work
     run_files = list(Path(run_dir).iterdir()) if Path(run_dir).is_dir() else []
     _io.check_output(path, inputs=run_files, overwrite=overwrite)
     if onnx is not None:
@@ -93,12 +157,17 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     src = load_run(run_dir)
     meta = {"normalizer": src.normalizer.to_dict(), "class_names": list(src.class_names),
             "data_source": src.data_source, "run": str(src.path)}
-    result = fit_bytes(src.model, src.data().val, max_bytes, path=path, format=format,
-                       candidates=list(candidates or DEFAULT_CANDIDATES), transform=src.normalizer, meta=meta,
-                       tolerance_points=tolerance_points)
+    bundle = src.data()
+    candidates = list(candidates or DEFAULT_CANDIDATES)
+    prepared, lines = None, None
+    if max_bytes is not None and deep != "off" and not int8 and (
+            deep == "on" or _needs_deep(src.model, bundle.val, max_bytes, candidates, src.normalizer, meta, fmt,
+                                        deep_points)):
+        prepared, lines = _deep_candidates(src, bundle, max_bytes, deep_config or DeepConfig(), meta, fmt, log)
+    result = fit_bytes(src.model, bundle.val, max_bytes, path=path, format=format, candidates=candidates,
+                       transform=src.normalizer, meta=meta, tolerance_points=tolerance_points, prepared=prepared)
     onnx_path, check = None, None
     if onnx is not None and int8:
-        bundle = src.data()
         split = bundle.split()
         calib = training_images(bundle.train.x, int8_config.calibration_images, src.normalizer)
         onnx_path = Path(onnx)
@@ -107,7 +176,10 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         d = src.info["data"]
         shape = src.card.input_shape if src.card is not None else (d["in_chans"], *d["input_size"])
         onnx_path = export_onnx(load(path), onnx, shape)
-    return Export(result, path, breakdown(path), onnx_path, check)
+    manifest, encoded = read(path)
+    plan = Plan.from_json(manifest["plan"]) if "plan" in manifest else None
+    return Export(result, path, breakdown(path), onnx_path, check, plan,
+                  entropy_report(encoded) if plan is not None else None, lines)
 
 
 def _int8_path(candidate: str) -> bool:

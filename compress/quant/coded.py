@@ -1,0 +1,221 @@
+"""Per-layer codecs for mixed-precision, sparse, entropy-coded artifacts: one tensor in, one ``Encoded`` out.
+
+A :class:`LayerCodec` is named by a short label:
+    fp16 / fp32     floats (the nonzero ones only, when that is smaller)
+    int2 .. int8    symmetric linear, one scale per output channel (:mod:`compress.quant.linear`); int8 and int4
+                    are the int8 / int4 per-channel codecs
+    kmeans1 .. 8    weight sharing: a codebook of ``2**bits`` entries over the nonzero weights (Han et al. 2016);
+                    weights that already take at most ``2**bits`` distinct values (after centroid fine-tuning)
+                    keep exactly those values
+
+Zeros (pruned weights) are stored as a mask (:mod:`compress.quant.sparse`) when that is smaller than storing
+them; the quantized symbols go through :func:`compress.quant.entropy.encode_stream` (bit-packed or Huffman,
+whichever is smaller). A tensor stored this way is ``Encoded(kind="coded")`` with arrays ``data`` (the symbol
+stream, or float16 values), ``scale`` or ``codebook`` and ``mask``, and everything needed to decode it in
+``meta``; a dense int8 tensor without entropy coding stays the plain ``int8`` kind (int8 values + per-channel
+scales). :func:`decode_any` decodes every kind an artifact holds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from compress.quant.codecs import Encoded, decode_tensor, kmeans_codebook, nearest_index, require_finite, to_fp16
+from compress.quant.entropy import decode_stream, encode_stream
+from compress.quant.linear import check_finite, dequantize_linear, qmax, quantize_linear
+from compress.quant.sparse import decode_mask, encode_mask
+
+__all__ = ["LayerCodec", "encode_coded", "decode_coded", "decode_any", "decode_all", "encoded_bytes", "entropy_report"]
+
+_SCALE_DTYPE = torch.float16
+
+
+@dataclass(frozen=True)
+class LayerCodec:
+    """How one layer's weight is stored: ``scheme`` float | linear | kmeans, ``bits`` per stored value."""
+
+    scheme: str
+    bits: int
+
+    @classmethod
+    def parse(cls, text: "str | LayerCodec") -> "LayerCodec":
+        if isinstance(text, LayerCodec):
+            return text
+        m = re.fullmatch(r"(fp16|fp32|int([2-8])|kmeans([1-8]))", str(text).strip().lower())
+        if m is None:
+            raise ValueError(f"unknown layer codec {text!r}; use fp16, fp32, int2..int8 or kmeans1..kmeans8")
+        if m.group(2):
+            return cls("linear", int(m.group(2)))
+        if m.group(3):
+            return cls("kmeans", int(m.group(3)))
+        return cls("float", 16 if m.group(1) == "fp16" else 32)
+
+    @property
+    def label(self) -> str:
+        return {"float": f"fp{self.bits}", "linear": f"int{self.bits}", "kmeans": f"kmeans{self.bits}"}[self.scheme]
+
+
+def encoded_bytes(enc: Encoded) -> int:
+    """Bytes of a tensor's stored arrays (what it adds to the file before container overhead)."""
+    return sum(t.numel() * t.element_size() for t in enc.arrays.values())
+
+
+def _u8(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8))
+
+
+def _symbols_encoded(t, shape, symbols, mask, bits, extra, meta, entropy) -> Encoded:
+    """Encoded with a symbol stream for the kept values; ``mask`` None means dense."""
+    data, info = encode_stream(symbols, bits, entropy=entropy)
+    arrays = {"data": _u8(data), **extra}
+    meta = {**meta, "values": info, "mask": None}
+    if mask is not None:
+        mdata, minfo = encode_mask(mask, entropy=entropy)
+        arrays["mask"], meta["mask"] = _u8(mdata), minfo
+    return Encoded("coded", shape, arrays, meta)
+
+
+def _smaller(*options: Encoded) -> Encoded:
+    return min(options, key=encoded_bytes)
+
+
+def encode_coded(t: torch.Tensor, codec: LayerCodec | str, *, entropy: bool = True,
+                 kmeans_iters: int = 30) -> Encoded:
+    """Encode one float tensor with ``codec``, sparse and entropy-coded where that is smaller (module docstring).
+    Raises ValueError for non-finite weights or a value beyond the float16 range."""
+    codec = LayerCodec.parse(codec)
+    t = t.detach().cpu().float()
+    check_finite(t, f"{codec.label} codec")
+    shape, flat = tuple(t.shape), t.reshape(-1)
+    if codec.scheme == "float":
+        dense = Encoded("float", shape, {"data": (to_fp16(t) if codec.bits == 16 else t).contiguous()})
+        mask = flat != 0
+        if bool(mask.all()):
+            return dense
+        values = to_fp16(flat[mask]) if codec.bits == 16 else flat[mask].clone()
+        mdata, minfo = encode_mask(mask, entropy=entropy)
+        sparse = Encoded("coded", shape, {"data": values, "mask": _u8(mdata)},
+                         {"scheme": "float", "bits": codec.bits, "mask": minfo})
+        return _smaller(dense, sparse)
+    if codec.scheme == "linear":
+        q, scale = quantize_linear(t, codec.bits, scale_dtype=_SCALE_DTYPE)
+        if codec.bits == 8 and not entropy and bool((q != 0).all()):
+            return Encoded("int8", shape, {"data": q.contiguous(), "scale": scale.contiguous()}, {"per_channel": True})
+        sym = (q.reshape(-1).to(torch.int16) + qmax(codec.bits)).to(torch.uint8).numpy()
+        meta, extra = {"scheme": "linear", "bits": codec.bits}, {"scale": scale.contiguous()}
+        dense = _symbols_encoded(t, shape, sym, None, codec.bits, extra, meta, entropy)
+        keep = (q.reshape(-1) != 0).numpy()
+        if keep.all():
+            return dense
+        return _smaller(dense, _symbols_encoded(t, shape, sym[keep], keep, codec.bits, extra, meta, entropy))
+    keep = (flat != 0).numpy()
+    values = flat[torch.from_numpy(keep)]
+    uniq = torch.unique(values)
+    k = 2 ** codec.bits
+    if uniq.numel() <= k and bool((to_fp16(uniq).float() == uniq).all()):
+        codebook = torch.cat([uniq, uniq.new_zeros(k - uniq.numel())]).to(_SCALE_DTYPE)   # already shared
+    else:
+        codebook = kmeans_codebook(values, codec.bits, iters=kmeans_iters).to(_SCALE_DTYPE)
+    idx = nearest_index(values, codebook).numpy().astype(np.uint8)
+    meta, extra = {"scheme": "kmeans", "bits": codec.bits}, {"codebook": codebook.contiguous()}
+    return _symbols_encoded(t, shape, idx, None if keep.all() else keep, codec.bits, extra, meta, entropy)
+
+
+def decode_coded(enc: Encoded, *, name: str = "tensor") -> torch.Tensor:
+    """Float32 tensor of ``enc.shape`` from an ``Encoded(kind="coded")``. Raises ValueError naming ``name`` if
+    inconsistent or if the stored values decode to NaN/inf."""
+    try:
+        out = _decode_coded(enc)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{name}: malformed coded tensor ({type(exc).__name__}: {str(exc)[:200]})") from None
+    require_finite(out, f"stored {name}")
+    return out
+
+
+def _decode_coded(enc: Encoded) -> torch.Tensor:
+    numel, meta, arrays = math.prod(enc.shape), enc.meta, enc.arrays
+    scheme, bits = meta["scheme"], int(meta["bits"])
+    keep = None
+    if meta.get("mask") is not None:
+        if int(meta["mask"]["numel"]) != numel:   # before decoding: the mask's size comes from the shape
+            raise ValueError(f"mask covers {meta['mask']['numel']} elements, shape {enc.shape} has {numel}")
+        keep = decode_mask(arrays["mask"].numpy(), meta["mask"])
+        if keep.size != numel:
+            raise ValueError(f"mask covers {keep.size} elements, shape {enc.shape} has {numel}")
+    n_kept = int(keep.sum()) if keep is not None else numel
+    out = torch.zeros(numel, dtype=torch.float32)
+    where = torch.from_numpy(keep) if keep is not None else slice(None)
+    if scheme == "float":
+        values = arrays["data"].reshape(-1).float()
+        if values.numel() != n_kept:
+            raise ValueError(f"{values.numel()} stored values for {n_kept} kept positions")
+        out[where] = values
+        return out.reshape(enc.shape)
+    sym = torch.from_numpy(decode_stream(arrays["data"].numpy(), meta["values"]).astype(np.int64))
+    if sym.numel() != n_kept:
+        raise ValueError(f"{sym.numel()} stored values for {n_kept} kept positions")
+    if scheme == "linear":
+        m, scale = qmax(bits), arrays["scale"]
+        if sym.numel() and int(sym.max()) > 2 * m:
+            raise ValueError(f"int{bits} value beyond [-{m}, {m}]")
+        if scale.numel() not in (1, enc.shape[0] if enc.shape else 1):
+            raise ValueError(f"{scale.numel()} scales for a tensor of shape {enc.shape}")
+        q = torch.zeros(numel, dtype=torch.int16)
+        q[where] = (sym - m).to(torch.int16)
+        return dequantize_linear(q.reshape(enc.shape), scale)
+    if scheme == "kmeans":
+        codebook = arrays["codebook"].float()
+        if sym.numel() and int(sym.max()) >= codebook.numel():
+            raise ValueError("k-means index beyond the codebook")
+        out[where] = codebook[sym]
+        return out.reshape(enc.shape)
+    raise ValueError(f"unknown coded scheme {scheme!r}")
+
+
+def decode_any(enc: Encoded, *, name: str = "tensor") -> torch.Tensor:
+    """Decode a tensor of any kind an artifact holds: ``coded`` here, the rest by :func:`codecs.decode_tensor`."""
+    return decode_coded(enc, name=name) if enc.kind == "coded" else decode_tensor(enc, name=name)
+
+
+def decode_all(encoded: Mapping[str, Encoded]) -> dict[str, torch.Tensor]:
+    """Decode every tensor; errors name the tensor."""
+    out = {}
+    for k, v in encoded.items():
+        try:
+            out[k] = decode_any(v, name=f"tensor {k!r}")
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            msg = str(exc)
+            raise ValueError(msg if repr(k) in msg else f"tensor {k!r}: {msg}") from None
+    return out
+
+
+def entropy_report(encoded: Mapping[str, Encoded]) -> dict[str, int]:
+    """Entropy coding against zip's deflate, over every symbol stream of the ``coded`` tensors (quantized values
+    and delta-coded indices): ``stored_bytes`` (as stored: Huffman where smaller, else bit-packed),
+    ``packed_bytes`` (all of them bit-packed at their fixed width) and ``deflate_bytes`` (those packed bytes,
+    concatenated, through zlib's deflate at level 9, what a zip container can do at best)."""
+    import zlib
+
+    from compress.quant.codecs import pack_bits
+
+    stored, packed = 0, []
+    for enc in encoded.values():
+        if enc.kind != "coded":
+            continue
+        streams = []
+        if "values" in enc.meta:
+            streams.append((enc.arrays["data"].numpy(), enc.meta["values"]))
+        mask = enc.meta.get("mask")
+        if mask is not None and mask["mask"] == "delta":
+            streams.append((enc.arrays["mask"].numpy(), mask["stream"]))
+        for data, info in streams:
+            stored += data.size
+            packed.append(pack_bits(decode_stream(data, info), int(info["bits"])))
+    raw = np.concatenate(packed).tobytes() if packed else b""
+    return {"stored_bytes": stored, "packed_bytes": len(raw), "deflate_bytes": len(zlib.compress(raw, 9))}

@@ -1,0 +1,216 @@
+"""Deep Compression for any model and any byte limit (Han et al. 2016; Zhu & Gupta 2017):
+
+    1. prune:      choose a sparsity from the budget, then gradual magnitude pruning (AGP) while fine-tuning
+    2. fold:       BatchNorm into the convolutions (zeros stay zero)
+    3. allocate:   each layer's sensitivity to each codec on validation data, the knapsack within the budget
+    4. fine-tune:  quantization-aware (STE for linear codecs, centroid training for k-means), masks fixed
+    5. measure:    the real file; if fine-tuning moved it over the limit, allocate again (no more training)
+
+``deep_compress`` returns the folded, pruned, fine-tuned float model and its :class:`~compress.quant.Plan`;
+writing that model with that plan stores exactly the model it was scored as. File sizes come from
+``measure(model, plan)``, which the caller provides (``compress.export`` writes the artifact's bytes).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from compress.data.augment import AugmentConfig
+from compress.data.bundle import DataBundle, Normalizer
+from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
+from compress.quant.coded import encode_coded, encoded_bytes
+from compress.quant.finetune import FinetuneConfig, finetune
+from compress.quant.fold import fold_batchnorm
+from compress.quant.plan import LayerPlan, Plan
+from compress.quant.pruning import SCOPES, agp_sparsity, magnitude_masks, prunable
+from compress.quant.qat import WeightTransform
+
+__all__ = ["DeepConfig", "DeepResult", "deep_compress", "SPARSITY_GRID"]
+
+SPARSITY_GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985, 0.99)
+
+
+@dataclass
+class DeepConfig:
+    sparsity: float | None = None       # target fraction of pruned weights; None: the least the budget needs
+    prune_scope: str = "global"         # "global" (LAMP scores across layers) | "layer" (same sparsity each)
+    reference_codec: str = "kmeans4"    # codec assumed when choosing the sparsity from the budget
+    headroom: float = 0.9               # ... so that the reference plan fills this share of the budget
+    prune_epochs: float = 6.0           # AGP fine-tuning passes; the sparsity ramps over the first 2/3
+    prune_lr: float = 1e-3              # peak AdamW learning rate while pruning
+    finetune_epochs: float = 3.0        # quantization-aware passes after allocation (0: none)
+    finetune_lr: float = 2e-4           # peak AdamW learning rate for QAT / centroids (no BatchNorm by then)
+    codecs: tuple[str, ...] = DEFAULT_LAYER_CODECS   # per-layer choices for the allocation
+    entropy: bool = True                # Huffman-code values and sparse indices where smaller
+    alpha: float = 0.5                  # distillation weight from the uncompressed model
+    min_layer_numel: int = 256          # weights with fewer elements (count) stay float16
+    prune_min_numel: int = 1024         # weights with fewer elements are never pruned
+    mask_every: int = 10                # steps between AGP mask updates
+    seed: int = 0
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)   # batch size, temperature
+
+    def __post_init__(self) -> None:
+        if self.sparsity is not None and not 0 <= self.sparsity < 1:
+            raise ValueError(f"DeepConfig: sparsity must be in [0, 1), got {self.sparsity}")
+        if self.prune_scope not in SCOPES:
+            raise ValueError(f"DeepConfig: prune_scope must be one of {SCOPES}, got {self.prune_scope!r}")
+        if not 0 < self.headroom <= 1 or self.prune_epochs < 0 or self.finetune_epochs < 0:
+            raise ValueError("DeepConfig: headroom must be in (0, 1], epochs >= 0")
+        if not self.codecs:
+            raise ValueError("DeepConfig: no layer codecs")
+
+
+@dataclass
+class DeepResult:
+    model: nn.Module                    # folded, pruned, fine-tuned; write it with `plan`
+    plan: Plan
+    sparsity: float                     # of the prunable weights
+    size_bytes: int                     # measured file size
+    seconds: float
+    log: list[str]
+
+
+def _loss_fn(split, normalizer):
+    from compress.train.inference import evaluate
+
+    return lambda m: evaluate(m, split, transform=normalizer)["loss"]
+
+
+def _choose_sparsity(model, names, max_bytes, config, measure, say) -> float:
+    """Least sparsity of the grid at which one-shot pruning + the reference codec fits headroom x budget."""
+    weights = dict(model.named_parameters())
+    folded = fold_batchnorm(model)
+    plan_names = prunable(folded, min_numel=config.min_layer_numel)
+    ref = Plan([LayerPlan(n, config.reference_codec) for n in plan_names], entropy=config.entropy)
+    target = config.headroom * max_bytes
+
+    def size_at(s: float) -> int:
+        trial = copy.deepcopy(model)
+        masks = magnitude_masks({n: weights[n] for n in names}, s, scope=config.prune_scope) if s else {}
+        with torch.no_grad():
+            for n, m in masks.items():
+                trial.get_parameter(n).mul_(m)
+        size = measure(fold_batchnorm(trial), ref)
+        say(f"  sparsity {s:.3f}: {size:,} bytes with {config.reference_codec}")
+        return size
+
+    lo, hi = 0, len(SPARSITY_GRID) - 1
+    if size_at(SPARSITY_GRID[lo]) <= target:
+        return 0.0
+    if size_at(SPARSITY_GRID[hi]) > target:
+        return SPARSITY_GRID[hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if size_at(SPARSITY_GRID[mid]) <= target else (mid, hi)
+    return SPARSITY_GRID[hi]
+
+
+def _prune(model, names, sparsity, data, normalizer, config, teacher, aug) -> None:
+    params = dict(model.named_parameters())
+    masks = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
+    transform = WeightTransform(model, masks=masks)
+    ft = FinetuneConfig(epochs=config.prune_epochs, lr=config.prune_lr, batch_size=config.finetune.batch_size,
+                        alpha=config.alpha, temperature=config.finetune.temperature, seed=config.seed)
+
+    def on_step(step: int, total: int) -> None:
+        ramp = max(1, (2 * total) // 3)
+        if step % config.mask_every and step != ramp:
+            return
+        if step > ramp:
+            return
+        new = magnitude_masks({n: params[n] for n in names}, agp_sparsity(step, ramp, sparsity),
+                              scope=config.prune_scope)
+        for n, m in new.items():
+            transform.masks[n].copy_(m)
+        transform.apply_masks()
+
+    finetune(model, data, normalizer, ft, transform=transform, teacher=teacher, aug=aug, on_step=on_step)
+
+
+def _fit_plan(model, options, max_bytes, config, measure, say) -> tuple[Plan, int]:
+    """Allocate within the budget left after everything else in the file; shrink until the file fits."""
+    names = list(options)
+    cheapest = Plan([LayerPlan(n, min(options[n], key=lambda o: o.size_bytes).codec) for n in names],
+                    entropy=config.entropy)
+    size = measure(model, cheapest)
+    fixed = size - sum(lp.size_bytes for lp in cheapest.layers)
+    budget = max_bytes - fixed
+    for _ in range(6):
+        chosen = allocate(options, budget)
+        plan = Plan([LayerPlan(n, o.codec, size_bytes=o.size_bytes, sensitivity=o.sensitivity)
+                     for n, o in chosen.items()], entropy=config.entropy)
+        size = measure(model, plan)
+        say(f"  allocation for {budget:,} bytes of layers: file {size:,} bytes")
+        if size <= max_bytes:
+            return plan, size
+        budget -= size - max_bytes + 16
+    raise ValueError(f"deep compression: could not fit {max_bytes:,} bytes (last try {size:,})")
+
+
+def deep_compress(model: nn.Module, data: DataBundle, normalizer: Normalizer, max_bytes: int,
+                  config: DeepConfig | None = None, *, measure: Callable[[nn.Module, Plan], int],
+                  aug: AugmentConfig | None = None, log: Callable[[str], None] | None = None) -> DeepResult:
+    """Compress a trained ``model`` (not modified) into ``max_bytes`` (module docstring). ``data``: the bundle
+    it was trained on (train split for fine-tuning, validation split for sensitivities); ``normalizer``: its
+    input normalization; ``aug``: training augmentation. Raises ValueError when nothing fits."""
+    config = config or DeepConfig()
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if log is not None:
+            log(line)
+
+    t0 = time.perf_counter()
+    if data.val is None or not len(data.val):
+        raise ValueError(f"{data.source}: deep compression needs a validation split")
+    teacher = copy.deepcopy(model).eval()
+    work = copy.deepcopy(model).float().cpu()
+    names = prunable(work, min_numel=config.prune_min_numel)
+    sparsity = config.sparsity
+    if sparsity is None:
+        sparsity = _choose_sparsity(work, names, max_bytes, config, measure, say)
+    say(f"sparsity {sparsity:.3f} of {sum(work.get_parameter(n).numel() for n in names):,} prunable weights")
+    if sparsity > 0 and config.prune_epochs > 0:
+        _prune(work, names, sparsity, data, normalizer, config, teacher, aug)
+    elif sparsity > 0:
+        masks = magnitude_masks({n: work.get_parameter(n) for n in names}, sparsity, scope=config.prune_scope)
+        WeightTransform(work, masks=masks)
+    folded = fold_batchnorm(work)
+    layer_names = prunable(folded, min_numel=config.min_layer_numel)
+    say(f"pruned in {time.perf_counter() - t0:.0f} s; measuring {len(layer_names)} layers x {len(config.codecs)} codecs")
+    sizes = layer_options(folded, layer_names, config.codecs, None, entropy=config.entropy)
+    cheapest = Plan([LayerPlan(n, min(o, key=lambda x: x.size_bytes).codec) for n, o in sizes.items()],
+                    entropy=config.entropy)
+    smallest = measure(folded, cheapest)
+    if smallest > max_bytes:     # before spending time on sensitivities
+        raise ValueError(f"deep compression at sparsity {sparsity:.3f}: the smallest plan takes {smallest:,} bytes, "
+                         f"over {max_bytes:,}")
+    options = layer_options(folded, layer_names, config.codecs, _loss_fn(data.val, normalizer), entropy=config.entropy)
+    plan, size = _fit_plan(folded, options, max_bytes, config, measure, say)
+    if config.finetune_epochs > 0:
+        params = dict(folded.named_parameters())
+        masks = {n: params[n] != 0 for n in layer_names if bool((params[n] == 0).any())}
+        transform = WeightTransform(folded, masks=masks, codecs={lp.name: lp.codec for lp in plan.layers})
+        ft = FinetuneConfig(epochs=config.finetune_epochs, lr=config.finetune_lr,
+                            batch_size=config.finetune.batch_size, alpha=config.alpha,
+                            temperature=config.finetune.temperature, seed=config.seed + 1)
+        finetune(folded, data, normalizer, ft, transform=transform, teacher=teacher, aug=aug)
+        size = measure(folded, plan)
+        say(f"fine-tuned in {time.perf_counter() - t0:.0f} s total; file {size:,} bytes")
+        if size > max_bytes:   # sizes moved with the weights: re-measure them, keep the sensitivities
+            for n, opts in options.items():
+                for o in opts:
+                    o.size_bytes = encoded_bytes(encode_coded(params[n], o.codec, entropy=config.entropy))
+            plan, size = _fit_plan(folded, options, max_bytes, config, measure, say)
+    for lp in plan.layers:
+        lp.sparsity = float((folded.get_parameter(lp.name) == 0).float().mean())
+    pruned = [folded.get_parameter(n) for n in layer_names]
+    total_sparsity = sum(int((p == 0).sum()) for p in pruned) / max(sum(p.numel() for p in pruned), 1)
+    return DeepResult(folded.eval(), plan, total_sparsity, size, time.perf_counter() - t0, lines)
