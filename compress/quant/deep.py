@@ -23,6 +23,7 @@ from torch import nn
 
 from compress.data.augment import AugmentConfig
 from compress.data.bundle import DataBundle, Normalizer
+from compress.device import torch_threads
 from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
 from compress.quant.coded import encode_coded, encoded_bytes
 from compress.quant.finetune import FinetuneConfig, finetune
@@ -53,6 +54,7 @@ class DeepConfig:
     prune_min_numel: int = 1024         # weights with fewer elements are never pruned
     mask_every: int = 10                # steps between AGP mask updates
     seed: int = 0
+    num_threads: int | None = None      # CPU threads for torch while compressing (restored afterwards)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)   # batch size, temperature
 
     def __post_init__(self) -> None:
@@ -160,6 +162,11 @@ def deep_compress(model: nn.Module, data: DataBundle, normalizer: Normalizer, ma
     it was trained on (train split for fine-tuning, validation split for sensitivities); ``normalizer``: its
     input normalization; ``aug``: training augmentation. Raises ValueError when nothing fits."""
     config = config or DeepConfig()
+    with torch_threads(config.num_threads):
+        return _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log)
+
+
+def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log) -> DeepResult:
     lines: list[str] = []
 
     def say(line: str) -> None:

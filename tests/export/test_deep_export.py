@@ -97,8 +97,9 @@ def test_deep_export_fits_a_budget_no_whole_model_codec_reaches(run_dir, tmp_pat
     budget = 30_000
     with pytest.raises(BudgetError):
         export_run(run_dir, tmp_path / "plain.npz", max_bytes=budget, deep="off")
-    cfg = DeepConfig(prune_epochs=0.5, finetune_epochs=0.5, codecs=("int8", "int4", "kmeans3", "kmeans2"))
-    export = export_run(run_dir, tmp_path / "deep.npz", max_bytes=budget, deep="auto", deep_config=cfg)
+    cfg = DeepConfig(prune_epochs=0.5, finetune_epochs=0.5, codecs=("int8", "int4", "kmeans2"))
+    export = export_run(run_dir, tmp_path / "deep.npz", max_bytes=budget, deep="auto", deep_config=cfg,
+                        candidates=["int8+fold", "kmeans2+fold"])
     assert export.result.best.candidate in ("mixed", "deep")
     assert os.path.getsize(tmp_path / "deep.npz") == export.breakdown["size_bytes"] <= budget
     assert export.plan is not None and "sensitivity" in export.summary()
@@ -110,7 +111,8 @@ def test_deep_export_fits_a_budget_no_whole_model_codec_reaches(run_dir, tmp_pat
 def test_cli_export_deep_and_bad_options(run_dir, tmp_path, capsys):
     out = tmp_path / "m.npz"
     assert main(["export", str(run_dir), "--max-bytes", "30000", "--deep", "on", "--prune-epochs", "0.3",
-                 "--sparsity", "0.9", "--finetune-epochs", "0.3", "--layer-codecs", "int4,kmeans2", "--out", str(out), "--quiet"]) == 0
+                 "--sparsity", "0.9", "--finetune-epochs", "0.3", "--candidates", "int8+fold",
+                 "--layer-codecs", "int4,kmeans2", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "deep" in text and "codec" in text and "sparse indices" in text and os.path.getsize(out) <= 30000
     assert main(["export", str(run_dir), "--max-bytes", "30000", "--sparsity", "1.5", "--out", str(out)]) == 2
