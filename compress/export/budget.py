@@ -51,11 +51,12 @@ class BudgetRow:
     """One candidate written and measured by :func:`fit_bytes`."""
 
     candidate: str
-    size_bytes: int                 # os.path.getsize of the written file
+    size_bytes: int | None          # os.path.getsize of the written file (None: the codec refused the weights)
     val_acc: float | None           # fraction correct on the validation split
     delta_points: float | None      # val_acc - the fp32 model's, in percentage points
     fits: bool
     chosen: bool = False
+    note: str = ""                  # why a candidate was refused
 
 
 @dataclass
@@ -72,6 +73,9 @@ class BudgetResult:
         """Plain-text table: candidate, bytes, val accuracy, change vs fp32 (points); '*' marks the choice."""
         lines = [f"{'candidate':<15} {'bytes':>11} {'val acc':>8} {'vs fp32':>8}  fits"]
         for r in self.rows:
+            if r.size_bytes is None:
+                lines.append(f"  {r.candidate:<13} {'-':>11} {'-':>8} {'-':>8}  no (refused: {r.note[:70]})")
+                continue
             acc = f"{100 * r.val_acc:7.2f}%" if r.val_acc is not None else f"{'-':>8}"
             delta = f"{r.delta_points:+8.2f}" if r.delta_points is not None else f"{'-':>8}"
             lines.append(f"{('* ' if r.chosen else '  ') + r.candidate:<15} {r.size_bytes:>11,} {acc} {delta}  "
@@ -135,11 +139,17 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
     with tempfile.TemporaryDirectory(prefix=".fit_bytes.", dir=Path(path).parent if path else None) as tmp:
         for label, codec, fold in parsed:
             file = Path(tmp) / f"candidate.{fmt}"
-            if codec is None:
-                variant, plan = prepared[label]
-                save(variant, file, plan=plan, format=fmt, compression=compression, meta=meta)
-            else:
-                save(model, file, codec=codec, fold_bn=fold, format=fmt, compression=compression, meta=meta)
+            try:
+                if codec is None:
+                    variant, plan = prepared[label]
+                    save(variant, file, plan=plan, format=fmt, compression=compression, meta=meta)
+                else:
+                    save(model, file, codec=codec, fold_bn=fold, format=fmt, compression=compression, meta=meta)
+            except ValueError as exc:   # a codec refusing these weights (outliers): the others may still do
+                if len(parsed) == 1:
+                    raise
+                result.rows.append(BudgetRow(label, None, None, None, False, note=str(exc).split(": ")[-1]))
+                continue
             size = os.path.getsize(file)
             acc = delta = None
             if score is not None:
@@ -152,7 +162,10 @@ def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int 
                 blobs[label] = file.read_bytes()
     fitting = [r for r in result.rows if r.fits]
     if not fitting:
-        smallest = min(result.rows, key=lambda r: r.size_bytes)
+        sized = [r for r in result.rows if r.size_bytes is not None]
+        if not sized:
+            raise BudgetError(f"every candidate refused the weights: {result.rows[0].note}", result)
+        smallest = min(sized, key=lambda r: r.size_bytes)
         raise BudgetError(f"no candidate fits {max_bytes:,} bytes: the smallest reachable is "
                           f"{smallest.size_bytes:,} bytes ({smallest.candidate}); use a smaller model "
                           f"(compress fit-budget finds the widest one that fits)", result)

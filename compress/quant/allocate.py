@@ -1,8 +1,9 @@
 """Per-layer bit widths under a byte budget: measure each layer's sensitivity to each codec, then choose one
 codec per layer that keeps the predicted loss smallest within the budget.
 
-Sensitivity (after HAWQ / Deep Compression's per-layer sensitivity scans): the increase of the validation loss
-(nats) when only that layer goes through the codec and back, every other layer kept in float32. Losses of
+Sensitivity (after HAWQ / Deep Compression's per-layer sensitivity scans): the increase of a loss on validation
+data when only that layer goes through the codec and back, every other layer kept in float32
+(:mod:`compress.quant.deep` uses the KL divergence of the outputs from the float model's, in nats). Losses of
 several layers are assumed to add up. The choice is a multiple-choice knapsack solved exactly by dynamic
 programming over the budget cut into ``resolution`` units (sizes rounded up, so the choice always fits).
 """

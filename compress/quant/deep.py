@@ -2,7 +2,8 @@
 
     1. prune:      choose a sparsity from the budget, then gradual magnitude pruning (AGP) while fine-tuning
     2. fold:       BatchNorm into the convolutions (zeros stay zero)
-    3. allocate:   each layer's sensitivity to each codec on validation data, the knapsack within the budget
+    3. allocate:   each layer's sensitivity to each codec on validation data (KL divergence of the outputs from
+                   the float model's), the knapsack within the budget
     4. fine-tune:  quantization-aware (STE for linear codecs, centroid training for k-means), masks fixed
     5. measure:    the real file; if fine-tuning moved it over the limit, allocate again (no more training)
 
@@ -78,10 +79,20 @@ class DeepResult:
     log: list[str]
 
 
-def _loss_fn(split, normalizer):
-    from compress.train.inference import evaluate
+def _distortion_fn(model, split, normalizer):
+    """Sensitivity measure: KL divergence (nats per image) of a model's validation outputs from ``model``'s now.
+    Unlike the change of the validation loss it is never negative and is not fooled by noise that merely
+    shrinks overconfident logits."""
+    import torch.nn.functional as F
 
-    return lambda m: evaluate(m, split, transform=normalizer)["loss"]
+    from compress.train.inference import logits
+
+    ref = F.log_softmax(logits(model, split.x, normalizer), 1)
+
+    def distortion(m: nn.Module) -> float:
+        out = F.log_softmax(logits(m, split.x, normalizer), 1)
+        return float(F.kl_div(out, ref, log_target=True, reduction="batchmean"))
+    return distortion
 
 
 def _choose_sparsity(model, names, max_bytes, config, measure, say) -> float:
@@ -199,7 +210,8 @@ def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log
     if smallest > max_bytes:     # before spending time on sensitivities
         raise ValueError(f"deep compression at sparsity {sparsity:.3f}: the smallest plan takes {smallest:,} bytes, "
                          f"over {max_bytes:,}")
-    options = layer_options(folded, layer_names, config.codecs, _loss_fn(data.val, normalizer), entropy=config.entropy)
+    options = layer_options(folded, layer_names, config.codecs, _distortion_fn(folded, data.val, normalizer),
+                            entropy=config.entropy)
     plan, size = _fit_plan(folded, options, max_bytes, config, measure, say)
     if config.finetune_epochs > 0:
         params = dict(folded.named_parameters())

@@ -90,3 +90,16 @@ def test_fit_budget_unknown_family_fails_before_writing(tmp_path):
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         B.fit_budget("resnet", 10_000, "synthetic:n=60,classes=3,size=12", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_codec_refusing_the_weights_is_a_row_not_an_abort(tmp_path, synthetic, cnn):
+    model = cnn
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.ndim == 4 and p.numel() >= 256).view(-1)[0] = 1e4   # one outlier
+    result = B.fit_bytes(model, synthetic, 10**9, path=tmp_path / "m.npz",
+                         candidates=["fp16", "kmeans3", "kmeans2"])
+    refused = [r for r in result.rows if r.size_bytes is None]
+    assert refused and all(not r.fits and r.note for r in refused)
+    assert result.best.candidate == "fp16" and "refused" in result.table()
+    with pytest.raises(ValueError):
+        B.fit_bytes(model, synthetic, None, candidates=["kmeans2"])
