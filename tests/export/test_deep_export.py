@@ -139,3 +139,27 @@ def test_fit_budget_large_sparse_candidate(tmp_path):
     plain = next(r for r in rows if r.candidate == "int8+fold")
     assert deep.param_count > 2 * plain.param_count and deep.fits and deep.size_bytes <= 20_000
     assert "plan" in A.read(tmp_path / "model.npz")[0] or best.candidate == "int8+fold"
+
+
+def test_edited_coded_streams_load_or_raise_artifact_error(tmp_path, pruned):
+    path = A.save(pruned, tmp_path / "m.npz", plan=_plan(pruned))
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    manifest = json.loads(arrays.pop("manifest").tobytes())
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for trial in range(16):
+        body = {k: v.copy() for k, v in arrays.items()}
+        key = ["indices.uint8", "weights.uint8"][trial % 2]
+        flat = body[key].view(np.uint8)
+        flat[rng.integers(0, flat.size, 3)] ^= rng.integers(1, 256, 3).astype(np.uint8)
+        edited = {**manifest, "checksum": A.checksum(manifest, body)}
+        bad = tmp_path / f"bad{trial}.npz"
+        np.savez(bad, manifest=np.frombuffer(json.dumps(edited).encode(), dtype=np.uint8), **body)
+        try:
+            model = A.load(bad)
+            assert all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point())
+            outcomes.add("loaded")
+        except A.ArtifactError:
+            outcomes.add("refused")
+    assert "refused" in outcomes
