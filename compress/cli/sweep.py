@@ -54,7 +54,8 @@ def add_executor_options(p) -> None:
     add_field(p, "--jobs", make_executor, "jobs", type=positive_int,
               help="local worker processes; CPU threads are divided between them")
     add_field(p, "--address", RayOptions, "address", metavar="auto|HOST:PORT",
-              none="a private Ray on this machine", help="with --executor ray: the cluster's head")
+              none="RAY_ADDRESS when set, else a private Ray on this machine",
+              help="with --executor ray: the cluster's head")
     add_field(p, "--cpus-per-run", RayOptions, "cpus_per_run", type=finite_float, metavar="N",
               help="with --executor ray: CPU cores per run, i.e. per point with its seeds (fractions allowed)")
     add_field(p, "--gpus-per-run", RayOptions, "gpus_per_run", type=finite_float, metavar="N",

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,9 @@ _OUTPUT_FIELDS = ("run_dir", "run_dirs")   # the task fields naming the folders 
 
 @dataclass
 class RayOptions:
-    """Where and how a sweep runs on Ray. ``address``: None starts a private Ray on this machine for the sweep;
-    ``"auto"`` joins the cluster that ``ray start`` made on this machine; ``HOST:PORT`` joins a cluster's head."""
+    """Where and how a sweep runs on Ray. ``address``: ``"auto"`` joins the cluster running on this machine;
+    ``HOST:PORT`` joins a cluster's head; None joins the cluster in the environment variable RAY_ADDRESS when it
+    is set (as inside a Ray job), and otherwise starts a private Ray on this machine for the sweep."""
 
     address: str | None = None
     cpus_per_run: float = 1.0      # CPU cores Ray reserves for each task (a sweep's point with its seeds; fractions
@@ -83,6 +85,7 @@ class RayExecutor:
             raise TypeError(f"RayExecutor: options must be RayOptions, got {type(options).__name__}")
         self.options = options or RayOptions()
         _import_ray()   # fail now, before any data is loaded, when Ray is not installed
+        _check_reachable(_target(self.options.address))   # and when nothing answers at the address
 
     def run(self, fn: Callable[[Any], Any], tasks: list) -> Iterator[Any]:
         ray = _import_ray()
@@ -226,10 +229,34 @@ def _import_ray():
     return ray
 
 
+def _target(address: str | None) -> str:
+    """What ``ray.init`` gets: the address, else RAY_ADDRESS, else "local" (a new private Ray; Ray's own None
+    would join a cluster that ``ray start`` left on this machine)."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
+CONNECT_TIMEOUT_S = 10.0   # how long a cluster's head may take to accept a connection
+
+
+def _check_reachable(address: str | None) -> None:
+    """Refuse a HOST:PORT where nothing accepts a connection: ``ray.init`` would wait there for minutes."""
+    if address in ("auto", "local"):
+        return
+    _check_address(address)
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ValueError(f"no Ray cluster answers at address {address!r} ({exc}); start one there with "
+                         "`ray start --head --port PORT`, or check the address") from None
+
+
 def _join(ray, address: str | None) -> bool:
     """Join (or start) Ray unless this process already has; True when the executor did and must leave it."""
     if ray.is_initialized():
         return False
+    address = _target(address)
+    _check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError as exc:

@@ -97,11 +97,16 @@ def test_cli_rejects_bad_executor_options(argv, match, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def local_ray():
+    import os
+
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=1, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    environ = dict(os.environ)
+    ray.init(address="local", num_cpus=1, object_store_memory=100 * 2**20, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.WARNING)
     yield ray
     ray.shutdown()
+    os.environ.clear()   # ray.init sets RAY_AUTH_MODE and others for good; later tests' subprocesses need not
+    os.environ.update(environ)
 
 
 class StopAfter:
@@ -184,3 +189,16 @@ def test_a_killed_worker_is_retried_and_a_lost_run_is_failed(local_ray, tmp_path
         list(RayExecutor(RayOptions(cpus_per_run=2)).run(DiesOnWorker(tmp_path), ["ok"]))
     with pytest.raises(ValueError, match="gpus_per_run=0.5, but the largest node of the Ray cluster has 0 GPUs"):
         list(RayExecutor(RayOptions(gpus_per_run=0.5)).run(DiesOnWorker(tmp_path), ["ok"]))
+
+
+def test_an_address_where_nothing_answers_is_refused_at_once(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ValueError, match=f"no Ray cluster answers at address '127.0.0.1:{port}'"):
+        RayExecutor(RayOptions(address=f"127.0.0.1:{port}"))
+    assert main(["sweep", "--data", DATA, "--out", str(tmp_path), "--executor", "ray", "--address",
+                 f"127.0.0.1:{port}"]) == 2
+    assert "no Ray cluster answers" in capsys.readouterr().err and not (tmp_path / "sweep.json").exists()
