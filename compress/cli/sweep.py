@@ -113,6 +113,9 @@ def register(sub) -> None:
                     "compress.models.scaling, train its seeds together as one stacked model and record params, MACs, artifact bytes, accuracy, time and latency in "
                     "OUT/results.csv and OUT/results.json. Rerunning the same command resumes.")
     add_sweep_options(p)
+    p.add_argument("--methods", type=parse_csv, default=None, metavar="scale,prune,prune-scratch",
+                   help="also compare pruning a larger model and training the pruned architecture from scratch "
+                        "with scaling, at the same total epochs (Liu et al. 2019; compress.study.pruning)")
     p.add_argument("--out", default=None, help="sweep folder (default sweeps/<data name>)")
     p.set_defaults(run=run)
 
@@ -125,6 +128,14 @@ def run(args) -> int:
     executor = executor_from_args(args)
     out = args.out or default_folder(config.data, "sweeps")
     _io.check_output_folder(out, inputs=[config.data])   # an existing sweep folder is resumed
-    results = run_sweep(config, out, executor=executor, overwrite=args.overwrite)
+    if args.methods:
+        from compress.study import load_results
+        from compress.study.pruning import run_pruning_study
+
+        doc = run_pruning_study(config, out, methods=args.methods, executor=executor, overwrite=args.overwrite)
+        print(f"{len(doc['records'])} runs compared in {out}/pruning.json")
+        results = load_results(out)
+    else:
+        results = run_sweep(config, out, executor=executor, overwrite=args.overwrite)
     print(f"{len(results['records'])} runs in {out}/results.csv; next: compress report {out}")
     return report_failed(results, out)

@@ -336,6 +336,9 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
         lines += ["## Training curves", "", "Loss and accuracy per epoch, train and validation: "
                   + ", ".join(f"`{label}`" for label, _ in curve_runs) + ".", "",
                   "![training curves](training_curves.png)", ""]
+    from compress.study.pruning_report import pruning_section   # `compress sweep --methods` (issue 11)
+
+    lines += pruning_section(sweep_dir, out_dir)
     if explain_md is not None:
         lines += _include_explain(Path(explain_md), out_dir)
     readme = out_dir / "README.md"
