@@ -56,6 +56,12 @@ class DependencyGraph:
     def root(self, node: int) -> int:
         return self.trace.find(node)
 
+    def roots(self, nodes: list[int]) -> torch.Tensor:
+        """The channel (union-find root) of each node, as a long tensor (for vectorized scoring and slicing)."""
+        if not hasattr(self, "_roots"):
+            self._roots = torch.tensor([self.trace.find(i) for i in range(len(self.trace.parent))], dtype=torch.long)
+        return self._roots[torch.as_tensor(nodes, dtype=torch.long)]
+
     def describe(self) -> str:
         """One line per group, then what pinned channels (if anything but the input and output did)."""
         lines = [f"{len(self.groups)} prunable groups, {sum(g.width for g in self.groups)} channels; "
@@ -89,7 +95,12 @@ def build_graph(model: nn.Module, input_shape) -> DependencyGraph:
         raise TypeError(f"prune: model must be an nn.Module, got {type(model).__name__}")
     x = _example(input_shape, model)
     try:
-        trace, _ = run_trace(model, x)
+        trace, _ = run_trace(model, x, on_meta=True)     # shapes only: fast, and the weights are never read
+    except Exception:    # noqa: BLE001  a forward that needs real values (data-dependent code): run it for real
+        trace = None
+    try:
+        if trace is None:
+            trace, _ = run_trace(model, x, on_meta=False)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise ValueError(f"the model's forward fails on input shape {tuple(x.shape[1:])}: "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

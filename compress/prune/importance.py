@@ -63,27 +63,21 @@ def _unique_uses(graph: DependencyGraph):
 
 
 def _magnitude(graph: DependencyGraph, p: int) -> Scores:
-    acc: dict[int, float] = {}
-
-    def add(node: int, value: torch.Tensor) -> None:
-        r = graph.root(node)
-        acc[r] = acc.get(r, 0.0) + float(value)
-
+    acc = torch.zeros(len(graph.trace.parent), dtype=torch.float64)
     for use in _unique_uses(graph):
         m = use.module
         if not isinstance(m, CONV + (nn.Linear,)):
             continue
-        w = m.weight.detach().float()
-        rows = w.abs().flatten(1).sum(1) if p == 1 else w.pow(2).flatten(1).sum(1)
-        for j, node in enumerate(use.out_ids):
-            add(node, rows[j])
+        w = m.weight.detach().float().cpu()
+        w = w.abs() if p == 1 else w.pow(2)
+        acc.index_add_(0, graph.roots(use.out_ids), w.flatten(1).sum(1).double())
         if isinstance(m, CONV) and m.groups > 1:
             continue        # depthwise: one filter per channel, counted above
-        cols = w.abs() if p == 1 else w.pow(2)
-        cols = cols.transpose(0, 1).flatten(1).sum(1).view(len(use.in_ids), use.in_block).sum(1)
-        for j, node in enumerate(use.in_ids):
-            add(node, cols[j])
-    return acc if p == 1 else {r: v ** 0.5 for r, v in acc.items()}
+        cols = w.sum([d for d in range(w.ndim) if d != 1]).view(len(use.in_ids), use.in_block).sum(1)
+        acc.index_add_(0, graph.roots(use.in_ids), cols.double())
+    if p == 2:
+        acc = acc.sqrt()
+    return dict(enumerate(acc.tolist()))
 
 
 @register_importance("l1")

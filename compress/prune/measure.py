@@ -20,7 +20,7 @@ def figure(model: nn.Module, input_shape: Sequence[int], name: str) -> float:
     if name == "macs":
         from compress.profile import profile
 
-        return profile(model, tuple(input_shape), execute="meta", serialize=False).macs
+        return profile(model, tuple(input_shape), serialize=False).macs
     if name == "size_bytes":
         from compress.profile import state_dict_file_bytes
 

@@ -1,8 +1,9 @@
 """Which channels go: per-layer or global selection, and the schedule of targets over ``steps``.
 
-Selection (:func:`select`): per layer (``global_ranking=False``) each group loses ``floor(width * ratio)``
-channels, its lowest-scored; with one global ranking the scores are divided by their group's mean (so layers of
-different sizes compare) and the lowest ``floor(total * ratio)`` channels go. Either way a group keeps at least
+Selection (:func:`select`): per layer (``global_ranking=False``) each group keeps ``width * (1 - ratio)`` channels
+rounded half up (the rounding of ``make_divisible`` with divisor 1, so halving a family is its half-width model),
+its highest-scored; with one global ranking the scores are divided by their group's mean (so layers of
+different sizes compare) and the lowest ``round(total * ratio)`` channels go. Either way a group keeps at least
 ``min_width`` channels and its kept width is rounded up to a multiple of ``round_to`` (never above its width).
 
 Schedules (:func:`fraction_at`): the share of the total reduction reached after step ``k`` of ``steps``:
@@ -50,7 +51,7 @@ def select(graph: DependencyGraph, scores: dict[int, float], ratio: float, *, gl
     if global_ranking:
         keep = _global_keep(graph, scores, ratio, min_width)
     else:
-        keep = {id(g): g.width - math.floor(g.width * ratio) for g in graph.groups}
+        keep = {id(g): int(g.width * (1 - ratio) + 0.5) for g in graph.groups}   # the builder's rounding
     removed: set[int] = set()
     for g in graph.groups:
         n = _keep_width(g.width, keep[id(g)], round_to, min_width)
@@ -71,6 +72,6 @@ def _global_keep(graph: DependencyGraph, scores: dict[int, float], ratio: float,
     total = sum(g.width for g in graph.groups)
     entries.sort()
     keep = {id(g): g.width for g in graph.groups}
-    for _, _, gid in entries[:min(len(entries), math.floor(total * ratio))]:
+    for _, _, gid in entries[:min(len(entries), int(total * ratio + 0.5))]:
         keep[gid] -= 1
     return keep

@@ -15,10 +15,10 @@ from compress.prune.trace import CONV
 __all__ = ["remove_channels"]
 
 
-def _keep(graph: DependencyGraph, ids: list[int], block: int, removed: set[int]) -> torch.Tensor:
+def _keep(graph: DependencyGraph, ids: list[int], block: int, removed: torch.Tensor) -> torch.Tensor:
     """Indices (along a weight dim of ``len(ids) * block``) of the features whose channel stays."""
-    keep = [j * block + b for j, i in enumerate(ids) if graph.root(i) not in removed for b in range(block)]
-    return torch.tensor(keep, dtype=torch.long)
+    kept = torch.isin(graph.roots(ids), removed, invert=True).nonzero().flatten()
+    return (kept.view(-1, 1) * block + torch.arange(block)).flatten()
 
 
 def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> nn.Parameter | None:
@@ -61,6 +61,14 @@ def _slice_norm(m: nn.Module, keep: torch.Tensor) -> None:
     m.num_features = len(keep)
 
 
+def _replaced(m: nn.Module) -> list[torch.Tensor]:
+    """The tensors of ``m`` that slicing replaces by new ones (so the copy may share them until then)."""
+    if isinstance(m, CONV) and m.groups > 1 and not m.groups == m.in_channels == m.out_channels:
+        return []
+    names = ("weight", "bias", "running_mean", "running_var")
+    return [t for t in (getattr(m, n, None) for n in names) if isinstance(t, torch.Tensor)]
+
+
 def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module:
     """A copy of ``graph.model`` without the channels (union-find roots from ``graph.groups``) in ``removed``.
 
@@ -69,7 +77,10 @@ def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module
     removed = set(removed)
     prunable = {r for g in graph.groups for r in g.channels}
     assert removed <= prunable, "remove_channels: a pinned channel was asked for"
-    model = copy.deepcopy(graph.model)
+    removed = torch.tensor(sorted(removed), dtype=torch.long)
+    # the layers that get sliced have every tensor replaced: share them in the copy instead of copying them first
+    memo = {id(t): t for use in graph.uses for t in _replaced(use.module)}
+    model = copy.deepcopy(graph.model, memo)
     modules = dict(model.named_modules())
     done: set[str] = set()
     for use in graph.uses:

@@ -26,6 +26,8 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from compress.profile.recorder import _shortcut as meta_shortcut
+
 __all__: list[str] = []   # internal: compress.prune.graph.build_graph runs it
 
 aten = torch.ops.aten
@@ -155,7 +157,8 @@ class _Tracer(TorchDispatchMode):
     # ---------------------------------------------------------------------------- ops
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        shortcut = meta_shortcut(func, args, kwargs)    # the profiler's: meta kernels written in Python are slow
+        out = shortcut(args, kwargs) if shortcut is not None else func(*args, **kwargs)
         if self.depth == 0:
             self.op(func, args, kwargs, out)
         return out
@@ -349,9 +352,10 @@ def _in_features(module: nn.Module) -> int:
     return module.num_features
 
 
-def run_trace(model: nn.Module, example: torch.Tensor) -> tuple[Trace, torch.Tensor]:
+def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True) -> tuple[Trace, torch.Tensor]:
     """Trace one forward of ``model`` on ``example`` (eval mode, no grad, flags restored); returns the trace and
-    the output. The example's channels and the output's are pinned."""
+    the output. The example's channels and the output's are pinned. ``on_meta``: run on meta copies of the
+    weights (shapes only: no arithmetic, the model's tensors untouched)."""
     trace = Trace()
     names = {m: n for n, m in model.named_modules()}
     tracer = _Tracer(trace, names)
@@ -376,7 +380,11 @@ def run_trace(model: nn.Module, example: torch.Tensor) -> tuple[Trace, torch.Ten
         elif module in names and tracer.depth == 0:
             tracer.where.pop()
 
-    example = example.detach().clone()
+    example = example.detach().to("meta") if on_meta else example.detach().clone()
+    tensors = None
+    if on_meta:
+        tensors = {k: torch.empty_like(t, device="meta") for k, t in (*model.named_parameters(remove_duplicate=False),
+                                                                    *model.named_buffers(remove_duplicate=False))}
     tracer.set(example, Chan(1 if example.ndim > 1 else 0,
                              trace.new(example.shape[1 if example.ndim > 1 else 0], pin="the model's input")))
     training = {m: m.training for m in names}
@@ -384,7 +392,7 @@ def run_trace(model: nn.Module, example: torch.Tensor) -> tuple[Trace, torch.Ten
     try:
         model.eval()
         with torch.no_grad(), tracer:
-            out = model(example)
+            out = torch.func.functional_call(model, tensors, (example,)) if on_meta else model(example)
     finally:
         for h in hooks:
             h.remove()

@@ -57,6 +57,8 @@ def test_every_family_halved_matches_the_smaller_architecture(name, opts, width,
     assert [tuple(p.shape) for p in result.model.parameters()] == [tuple(p.shape) for p in smaller.parameters()]
     assert _run(result.model, model.card.input_shape).shape == (3, 7)
     assert _params(model) == result.before["param_count"]        # the original is untouched
+    original = {id(t) for t in (*model.parameters(), *model.buffers())}
+    assert not original & {id(t) for t in (*result.model.parameters(), *result.model.buffers())}
 
 
 @pytest.mark.parametrize("name", models.list_models())
@@ -285,3 +287,23 @@ def test_config_and_keywords_agree():
     b = prune(model, ratio=0.5).model
     c = prune(model, PruneConfig(ratio=0.25), ratio=0.5).model     # keywords override the config
     assert _params(a) == _params(b) == _params(c)
+
+
+class DataDependent(nn.Module):
+    """A forward that reads values (cannot run on meta tensors): the graph is traced on real ones instead."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.fc = nn.Conv2d(1, 8, 3), nn.Conv2d(8, 8, 3), nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = F.relu(self.a(x))
+        if float(self.b.weight.abs().sum()) >= 0:     # always true, but needs a value
+            x = self.b(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_a_forward_that_reads_values_is_traced_for_real():
+    graph = build_graph(DataDependent(), (1, 8, 8))
+    assert {g.layers: g.width for g in graph.groups} == {("a",): 8, ("b",): 8}
+    assert prune(DataDependent(), ratio=0.5, input_shape=(1, 8, 8)).model.b.out_channels == 4
