@@ -139,8 +139,8 @@ def _step(model: nn.Module, shape: tuple[int, ...], config: PruneConfig, ratio: 
     if ratio is not None:
         return pick(ratio), ratio, graph
     meets = lambda m: all(figure(m, shape, k) <= v for k, v in targets.items())  # noqa: E731
-    if meets(model):
-        return model, 0.0, graph
+    if meets(model):                 # already within this step's budget: nothing goes (still a new model)
+        return remove_channels(graph, set()), 0.0, graph
     lo, hi = 0.0, 1 - 1e-9
     best = pick(hi)
     if not meets(best):

@@ -109,6 +109,13 @@ def test_budget_is_met_with_the_least_pruning(budget):
     assert result.steps[-1]["ratio"] < 0.5
 
 
+def test_a_budget_already_met_returns_a_copy():
+    model = models.create("mlp", hidden=[16])
+    result = prune(model, max_params=10**9)
+    assert result.model is not model and result.after["param_count"] == result.before["param_count"]
+    assert "widths" not in result.model.card.build_args and model.card is not result.model.card
+
+
 def test_steps_reach_the_target_and_finetune_runs_after_each():
     torch.manual_seed(0)
     model = models.create("cnn", width_mult=0.25)
