@@ -132,10 +132,17 @@ def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PR
                          "fine-tune the pruned one)")
     if not source_factor > 1:
         raise ValueError(f"sweep: source_factor must be > 1, got {source_factor!r}")
-    from compress.study.sweep import _load_data, read_records   # the sweep's one data cache
+    from compress.study.lock import folder_lock
 
     results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress)
-    out = Path(out)
+    with folder_lock(out):      # one writer at a time, as the sweep itself
+        return _compare(config, Path(out), results, methods, source_factor, importance, overwrite, progress)
+
+
+def _compare(config: SweepConfig, out: Path, results: dict, methods: tuple[str, ...], source_factor: float,
+             importance: str, overwrite: bool, progress) -> dict:
+    from compress.study.sweep import _load_data, read_records   # the sweep's one data cache
+
     root = out / "pruning"
     settings = {"source_factor": source_factor, "importance": importance}
     old = load_pruning(out)
@@ -170,6 +177,7 @@ def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PR
                     say(f"{r['run_id']}: {r['param_count']:,} params (from {r['source_param_count']:,}), "
                         f"acc {acc:.3f}, {r['train_seconds']:.1f} s")
     return _write(out, config, settings, methods, _scale_records(results, config) + list(records.values()))
+
 
 
 def _write(out: Path, config: SweepConfig, settings: dict, methods: tuple[str, ...], records: list[dict]) -> dict:
