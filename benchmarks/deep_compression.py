@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     if path is None:
         path = args.out or os.path.join(args.run, "deep.npz")
         t0 = time.perf_counter()
-        export = export_run(args.run, path, max_bytes=args.max_bytes, deep=args.deep,
+        export = export_run(args.run, path, max_bytes=args.max_bytes, deep=args.deep, overwrite=True,
                             deep_config=DeepConfig(num_threads=args.threads),
                             log=lambda line: print(line, file=sys.stderr, flush=True))
         seconds = time.perf_counter() - t0

@@ -4,7 +4,8 @@ breakdown and optionally an ONNX file; what ``compress export`` runs.
 With a byte budget the candidates are the whole-model codecs (:data:`~compress.export.budget.DEFAULT_CANDIDATES`)
 and, when those lose more than ``deep_points`` or nothing fits (``deep="auto"``), two per-layer candidates made by
 :mod:`compress.quant.deep` on the run's own data: ``mixed`` (per-layer codecs chosen by sensitivity within the
-budget, no training) and ``deep`` (pruned as far as the budget needs, mixed precision, fine-tuned, entropy coded).
+budget, no training; tried only when the budget needs no pruning) and ``deep`` (pruned as far as the budget needs,
+mixed precision, fine-tuned, entropy coded).
 """
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[di
 
     aug = src.config.augment_config(bundle.flip_invariant)
     prepared, lines = {}, []
-    for label, cfg in (("mixed", replace(config, sparsity=0.0, finetune_epochs=0.0)), ("deep", config)):
+    for label, cfg in (("deep", config), ("mixed", replace(config, sparsity=0.0, finetune_epochs=0.0))):
+        if label == "mixed" and "deep" in prepared and prepared["deep"][2] > 0:
+            lines.append("mixed: skipped (the budget needs pruning, so a dense per-layer plan is not tried)")
+            if log:
+                log(lines[-1])
+            continue
         try:
             r = deep_compress(src.model, bundle, src.normalizer, max_bytes, cfg, measure=measure, aug=aug, log=log)
         except ValueError as exc:
@@ -89,9 +95,10 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[di
             if log:
                 log(f"{label}: {exc}")
             continue
-        prepared[label] = (r.model, r.plan)
+        prepared[label] = (r.model, r.plan, r.target_sparsity)
         lines += [f"{label}: {line}" for line in r.log] + [f"{label}: {r.seconds:.0f} s"]
-    return prepared, lines
+    # candidates in the table from least to most lossy
+    return {k: prepared[k][:2] for k in ("mixed", "deep") if k in prepared}, lines
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, max_bytes: int | None = None,
