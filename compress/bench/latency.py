@@ -30,7 +30,7 @@ Runtimes:
   dtype's tolerance.
 - ``onnxruntime_int8``, ``torch_int8`` (CPU): int8 execution (:mod:`compress.bench.int8`): an int8 artifact's
   stored int8 weights (or a float model through the int8+fold codec), activations calibrated on
-  ``calibration`` images (else N(0, 1) inputs); checked against eager at ``INT8_TOLERANCE`` (10% of the largest
+  ``calibration`` images (else N(0, 1) inputs); checked against eager at ``INT8_TOLERANCE`` (20% of the largest
   output), a sanity check: ``compress export --int8`` checks accuracy.
 
 With ``calibration`` images every runtime is checked on them (cycled to the batch size) instead of N(0, 1) inputs.

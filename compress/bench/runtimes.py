@@ -30,9 +30,10 @@ __all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "INT8_RUNTIMES", "register_runtime",
 RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "cuda_graph",
             "onnxruntime_int8", "torch_int8", "cuda_graph_fp16", "cuda_graph_bf16")
 INT8_RUNTIMES = ("onnxruntime_int8", "torch_int8")
-# int8 outputs against eager float32: a sanity check that the int8 graph computes the model (errors of a few
-# percent of the largest logit are normal); the accuracy check is compress.export.onnx_int8.check_int8's.
-INT8_TOLERANCE = {"rtol": 0.1, "atol": 1e-5}
+# int8 outputs against eager float32: a sanity check that the int8 graph computes the model (errors of 1-10%
+# of the largest logit are normal: torch's x86 kernels use 7-bit activations; a broken graph is off by the whole
+# range); the accuracy check is compress.export.onnx_int8.check_int8's.
+INT8_TOLERANCE = {"rtol": 0.2, "atol": 1e-5}
 
 
 class OutputMismatchError(RuntimeError):
