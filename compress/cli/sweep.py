@@ -23,7 +23,10 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--seeds", SweepConfig, "seeds", type=positive_int, help="seeds per point")
     add_field(p, "--epochs", SweepConfig, "epochs", type=positive_int, help="most epochs per run")
     add_field(p, "--patience", SweepConfig, "patience", type=positive_int,
-              help="stop a run after this many epochs without a validation gain", none="no early stopping")
+              help="stop a run after this many epochs without a validation gain above --min-delta",
+              none="no early stopping")
+    add_field(p, "--min-delta", SweepConfig, "min_delta", type=float,
+              help="validation accuracy gain (fraction) that counts for --patience")
     add_field(p, "--batch-size", SweepConfig, "batch_size", type=int, help="images per step")
     add_field(p, "--lr", SweepConfig, "lr", type=finite_float, help="peak learning rate")
     ablate_help = "switch these off for one model, comma-separated: augment,normalize"

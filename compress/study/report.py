@@ -349,8 +349,9 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
 def _training_line(config: dict) -> str:
     train = config.get("train") or {}
     patience = config.get("patience")
-    stop = (f"up to {config['epochs']} epochs, early stopping after {patience} epochs without a validation gain "
-            f"above {train.get('min_delta', 0.0):g}" if patience else f"{config['epochs']} epochs")
+    min_delta = config.get("min_delta", train.get("min_delta", 0.0))
+    stop = (f"up to {config['epochs']} epochs (cosine schedule over them), early stopping after {patience} epochs "
+            f"without a validation gain above {100 * min_delta:g} points" if patience else f"{config['epochs']} epochs")
     return (f"- {config['seeds']} seed(s) per point, trained together as one stacked model "
             f"(`compress.train.fit_many`); {stop}, batch {config['batch_size']}, peak lr {config['lr']}"
             + (f", extra settings {train}" if train else ""))

@@ -57,12 +57,15 @@ class SweepConfig:
     data: str = "default"
     families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
     budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
-    policies: tuple[str, ...] = ("width",)   # scaling policies (compress.models.scaling.POLICIES), each a point
+    # The default study: each family at EfficientNet's compound rule with resolution (the digits at 14-28 px) and,
+    # as the ablation, at width only; 5 seeds trained together; converged by early stopping within 15 epochs.
+    policies: tuple[str, ...] = ("compound_res", "width")   # scaling policies (scaling.POLICIES), each a point
     min_channels: int = 8                # for the "min_channels" policy
-    seeds: int = 3                       # seeds 0 .. seeds-1 per point, trained together as one stacked model
-    epochs: int = 6                      # the most epochs a run trains
-    patience: int | None = None          # early stopping: epochs without a validation gain > min_delta
-    batch_size: int = 64                 # images per step
+    seeds: int = 5                       # seeds 0 .. seeds-1 per point, trained together as one stacked model
+    epochs: int = 15                     # the most epochs a run trains (the cosine schedule spans them)
+    patience: int | None = 4             # early stopping: epochs without a validation gain above min_delta
+    min_delta: float = 0.005             # accuracy gain (fraction) that resets patience: 2 of 400 validation images
+    batch_size: int = 128                # images per step
     lr: float = 1e-2                     # peak learning rate (AdamW, cosine)
     ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off
     ablate_family: str = "cnn"
@@ -102,6 +105,8 @@ class SweepConfig:
         for a in self.ablate:
             if a not in ABLATIONS:
                 raise ValueError(f"sweep: unknown ablation {a!r}; known: {', '.join(ABLATIONS)}")
+        if not 0 <= self.min_delta < 1:
+            raise ValueError(f"sweep: min_delta must be an accuracy gain in [0, 1), got {self.min_delta!r}")
         if self.seeds < 1 or self.epochs < 1:
             raise ValueError(f"sweep: seeds and epochs must be >= 1, got seeds={self.seeds}, epochs={self.epochs}")
         if self.ablate_budget is not None and self.ablate_budget <= 0:
@@ -114,7 +119,7 @@ class SweepConfig:
         return {"val_fraction": self.val_fraction, "seed": self.data_seed}
 
     def train_settings(self, seed: int, overrides: dict) -> dict:
-        extra = {"patience": self.patience} if self.patience is not None else {}
+        extra = {"patience": self.patience, "min_delta": self.min_delta} if self.patience is not None else {}
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed, **extra,
                 **self.train, **overrides}
 
@@ -403,6 +408,8 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overw
         say(f"resuming: {len(records)} of {total} runs already finished")
     _write_results(out, config, list(records.values()), skipped)
     executor = executor or SequentialExecutor()
+    # Longest first (MACs as the cost, plus a floor for the per-image data work): workers finish together.
+    todo.sort(key=lambda t: -(t.macs + 200_000) * len(t.seeds))
     sizes = sorted({t.data_options["input_size"] for t in todo if "input_size" in t.data_options})
     resized = tuple((size, _load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes)
     done, failed = len(records), {}

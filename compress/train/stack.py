@@ -48,13 +48,14 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, k = x.shape[0], self.members
-        xk = x.reshape(n, k, self.in_features).transpose(0, 1)                 # (K, N, in)
-        w = self.weight.view(k, self.out_features, self.in_features).transpose(1, 2)
+        xt = x.reshape(n, k, self.in_features).permute(1, 2, 0)                # (K, in, N), a view
+        w = self.weight.view(k, self.out_features, self.in_features)
+        # W @ X^T keeps the weight's gradient in its own layout (X @ W^T would copy a transposed one back).
         if self.bias is None:
-            y = torch.bmm(xk, w)
+            y = torch.bmm(w, xt)
         else:
-            y = torch.baddbmm(self.bias.view(k, 1, self.out_features), xk, w)   # (K, N, out)
-        return y.transpose(0, 1).reshape(n, k * self.out_features)
+            y = torch.baddbmm(self.bias.view(k, self.out_features, 1), w, xt)  # (K, out, N)
+        return y.permute(2, 0, 1).reshape(n, k * self.out_features)
 
 
 def _stack_leaf(m: nn.Module, k: int, name: str) -> nn.Module:

@@ -149,7 +149,9 @@ class Trainer:
         n = len(x_train)
         bs = min(c.batch_size, n)
         steps_per_epoch = n // bs + (1 if n % bs >= 2 else 0)   # a 1-image tail would break BatchNorm
-        layout = torch.channels_last if c.channels_last else torch.contiguous_format
+        # NHWC only helps convolutions; for stacked members it would make a conv-free model's flatten copy.
+        convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        layout = torch.channels_last if c.channels_last and convs else torch.contiguous_format
         model.to(memory_format=layout)
         opt, sched = self._optimizer(steps_per_epoch * c.epochs)
         ema = Ema(model, c.ema_decay) if c.ema_decay else None

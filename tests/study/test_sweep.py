@@ -10,8 +10,8 @@ DATA = "synthetic:n=240,classes=3,size=12"
 
 
 def tiny(**kw):
-    base = dict(data=DATA, families=("cnn", "mlp"), budgets=(5_000, 12_000), seeds=2, epochs=1, batch_size=32,
-                latency=False)
+    base = dict(data=DATA, families=("cnn", "mlp"), budgets=(5_000, 12_000), policies=("width",), seeds=2, epochs=1,
+                patience=None, batch_size=32, latency=False)
     return SweepConfig(**{**base, **kw})
 
 
@@ -50,16 +50,17 @@ def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path, monke
     finished = {p.stem for p in (tmp_path / "records").glob("*.json")}
     assert len(finished) == 6
     assert len(json.loads((tmp_path / "results.json").read_text())["records"]) == 6
+    assert "mlp-5000-width-full-s0" not in finished          # points run longest first (by MACs)
     # a point killed part-way: a staging folder and a run folder without a record
-    (tmp_path / "runs" / ".mlp-12000-width-full-s0.partial-999").mkdir()
-    (tmp_path / "runs" / "mlp-12000-width-full-s1").mkdir()
+    (tmp_path / "runs" / ".mlp-5000-width-full-s0.partial-999").mkdir()
+    (tmp_path / "runs" / "mlp-5000-width-full-s1").mkdir()
     calls = []
     real = sweep.execute
     monkeypatch.setattr(sweep, "execute", lambda t, bundle=None: calls.append((t.point_id, t.seeds)) or real(t, bundle))
     results = run_sweep(config, tmp_path, progress=None)
     assert len(results["records"]) == 8
-    assert calls == [("mlp-12000-width-full", (0, 1))]
-    assert not (tmp_path / "runs" / ".mlp-12000-width-full-s0.partial-999").exists()
+    assert calls == [("mlp-5000-width-full", (0, 1))]
+    assert not (tmp_path / "runs" / ".mlp-5000-width-full-s0.partial-999").exists()
     # a rerun of a finished sweep trains nothing; a lost record retrains only its seed
     calls.clear()
     run_sweep(config, tmp_path, progress=None)
@@ -128,7 +129,7 @@ def test_point_trains_its_seeds_together_like_separate_runs(tmp_path):
 
 def test_policies_are_points_and_patience_stops_early(tmp_path):
     config = tiny(seeds=2, budgets=(12_000,), families=("cnn",), policies=("width", "compound"), epochs=4,
-                  patience=1, train={"min_delta": 0.99})
+                  patience=1, min_delta=0.99)
     results = run_sweep(config, tmp_path, progress=None)
     by = {(r["policy"], r["seed"]): r for r in results["records"]}
     assert set(by) == {("width", 0), ("width", 1), ("compound", 0), ("compound", 1)}
@@ -163,12 +164,12 @@ def test_cli_sweep_and_report(tmp_path, capsys):
 
     out = tmp_path / "sw"
     assert main(["sweep", "--data", DATA, "--families", "cnn,mlp", "--budgets", "5k", "--seeds", "1",
-                 "--epochs", "1", "--no-latency", "--out", str(out)]) == 0
+                 "--epochs", "1", "--policies", "width", "--no-latency", "--out", str(out)]) == 0
     assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "README.md").read_text()
     assert "cnn vs mlp" in text and (tmp_path / "rep" / "accuracy_vs_params.png").exists()
     assert main(["sweep", "--data", DATA, "--families", "cnn", "--budgets", "5k", "--seeds", "1",
-                 "--epochs", "1", "--no-latency", "--out", str(out)]) == 2
+                 "--epochs", "1", "--policies", "width", "--no-latency", "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
 
 
