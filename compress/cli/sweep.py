@@ -16,6 +16,8 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--families", SweepConfig, "families", type=parse_csv, help="comma-separated families")
     add_field(p, "--budgets", SweepConfig, "budgets", type=parse_counts,
               help="comma-separated parameter budgets, e.g. 5k,20k,80k,300k")
+    add_field(p, "--resolution", SweepConfig, "resolution", type=float,
+              help="resize the images to this fraction of their side (1: as stored)")
     add_field(p, "--policies", SweepConfig, "policies", type=parse_csv,
               help="comma-separated scaling policies: width, compound, min_channels, compound_res")
     add_field(p, "--min-channels", SweepConfig, "min_channels", type=positive_int,

@@ -57,9 +57,11 @@ class SweepConfig:
     data: str = "default"
     families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
     budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
-    # The default study: each family at EfficientNet's compound rule with resolution (the digits at 14-28 px) and,
-    # as the ablation, at width only; 5 seeds trained together; converged by early stopping within 15 epochs.
-    policies: tuple[str, ...] = ("compound_res", "width")   # scaling policies (scaling.POLICIES), each a point
+    # The default study: the digits at half their side (14x14), each family sized by EfficientNet's compound rule
+    # (depth and width) and, as the ablation, by its width only; 5 seeds trained together; converged by early
+    # stopping within 15 epochs. Half the side keeps the study within 5 minutes on 2 cores.
+    resolution: float = 0.5              # images resized to this fraction of their side (1: as stored)
+    policies: tuple[str, ...] = ("compound", "width")   # scaling policies (scaling.POLICIES), each a point
     min_channels: int = 8                # for the "min_channels" policy
     seeds: int = 5                       # seeds 0 .. seeds-1 per point, trained together as one stacked model
     epochs: int = 15                     # the most epochs a run trains (the cosine schedule spans them)
@@ -105,6 +107,10 @@ class SweepConfig:
         for a in self.ablate:
             if a not in ABLATIONS:
                 raise ValueError(f"sweep: unknown ablation {a!r}; known: {', '.join(ABLATIONS)}")
+        if isinstance(self.resolution, bool) or not isinstance(self.resolution, (int, float)) \
+                or not 0 < self.resolution <= 1:
+            raise ValueError(f"sweep: resolution must be a fraction of the image side in (0, 1], got "
+                             f"{self.resolution!r}")
         if not 0 <= self.min_delta < 1:
             raise ValueError(f"sweep: min_delta must be an accuracy gain in [0, 1), got {self.min_delta!r}")
         if self.seeds < 1 or self.epochs < 1:
@@ -115,8 +121,14 @@ class SweepConfig:
 
     @property
     def data_options(self) -> dict:
-        """Options for ``compress.data.load``: one split for every run."""
+        """Options for ``compress.data.load``: one split for every run (the images as stored)."""
         return {"val_fraction": self.val_fraction, "seed": self.data_seed}
+
+    def sized_options(self, native: int) -> dict:
+        """``data_options`` with the images resized to ``resolution`` of their side ``native`` (at least 8 px)."""
+        if self.resolution == 1:
+            return self.data_options
+        return {**self.data_options, "input_size": max(8, round(native * self.resolution))}
 
     def train_settings(self, seed: int, overrides: dict) -> dict:
         extra = {"patience": self.patience, "min_delta": self.min_delta} if self.patience is not None else {}
@@ -243,7 +255,7 @@ class Trainer:
 
     def _bundle(self, task: PointTask):
         size = task.data_options.get("input_size")
-        if size is None:
+        if size is None or (self.bundle is not None and size == self.bundle.input_size):
             return self.bundle
         return dict(self.resized).get(size)      # None: execute loads it
 
@@ -289,8 +301,10 @@ def _sizing(config: SweepConfig, out: Path, bundle) -> dict:
     return cached
 
 
-def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle, finished: set[str]) -> tuple[list[PointTask], list[dict], int]:
-    """The points still to train (each with its unfinished seeds), the skipped points, and the number of runs."""
+def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle, base_options: dict,
+           finished: set[str]) -> tuple[list[PointTask], list[dict], int]:
+    """The points still to train (each with its unfinished seeds), the skipped points, and the number of runs.
+    ``bundle`` was loaded with ``base_options``."""
     tasks, skipped, total = [], [], 0
     for family, budget, policy, variant, overrides in _points(config):
         size = sizing[family][policy][str(budget)]
@@ -303,7 +317,7 @@ def _tasks(config: SweepConfig, out: Path, sizing: dict, bundle, finished: set[s
         seeds = tuple(s for s in range(config.seeds) if f"{point_id}-s{s}" not in finished)
         if not seeds:
             continue
-        options = dict(config.data_options)
+        options = dict(base_options)
         if size["build_args"].get("input_size", bundle.input_size) != bundle.input_size:
             options["input_size"] = size["build_args"]["input_size"]      # the policy chose the resolution
         tasks.append(PointTask(point_id=point_id, family=family, budget=budget, policy=policy, variant=variant,
@@ -385,6 +399,11 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overw
                 progress: Callable[[str], None] | None) -> dict:
     _check_config(out, config, overwrite)
     bundle = _load_data(config.data, config.data_options)
+    if not isinstance(bundle.input_size, int):
+        raise ValueError(f"{config.data}: images are {bundle.image_hw[0]}x{bundle.image_hw[1]}; sweeps need square "
+                         "images")
+    options = config.sized_options(bundle.input_size)
+    bundle = _load_data(config.data, options)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "sweep.json").exists():
         _io.write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
@@ -395,7 +414,7 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overw
                                                      "test": len(bundle.test) if bundle.test is not None else 0}})
     sizing = _sizing(config, out, bundle)
     records = {r["run_id"]: r for r in read_records(out)}
-    todo, skipped, total = _tasks(config, out, sizing, bundle, set(records))
+    todo, skipped, total = _tasks(config, out, sizing, bundle, options, set(records))
     wanted = {f"{family}-{budget}-{policy}-{variant}-s{s}" for family, budget, policy, variant, _ in _points(config)
               for s in range(config.seeds)}
     records = {k: v for k, v in records.items() if k in wanted}
@@ -411,7 +430,8 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overw
     # Longest first (MACs as the cost, plus a floor for the per-image data work): workers finish together.
     todo.sort(key=lambda t: -(t.macs + 200_000) * len(t.seeds))
     sizes = sorted({t.data_options["input_size"] for t in todo if "input_size" in t.data_options})
-    resized = tuple((size, _load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes)
+    resized = tuple((size, _load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes
+                    if size != bundle.input_size)
     done, failed = len(records), {}
     for point in executor.run(Trainer(bundle, resized), todo):
         done += len(point)

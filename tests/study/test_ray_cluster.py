@@ -44,7 +44,7 @@ def test_two_node_sweep_survives_killed_worker_and_node(tmp_path):
         _rerun_in_private_network(tmp_path)
         return
     config = SweepConfig(data="synthetic:n=240,classes=3,size=12", families=("cnn", "mlp"), budgets=(5_000,),
-                         policies=("width",), seeds=2, epochs=1, patience=None, batch_size=32, latency=False)
+                         policies=("width",), resolution=1.0, seeds=2, epochs=1, patience=None, batch_size=32, latency=False)
     local = run_sweep(config, tmp_path / "local", executor=ProcessExecutor(2, threads_per_job=1), progress=None)
     root = Path(tempfile.mkdtemp(prefix="cr", dir="/tmp"))   # short: Ray's socket paths live under it
     markers = root / "started"

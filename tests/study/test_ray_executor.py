@@ -18,8 +18,8 @@ DATA = "synthetic:n=240,classes=3,size=12"
 
 
 def tiny(**kw):
-    base = dict(data=DATA, families=("mlp",), budgets=(5_000,), policies=("width",), seeds=2, epochs=1,
-                batch_size=32, latency=False)
+    base = dict(data=DATA, families=("mlp",), budgets=(5_000,), policies=("width",), resolution=1.0, seeds=2,
+                epochs=1, batch_size=32, latency=False)
     return SweepConfig(**{**base, **kw})
 
 
@@ -131,7 +131,8 @@ def test_real_ray_sweep_equals_sequential_and_resumes(local_ray, tmp_path, capsy
     assert len(list((tmp_path / "ray" / "records").glob("*.json"))) == 2
     # the CLI resumes it on the Ray this process joined
     assert main(["sweep", "--data", DATA, "--families", "mlp", "--budgets", "5k,12k", "--seeds", "2", "--epochs",
-                 "1", "--batch-size", "32", "--policies", "width", "--no-latency", "--executor", "ray", "--out", str(tmp_path / "ray")]) == 0
+                 "1", "--batch-size", "32", "--policies", "width", "--resolution", "1", "--no-latency", "--executor", "ray",
+                 "--out", str(tmp_path / "ray")]) == 0
     assert "resuming: 2 of 4 runs already finished" in capsys.readouterr().out
     par = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert same_figures(seq, par) and par["failed"] == []

@@ -10,8 +10,8 @@ DATA = "synthetic:n=240,classes=3,size=12"
 
 
 def tiny(**kw):
-    base = dict(data=DATA, families=("cnn", "mlp"), budgets=(5_000, 12_000), policies=("width",), seeds=2, epochs=1,
-                patience=None, batch_size=32, latency=False)
+    base = dict(data=DATA, families=("cnn", "mlp"), budgets=(5_000, 12_000), policies=("width",), resolution=1.0,
+                seeds=2, epochs=1, patience=None, batch_size=32, latency=False)
     return SweepConfig(**{**base, **kw})
 
 
@@ -151,7 +151,7 @@ def test_summarize_intervals():
     (dict(ablate=("dropout",)), "unknown ablation"), (dict(seeds=0), "seeds"),
     (dict(policies=("depth",)), "unknown policy"), (dict(policies=()), "policies"),
     (dict(policies=("width", "width")), "distinct"), (dict(min_channels=0), "min_channels"),
-    (dict(patience=0), "patience"),
+    (dict(patience=0), "patience"), (dict(resolution=0), "resolution"), (dict(resolution=2), "resolution"),
     (dict(train={"optimiser": "sgd"}), "unknown settings"),
 ])
 def test_bad_config(kw, match):
@@ -202,3 +202,9 @@ def test_a_policy_that_chose_a_resolution_trains_on_resized_data(tmp_path):
     assert r0["input_size"] < 12 and r0["input_size"] == r1["input_size"]
     from compress.train import load_run
     assert load_run(tmp_path / r0["run_dir"]).data().input_size == r0["input_size"]
+
+
+def test_resolution_resizes_the_sweeps_images(tmp_path):
+    results = run_sweep(tiny(seeds=1, budgets=(5_000,), families=("mlp",), resolution=0.75), tmp_path, progress=None)
+    (r,) = results["records"]
+    assert r["input_size"] == 9 and json.loads((tmp_path / "sweep.json").read_text())["data"]["input_size"] == 9
