@@ -238,12 +238,16 @@ def _latency_section(rows: list[dict]) -> list[str]:
     full = [r for r in rows if r["variant"] == "full" and r.get("latency_ms")]
     if not full:
         return []
+    runtimes = sorted({r.get("latency_runtime") or "eager" for r in full})
     lines = ["## Latency versus MACs", "",
-             "CPU, batch 1, 1 thread, eager PyTorch (median of 30 calls, measured one run at a time after training). Fewer MACs do not mean lower latency: "
-             "tiny models are dominated by per-op overhead, and depthwise convolutions are memory-bound.", ""]
-    table = [[r["family"], f"{r['budget']:,}", _num(r["macs"]), f"{r['latency_ms']:.3f}",
+             "CPU, batch 1, 1 thread, median of 30 calls, measured one run at a time after training, with the fastest "
+             f"float runtime that passed its output check (here: {', '.join(runtimes)}; `runtime` column). Fewer MACs "
+             "do not mean lower latency: tiny models are dominated by per-op overhead, and depthwise convolutions are "
+             "memory-bound.", ""]
+    table = [[r["family"], r.get("policy", "width"), f"{r['budget']:,}", _num(r["macs"]), f"{r['latency_ms']:.3f}",
+              r.get("latency_runtime") or "eager",
               f"{1e6 * r['latency_ms'] / r['macs']:.3g}" if r["macs"] else "-"] for r in full]
-    lines += [_table(["family", "budget", "MACs", "latency ms", "ns per MAC"], table), ""]
+    lines += [_table(["family", "policy", "budget", "MACs", "latency ms", "runtime", "ns per MAC"], table), ""]
     return lines
 
 

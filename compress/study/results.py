@@ -50,7 +50,8 @@ def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
         row = {"family": family, "budget": budget, "policy": policy, "variant": variant, "n": len(rs),
                "seeds": sorted(r["seed"] for r in rs), "epochs": mean("epochs"),
                "converged": sum(1 for r in rs if r.get("converged")),
-               "input_size": rs[0].get("input_size"), "depth_mult": rs[0].get("depth_mult", 1.0)}
+               "input_size": rs[0].get("input_size"), "depth_mult": rs[0].get("depth_mult", 1.0),
+               "latency_runtime": rs[0].get("latency_runtime")}
         for k in ("width_mult", "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "train_seconds",
                   "latency_ms"):
             row[k] = mean(k)
