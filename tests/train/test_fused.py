@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -38,6 +39,11 @@ def test_first_steps_match_each_seed_trained_alone(bundle, name, settings):
             assert run.history[0][key] == pytest.approx(alone.history[0][key], abs=1e-3), key
         ours, theirs = run.model.state_dict(), alone.model.state_dict()
         for key in theirs:
+            if re.fullmatch(r"blocks\.\d+\.(fc\.bias|bn\.running_mean)", key):
+                # a bias right before BatchNorm has a true gradient of zero: Adam turns float noise of 1e-9 into
+                # steps of lr size in either trainer, and the running mean follows the bias; the BatchNorm output
+                # (bias minus its mean) is unaffected
+                continue
             assert torch.allclose(ours[key].float(), theirs[key].float(), atol=1e-3, rtol=1e-2), key
         assert run.metrics["members"] == 3 and run.config.seed == seed
 
