@@ -59,7 +59,7 @@ def _conv_shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
     return _meta_like(x, (x.shape[0], w.shape[0], *spatial))
 
 
-def _shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Callable | None:
+def meta_shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Callable | None:
     if not (args and isinstance(args[0], torch.Tensor) and args[0].is_meta and args[0].is_contiguous()):
         return None
     x = args[0]  # each shortcut checks what the kernel would, so a wrong shape still raises torch's error
@@ -111,7 +111,7 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        shortcut = _shortcut(func, args, kwargs)
+        shortcut = meta_shortcut(func, args, kwargs)
         out = shortcut(args, kwargs) if shortcut is not None else func(*args, **kwargs)
         handle = _handle_for(func, self.handles)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -21,6 +21,7 @@ from compress.prune.importance import IMPORTANCES, importance
 from compress.prune.measure import figure, figures, render_table
 from compress.prune.schedule import SCHEDULES, fraction_at, select, step_ratio
 from compress.prune.surgery import remove_channels
+from compress._settings import from_known
 
 __all__ = ["PruneConfig", "PruneResult", "prune", "TARGETS"]
 
@@ -78,11 +79,7 @@ class PruneConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PruneConfig":
         """Rejects unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"PruneConfig: unknown settings {unknown} (known: {sorted(known)})")
-        return cls(**d)
+        return from_known(cls, d)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from compress.profile.recorder import _shortcut as meta_shortcut
+from compress.profile.recorder import meta_shortcut
 
 __all__: list[str] = []   # internal: compress.prune.graph.build_graph runs it
 

@@ -38,7 +38,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -383,12 +383,14 @@ def encode_state_dict(state_dict: Mapping[str, torch.Tensor], codec: Codec | str
             if not k.endswith(DROPPED_SUFFIXES)}
 
 
-def decode_state_dict(encoded: Mapping[str, Encoded]) -> dict[str, torch.Tensor]:
-    """Decode every tensor; errors name the tensor."""
+def decode_state_dict(encoded: Mapping[str, Encoded], *,
+                      decode: Callable[..., torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Decode every tensor with ``decode`` (default :func:`decode_tensor`); errors name the tensor."""
+    decode = decode or decode_tensor
     out = {}
     for k, v in encoded.items():
         try:
-            out[k] = decode_tensor(v, name=f"tensor {k!r}")
+            out[k] = decode(v, name=f"tensor {k!r}")
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             msg = str(exc)
             raise ValueError(msg if repr(k) in msg else f"tensor {k!r}: {msg}") from None

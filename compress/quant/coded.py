@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from compress.quant.codecs import Encoded, decode_tensor, kmeans_codebook, nearest_index, require_finite, to_fp16
+from compress.quant.codecs import Encoded, decode_state_dict, decode_tensor, kmeans_codebook, nearest_index, require_finite, to_fp16
 from compress.quant.entropy import decode_stream, encode_stream
 from compress.quant.linear import check_finite, dequantize_linear, qmax, quantize_linear
 from compress.quant.sparse import decode_mask, encode_mask
@@ -184,15 +184,8 @@ def decode_any(enc: Encoded, *, name: str = "tensor") -> torch.Tensor:
 
 
 def decode_all(encoded: Mapping[str, Encoded]) -> dict[str, torch.Tensor]:
-    """Decode every tensor; errors name the tensor."""
-    out = {}
-    for k, v in encoded.items():
-        try:
-            out[k] = decode_any(v, name=f"tensor {k!r}")
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            msg = str(exc)
-            raise ValueError(msg if repr(k) in msg else f"tensor {k!r}: {msg}") from None
-    return out
+    """Decode every tensor of any kind; errors name the tensor."""
+    return decode_state_dict(encoded, decode=decode_any)
 
 
 def entropy_report(encoded: Mapping[str, Encoded]) -> dict[str, int]:

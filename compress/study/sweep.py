@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,6 +40,7 @@ from compress.models.card import ModelCard
 from compress.study.executors import Executor, SequentialExecutor
 from compress.study.lock import folder_lock
 from compress.study.results import SWEEP_FORMAT, load_results
+from compress._settings import from_known
 
 __all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "read_records", "ABLATIONS",
            "CSV_COLUMNS"]
@@ -148,11 +149,7 @@ class SweepConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"SweepConfig: unknown settings {unknown} (known: {sorted(known)})")
-        return cls(**d)
+        return from_known(cls, d)
 
 
 @dataclass(frozen=True)

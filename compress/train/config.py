@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from compress.data.augment import AugmentConfig
+from compress._settings import from_known
 
 __all__ = ["TrainConfig"]
 
@@ -118,11 +119,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
         """Rejects unknown keys (a typo must not silently fall back to a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown settings {unknown} (known: {sorted(known)})")
-        return cls(**d)
+        return from_known(cls, d)
 
 
 _KINDS = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "schedule": str, "weight_decay": float,
