@@ -9,14 +9,26 @@ import json
 import subprocess
 import sys
 
+# Peak RSS is read from /proc/self/status (VmHWM: this process image's own high-water mark). getrusage's
+# ru_maxrss is not usable here: Linux carries the parent's peak across fork and exec, so under a pytest process
+# that has grown past 1 GB every snippet would report the parent's figure.
 _WRAPPER = """
 import json, resource, sys, traceback
+def peak_bytes():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 outcome = "ok"
 try:
     exec(compile(sys.argv[1], "<snippet>", "exec"), {})
 except BaseException as exc:  # noqa: BLE001 - reported to the parent
     outcome = f"{type(exc).__name__}: {exc}"
-print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "outcome": outcome}))
+print(json.dumps({"peak_rss_bytes": peak_bytes(), "outcome": outcome}))
 """
 
 
