@@ -41,7 +41,7 @@ class PruneConfig:
     max_latency_ms: float | None = None   # median ms at batch 1, one thread, eager (measured: noisy, slow)
     importance: str = "l1"                # "l1" | "l2" | "bn" | "taylor" | "random"
     global_ranking: bool = False          # one ranking over all layers instead of the same ratio per layer
-    round_to: int = 1                     # kept widths rounded up to a multiple of this (8 suits hardware)
+    round_to: int = 1                     # kept widths rounded down to a multiple of this (8 suits hardware)
     min_width: int = 1                    # channels every group keeps at least
     steps: int = 1                        # prune in this many steps (fine-tuning after each, if asked)
     schedule: str = "linear"              # "linear" | "agp" (Zhu & Gupta 2017 cubic) share of the target per step

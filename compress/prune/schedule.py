@@ -1,10 +1,13 @@
 """Which channels go: per-layer or global selection, and the schedule of targets over ``steps``.
 
-Selection (:func:`select`): per layer (``global_ranking=False``) each group keeps ``width * (1 - ratio)`` channels
-rounded half up (the rounding of ``make_divisible`` with divisor 1, so halving a family is its half-width model),
-its highest-scored; with one global ranking the scores are divided by their group's mean (so layers of
-different sizes compare) and the lowest ``round(total * ratio)`` channels go. Either way a group keeps at least
-``min_width`` channels and its kept width is rounded up to a multiple of ``round_to`` (never above its width).
+Selection (:func:`select`): per layer (``global_ranking=False``) each group keeps ``floor(width * (1 - ratio))``
+channels, its highest-scored: Torch-Pruning's count (``int(width * (1 - ratio))``), so for the same ratio no layer
+is ever wider than Torch-Pruning's. With one global ranking the scores are divided by their group's mean (so
+layers of different sizes compare) and all but ``floor(total * (1 - ratio))`` channels go (Torch-Pruning's count
+again). Then, per group, the kept width is rounded down to a multiple of ``round_to`` (as Torch-Pruning's
+``round_to``) and raised to at least ``min_width`` (and at least ``round_to``, rounded up to a multiple of it),
+never above the group's width. A family at width ``w`` whose every width is even halves (``ratio=0.5``) into
+exactly its ``w / 2`` model; an odd width ``c`` keeps ``(c - 1) / 2`` where the builder makes ``(c + 1) / 2``.
 
 Schedules (:func:`fraction_at`): the share of the total reduction reached after step ``k`` of ``steps``:
 ``"linear"`` ``k / steps``; ``"agp"`` the cubic of Zhu & Gupta 2017 ("To prune, or not to prune"),
@@ -17,7 +20,7 @@ import math
 
 from compress.prune.graph import DependencyGraph
 
-__all__ = ["SCHEDULES", "select", "fraction_at", "step_ratio"]
+__all__ = ["SCHEDULES", "select", "keep_width", "fraction_at", "step_ratio"]
 
 SCHEDULES = ("linear", "agp")
 
@@ -38,11 +41,16 @@ def step_ratio(ratio: float, k: int, steps: int, schedule: str) -> float:
     return 1 - (1 - done_after) / (1 - done_before)
 
 
-def _keep_width(width: int, keep: int, round_to: int, min_width: int) -> int:
-    keep = max(keep, min(min_width, width))
-    if round_to > 1:
-        keep = max(round_to, math.ceil(keep / round_to) * round_to)
-    return min(width, keep)
+def keep_width(width: int, keep: int, round_to: int = 1, min_width: int = 1) -> int:
+    """``keep`` rounded down to a multiple of ``round_to``, raised to at least ``min_width`` and ``round_to``
+    (a multiple of ``round_to``), never above ``width``."""
+    keep -= keep % round_to
+    lowest = math.ceil(max(min_width, round_to) / round_to) * round_to
+    return min(width, max(keep, lowest))
+
+
+def _floor_keep(width: int, ratio: float) -> int:
+    return int(width * (1 - ratio))     # Torch-Pruning's expression, float rounding included
 
 
 def select(graph: DependencyGraph, scores: dict[int, float], ratio: float, *, global_ranking: bool = False,
@@ -51,10 +59,10 @@ def select(graph: DependencyGraph, scores: dict[int, float], ratio: float, *, gl
     if global_ranking:
         keep = _global_keep(graph, scores, ratio, min_width)
     else:
-        keep = {id(g): int(g.width * (1 - ratio) + 0.5) for g in graph.groups}   # the builder's rounding
+        keep = {id(g): _floor_keep(g.width, ratio) for g in graph.groups}
     removed: set[int] = set()
     for g in graph.groups:
-        n = _keep_width(g.width, keep[id(g)], round_to, min_width)
+        n = keep_width(g.width, keep[id(g)], round_to, min_width)
         ranked = sorted(g.channels, key=lambda r: (scores[r], r))
         removed.update(ranked[:g.width - n])
     return removed
@@ -72,6 +80,6 @@ def _global_keep(graph: DependencyGraph, scores: dict[int, float], ratio: float,
     total = sum(g.width for g in graph.groups)
     entries.sort()
     keep = {id(g): g.width for g in graph.groups}
-    for _, _, gid in entries[:min(len(entries), int(total * ratio + 0.5))]:
+    for _, _, gid in entries[:min(len(entries), total - _floor_keep(total, ratio))]:
         keep[gid] -= 1
     return keep

@@ -23,8 +23,9 @@ def _run(model: nn.Module, shape, seed: int = 0) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- every family, by half, against its closed form
-# Halving every channel of a family at width w (channel_divisor=1, so no rounding) is the same architecture as
-# the family at width w/2: the pruned parameter count must equal the smaller model's, exactly.
+# Halving every channel of a family at width w (channel_divisor=1, so no rounding; every width even) is the same
+# architecture as the family at width w/2: the pruned parameter count must equal the smaller model's, exactly.
+# (An odd width c keeps floor(c / 2), Torch-Pruning's count: test_odd_widths_keep_the_floor.)
 CASES = [
     ("cnn", {}, 1.0, 1.0),
     ("cnn", {"channels": [16, 24, 40], "convs_per_stage": 3, "head": "flatten", "hidden": [64]}, 1.0, 1.0),
@@ -36,7 +37,7 @@ CASES = [
     ("mlp", {"hidden": [96, 64]}, 1.0, 2.0),
     ("fer_hw3_cnn", {}, 0.25, 1.0),
     ("fer_hw3_dnn", {}, 1.0, 1.0),
-    ("fer_hw8_keras", {}, 1.0, 1.0),
+    ("fer_hw8_keras", {}, 2.0, 1.0),        # width 1.0 has a 15-wide layer
     ("fer_hw8_torch", {}, 1.0, 1.0),
 ]
 
@@ -59,6 +60,18 @@ def test_every_family_halved_matches_the_smaller_architecture(name, opts, width,
     assert _params(model) == result.before["param_count"]        # the original is untouched
     original = {id(t) for t in (*model.parameters(), *model.buffers())}
     assert not original & {id(t) for t in (*result.model.parameters(), *result.model.buffers())}
+
+
+@pytest.mark.parametrize("name,key,wide,narrow", [("mlp", "hidden", [15, 9, 4], [7, 4, 2]),
+                                                  ("cnn", "channels", [15, 9, 5], [7, 4, 2])])
+@pytest.mark.parametrize("ratio", [0.5, 0.3])
+def test_odd_widths_keep_the_floor(name, key, wide, narrow, ratio):
+    """A width c keeps floor(c * (1 - ratio)) channels (Torch-Pruning's int(c * (1 - ratio))), never more."""
+    if ratio == 0.3:
+        narrow = [int(c * 0.7) for c in wide]       # 10, 6, 3
+    model = models.create(name, **{key: wide}, channel_divisor=1)
+    smaller = models.create(name, **{key: narrow}, channel_divisor=1)
+    assert _params(prune(model, ratio=ratio).model) == _params(smaller)
 
 
 @pytest.mark.parametrize("name", models.list_models())
@@ -167,10 +180,11 @@ def test_unknown_ops_pin_and_are_reported():
 
 # ---------------------------------------------------------------- exactness
 def _zero_channels(model: nn.Module, shape, share: float) -> None:
-    """Zero BatchNorm's scale and shift on the first `floor(width * share)` channels of every group: those
-    channels are exactly 0 after every norm, so removing them cannot change the outputs."""
+    """Zero BatchNorm's scale and shift on as many channels of every group as `ratio=share` removes (all but
+    `floor(width * (1 - share))`): those channels are exactly 0 after every norm, so removing them cannot change
+    the outputs."""
     graph = build_graph(model, shape)
-    chosen = {r for g in graph.groups for r in g.channels[:int(g.width * share)]}
+    chosen = {r for g in graph.groups for r in g.channels[:g.width - int(g.width * (1 - share))]}
     for use in graph.uses:
         if isinstance(use.module, nn.modules.batchnorm._BatchNorm):
             for j, node in enumerate(use.out_ids):
