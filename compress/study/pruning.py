@@ -1,21 +1,35 @@
 """Liu et al. 2019 ("Rethinking the Value of Network Pruning") at each parameter budget, as a sweep option.
 
-``compress sweep --methods scale,prune,prune-scratch`` compares, at each budget and seed, with the same total
-epochs ``E`` (``SweepConfig.epochs``) seen by the final weights:
+``compress sweep --methods scale,prune,prune-scratch`` compares, at each budget and seed:
 
-* ``scale``: the family scaled to the budget (``compress.models.scaling.fit``) and trained from scratch for
-  ``E`` epochs: the sweep's own runs (``results.json``, the first scaling policy, variant ``full``);
-* ``prune``: a larger model of the family (``source_factor`` times the largest budget) trained ``E // 2`` epochs,
-  pruned to the budget (:func:`compress.prune.prune`, ``max_params``) and fine-tuned the other ``E - E // 2``;
-* ``prune-scratch``: the pruned architecture (its card) trained from random weights for ``E`` epochs.
+* ``scale``: the family scaled to the budget (``compress.models.scaling.fit``, the sweep's first policy) and
+  trained from scratch: the sweep's own runs (``results.json``, variant ``full``);
+* ``prune``: a larger model of the family (``source_factor`` times the largest budget, same policy) trained,
+  pruned to the budget (:func:`compress.prune.prune`, ``max_params``, the same ratio in every layer) and
+  fine-tuned;
+* ``prune-scratch``: the pruned architecture (its card) trained from random weights (Liu et al.'s Scratch-E).
+
+The epochs rule ("the same total epochs"): with ``E = SweepConfig.epochs``, the final weights of every method
+have seen at most ``E`` epochs of training: ``scale`` and ``prune-scratch`` train ``E``; ``prune``'s source
+trains ``E // 2`` and the pruned model is fine-tuned ``E - E // 2``. Every run stops early within its maximum
+by the sweep's patience rule (converged training), so the epochs a run trains are recorded (``epochs``; for
+``prune`` also ``source_epochs``). Liu et al. train the large model for the full schedule and then fine-tune,
+and add Scratch-B (the small model trained for the large model's compute); with early stopping a run that
+converged before its cap would not use more epochs, so Scratch-B is not a separate method here.
+
+All runs go through the sweep's executor (``run(fn, tasks)``: in this process, ``--jobs N`` worker processes,
+or Ray), in two waves: the sources (:class:`~compress.study.pruning_tasks.PruneTask`, method ``source``, the
+seeds of a family trained together), then every (family, budget, method) with its seeds. The driver prunes;
+workers only train. Kill-safe and resumable like the sweep: a run counts once its record is written.
 
 Folder (beside the sweep's)::
 
-    pruning/sources/FAMILY-sSEED/    the larger model's run folder, shared by every budget of that seed
-    pruning/runs/ID/                 each prune / prune-scratch run (ID: family-budget-method-sSEED)
-    pruning/records/ID.json          one finished run's record (the source of truth; resumable like the sweep)
-    pruning.json                     {"format", "config", "methods", "records"}: scale records copied from
-                                     results.json next to the pruning ones
+    pruning/settings.json      the SweepConfig and the comparison's settings; a rerun with others is refused
+    pruning/runs/ID/           each run folder (ID: family-source-sSEED, family-budget-method-sSEED)
+    pruning/records/ID.json    one finished run's record (the source of truth)
+    pruning/failed/ID.json     a run that raised; a rerun tries it again
+    pruning.json               {"format", "config", "settings", "methods", "records", "sources", "skipped",
+                               "failed"}: the scale records copied from results.json next to the pruning ones
 """
 
 from __future__ import annotations
@@ -23,97 +37,33 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from compress import _io
+from compress.study.pruning_tasks import PruneTask, PruneTrainer, run_id
 from compress.study.sweep import SweepConfig, run_sweep
 
 __all__ = ["PRUNE_METHODS", "PRUNING_FORMAT", "run_pruning_study", "load_pruning"]
 
 PRUNE_METHODS = ("scale", "prune", "prune-scratch")
-PRUNING_FORMAT = "compress.prune-study/1"
+PRUNING_FORMAT = "compress.prune-study/2"
 
 
-def _check_methods(methods) -> tuple[str, ...]:
+def _check(config: SweepConfig, methods, source_factor: float) -> tuple[str, ...]:
     methods = tuple(methods)
     bad = [m for m in methods if m not in PRUNE_METHODS]
     if bad or not methods:
         raise ValueError(f"sweep: methods must be among {', '.join(PRUNE_METHODS)}, got {', '.join(methods) or 'none'}")
+    if "prune" in methods and config.epochs < 2:
+        raise ValueError("sweep: --methods prune needs --epochs >= 2 (half to train the larger model, half to "
+                         "fine-tune the pruned one)")
+    if isinstance(source_factor, bool) or not isinstance(source_factor, (int, float)) or not source_factor > 1:
+        raise ValueError(f"sweep: source_factor must be a number > 1, got {source_factor!r}")
+    if config.policies[0] == "compound_res":
+        raise ValueError("sweep: --methods prune compares at one resolution; put a policy that keeps it "
+                         "(width, compound, min_channels) first in --policies")
     return methods
-
-
-def _train(model, bundle, config: SweepConfig, seed: int, epochs: int, out: Path):
-    from compress.train import TrainConfig, fit
-
-    settings = config.train_settings(seed, {"epochs": epochs})
-    return fit(model, bundle, TrainConfig.from_dict(settings), out=out, overwrite=True, progress=False)
-
-
-def _source(family: str, seed: int, config: SweepConfig, bundle, root: Path, factor: float):
-    """The larger model of ``family`` for ``seed``, trained ``E // 2`` epochs (read back when already done)."""
-    import torch
-
-    from compress.models import create, scaling
-    from compress.train import load_run
-
-    path = root / "sources" / f"{family}-s{seed}"
-    if (path / "checkpoint.pt").exists():
-        return load_run(path)
-    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes)
-    if config.channel_divisor is not None:
-        kw["channel_divisor"] = config.channel_divisor
-    sized = scaling.fit(family, max_params=factor * max(config.budgets), **kw)
-    torch.manual_seed(seed)
-    return _train(create(**sized.build_args), bundle, config, seed, config.epochs // 2, path)
-
-
-def _record(run_id: str, family: str, budget: int, method: str, seed: int, run, seconds: float,
-            source_params: int, root: Path) -> dict:
-    from compress.profile import profile
-
-    model = run.model.cpu().eval()
-    m = run.metrics
-    return {"run_id": run_id, "family": family, "budget": budget, "method": method, "seed": seed,
-            "param_count": sum(p.numel() for p in model.parameters()),
-            "macs": profile(model, run.card.input_shape, execute="meta", serialize=False).macs,
-            "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "epochs": len(run.history),
-            "train_seconds": round(seconds, 3), "source_param_count": source_params,
-            "run_dir": os.path.relpath(run.path, root)}
-
-
-def _prune_point(family: str, budget: int, seed: int, source, config: SweepConfig, bundle, root: Path,
-                 methods: tuple[str, ...], done: set[str], importance: str) -> list[dict]:
-    import torch
-
-    from compress.prune import prune
-
-    source_params = sum(p.numel() for p in source.model.parameters())
-    tune = config.epochs - config.epochs // 2
-    start = time.perf_counter()
-    pruned = prune(source.model, max_params=budget, importance=importance).model
-    out = []
-    if "prune" in methods and f"{family}-{budget}-prune-s{seed}" not in done:
-        run_id = f"{family}-{budget}-prune-s{seed}"
-        run = _train(pruned, bundle, config, seed, tune, root / "runs" / run_id)
-        out.append(_record(run_id, family, budget, "prune", seed, run, time.perf_counter() - start, source_params,
-                           root))
-    if "prune-scratch" in methods and f"{family}-{budget}-prune-scratch-s{seed}" not in done:
-        run_id = f"{family}-{budget}-prune-scratch-s{seed}"
-        torch.manual_seed(seed)
-        start = time.perf_counter()
-        run = _train(pruned.card.create(), bundle, config, seed, config.epochs, root / "runs" / run_id)
-        out.append(_record(run_id, family, budget, "prune-scratch", seed, run, time.perf_counter() - start,
-                           source_params, root))
-    return out
-
-
-def _scale_records(results: dict, config: SweepConfig) -> list[dict]:
-    policy = config.policies[0]
-    return [{**{k: r.get(k) for k in ("run_id", "family", "budget", "seed", "param_count", "macs", "val_acc",
-                                       "test_acc", "epochs", "train_seconds", "run_dir")}, "method": "scale"}
-            for r in results["records"] if r.get("policy", "width") == policy and r["variant"] == "full"]
 
 
 def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PRUNE_METHODS,
@@ -121,69 +71,160 @@ def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PR
                       overwrite: bool = False, progress: Callable[[str], None] | None = print) -> dict:
     """Run (or resume) the sweep in ``out`` and the pruning comparison beside it; returns ``pruning.json``'s dict.
 
-    ``methods``: any of :data:`PRUNE_METHODS` (``scale`` is the sweep itself and always runs: the other two are
-    compared with it). ``source_factor``: the larger model's parameters as a multiple of the largest budget.
-    ``importance``: how the larger model is pruned (``compress.prune``'s importances).
-    Raises ValueError for unknown methods, fewer than 2 epochs with ``prune`` (half trains, half fine-tunes).
+    ``methods``: any of :data:`PRUNE_METHODS` (``scale`` is the sweep itself and always runs). ``source_factor``:
+    the larger model's parameters as a multiple of the largest budget. ``importance``: how it is pruned
+    (``compress.prune``'s importances). ``executor``: as :func:`~compress.study.sweep.run_sweep`'s; the sweep and
+    both waves of the comparison go through it. Raises ValueError for unknown methods, fewer than 2 epochs with
+    ``prune``, a ``compound_res`` first policy, or a folder holding a comparison with other settings.
     """
-    methods = _check_methods(methods)
-    if "prune" in methods and config.epochs < 2:
-        raise ValueError("sweep: --methods prune needs --epochs >= 2 (half to train the larger model, half to "
-                         "fine-tune the pruned one)")
-    if not source_factor > 1:
-        raise ValueError(f"sweep: source_factor must be > 1, got {source_factor!r}")
+    from compress.study.executors import SequentialExecutor
     from compress.study.lock import folder_lock
 
+    methods = _check(config, methods, source_factor)
+    executor = executor or SequentialExecutor()
     results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress)
+    settings = {"source_factor": source_factor, "importance": importance}
     with folder_lock(out):      # one writer at a time, as the sweep itself
-        return _compare(config, Path(out), results, methods, source_factor, importance, overwrite, progress)
+        return _compare(config, settings, Path(out), results, methods, executor, overwrite, progress)
 
 
-def _compare(config: SweepConfig, out: Path, results: dict, methods: tuple[str, ...], source_factor: float,
-             importance: str, overwrite: bool, progress) -> dict:
-    from compress.study.sweep import _load_data, read_records   # the sweep's one data cache
+def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> None:
+    """Refuse (or, with ``overwrite``, discard) a comparison in ``root`` with another config or settings."""
+    path = root / "settings.json"
+    want = {"config": config.to_dict(), "settings": settings}
+    if path.exists() and json.loads(path.read_text()) != want:
+        if not overwrite:
+            raise ValueError(f"{root.parent}: its pruning comparison has other settings; use another --out, or "
+                             "pass --overwrite to start it over")
+        shutil.rmtree(root)
+        (root.parent / "pruning.json").unlink(missing_ok=True)
+    if not path.exists():
+        _io.write_json(path, want)
+
+
+def _compare(config: SweepConfig, settings: dict, out: Path, results: dict, methods: tuple[str, ...], executor,
+             overwrite: bool, progress) -> dict:
+    from compress.study.sweep import _clean_partial_runs, _load_data, read_records
 
     root = out / "pruning"
-    settings = {"source_factor": source_factor, "importance": importance}
-    old = load_pruning(out)
-    if old is not None and (old["config"], old.get("settings")) != (config.to_dict(), settings):
-        if not overwrite:
-            raise ValueError(f"{out}/pruning.json holds a comparison with other settings; use another --out, or "
-                             "pass --overwrite to start it over")
-        shutil.rmtree(root, ignore_errors=True)
-    bundle = _load_data(config.data, config.data_options)
+    _start(root, config, settings, overwrite)
+    native = _load_data(config.data, config.data_options).input_size
+    options = config.sized_options(native)       # the images the sweep's runs trained on
+    bundle = _load_data(config.data, options)
     records = {r["run_id"]: r for r in read_records(root)}
+    _clean_partial_runs(root, set(records))
+    shutil.rmtree(root / "failed", ignore_errors=True)
     say = progress or (lambda s: None)
-    todo = [m for m in methods if m != "scale"]
-    for family in config.families if todo else ():
-        for seed in range(config.seeds):
-            wanted = {f"{family}-{b}-{m}-s{seed}": b for b in config.budgets for m in todo}
-            if set(wanted) <= set(records):
+    todo = tuple(m for m in methods if m != "scale")
+    wanted = {(f, b, m, s) for f in config.families for b in config.budgets for m in todo for s in range(config.seeds)}
+    missing = sorted(k for k in wanted if run_id(*k) not in records)
+    state = {"records": records, "failed": {}, "skipped": []}
+    fn = PruneTrainer(bundle)
+    needs = sorted({(f, s) for f, _, _, s in missing if run_id(f, None, "source", s) not in records})
+    _run(executor, fn, _source_tasks(config, settings, bundle, options, root, needs), root, state, say)
+    tasks = _prune_tasks(config, settings, bundle, options, root, missing, state, say)
+    _run(executor, fn, tasks, root, state, say)
+    return _write(out, config, settings, methods, results, state)
+
+
+def _run(executor, fn: PruneTrainer, tasks: list[PruneTask], root: Path, state: dict, say) -> None:
+    """Run ``tasks`` through ``executor`` (longest first), writing each record as its task finishes."""
+    tasks = sorted(tasks, key=lambda t: -t.card.build_args.get("width_mult", 1) * len(t.seeds))
+    for point in executor.run(fn, tasks):
+        for r in point:
+            if "error" in r:
+                _io.write_json(root / "failed" / f"{r['run_id']}.json", r)
+                state["failed"][r["run_id"]] = r
+                say(f"{r['run_id']}: FAILED: {r['error']}")
                 continue
-            source = _source(family, seed, config, bundle, root, source_factor)
-            for budget in config.budgets:
-                if all(f"{family}-{budget}-{m}-s{seed}" in records for m in todo):
-                    continue
-                try:
-                    point = _prune_point(family, budget, seed, source, config, bundle, root, tuple(todo),
-                                         set(records), importance)
-                except ValueError as exc:    # a budget below what pruning the larger model can reach
-                    say(f"skip {family} at {budget:,} params (seed {seed}): {exc}")
-                    continue
-                for r in point:
-                    _io.write_json(root / "records" / f"{r['run_id']}.json", r)
-                    records[r["run_id"]] = r
-                    acc = r["test_acc"] if r["test_acc"] is not None else r["val_acc"]
-                    say(f"{r['run_id']}: {r['param_count']:,} params (from {r['source_param_count']:,}), "
-                        f"acc {acc:.3f}, {r['train_seconds']:.1f} s")
-    return _write(out, config, settings, methods, _scale_records(results, config) + list(records.values()))
+            if r["method"] != "source":
+                src = state["records"][run_id(r["family"], None, "source", r["seed"])]
+                r = {**r, "source_param_count": src["param_count"], "source_epochs": src["epochs"]}
+            _io.write_json(root / "records" / f"{r['run_id']}.json", r)
+            state["records"][r["run_id"]] = r
+            acc = r["test_acc"] if r["test_acc"] is not None else r["val_acc"]
+            say(f"{r['run_id']}: {r['param_count']:,} params, acc {acc:.3f}, {r['epochs']} epochs, "
+                f"{r['train_seconds']:.1f} s")
 
 
+def _task(family, budget, method, seeds, card, states, config, epochs, options, root) -> PruneTask:
+    return PruneTask(task_id=run_id(family, budget, method, seeds[0]).rsplit("-s", 1)[0], family=family,
+                     budget=budget, method=method, seeds=tuple(seeds), card=card, states=tuple(states),
+                     train=config.train_settings(seeds[0], {"epochs": epochs}), data=config.data,
+                     data_options=options,
+                     run_dirs=tuple(str(root / "runs" / run_id(family, budget, method, s)) for s in seeds))
 
-def _write(out: Path, config: SweepConfig, settings: dict, methods: tuple[str, ...], records: list[dict]) -> dict:
+
+def _source_tasks(config: SweepConfig, settings: dict, bundle, options: dict, root: Path,
+                  needs: list[tuple[str, int]]) -> list[PruneTask]:
+    """One task per family: its seeds' larger models (``source_factor`` x the largest budget), ``E // 2`` epochs."""
+    from compress.models import scaling
+    from compress.models.card import ModelCard
+
+    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes,
+              policy=config.policies[0], min_channels=config.min_channels)
+    if config.channel_divisor is not None:
+        kw["channel_divisor"] = config.channel_divisor
+    tasks = []
+    for family in sorted({f for f, _ in needs}):
+        sized = scaling.fit(family, max_params=settings["source_factor"] * max(config.budgets), **kw)
+        seeds = [s for f, s in needs if f == family]
+        tasks.append(_task(family, None, "source", seeds, ModelCard(sized.build_args), (), config,
+                           config.epochs // 2, options, root))
+    return tasks
+
+
+def _prune_tasks(config: SweepConfig, settings: dict, bundle, options: dict, root: Path, missing: list[tuple],
+                 state: dict, say) -> list[PruneTask]:
+    """Prune each seed's source to each budget (here, in the driver: seconds) and group the runs still to do
+    into tasks: one per (family, budget, method) and pruned architecture (seeds pruned alike train together)."""
+    from compress.models.card import card_of
+    from compress.prune import prune
+    from compress.train import load_run
+
+    groups: dict[tuple, list] = {}
+    for family, budget in sorted({(f, b) for f, b, _, _ in missing}):
+        for seed in sorted({s for f, b, _, s in missing if (f, b) == (family, budget)}):
+            source = state["records"].get(run_id(family, None, "source", seed))
+            if source is None:
+                continue            # its source failed (listed in failed); a rerun tries it again
+            try:
+                model = prune(load_run(root / "runs" / source["run_id"]).model, max_params=budget,
+                              importance=settings["importance"]).model
+            except ValueError as exc:    # a budget below what pruning the larger model can reach
+                state["skipped"].append({"family": family, "budget": budget, "seed": seed, "reason": str(exc)})
+                say(f"skip {family} at {budget:,} params (seed {seed}): {exc}")
+                continue
+            card = card_of(model)
+            weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            for method in sorted(m for f, b, m, s in missing if (f, b, s) == (family, budget, seed)):
+                key = (family, budget, method, json.dumps(card.build_args, sort_keys=True))
+                groups.setdefault(key, [card, [], []])
+                groups[key][1].append(seed)
+                groups[key][2].append(weights)
+    tasks = []
+    for (family, budget, method, _), (card, seeds, weights) in groups.items():
+        fine_tune = method == "prune"
+        epochs = config.epochs - config.epochs // 2 if fine_tune else config.epochs
+        tasks.append(_task(family, budget, method, seeds, card, weights if fine_tune else (), config, epochs,
+                           options, root))
+    return tasks
+
+
+def _write(out: Path, config: SweepConfig, settings: dict, methods: tuple[str, ...], results: dict,
+           state: dict) -> dict:
+    policy = config.policies[0]
+    scale = [{**{k: r.get(k) for k in ("run_id", "family", "budget", "seed", "param_count", "macs", "val_acc",
+                                       "test_acc", "best_epoch", "epochs", "converged", "train_seconds",
+                                       "run_dir")}, "method": "scale", "max_epochs": config.epochs}
+             for r in results["records"] if r.get("policy", "width") == policy and r["variant"] == "full"]
+    pruned = [r for r in state["records"].values() if r["method"] != "source"]
     order = lambda r: (r["family"], r["budget"], PRUNE_METHODS.index(r["method"]), r["seed"])  # noqa: E731
     doc = {"format": PRUNING_FORMAT, "config": config.to_dict(), "settings": settings, "methods": list(methods),
-           "records": sorted((r for r in records if r["method"] in methods), key=order)}
+           "records": sorted((r for r in scale + pruned if r["method"] in methods), key=order),
+           "sources": sorted((r for r in state["records"].values() if r["method"] == "source"),
+                             key=lambda r: (r["family"], r["seed"])),
+           "skipped": state["skipped"], "failed": sorted(state["failed"].values(), key=lambda r: r["run_id"])}
     _io.write_json(out / "pruning.json", doc)
     return doc
 
@@ -195,5 +236,6 @@ def load_pruning(sweep_dir: str | os.PathLike) -> dict | None:
         return None
     doc = json.loads(path.read_text())
     if doc.get("format") != PRUNING_FORMAT:
-        raise ValueError(f"{path}: format {doc.get('format')!r}, expected {PRUNING_FORMAT!r}")
+        raise ValueError(f"{path}: format {doc.get('format')!r}, expected {PRUNING_FORMAT!r}; rerun the sweep "
+                         "command to rewrite it")
     return doc

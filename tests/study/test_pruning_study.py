@@ -1,4 +1,5 @@
-"""compress sweep --methods scale,prune,prune-scratch: the Liu et al. 2019 comparison, resumable, in the report."""
+"""compress sweep --methods scale,prune,prune-scratch: the Liu et al. 2019 comparison through the sweep's
+executors, resumable, in the report."""
 
 from __future__ import annotations
 
@@ -12,11 +13,32 @@ from compress.study.pruning import load_pruning, run_pruning_study
 from compress.study.pruning_report import summarize_pruning
 
 DATA = "synthetic:n=120,classes=3,size=8"
+ARGS = ["--data", DATA, "--families", "mlp", "--budgets", "300,900", "--seeds", "2", "--epochs", "2",
+        "--policies", "width", "--no-latency", "--batch-size", "32"]
+VOLATILE = ("train_seconds",)
 
 
 def _config(**kw) -> SweepConfig:
     return SweepConfig(**{"data": DATA, "families": ("mlp",), "budgets": (300, 900), "seeds": 2, "epochs": 2,
-                          "latency": False, "batch_size": 32, **kw})
+                          "policies": ("width",), "latency": False, "batch_size": 32, **kw})
+
+
+def _figures(doc: dict) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in doc["records"] + doc["sources"]]
+
+
+class Interrupting:
+    """Runs tasks in this process, counting them over every ``run`` call; Ctrl-C before task ``limit``."""
+
+    def __init__(self, limit=None):
+        self.limit, self.tasks = limit, []
+
+    def run(self, fn, tasks):
+        for task in tasks:
+            if len(self.tasks) == self.limit:
+                raise KeyboardInterrupt
+            self.tasks.append(getattr(task, "task_id", None) or task.point_id)
+            yield fn(task)
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +59,43 @@ def test_every_method_budget_and_seed_is_recorded(study):
             pruned, scratch = by[("prune", b, s)], by[("prune-scratch", b, s)]
             assert pruned["param_count"] <= b and pruned["param_count"] == scratch["param_count"]
             assert pruned["source_param_count"] > 900                     # pruned from a larger model
-            assert (pruned["epochs"], scratch["epochs"]) == (1, 2)        # same total epochs: 1 + 1 and 2
-    source = json.loads((out / "pruning" / "sources" / "mlp-s0" / "config.json").read_text())
+            # the same total epochs: source 1 + fine-tune 1, against 2 from scratch
+            assert (pruned["source_epochs"], pruned["max_epochs"], scratch["max_epochs"]) == (1, 1, 2)
+            assert by[("scale", b, s)]["max_epochs"] == 2
+            assert (out / pruned["run_dir"] / "checkpoint.pt").exists()
+    assert [(r["family"], r["seed"], r["epochs"]) for r in doc["sources"]] == [("mlp", 0, 1), ("mlp", 1, 1)]
+    source = json.loads((out / "pruning" / "runs" / "mlp-source-s0" / "config.json").read_text())
     assert source["train"]["epochs"] == 1
-    assert load_pruning(out)["records"] == doc["records"]
+    assert load_pruning(out)["records"] == doc["records"] and doc["failed"] == doc["skipped"] == []
 
 
 def test_rerun_resumes_without_training(study):
     out, doc, _ = study
-    lines: list[str] = []
-    again = run_pruning_study(_config(), out, progress=lines.append)
-    assert again["records"] == doc["records"] and not any("params (from" in line for line in lines)
+    ex = Interrupting()
+    again = run_pruning_study(_config(), out, executor=ex, progress=None)
+    assert ex.tasks == [] and _figures(again) == _figures(doc)
+
+
+def test_interrupted_study_resumes_to_the_same_records(study, tmp_path):
+    _, doc, _ = study
+    ex = Interrupting(limit=3)      # the 2 scale points, the sources, then Ctrl-C at the first pruned point
+    with pytest.raises(KeyboardInterrupt):
+        run_pruning_study(_config(), tmp_path, executor=ex, progress=None)
+    assert ex.tasks == ["mlp-900-width-full", "mlp-300-width-full", "mlp-source"]
+    assert {p.stem for p in (tmp_path / "pruning" / "records").glob("*.json")} == {"mlp-source-s0", "mlp-source-s1"}
+    (tmp_path / "pruning" / "runs" / "mlp-300-prune-s0").mkdir()          # a run killed part-way
+    ex = Interrupting()
+    again = run_pruning_study(_config(), tmp_path, executor=ex, progress=None)
+    assert sorted(ex.tasks) == ["mlp-300-prune", "mlp-300-prune-scratch", "mlp-900-prune", "mlp-900-prune-scratch"]
+    assert _figures(again) == _figures(doc)
+
+
+def test_two_jobs_give_the_same_records_as_one(study, tmp_path, capsys):
+    _, doc, _ = study
+    out = tmp_path / "jobs2"
+    assert main(["sweep", *ARGS, "--methods", "scale,prune,prune-scratch", "--jobs", "2", "--out", str(out)]) == 0
+    assert "12 runs compared" in capsys.readouterr().out
+    assert _figures(load_pruning(out)) == _figures(doc)
 
 
 def test_report_has_the_section_and_figure(study, tmp_path):
@@ -60,9 +108,19 @@ def test_report_has_the_section_and_figure(study, tmp_path):
     assert (tmp_path / "rep" / "pruning_vs_params.png").stat().st_size > 0
 
 
+def test_changed_settings_are_refused_unless_overwrite(study, tmp_path):
+    out, _, _ = study
+    with pytest.raises(ValueError, match="other settings"):
+        run_pruning_study(_config(), out, source_factor=3.0, progress=None)
+
+
 def test_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="methods must be among"):
         run_pruning_study(_config(), tmp_path / "a", methods=("scale", "distill"))
     with pytest.raises(ValueError, match="epochs >= 2"):
         run_pruning_study(_config(epochs=1), tmp_path / "b")
-    assert main(["sweep", "--data", DATA, "--methods", "scale,bogus", "--out", str(tmp_path / "c")]) == 2
+    with pytest.raises(ValueError, match="source_factor"):
+        run_pruning_study(_config(), tmp_path / "c", source_factor=0.5)
+    with pytest.raises(ValueError, match="one resolution"):
+        run_pruning_study(_config(policies=("compound_res",)), tmp_path / "d")
+    assert main(["sweep", "--data", DATA, "--methods", "scale,bogus", "--out", str(tmp_path / "e")]) == 2

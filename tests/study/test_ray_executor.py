@@ -159,6 +159,27 @@ def test_real_ray_failing_runs_are_recorded_not_fatal(local_ray, tmp_path, capsy
     assert Path(out / "sweep.json").exists()
 
 
+def test_real_ray_pruning_study_equals_sequential_and_resumes(local_ray, tmp_path):
+    """``--methods scale,prune,prune-scratch`` on Ray: the sources, pruned and scratch runs go through the
+    RayExecutor (run folders returned to the driver); Ctrl-C part-way, then a resume, gives the sequential
+    records."""
+    from compress.study.pruning import run_pruning_study
+
+    config = tiny(budgets=(5_000, 12_000), seeds=2, epochs=2)
+    seq = run_pruning_study(config, tmp_path / "seq", progress=None)
+    with pytest.raises(KeyboardInterrupt):   # Ctrl-C after 3 of the 4 pruned tasks (2 scale points, 1 source task)
+        run_pruning_study(config, tmp_path / "ray", executor=StopAfter(RayExecutor(), 3), progress=None)
+    assert len(list((tmp_path / "ray" / "pruning" / "records").glob("*.json"))) == 2 + 3 * 2
+    run_pruning_study(config, tmp_path / "ray", executor=RayExecutor(), progress=None)
+    par = json.loads((tmp_path / "ray" / "pruning.json").read_text())
+    rows = lambda doc: sorted((r["run_id"], r["param_count"], r["val_acc"], r["epochs"], r["run_dir"])  # noqa: E731
+                              for r in doc["records"] + doc["sources"])
+    assert rows(par) == rows(seq) and len(par["records"]) == 12 and par["failed"] == []
+    for r in par["records"]:
+        assert (tmp_path / "ray" / r["run_dir"] / "checkpoint.pt").exists()
+    assert [p.name for p in (tmp_path / "ray" / "pruning" / "runs").iterdir() if p.name.startswith(".")] == []
+
+
 class DiesOnWorker:
     """A task function that kills its own Ray worker process: ``"once-X"`` on its first attempt only (a marker
     file remembers it), ``"always-X"`` every time; other tasks return themselves."""
