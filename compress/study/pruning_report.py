@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from compress import _io
 from compress._plot import pyplot, save_figure
 from compress.study.pruning import PRUNE_METHODS, load_pruning
 from compress.study.stats import Interval, mean_ci, verdict
 
-__all__ = ["summarize_pruning", "pruning_section", "pruning_figure"]
+__all__ = ["summarize_pruning", "pruning_section", "pruning_figure", "CSV_COLUMNS"]
+
+CSV_COLUMNS = ["run_id", "family", "budget", "method", "seed", "param_count", "macs", "val_acc", "test_acc",
+               "best_epoch", "epochs", "max_epochs", "converged", "source_param_count", "source_epochs",
+               "train_seconds", "run_dir"]
 
 
 def summarize_pruning(doc: dict) -> list[dict]:
@@ -64,15 +69,20 @@ def pruning_section(sweep_dir: str | Path, out_dir: str | Path) -> list[str]:
     pruning_figure(rows, Path(out_dir) / "pruning_vs_params.png")
     by = {(r["family"], r["budget"], r["method"]): r for r in rows}
     cfg = doc["config"]
-    ep = lambda n: f"{n} epoch{'s' if n != 1 else ''}"  # noqa: E731
+    e = cfg["epochs"]
+    imp = doc.get("settings", {}).get("importance", "l1")
+    factor = doc.get("settings", {}).get("source_factor", 4.0)
     lines = ["## Pruning, or training the small model from scratch (Liu et al. 2019)", "",
-             f"At each budget, with the same {ep(cfg['epochs'])} seen by the final weights: `scale` is the family "
-             "scaled to the budget and trained from scratch (the sweep's runs); `prune` trains a larger model "
-             f"({ep(cfg['epochs'] // 2)}), prunes it to the budget (`compress.prune`, L1 group norm, the same "
-             f"ratio in every layer) and fine-tunes it ({ep(cfg['epochs'] - cfg['epochs'] // 2)}); "
-             "`prune-scratch` trains the pruned architecture from random weights. Accuracy: "
-             f"{'test' if rows[0]['metric'] == 'test_acc' else 'validation'}, mean over seeds with a 95% interval; "
-             "overlapping intervals are ties.", ""]
+             f"At each budget the final weights of every method have seen at most {e} epochs of training, each run "
+             "stopping early within its maximum (the sweep's patience rule): `scale` is the family scaled to the "
+             f"budget (`{cfg['policies'][0]}` policy) and trained from scratch ({e} epochs, the sweep's runs); "
+             f"`prune` trains a model {factor:g}x the largest budget ({e // 2} epochs), prunes it to the budget "
+             f"(`compress.prune`, {imp} importance, the same ratio in every layer) and fine-tunes it "
+             f"({e - e // 2} epochs); `prune-scratch` trains the pruned architecture from random weights ({e} "
+             "epochs; Liu et al.'s Scratch-E). Accuracy: "
+             f"{'test' if rows[0]['metric'] == 'test_acc' else 'validation'}, mean over seeds with a 95% interval "
+             "(Student's t); overlapping intervals are ties.", ""]
+    lines += _epochs_line(doc) + [""]
     head = "| family | budget | " + " | ".join(f"{m} params | {m} acc %" for m in doc["methods"]) + \
         " | prune vs scale | prune-scratch vs prune |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -84,8 +94,25 @@ def pruning_section(sweep_dir: str | Path, out_dir: str | Path) -> list[str]:
         lines.append(f"| {family} | {budget:,} | " + " | ".join(cells) + " | "
                      + _versus(by, family, budget, "prune", "scale") + " | "
                      + _versus(by, family, budget, "prune-scratch", "prune") + " |")
-    lines += ["", "![pruning vs scaling](pruning_vs_params.png)", ""]
+    lines += ["", "![pruning vs scaling](pruning_vs_params.png)", "",
+              "Every run's figures: `pruning.csv` (one row per run; the larger models are the `source` rows).", ""]
+    _io.write_csv(Path(out_dir) / "pruning.csv", doc["records"] + doc.get("sources", []), CSV_COLUMNS)
     return lines
+
+
+def _epochs_line(doc: dict) -> list[str]:
+    """Epochs trained (mean) against each method's maximum, and how many runs converged."""
+    parts = []
+    groups = [("source", doc.get("sources", []))] + [(m, [r for r in doc["records"] if r["method"] == m])
+                                                    for m in doc["methods"]]
+    for method, rs in groups:
+        if rs:
+            mean = sum(r["epochs"] for r in rs) / len(rs)
+            top = max(r.get("max_epochs") or r["epochs"] for r in rs)
+            conv = sum(bool(r.get("converged")) for r in rs)
+            parts.append(f"{'prune source' if method == 'source' else method} {mean:.1f} of {top} "
+                         f"({conv}/{len(rs)} converged)")
+    return ["Epochs trained, mean over runs, of the maximum: " + "; ".join(parts) + "."] if parts else []
 
 
 def _versus(by: dict, family: str, budget: int, a: str, b: str) -> str:

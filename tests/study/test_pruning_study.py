@@ -106,6 +106,9 @@ def test_report_has_the_section_and_figure(study, tmp_path):
     text = (tmp_path / "rep" / "README.md").read_text()
     assert "Liu et al. 2019" in text and "prune-scratch vs prune" in text
     assert (tmp_path / "rep" / "pruning_vs_params.png").stat().st_size > 0
+    assert "prune source 1.0 of 1" in text and "prune-scratch 2.0 of 2" in text
+    table = (tmp_path / "rep" / "pruning.csv").read_text().splitlines()
+    assert len(table) == 1 + 12 + 2 and table[0].startswith("run_id,family,budget,method")
 
 
 def test_changed_settings_are_refused_unless_overwrite(study, tmp_path):
