@@ -2,7 +2,7 @@
 
 ``layer_widths(model)`` reads ``{module path: [in, out]}`` for every conv and linear layer and ``[n]`` for every
 norm; ``apply_widths(model, widths)`` replaces the named layers by fresh ones of those sizes (same kernel,
-stride, padding, bias; a depthwise conv stays depthwise). A pruned model's card stores only the entries that
+stride, padding, bias; a depthwise conv stays depthwise, a grouped one keeps its groups). A pruned model's card stores only the entries that
 differ from the unpruned build, so ``card.create()`` builds the pruned architecture exactly.
 """
 
@@ -42,10 +42,14 @@ def _resized(m: nn.Module, sizes: list[int], device: Any, dtype: Any) -> nn.Modu
     kw = {"device": device, "dtype": dtype}
     if isinstance(m, _CONV):
         c_in, c_out = sizes
-        depthwise = m.groups > 1 and m.groups == m.in_channels == m.out_channels
-        if depthwise and c_in != c_out:
-            raise ValueError(f"widths: depthwise conv needs equal in and out widths, got {sizes}")
-        groups = c_in if depthwise else m.groups
+        depthwise = m.groups > 1 and m.groups == m.in_channels     # out = multiplier * in
+        groups = c_in if depthwise else m.groups                   # a grouped conv keeps its groups
+        if depthwise and c_out != c_in * (m.out_channels // m.in_channels):
+            raise ValueError(f"widths: a depthwise conv with {m.out_channels // m.in_channels} filters per channel "
+                             f"needs out = {m.out_channels // m.in_channels} * in, got {sizes}")
+        if c_in % groups or c_out % groups:
+            raise ValueError(f"widths: a conv with groups={groups} needs in and out widths divisible by it, "
+                             f"got {sizes}")
         return type(m)(c_in, c_out, m.kernel_size, m.stride, m.padding, m.dilation, groups, m.bias is not None,
                        m.padding_mode, **kw)
     if isinstance(m, nn.Linear):

@@ -5,8 +5,9 @@
 * a **channel** is one set of coupled channel nodes (removing it removes one channel from every tensor, weight
   and norm it reaches);
 * a **group** is the channels made by the same set of layers (all output channels of ``features.0.conv`` and
-  its BatchNorm; every channel of one residual chain; the half of a concatenation one branch makes): per-layer
-  ratios act on a group, ``round_to`` and ``min_width`` hold per group;
+  its BatchNorm; every channel of one residual chain; the half of a concatenation one branch makes; position
+  ``j`` of every group of a grouped conv's output is one channel): per-layer ratios act on a group, ``round_to``
+  and ``min_width`` hold per group;
 * **pinned** channels (the input's, the classifier's outputs, anything an unknown op touches) are in no group,
   and ``graph.unknown`` names what pinned them.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from compress.prune.trace import CONV, LayerUse, Trace, run_trace
+from compress.prune.trace import CONV, LayerUse, Trace, is_depthwise, run_trace
 
 __all__ = ["Group", "DependencyGraph", "build_graph"]
 
@@ -112,13 +113,12 @@ def _group(model: nn.Module, trace: Trace) -> DependencyGraph:
     pinned_roots = {find(i) for i in trace.pinned}
     makers: dict[int, set[str]] = {}
     for use in trace.uses:
-        roots = [find(i) for i in use.out_ids]
-        if len(set(roots)) != len(roots):    # one layer making the same channel twice: leave them alone
-            pinned_roots.update(roots)
-        produces = not (isinstance(use.module, CONV) and use.module.groups > 1) and not _is_norm(use.module)
-        for r in roots:
-            if produces:
-                makers.setdefault(r, set()).add(use.name)
+        if _is_norm(use.module) or is_depthwise(use.module):
+            continue                         # they pass their input's channels on: they make none
+        # a channel may sit at several positions of one layer's output (the positions a grouped conv coupled
+        # across its groups): surgery removes every position whose channel goes, in every tensor alike
+        for i in use.out_ids:
+            makers.setdefault(find(i), set()).add(use.name)
     groups: dict[tuple[str, ...], list[int]] = {}
     for root, names in makers.items():
         if root not in pinned_roots:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.prune.graph import DependencyGraph
-from compress.prune.trace import CONV
+from compress.prune.trace import CONV, is_depthwise
 
 __all__ = ["IMPORTANCES", "importance", "register_importance"]
 
@@ -71,9 +71,12 @@ def _magnitude(graph: DependencyGraph, p: int) -> Scores:
         w = m.weight.detach().float().cpu()
         w = w.abs() if p == 1 else w.pow(2)
         acc.index_add_(0, graph.roots(use.out_ids), w.flatten(1).sum(1).double())
-        if isinstance(m, CONV) and m.groups > 1:
-            continue        # depthwise: one filter per channel, counted above
-        cols = w.sum([d for d in range(w.ndim) if d != 1]).view(len(use.in_ids), use.in_block).sum(1)
+        if is_depthwise(m):
+            continue        # its filters are its input channels', counted above
+        g = m.groups if isinstance(m, CONV) else 1
+        # column j of group k's filters reads input channel k * (in / g) + j
+        cols = w.reshape(g, w.shape[0] // g, w.shape[1], -1).sum((1, 3)).flatten()
+        cols = cols.view(len(use.in_ids), use.in_block).sum(1)
         acc.index_add_(0, graph.roots(use.in_ids), cols.double())
     if p == 2:
         acc = acc.sqrt()
@@ -121,7 +124,7 @@ def _taylor(graph: DependencyGraph, *, batches: Iterable | None = None, **_) -> 
         raise ValueError("importance 'taylor' needs batches of (images, labels) to take gradients on")
     model = graph.model
     makers = [u for u in _unique_uses(graph)
-              if isinstance(u.module, nn.Linear) or (isinstance(u.module, CONV) and u.module.groups == 1)]
+              if isinstance(u.module, nn.Linear) or (isinstance(u.module, CONV) and not is_depthwise(u.module))]
     sums = {u.name: None for u in makers}
     count = 0
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from compress.prune.graph import DependencyGraph
-from compress.prune.trace import CONV
+from compress.prune.trace import CONV, is_depthwise, is_grouped
 
 __all__ = ["remove_channels"]
 
@@ -29,17 +29,18 @@ def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> nn.Parame
 
 
 def _slice_conv(m: nn.Conv2d, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
-    if m.groups > 1 and not m.groups == m.in_channels == m.out_channels:
-        return          # a grouped conv: the graph pinned its channels
-    if m.groups > 1:    # depthwise: one index for both sides
+    """``keep_in``: the input channels kept; for a grouped conv the positions kept in its first group (every
+    group keeps the same ones: the graph coupled them), so ``groups`` stays; a depthwise conv keeps
+    ``groups`` = its kept input channels, each with its ``out / in`` filters."""
+    if is_depthwise(m):
         m.weight = _param(m.weight, keep_out, 0)
-        m.groups = len(keep_out)
-        m.in_channels = len(keep_out)
+        m.groups = m.in_channels = len(keep_in)
     else:
         m.weight = _param(_param(m.weight, keep_out, 0), keep_in, 1)
-        m.in_channels = len(keep_in)
+        m.in_channels = len(keep_in) * m.groups
     m.bias = _param(m.bias, keep_out, 0)
     m.out_channels = len(keep_out)
+    assert m.out_channels % m.groups == 0, f"pruned conv: {m.out_channels} outputs in {m.groups} groups"
 
 
 def _slice_linear(m: nn.Linear, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
@@ -63,8 +64,6 @@ def _slice_norm(m: nn.Module, keep: torch.Tensor) -> None:
 
 def _replaced(m: nn.Module) -> list[torch.Tensor]:
     """The tensors of ``m`` that slicing replaces by new ones (so the copy may share them until then)."""
-    if isinstance(m, CONV) and m.groups > 1 and not m.groups == m.in_channels == m.out_channels:
-        return []
     names = ("weight", "bias", "running_mean", "running_var")
     return [t for t in (getattr(m, n, None) for n in names) if isinstance(t, torch.Tensor)]
 
@@ -90,7 +89,8 @@ def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module
         m = modules[use.name]
         keep_out = _keep(graph, use.out_ids, 1, removed)
         if isinstance(m, CONV):
-            _slice_conv(m, _keep(graph, use.in_ids, use.in_block, removed), keep_out)
+            in_ids = use.in_ids[:m.in_channels // m.groups] if is_grouped(m) else use.in_ids
+            _slice_conv(m, _keep(graph, in_ids, use.in_block, removed), keep_out)
         elif isinstance(m, nn.Linear):
             _slice_linear(m, _keep(graph, use.in_ids, use.in_block, removed), keep_out)
         else:   # a norm: its channels are its input's

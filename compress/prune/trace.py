@@ -10,8 +10,11 @@ hooks, the profiler's way of seeing functional ops) joins the nodes that must go
   additions and squeeze-excite gates couple their branches;
 * ``cat`` along the channels concatenates the lists (channel offsets), pools and reductions over other dims keep
   them, ``view``/``flatten`` turn a channel into a block of features (flatten -> Linear);
-* anything else (an op without a rule, a grouped convolution, a parameter used outside a known layer) pins the
-  channels it touches and is reported by name: a channel is pruned only when every use of it is understood.
+* a depthwise convolution (``groups == in_channels``, any channel multiplier) passes each input channel on to
+  its filters; another grouped convolution couples position ``j`` of every group, on each side (Torch-Pruning's
+  rule: every group loses the same positions, so ``groups`` stays valid);
+* anything else (an op without a rule, a transposed convolution, a parameter used outside a known layer) pins
+  the channels it touches and is reported by name: a channel is pruned only when every use of it is understood.
 
 The model's input and output channels are pinned: the classifier's outputs are never pruned.
 """
@@ -35,6 +38,16 @@ aten = torch.ops.aten
 CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 LAYERS = CONV + NORM + (nn.Linear, nn.LayerNorm)
+
+
+def is_depthwise(m: nn.Module) -> bool:
+    """A convolution with one input channel per group (``out = m * in``: ``m`` filters per channel)."""
+    return isinstance(m, CONV) and m.groups > 1 and m.groups == m.in_channels
+
+
+def is_grouped(m: nn.Module) -> bool:
+    """A grouped convolution that is not depthwise (``in = g * a`` with ``a > 1``)."""
+    return isinstance(m, CONV) and 1 < m.groups < m.in_channels
 
 # ops that keep the channels of their first input (other dims may change): pools, dropout, copies
 _KEEP = {aten.max_pool2d_with_indices, aten.max_pool1d_with_indices, aten.max_pool2d, aten.avg_pool2d,
@@ -292,6 +305,30 @@ class _Tracer(TorchDispatchMode):
         return True
 
     # ---------------------------------------------------------------------------- layers, via module hooks
+    def conv_out(self, module: nn.Module, in_ids: list[int]) -> list[int]:
+        """The output channel nodes of a convolution reading ``in_ids``.
+
+        Depthwise (``groups == in_channels``, ``m = out / in`` filters per input channel): output ``k * m + j``
+        is input channel ``k``'s node, so a channel goes with the channel feeding it and its ``m`` filters
+        (``groups`` shrinks with it). Other grouped convolutions (``in = g * a``, ``out = g * b``), as
+        Torch-Pruning's group convs: position ``j`` of every group is one channel, on the input side (the
+        producer's channels ``j, a + j, 2a + j...`` go together) and on the output side, so each group loses the
+        same positions and ``groups`` stays valid."""
+        g = module.groups
+        if g == 1:
+            return self.t.new(module.out_channels)
+        if is_depthwise(module):
+            m = module.out_channels // g
+            return [i for i in in_ids for _ in range(m)]
+        a, b = module.in_channels // g, module.out_channels // g
+        out_ids = self.t.new(module.out_channels)
+        for k in range(1, g):
+            for j in range(a):
+                self.t.union(in_ids[j], in_ids[k * a + j])
+            for j in range(b):
+                self.t.union(out_ids[j], out_ids[k * b + j])
+        return out_ids
+
     def layer(self, module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> None:
         name = self.names[module]
         c = self.get(x)
@@ -300,14 +337,11 @@ class _Tracer(TorchDispatchMode):
         in_ids, in_block = c.ids, c.block
         ok = c.dim == _channel_dim(module, x) and len(c.ids) * c.block == _in_features(module)
         if isinstance(module, CONV):
-            g = module.groups
             ok = ok and c.block == 1
-            if ok and g == 1:
-                out_ids = self.t.new(module.out_channels)
-            elif ok and g == module.in_channels == module.out_channels:
-                out_ids = list(in_ids)      # depthwise: channel j goes with the channel feeding it
+            if ok:
+                out_ids = self.conv_out(module, in_ids)
             else:
-                why = f"grouped convolution, groups={g} ({name})" if ok else f"{type(module).__name__} ({name})"
+                why = f"{type(module).__name__} ({name})"
                 self.t.report(why)
                 self.t.pin(in_ids, why)
                 out_ids = self.t.new(module.out_channels, pin=why)
