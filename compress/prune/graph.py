@@ -49,6 +49,8 @@ class DependencyGraph:
     groups: list[Group]
     pinned_count: int
     unknown: dict[str, int] = field(default_factory=dict)
+    root_index: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long), repr=False)
+    """The channel (union-find root) of every node, by node."""
 
     @property
     def uses(self) -> list[LayerUse]:
@@ -57,11 +59,9 @@ class DependencyGraph:
     def root(self, node: int) -> int:
         return self.trace.find(node)
 
-    def roots(self, nodes: list[int]) -> torch.Tensor:
+    def roots(self, nodes: list[int] | torch.Tensor) -> torch.Tensor:
         """The channel (union-find root) of each node, as a long tensor (for vectorized scoring and slicing)."""
-        if not hasattr(self, "_roots"):
-            self._roots = torch.tensor([self.trace.find(i) for i in range(len(self.trace.parent))], dtype=torch.long)
-        return self._roots[torch.as_tensor(nodes, dtype=torch.long)]
+        return self.root_index[torch.as_tensor(nodes, dtype=torch.long)]
 
     def describe(self) -> str:
         """One line per group, then what pinned channels (if anything but the input and output did)."""
@@ -109,8 +109,8 @@ def build_graph(model: nn.Module, input_shape) -> DependencyGraph:
 
 
 def _group(model: nn.Module, trace: Trace) -> DependencyGraph:
-    find = trace.find
-    pinned_roots = {find(i) for i in trace.pinned}
+    root_of = [trace.find(i) for i in range(len(trace.parent))]
+    pinned_roots = {root_of[i] for i in trace.pinned}
     makers: dict[int, set[str]] = {}
     for use in trace.uses:
         if _is_norm(use.module) or is_depthwise(use.module):
@@ -118,15 +118,15 @@ def _group(model: nn.Module, trace: Trace) -> DependencyGraph:
         # a channel may sit at several positions of one layer's output (the positions a grouped conv coupled
         # across its groups): surgery removes every position whose channel goes, in every tensor alike
         for i in use.out_ids:
-            makers.setdefault(find(i), set()).add(use.name)
+            makers.setdefault(root_of[i], set()).add(use.name)
     groups: dict[tuple[str, ...], list[int]] = {}
     for root, names in makers.items():
         if root not in pinned_roots:
             groups.setdefault(tuple(sorted(names)), []).append(root)
     ordered = sorted(groups.items(), key=lambda kv: min(kv[1]))
-    all_roots = {find(i) for i in range(len(trace.parent))}
-    pinned = sum(1 for r in all_roots if r in pinned_roots)
-    return DependencyGraph(model, trace, [Group(k, sorted(v)) for k, v in ordered], pinned, dict(trace.unknown))
+    pinned = sum(1 for r in set(root_of) if r in pinned_roots)
+    return DependencyGraph(model, trace, [Group(k, sorted(v)) for k, v in ordered], pinned, dict(trace.unknown),
+                           torch.tensor(root_of, dtype=torch.long))
 
 
 def _is_norm(module: nn.Module) -> bool:

@@ -70,14 +70,14 @@ def _magnitude(graph: DependencyGraph, p: int) -> Scores:
             continue
         w = m.weight.detach().float().cpu()
         w = w.abs() if p == 1 else w.pow(2)
-        acc.index_add_(0, graph.roots(use.out_ids), w.flatten(1).sum(1).double())
+        acc.index_add_(0, graph.roots(use.out_index), w.flatten(1).sum(1).double())
         if is_depthwise(m):
             continue        # its filters are its input channels', counted above
         g = m.groups if isinstance(m, CONV) else 1
         # column j of group k's filters reads input channel k * (in / g) + j
         cols = w.reshape(g, w.shape[0] // g, w.shape[1], -1).sum((1, 3)).flatten()
         cols = cols.view(len(use.in_ids), use.in_block).sum(1)
-        acc.index_add_(0, graph.roots(use.in_ids), cols.double())
+        acc.index_add_(0, graph.roots(use.in_index), cols.double())
     if p == 2:
         acc = acc.sqrt()
     return dict(enumerate(acc.tolist()))

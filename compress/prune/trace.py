@@ -22,6 +22,7 @@ The model's input and output channels are pinned: the classifier's outputs are n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Sequence
 
 import torch
@@ -29,7 +30,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from compress.profile.recorder import meta_shortcut
+from compress.prune.shapes import shape_shortcut
 
 __all__: list[str] = []   # internal: compress.prune.graph.build_graph runs it
 
@@ -81,6 +82,14 @@ class LayerUse:
     in_ids: list[int]
     in_block: int
     out_ids: list[int]
+
+    @cached_property
+    def in_index(self) -> torch.Tensor:
+        return torch.tensor(self.in_ids, dtype=torch.long)
+
+    @cached_property
+    def out_index(self) -> torch.Tensor:
+        return torch.tensor(self.out_ids, dtype=torch.long)
 
 
 @dataclass
@@ -135,6 +144,13 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 class _Tracer(TorchDispatchMode):
     """Joins channel nodes op by op; layers with weights are handled by module hooks and their ops skipped."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch (2.10+) wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says False: the
+        # wrapper imports torch._dynamo on the first op (2.4-3 s) and adds a frame to every op. The tracer never
+        # runs under torch.compile, so there is nothing to disable.
+        return False
+
     def __init__(self, trace: Trace, names: dict[nn.Module, str]):
         super().__init__()
         self.t = trace
@@ -170,7 +186,7 @@ class _Tracer(TorchDispatchMode):
     # ---------------------------------------------------------------------------- ops
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        shortcut = meta_shortcut(func, args, kwargs)    # the profiler's: meta kernels written in Python are slow
+        shortcut = shape_shortcut(func, args, kwargs)    # meta kernels written in Python are slow
         out = shortcut(args, kwargs) if shortcut is not None else func(*args, **kwargs)
         if self.depth == 0:
             self.op(func, args, kwargs, out)
