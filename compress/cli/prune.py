@@ -11,7 +11,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "prune", help="prune a trained run's channels (a smaller model) and write a run folder",
         description="Structured pruning of RUN's model (compress.prune): channels coupled through residuals, "
-                    "concatenations and depthwise convs go together; the result is a smaller model whose card "
+                    "concatenations, depthwise and grouped convs go together; the result is a smaller model whose card "
                     "rebuilds it. Fine-tunes on the run's data and writes a run folder like `compress train`; "
                     "prints the before/after table.")
     p.add_argument("source", metavar="RUN", help="run folder to prune (from compress train)")

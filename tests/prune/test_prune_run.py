@@ -56,6 +56,8 @@ def test_prune_to_a_budget_without_finetuning(run_dir, tmp_path, capsys):
     ([], "give either ratio or a budget"),
     (["--max-params", "50"], "budget below the smallest reachable model"),
     (["--ratio", "0.5", "--steps", "0"], "steps must be"),
+    (["--max-latency-ms", "0.000001"], "budget below the smallest reachable model"),
+    (["--max-latency-ms", "-1"], "max_latency_ms must be a positive number"),
 ])
 def test_bad_input_is_one_line(run_dir, tmp_path, capsys, argv, message):
     assert main(["prune", str(run_dir), *argv, "--out", str(tmp_path / "x")]) == 2

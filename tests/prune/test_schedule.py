@@ -140,3 +140,22 @@ def test_before_after_table_and_accuracy_column():
     text = result.table()
     assert "param_count" in text and "acc" in text and "0.5000" in text
     assert set(result.to_dict()) >= {"before", "after", "steps"}
+
+
+def test_latency_budget_is_met_by_measurement():
+    """max_latency_ms: the bisection measures each candidate (batch 1, one thread) and keeps the least pruned one
+    whose median meets the budget. Timings are noisy on a shared machine: the re-measured result gets 50% slack,
+    the pruning itself must be real."""
+    from compress.prune.measure import figure
+
+    torch.manual_seed(0)
+    model = models.create("mlp", hidden=[1024, 1024])       # ~3.4M MACs: latency follows the width
+    start = figure(model, (1, 48, 48), "latency_ms")
+    result = prune(model, max_latency_ms=start * 0.5, latency=True)
+    assert 0 < result.steps[-1]["ratio"] < 0.95
+    assert result.after["param_count"] < 0.8 * result.before["param_count"]
+    assert result.after["latency_ms"] <= start * 0.5 * 1.5
+    with pytest.raises(ValueError, match="budget below the smallest reachable model.*latency_ms"):
+        prune(model, max_latency_ms=1e-6)
+    with pytest.raises(ValueError, match="max_latency_ms must be a positive number"):
+        prune(model, max_latency_ms=-1.0)
