@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--calls", type=int, default=100, help="timed calls per side per round at batch 1 (batch 32: / 10)")
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile"))
+    p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "entropy"))
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

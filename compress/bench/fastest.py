@@ -15,7 +15,7 @@ __all__ = ["fastest", "fastest_summary", "fastest_latency", "FLOAT_RUNTIMES"]
 
 # Runtimes that run the model's own float32 numbers (checked against eager at float32 tolerance); the
 # study's latency column picks among these, since its accuracy column is the float model's.
-FLOAT_RUNTIMES = ("eager", "folded", "onnxruntime")
+FLOAT_RUNTIMES = ("eager", "folded", "onnxruntime", "openvino")
 
 
 def fastest(records: Sequence[LatencyRecord]) -> dict[int, LatencyRecord]:

@@ -28,7 +28,9 @@ Runtimes:
 - ``cuda_graph_fp16``, ``cuda_graph_bf16`` (CUDA only; bf16 where the GPU has it): the same in half precision,
   the input cast in and the logits cast back inside the graph; checked against float32 eager at the half
   dtype's tolerance.
-- ``onnxruntime_int8``, ``torch_int8`` (CPU): int8 execution (:mod:`compress.bench.int8`): an int8 artifact's
+- ``openvino`` (optional extra ``compress[openvino]``, CPU): the ONNX export run by OpenVINO in float32, compiled
+  per batch size for its static shape (:mod:`compress.bench.openvino`).
+- ``onnxruntime_int8``, ``torch_int8``, ``openvino_int8`` (CPU): int8 execution (:mod:`compress.bench.int8`): an int8 artifact's
   stored int8 weights (or a float model through the int8+fold codec), activations calibrated on
   ``calibration`` images (else N(0, 1) inputs); checked against eager at ``INT8_TOLERANCE`` (20% of the largest
   output), a sanity check: ``compress export --int8`` checks accuracy.
@@ -279,5 +281,5 @@ def format_table(records: Sequence[LatencyRecord]) -> str:
             continue
         extra = [f"compile {r.compile_s:.1f} s"] if r.compile_s is not None else []
         lines.append(f"{left}{r.median_ms:>11.3f}{r.iqr_ms:>9.3f}{r.p95_ms:>9.3f}{r.images_per_s:>14,.0f}  "
-                     + "; ".join(extra + [n for n in r.notes if not n.startswith("onnxruntime ")]))
+                     + "; ".join(extra + [n for n in r.notes if not n.startswith(("onnxruntime ", "openvino "))]))
     return "\n".join(lines)

@@ -22,14 +22,15 @@ from compress.export.onnx import (INPUT_NAME, OUTPUT_NAME, check_input_shape, ex
                                   require_onnxruntime)
 from compress.quant.fold import fold_batchnorm
 
-__all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "INT8_RUNTIMES", "register_runtime", "Runner", "torch_runner",
+__all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "INT8_RUNTIMES", "CPU_ONLY_RUNTIMES", "register_runtime", "Runner", "torch_runner",
            "make_runner", "runtime_factory", "call_factory", "check_runtime", "available_runtimes", "ort_runner",
            "torch_int8_engine",
            "OutputMismatchError", "tolerance", "INT8_TOLERANCE"]
 
-RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "cuda_graph",
-            "onnxruntime_int8", "torch_int8", "cuda_graph_fp16", "cuda_graph_bf16")
-INT8_RUNTIMES = ("onnxruntime_int8", "torch_int8")
+RUNTIMES = ("eager", "folded", "channels_last", "compile", "onnxruntime", "openvino", "cuda_graph",
+            "onnxruntime_int8", "torch_int8", "openvino_int8", "cuda_graph_fp16", "cuda_graph_bf16")
+INT8_RUNTIMES = ("onnxruntime_int8", "torch_int8", "openvino_int8")
+CPU_ONLY_RUNTIMES = ("openvino", *INT8_RUNTIMES)
 # int8 outputs against eager float32: a sanity check that the int8 graph computes the model (errors of 1-10%
 # of the largest logit are normal: torch's x86 kernels use 7-bit activations; a broken graph is off by the whole
 # range); the accuracy check is compress.export.onnx_int8.check_int8's.
@@ -212,10 +213,23 @@ def _torch_int8(model, shape, *, dtype, device, threads, weights=None, calibrati
     return torch_int8(model, shape, weights=weights, calibration=calibration)
 
 
+def _openvino(model, shape, *, dtype, device, threads) -> Runner:
+    from compress.bench.openvino import openvino_float
+
+    return openvino_float(model, shape, threads=threads)
+
+
+def _openvino_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
+    from compress.bench.openvino import openvino_int8
+
+    return openvino_int8(model, shape, threads=threads, weights=weights, calibration=calibration)
+
+
 RUNTIME_FACTORIES: dict[str, Callable[..., Runner]] = {
     "eager": _eager, "folded": _folded, "channels_last": _channels_last,
     "compile": _compile, "onnxruntime": _onnxruntime, "cuda_graph": _cuda_graph,
     "onnxruntime_int8": _onnxruntime_int8, "torch_int8": _torch_int8,
+    "openvino": _openvino, "openvino_int8": _openvino_int8,
     "cuda_graph_fp16": _cuda_graph_half(torch.float16), "cuda_graph_bf16": _cuda_graph_half(torch.bfloat16),
 }
 
@@ -228,13 +242,17 @@ def runtime_factory(runtime: str, device: str) -> Callable[..., Runner]:
         raise ValueError(f"runtime {runtime!r} needs device 'cuda'")
     if runtime == "cuda_graph_bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"runtime 'cuda_graph_bf16' needs a GPU with bfloat16 ({torch.cuda.get_device_name()} has none)")
-    if runtime in INT8_RUNTIMES and device != "cpu":
+    if runtime in CPU_ONLY_RUNTIMES and device != "cpu":
         raise ValueError(f"runtime {runtime!r} runs on the CPU only (device 'cpu'), not {device!r}")
     if runtime == "torch_int8" and not torch_int8_engine():
         raise ValueError(f"runtime 'torch_int8' needs torch's x86, fbgemm or onednn quantized engine; this torch has "
                          f"{', '.join(torch.backends.quantized.supported_engines)}")
-    if runtime == "onnxruntime_int8":
-        require_onnxruntime()
+    if runtime in ("onnxruntime_int8", "openvino", "openvino_int8"):
+        require_onnxruntime()   # openvino reads the ONNX export; openvino_int8 calibrates in ONNX Runtime
+    if runtime.startswith("openvino"):
+        from compress.bench.openvino import require_openvino
+
+        require_openvino()
     if runtime == "onnxruntime":
         ort = require_onnxruntime()
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():

@@ -8,7 +8,8 @@ name from ``compress.models`` (built with ``--width``, random weights: latency d
 Runtimes: eager, folded (BatchNorm folded into convs), channels_last, compile (torch.compile; compile
 time reported separately), onnxruntime (needs ``pip install 'compress[onnx]'``), cuda_graph (CUDA only:
 the folded model captured as a CUDA graph and replayed), cuda_graph_fp16 and cuda_graph_bf16 (the same in
-half precision), onnxruntime_int8 and torch_int8 (CPU int8: an int8 artifact's stored weights, or a float
+half precision), openvino (needs ``pip install 'compress[openvino]'``: the ONNX export in OpenVINO, float32),
+onnxruntime_int8, torch_int8 and openvino_int8 (CPU int8: an int8 artifact's stored weights, or a float
 model through the int8+fold codec; activation ranges calibrated on the run's training images, else on
 random inputs). The last lines name the fastest runtime that passed its output check at each batch size.
 """
@@ -21,8 +22,8 @@ from pathlib import Path
 from compress.cli._common import (add_field, finite_float, given, non_negative_int, parse_csv, parse_int_list,
                                   parse_shape, positive_int)
 
-DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "onnxruntime_int8", "torch_int8",
-                    "cuda_graph", "cuda_graph_fp16", "cuda_graph_bf16")
+DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "openvino", "onnxruntime_int8", "torch_int8",
+                    "openvino_int8", "cuda_graph", "cuda_graph_fp16", "cuda_graph_bf16")
 
 
 def register(subparsers) -> None:
@@ -39,8 +40,9 @@ def register(subparsers) -> None:
                    help="one input image's shape (default: the model's own)")
     add_field(p, "--device", measure, "device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--runtimes", metavar="LIST", type=parse_csv, default=None,
-                   help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime and "
-                        "onnxruntime_int8 when installed, torch_int8 (int8 only for int8 artifacts), "
+                   help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime, "
+                        "onnxruntime_int8, openvino and openvino_int8 when installed, torch_int8 (int8 only "
+                        "for int8 artifacts), "
                         "cuda_graph[_fp16,_bf16] on cuda; compile only on request: it takes a minute per batch "
                         "size on CPU)")
     p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],

@@ -17,6 +17,7 @@ def register(sub) -> None:
     from compress.export import export_run
     from compress.export.budget import DEFAULT_CANDIDATES
     from compress.export.runs import DEEP_MODES
+    from compress.quant.calibrate import CALIBRATION_METHODS
     from compress.quant.deep import DeepConfig
 
     p = sub.add_parser("export", help="write a run as a compressed artifact (.npz/.pt), within a byte budget",
@@ -41,7 +42,7 @@ def register(sub) -> None:
     add_field(p, "--overwrite", export_run, "overwrite", switch=True, help="replace an existing --out file")
     add_field(p, "--int8", export_run, "int8", switch=True,
               help="with --onnx and an int8 codec: the ONNX file runs the stored int8 weights (QDQ), checked first")
-    add_field(p, "--calibration", export_run, "calibration", choices=("minmax", "percentile"),
+    add_field(p, "--calibration", export_run, "calibration", choices=CALIBRATION_METHODS,
               help="with --int8: how activation ranges are taken from training images")
     g = p.add_argument_group("deep compression (compress.quant.DeepConfig): per-layer candidates 'mixed' and 'deep'")
     add_field(g, "--deep", export_run, "deep", choices=DEEP_MODES,

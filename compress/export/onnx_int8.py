@@ -25,25 +25,30 @@ from compress.export.qdq import WEIGHT_OPS, activation_tensors, quantize_graph
 from compress.quant.calibrate import CALIBRATION_METHODS, RangeCalibrator
 from compress.quant.codecs import Codec, Encoded, dequantize_int8, quantize_int8
 
-__all__ = ["Int8Config", "Int8Export", "Int8Check", "INT8_CODECS", "int8_weights", "export_int8_onnx",
+__all__ = ["ACTIVATION_TYPES", "Int8Config", "Int8Export", "Int8Check", "INT8_CODECS", "int8_weights", "export_int8_onnx",
            "check_int8", "Int8CheckError", "training_images", "export_int8_artifact"]
 
 INT8_CODECS = ("int8", "int8-tensor")   # codecs whose artifacts have an int8 execution path
+ACTIVATION_TYPES = ("uint8", "int8")     # how activations with negative values are quantized
 
 
 @dataclass(frozen=True)
 class Int8Config:
     """How an int8 ONNX file is calibrated and checked."""
 
-    calibration: str = "minmax"        # activation ranges: minmax | percentile (compress.quant.calibrate)
+    calibration: str = "minmax"        # activation ranges: minmax | percentile | entropy (compress.quant.calibrate)
     percentile: float = 99.99          # percentile method: share of values (%) inside the range
     calibration_images: int = 512      # training images (count) the activation ranges are taken from
     min_agreement: float = 0.99        # share of predictions (0..1) that must equal the float decode's
     max_drop_points: float = 1.0       # accuracy may fall at most this many points below the float decode
+    activations: str = "uint8"         # signed tensors: uint8 (asymmetric) | int8 (symmetric, zero point 0;
+                                       # what OpenVINO's int8 kernels take without a zero-point subtraction)
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATION_METHODS:
             raise ValueError(f"unknown calibration {self.calibration!r}; known: {', '.join(CALIBRATION_METHODS)}")
+        if self.activations not in ACTIVATION_TYPES:
+            raise ValueError(f"unknown activations {self.activations!r}; known: {', '.join(ACTIVATION_TYPES)}")
         if self.calibration_images < 1:
             raise ValueError(f"calibration_images must be at least 1, got {self.calibration_images}")
         if not 0.0 <= self.min_agreement <= 1.0 or self.max_drop_points < 0:
@@ -59,9 +64,10 @@ class Int8Export:
     quantized_here: list[str]      # weights the artifact keeps in float (too small): quantized per channel here
     calibration: str
     calibration_images: int
+    activations: str = "uint8"     # Int8Config.activations: uint8, or int8 for tensors with negative values
 
     def notes(self) -> list[str]:
-        out = [f"int8 QDQ: {len(self.stored)} weights as stored, activations uint8 calibrated "
+        out = [f"int8 QDQ: {len(self.stored)} weights as stored, activations {self.activations} calibrated "
                f"({self.calibration}) on {self.calibration_images} images"]
         if self.quantized_here:
             out.append(f"{len(self.quantized_here)} small weights kept in float by the codec quantized per channel "
@@ -113,9 +119,10 @@ def export_int8_onnx(model: nn.Module, weights: Mapping[str, tuple[np.ndarray, n
                                      scale_dtype=torch.float32)
             stored[init.name] = (q.numpy(), scale.numpy())
     ranges = _activation_ranges(ort, float_model, images, config)
-    qdq = quantize_graph(float_model, stored, ranges)
+    qdq = quantize_graph(float_model, stored, ranges, signed=config.activations == "int8")
     _io.write_bytes(path, qdq.SerializeToString())
-    return Int8Export(Path(path), sorted(set(stored) - set(here)), sorted(here), config.calibration, len(images))
+    return Int8Export(Path(path), sorted(set(stored) - set(here)), sorted(here), config.calibration, len(images),
+                      config.activations)
 
 
 def training_images(x: torch.Tensor, count: int, normalizer, *, seed: int = 0) -> torch.Tensor:

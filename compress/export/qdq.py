@@ -15,13 +15,13 @@ op; at graph optimization level EXTENDED and above ONNX Runtime fuses ``DQ -> Co
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from compress.quant.calibrate import uint8_params
 
-__all__ = ["WEIGHT_OPS", "activation_tensors", "quantize_graph"]
+__all__ = ["WEIGHT_OPS", "activation_tensors", "quantize_graph", "int8_params"]
 
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 
@@ -39,33 +39,46 @@ def activation_tensors(model) -> list[str]:
 
 
 def quantize_graph(model, weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                   ranges: Mapping[str, tuple[float, float]]):
+                   ranges: Mapping[str, tuple[float, float]], *, float_ops: Sequence[str] = (),
+                   signed: bool = False):
     """A QDQ copy of the float ONNX ``model`` (an ``onnx.ModelProto``).
 
     ``weights`` maps a weight initializer's name to ``(q, scale)``: ``q`` int8 of the initializer's shape,
     ``scale`` float with one entry per output channel or one in all. Each ``Conv``/``Gemm``/``MatMul`` weight
     must be in it. ``ranges`` maps every name of :func:`activation_tensors` to its calibrated ``(low, high)``.
-    Raises ValueError naming a weight or activation that is missing or does not match.
+    ``float_ops``: nodes (ONNX node names) left in float, weight ops running their weights' ``q * scale``; an
+    activation that only they read gets no Q/DQ pair. ``signed``: activations whose range goes below 0 are int8
+    with zero point 0 (:func:`int8_params`) instead of asymmetric uint8; engines such as OpenVINO then need no
+    zero-point subtraction before the next op. Raises ValueError naming a weight, activation or op that is
+    missing or does not match.
     """
     import onnx
 
     model = _fold_relu(_without_constant_identities(_copy(model)))
     graph = model.graph
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
-    acts = activation_tensors(model)
+    unknown = sorted(set(float_ops) - {n.name for n in graph.node})
+    if unknown:
+        raise ValueError(f"float_ops {unknown[:5]} are not nodes of the graph")
+    readers = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.name)
+    acts = [a for a in activation_tensors(model) if not set(readers[a]) <= set(float_ops)]
     missing = [a for a in acts if a not in ranges]
     if missing:
         raise ValueError(f"no calibrated range for activations {missing[:5]}")
-    qparams = {a: uint8_params(*ranges[a]) for a in acts}
+    qparams = {a: (int8_params if signed and ranges[a][0] < 0 else uint8_params)(*ranges[a]) for a in acts}
     new_inits, new_nodes = [], []
     for node in graph.node:
         if node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in inits:
-            _quantize_weight_op(node, inits, weights, qparams, new_inits, new_nodes)
+            if node.name not in float_ops:   # a float op runs the graph's weight: q * scale, as the artifact decodes
+                _quantize_weight_op(node, inits, weights, qparams, new_inits, new_nodes)
     for name in acts:
         scale, zero = qparams[name]
         s, z = f"{name}_scale", f"{name}_zero_point"
         new_inits += [onnx.numpy_helper.from_array(np.array(scale, np.float32), s),
-                      onnx.numpy_helper.from_array(np.array(zero, np.uint8), z)]
+                      onnx.numpy_helper.from_array(np.array(zero, np.int8 if isinstance(zero, np.int8) else np.uint8), z)]
         for consumer in graph.node:
             for k, inp in enumerate(consumer.input):
                 if inp == name:
@@ -80,6 +93,15 @@ def quantize_graph(model, weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
     graph.node.extend(_topological(nodes, {i.name for i in graph.input} | {i.name for i in graph.initializer}))
     onnx.checker.check_model(model)
     return model
+
+
+def int8_params(low: float, high: float) -> tuple[float, np.int8]:
+    """Symmetric int8 quantization of ``[low, high]``: ``(scale, int8 zero point 0)``, ``x ~= q * scale`` with q
+    in [-127, 127] covering the larger of ``|low|`` and ``high``. A range of width 0 gets scale 1."""
+    bound = max(abs(float(low)), abs(float(high)))
+    if not np.isfinite(bound):
+        raise ValueError(f"activation range [{low}, {high}] is not finite")
+    return (float(np.float32(bound / 127.0)) if bound > 0 else 1.0), np.int8(0)
 
 
 def _quantize_weight_op(node, inits, weights, qparams, new_inits, new_nodes) -> None:

@@ -118,7 +118,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     Without: ``codec`` (default fp16), BatchNorm folded with
     ``fold_bn``. The manifest keeps the run's input normalization and class names. ``onnx``: also export the
     written model (as reloaded from the file) to that ONNX path; with ``int8`` as an int8 QDQ graph of the
-    file's stored int8 weights, activations calibrated (``calibration``: minmax or percentile) on the run's
+    file's stored int8 weights, activations calibrated (``calibration``: minmax, percentile or entropy) on the run's
     training images and checked against the file's float decode on its test split
     (:func:`~compress.export.onnx_int8.export_int8_artifact`). Raises ValueError for settings that contradict
     each other or a codec without an int8 path, :class:`~compress.export.budget.BudgetError` when nothing fits.

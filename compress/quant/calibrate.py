@@ -6,6 +6,12 @@ Wu et al. 2020, "Integer quantization for deep learning inference", sec. 4.1):
     percentile  the ``percentile`` and ``100 - percentile`` points of all values seen (99.99 by default), read
                 from a histogram of ``bins`` equal bins between the min and max of a first pass. Clips the
                 rarest outliers for a finer step.
+    entropy     the range whose uint8 quantization loses the least information: the KL divergence between the
+                histogram clipped to the range and that histogram merged into 255 uint8 steps, minimized over
+                ranges shrunk toward 0 from ``[min, max]`` (TensorRT's entropy calibration, Migacz 2017,
+                "8-bit inference with TensorRT", adapted to asymmetric uint8: one window scale for both sides;
+                exact zeros are left out of the histogram, since zero is exact in every range and a ReLU's
+                spike of zeros would otherwise pull the window down to the narrowest one).
 
 A range always contains 0 (zero must be exact: padding and ReLU produce it). :func:`uint8_params` turns a range
 into the asymmetric uint8 ``(scale, zero_point)`` that ONNX ``QuantizeLinear`` takes.
@@ -13,7 +19,7 @@ into the asymmetric uint8 ``(scale, zero_point)`` that ONNX ``QuantizeLinear`` t
     calib = RangeCalibrator("percentile")
     for batch in batches: calib.observe(tensors_of(batch))       # pass 1: min and max
     calib.end_pass()
-    if calib.needs_second_pass:
+    if calib.needs_second_pass:                                  # percentile, entropy
         for batch in batches: calib.observe(tensors_of(batch))   # pass 2: histograms
     ranges = calib.ranges()                                      # {name: (low, high)}
 """
@@ -24,16 +30,18 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["CALIBRATION_METHODS", "RangeCalibrator", "uint8_params"]
+__all__ = ["CALIBRATION_METHODS", "RangeCalibrator", "uint8_params", "entropy_window"]
 
-CALIBRATION_METHODS = ("minmax", "percentile")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+UINT8_STEPS = 255   # uint8 levels minus one: the steps a range is cut into
 
 
 class RangeCalibrator:
     """Collects per-tensor statistics over calibration batches and gives each tensor's ``(low, high)`` range.
 
-    ``method``: ``minmax`` or ``percentile``; ``percentile`` (in percent, 50 < p <= 100) and ``bins`` (count)
-    only matter for the percentile method, which needs a second pass over the same batches. Raises
+    ``method``: ``minmax``, ``percentile`` or ``entropy``; ``percentile`` (in percent, 50 < p <= 100) only
+    matters for the percentile method, ``bins`` (histogram bins, count, at least 2; at least 256 for entropy)
+    for both histogram methods, which need a second pass over the same batches. Raises
     ValueError for an unknown method or out-of-range settings.
     """
 
@@ -44,6 +52,8 @@ class RangeCalibrator:
             raise ValueError(f"calibration percentile must be in (50, 100], got {percentile!r}")
         if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
             raise ValueError(f"calibration bins must be an integer >= 2, got {bins!r}")
+        if method == "entropy" and bins <= UINT8_STEPS:
+            raise ValueError(f"entropy calibration needs more than {UINT8_STEPS} bins, got {bins}")
         self.method, self.percentile, self.bins = method, float(percentile), bins
         self._min: dict[str, float] = {}
         self._max: dict[str, float] = {}
@@ -53,7 +63,7 @@ class RangeCalibrator:
     @property
     def needs_second_pass(self) -> bool:
         """After the first pass: whether :meth:`observe` must see the batches again (percentile: histograms)."""
-        return self.method == "percentile" and not self._hist
+        return self.method != "minmax" and not self._hist
 
     def observe(self, tensors: Mapping[str, np.ndarray]) -> None:
         """Take one batch's tensors ``{name: array}`` into account (pass 1: min/max; pass 2: histograms)."""
@@ -68,6 +78,8 @@ class RangeCalibrator:
                 continue
             if name not in self._min:
                 raise ValueError(f"tensor {name!r} was not seen in the first calibration pass")
+            if self.method == "entropy":   # exact zeros (ReLU's, padding) quantize without error: not counted
+                a = a[a != 0]
             hist, _ = np.histogram(a, bins=self.bins, range=self._edges(name))
             self._hist[name] = self._hist.get(name, 0) + hist
 
@@ -81,11 +93,13 @@ class RangeCalibrator:
         """``{name: (low, high)}`` with ``low <= 0 <= high``. Raises ValueError if a pass is missing."""
         if not self._min:
             raise ValueError("calibration saw no tensors: give at least one calibration batch")
-        if self.method == "percentile" and not self._hist:
-            raise ValueError("percentile calibration needs a second pass over the batches (see needs_second_pass)")
+        if self.method != "minmax" and not self._hist:
+            raise ValueError(f"{self.method} calibration needs a second pass over the batches (see needs_second_pass)")
+        pick = {"minmax": lambda n: (self._min[n], self._max[n]), "percentile": self._percentile_range,
+                "entropy": self._entropy_range}[self.method]
         out = {}
         for name in self._min:
-            lo, hi = (self._min[name], self._max[name]) if self.method == "minmax" else self._percentile_range(name)
+            lo, hi = pick(name)
             out[name] = (min(lo, 0.0), max(hi, 0.0))
         return out
 
@@ -105,6 +119,53 @@ class RangeCalibrator:
         low = edges[int(np.searchsorted(cdf, tail, side="left"))] if tail > 0 else lo_edge
         high = edges[int(np.searchsorted(cdf, 1.0 - tail, side="left")) + 1] if tail > 0 else hi_edge
         return max(float(low), self._min[name]), min(float(high), self._max[name])
+
+
+    def _entropy_range(self, name: str) -> tuple[float, float]:
+        hist = self._hist.get(name)
+        if hist is None or hist.sum() == 0:
+            return self._min[name], self._max[name]
+        lo_edge, hi_edge = self._edges(name)
+        edges = np.linspace(lo_edge, hi_edge, self.bins + 1)
+        low, high = entropy_window(np.asarray(hist, dtype=np.float64),
+                                   zero_bin=(0.0 - lo_edge) / (hi_edge - lo_edge) * self.bins)
+        return max(float(edges[low]), self._min[name]), min(float(edges[high]), self._max[name])
+
+
+def entropy_window(hist: np.ndarray, zero_bin: float, *, steps: int = UINT8_STEPS, stride: int = 4
+                   ) -> tuple[int, int]:
+    """Bin indices ``(a, b)`` of the window ``hist[a:b]`` (every ``stride``-th width from ``steps`` bins up to
+    all, shrunk toward the fractional bin index ``zero_bin`` where 0 lies) that minimizes KL(P || Q): P the
+    histogram with the mass outside the window added to its edge bins, Q the window's histogram merged into
+    ``steps`` equal groups, each group's mass spread evenly over its nonempty bins (Migacz 2017)."""
+    n = len(hist)
+    zero_bin = float(np.clip(zero_bin, 0.0, n))
+    best, best_kl = (0, n), np.inf
+    for width in list(range(steps, n, stride)) + [n]:
+        s = width / n
+        a = int(np.clip(round(zero_bin - s * zero_bin), 0, n - width))
+        b = a + width
+        kl = _window_kl(hist, a, b, steps)
+        if kl < best_kl:
+            best, best_kl = (a, b), kl
+    return best
+
+
+def _window_kl(hist: np.ndarray, a: int, b: int, steps: int) -> float:
+    window = hist[a:b]
+    p = window.copy()
+    p[0] += hist[:a].sum()
+    p[-1] += hist[b:].sum()
+    group = np.minimum((np.arange(len(window)) * steps) // len(window), steps - 1)   # uint8 step of each bin
+    nonzero = window > 0
+    mass = np.bincount(group, weights=window, minlength=steps)
+    count = np.bincount(group, weights=nonzero, minlength=steps)
+    q = np.where(nonzero, mass[group] / np.maximum(count[group], 1), 0.0)
+    keep = p > 0
+    p, q = p[keep] / p.sum(), q[keep] / q.sum()
+    # a clipped edge bin empty inside the window has P > 0 and Q = 0: give it a little mass (TensorRT smooths too)
+    q = np.where(q > 0, q, 1e-4 / len(window))
+    return float(np.sum(p * np.log(p / q)))
 
 
 def uint8_params(low: float, high: float) -> tuple[float, int]:

@@ -48,7 +48,7 @@ __all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "read_
 ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
 CSV_COLUMNS = ["run_id", "family", "budget", "policy", "variant", "seed", "width_mult", "depth_mult", "input_size",
                "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "val_acc", "test_acc", "best_epoch",
-               "epochs", "converged", "train_seconds", "latency_ms", "n_val", "n_test"]
+               "epochs", "converged", "train_seconds", "latency_ms", "latency_runtime", "n_val", "n_test"]
 
 
 @dataclass

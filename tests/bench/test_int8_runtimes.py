@@ -25,8 +25,14 @@ def net(randomize_batchnorm):
     return randomize_batchnorm(models.create("fer_hw8_torch", width_mult=0.25, num_classes=3, input_size=16)).eval()
 
 
+def _installed(runtime: str) -> None:
+    if runtime not in runtimes.available_runtimes("cpu"):
+        pytest.skip(f"{runtime} is not installed here (openvino_int8: pip install 'compress[openvino]')")
+
+
 @pytest.mark.parametrize("runtime", INT8_RUNTIMES)
 def test_int8_runtimes_pass_their_check_on_a_float_model(net, runtime):
+    _installed(runtime)
     calibration = torch.randn(40, *SHAPE)
     records = latency.measure(net, SHAPE, runtime=runtime, batch_sizes=(1, 4), calibration=calibration, **FAST)
     for r in records:
@@ -38,6 +44,7 @@ def test_int8_runtimes_pass_their_check_on_a_float_model(net, runtime):
 
 @pytest.mark.parametrize("runtime", INT8_RUNTIMES)
 def test_int8_runtimes_run_an_int8_artifacts_stored_values(net, tmp_path, runtime):
+    _installed(runtime)
     path = A.save(net, tmp_path / "m.npz", codec="int8", fold_bn=True)
     (record,) = latency.measure(path, SHAPE, runtime=runtime, batch_sizes=(2,), **FAST)
     assert record.error is None, record.error

@@ -71,6 +71,52 @@ def test_onnxruntime_runs_it_with_int8_kernels_close_to_the_float_decode(net, tm
     assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
 
 
+def test_signed_activations_are_symmetric_int8_and_relu_outputs_stay_uint8(net, tmp_path):
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz")
+    x = torch.randn(64, *SHAPE)
+    export = O.export_int8_onnx(decoded, weights, tmp_path / "s.onnx", SHAPE, x[:48],
+                                config=O.Int8Config(activations="int8"))
+    assert "activations int8" in export.notes()[0]
+    graph = onnx.load(str(tmp_path / "s.onnx")).graph
+    zeros = {i.name[:-len("_zero_point")]: onnx.numpy_helper.to_array(i) for i in graph.initializer
+             if i.name.endswith("_zero_point") and i.name.replace("_zero_point", "_quantized") not in
+             {j.name for j in graph.initializer}}                           # activations, not weights
+    assert zeros["input"].dtype == np.int8 and zeros["input"] == 0           # N(0, 1) input: signed, symmetric
+    relu = [name for name in zeros if name.endswith("Relu_output_0")]        # convs whose ReLU was folded
+    assert relu and all(zeros[name].dtype == np.uint8 and zeros[name] == 0 for name in relu)
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = decoded(x[48:]).numpy()
+    assert np.abs(session.run(None, {"input": x[48:].numpy()})[0] - want).max() <= 0.1 * np.abs(want).max()
+    with pytest.raises(ValueError, match="unknown activations 'int4'"):
+        O.Int8Config(activations="int4")
+
+
+def test_float_ops_stay_float_and_only_their_inputs_skip_quantization(net, tmp_path):
+    from compress.export.onnx import export_onnx
+    from compress.export.qdq import activation_tensors, quantize_graph
+
+    decoded, weights, _ = _artifact(net, tmp_path / "m.npz")
+    float_model = onnx.load(str(export_onnx(decoded, tmp_path / "f.onnx", SHAPE, fold_bn=True)))
+    stem = next(n for n in float_model.graph.node if n.op_type == "Conv")
+    stored = {k: v for k, v in weights.items() if k == stem.input[1]} | {
+        k: v for k, v in weights.items() if k != stem.input[1]}
+    inits = {i.name for i in float_model.graph.initializer}
+    for n in float_model.graph.node:   # weights the codec kept in float: quantize per tensor for the graph
+        if n.op_type in ("Conv", "Gemm") and n.input[1] not in stored and n.input[1] in inits:
+            w = onnx.numpy_helper.to_array(next(i for i in float_model.graph.initializer if i.name == n.input[1]))
+            scale = np.float32(np.abs(w).max() / 127)
+            stored[n.input[1]] = (np.round(w / scale).astype(np.int8), np.array([scale], np.float32))
+    ranges = {a: (-4.0, 4.0) for a in activation_tensors(float_model)}
+    qdq = quantize_graph(float_model, stored, ranges, float_ops=[stem.name])
+    nodes = {n.name: n for n in qdq.graph.node}
+    assert nodes[stem.name].input[0] == "input" and nodes[stem.name].input[1] == stem.input[1]   # float, no DQ
+    assert "input_QuantizeLinear" not in nodes                  # the graph input only feeds the float stem
+    assert sum(n.op_type == "DequantizeLinear" for n in qdq.graph.node) > 0
+    with pytest.raises(ValueError, match="are not nodes of the graph"):
+        quantize_graph(float_model, stored, ranges, float_ops=["no_such_node"])
+
+
 def test_per_tensor_codec_works_too(net, tmp_path):
     decoded, weights, _ = _artifact(net, tmp_path / "m.npz", codec="int8-tensor")
     assert all(np.asarray(s).size == 1 for _, s in weights.values())
@@ -134,7 +180,7 @@ def run_dir(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("calibration", ["minmax", "percentile"])
+@pytest.mark.parametrize("calibration", ["minmax", "percentile", "entropy"])
 def test_cli_export_int8_onnx(run_dir, tmp_path, capsys, calibration):
     args = ["export", str(run_dir), "--codec", "int8", "--fold-bn", "--out", str(tmp_path / "m.npz"),
             "--onnx", str(tmp_path / "m.onnx"), "--int8", "--calibration", calibration, "--json"]

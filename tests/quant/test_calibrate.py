@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress.quant.calibrate import RangeCalibrator, uint8_params
+from compress.quant.calibrate import RangeCalibrator, entropy_window, uint8_params
 
 
 def _run(calib: RangeCalibrator, batches: list[dict]) -> dict:
@@ -39,6 +39,33 @@ def test_percentile_100_is_minmax():
     assert _run(RangeCalibrator("percentile", percentile=100.0), [x])["x"] == pytest.approx((-2.0, 3.0))
 
 
+def test_entropy_clips_a_long_tail_that_minmax_keeps():
+    rng = np.random.default_rng(0)
+    relu = np.maximum(rng.standard_normal(200_000), 0).astype(np.float32)
+    relu[:3] = [40.0, 50.0, 60.0]                          # a few huge values widen the min-max step 15x
+    low, high = _run(RangeCalibrator("entropy"), [{"x": relu}])["x"]
+    assert low == 0.0 and 3.0 < high < 12.0                # clipped near the bulk (N(0,1) has 99.99% below 3.9)
+    low, high = _run(RangeCalibrator("entropy"), [{"x": -relu}])["x"]
+    assert high == 0.0 and -12.0 < low < -3.0              # the same on a negative tensor: the window shrinks to 0
+
+
+def test_entropy_keeps_the_whole_range_of_a_uniform_tensor():
+    x = {"x": np.linspace(-1.0, 3.0, 100_001)}             # no tail: clipping only adds error
+    low, high = _run(RangeCalibrator("entropy"), [x])["x"]
+    assert low == pytest.approx(-1.0, abs=0.02) and high == pytest.approx(3.0, abs=0.05)
+
+
+def test_entropy_window_by_hand():
+    # 2048 bins: a decaying bulk in the first 256, one count in the last. The whole range merges 8 bins per uint8
+    # step, flattening the bulk (KL > 0); a window of the bulk's 256 bins keeps it at 1 bin per step and moves the
+    # single outlier onto the edge bin: the smallest KL. Mirrored (zero at the top), the window mirrors too.
+    hist = np.zeros(2048)
+    hist[:256] = 1000.0 * np.exp(-np.arange(256) / 64.0)
+    hist[-1] = 1.0
+    assert entropy_window(hist, zero_bin=0.0, steps=255, stride=1) == (0, 256)
+    assert entropy_window(hist[::-1].copy(), zero_bin=2048.0, steps=255, stride=1) == (1792, 2048)
+
+
 def test_uint8_params_make_zero_exact_and_cover_the_range():
     scale, zero = uint8_params(-1.0, 3.0)
     assert scale == pytest.approx(4.0 / 255) and zero == round(1.0 / scale)
@@ -61,5 +88,12 @@ def test_bad_settings_and_missing_passes_raise():
         calib.ranges()
     with pytest.raises(ValueError, match="not seen in the first"):
         calib.observe({"y": np.ones(3)})
+    with pytest.raises(ValueError, match="more than 255 bins"):
+        RangeCalibrator("entropy", bins=200)
+    calib = RangeCalibrator("entropy")
+    calib.observe({"x": np.ones(3)})
+    calib.end_pass()
+    with pytest.raises(ValueError, match="entropy calibration needs a second pass"):
+        calib.ranges()
     with pytest.raises(ValueError, match="not finite"):
         uint8_params(-np.inf, 1.0)

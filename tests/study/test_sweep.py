@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from compress.bench import FLOAT_RUNTIMES
 from compress.study import sweep
 from compress.study import ProcessExecutor, SweepConfig, run_sweep, summarize
 
@@ -95,6 +96,8 @@ def test_latency_is_measured_after_training_and_kept_on_resume(tmp_path, monkeyp
     assert record["latency_ms"] > 0
     stored = json.loads((tmp_path / "records" / f"{record['run_id']}.json").read_text())
     assert stored["latency_ms"] == record["latency_ms"]
+    (row,) = csv.DictReader((tmp_path / "results.csv").open())     # the CSV names the runtime it was timed in
+    assert row["latency_runtime"] == record["latency_runtime"] and row["latency_runtime"] in FLOAT_RUNTIMES
     import compress.bench.latency
     monkeypatch.setattr(compress.bench.latency, "measure", lambda *a, **k: pytest.fail("measured twice"))
     run_sweep(config, tmp_path, progress=None)
