@@ -12,8 +12,10 @@ What it does, per model: trains it (or reuses ``WORK/<model>-<width>``) on the d
 ``compress.export.export_run(..., onnx=..., int8=True)`` (calibrated on training images, checked against the
 artifact's float decode on the test split: the accuracy columns), then times in one process, interleaved:
 ``eager`` (the trained float model), ``onnxruntime`` (the same float model in ONNX Runtime, BatchNorm folded),
-``onnxruntime_int8`` (the artifact's stored int8 weights, QDQ graph) and ``torch_int8`` (the same weights in
-torch's FX int8 kernels). Each side runs ``--rounds`` rounds (rotated order) of ``--warmup`` untimed and
+``onnxruntime_int8`` (the artifact's stored int8 weights, QDQ graph), ``torch_int8`` (the same weights in
+torch's FX int8 kernels) and, with ``compress[openvino]`` installed, ``openvino`` (the float model in OpenVINO)
+and ``openvino_int8`` (the stored int8 weights, QDQ graph with symmetric int8 activations, in OpenVINO). Each
+int8 runtime's predictions on the whole test split are compared with the artifact's float decode first. Each side runs ``--rounds`` rounds (rotated order) of ``--warmup`` untimed and
 ``--calls`` timed calls on real test images; medians of all timed calls. Load average before and after is
 printed: on a shared machine it matters.
 """
@@ -34,7 +36,7 @@ from compress.device import device_name
 from compress.export import export_run, read, restore
 from compress.export.onnx_int8 import Int8Config, int8_weights, training_images
 
-SIDES = ("eager", "onnxruntime", "onnxruntime_int8", "torch_int8")
+SIDES = ("eager", "onnxruntime", "onnxruntime_int8", "torch_int8", "openvino", "openvino_int8")
 
 
 def trained_run(work: Path, name: str, width: float, epochs: int, bundle) -> Path:
@@ -47,7 +49,7 @@ def trained_run(work: Path, name: str, width: float, epochs: int, bundle) -> Pat
     return out
 
 
-def sides_for(run, artifact: Path, batch: int, threads: int) -> dict:
+def sides_for(run, artifact: Path, batch: int, threads: int, sides=SIDES) -> dict:
     """``{side: (call, output)}`` on ``batch`` normalized test images."""
     bundle = run.data()
     x = run.normalizer(bundle.split().x[:batch])
@@ -55,11 +57,27 @@ def sides_for(run, artifact: Path, batch: int, threads: int) -> dict:
     manifest, encoded = read(artifact)
     decoded, weights = restore(manifest, encoded), int8_weights(manifest["codec"], encoded)
     out = {}
-    for side in SIDES:
+    for side in sides:
         int8 = side in latency.INT8_RUNTIMES
         runner = latency.make_runner(decoded if int8 else run.model, x.shape[1:], runtime=side, threads=threads,
                                      weights=weights if int8 else None, calibration=calib if int8 else None)
         out[side] = runner(x)
+    return out
+
+
+def int8_accuracy(run, artifact: Path, sides) -> dict[str, dict]:
+    """Per int8 side, on the whole test split: share of predictions equal to the artifact's float decode's
+    (0..1) and accuracy (%)."""
+    split = run.data().split()
+    decoded = restore(*read(artifact)).eval()
+    with torch.no_grad():
+        want = decoded(run.normalizer(split.x)).argmax(1)
+    out = {}
+    for side, (call, output) in sides_for(run, artifact, len(split.y), 1, sides).items():
+        pred = output(call()).argmax(1)
+        out[side] = dict(agreement=(pred == want).float().mean().item(),
+                         accuracy=100 * (pred == split.y).float().mean().item(),
+                         float_decode_accuracy=100 * (want == split.y).float().mean().item())
     return out
 
 
@@ -104,15 +122,21 @@ def main(argv=None) -> int:
                    fp32_test_acc=100 * run.metrics["test_acc"], int8_check=check.to_dict(), latency_ms={})
         print(f"\n{name} width {width:g}: {row['param_count']:,} params; fp32 test {row['fp32_test_acc']:.2f}%; "
               f"{check.summary()}")
+        sides = [s for s in SIDES if s in latency.available_runtimes("cpu")]
+        row["int8_accuracy"] = int8_accuracy(run, export.path, [s for s in sides if s in latency.INT8_RUNTIMES])
+        for side, acc in row["int8_accuracy"].items():
+            print(f"  {side}: {100 * acc['agreement']:.1f}% same predictions as the float decode, accuracy "
+                  f"{acc['accuracy']:.2f}% ({acc['accuracy'] - acc['float_decode_accuracy']:+.2f} points)")
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             calls = args.calls if batch == 1 else max(5, args.calls // 10)
-            medians = interleaved(sides_for(run, export.path, batch, args.threads), args.rounds, args.warmup, calls)
+            medians = interleaved(sides_for(run, export.path, batch, args.threads, sides), args.rounds, args.warmup,
+                                  calls)
             row["latency_ms"][batch] = medians
             fastest = min(medians, key=medians.get)
             print(f"  batch {batch}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in medians.items()))
-            print(f"    onnxruntime / onnxruntime_int8 = {medians['onnxruntime'] / medians['onnxruntime_int8']:.2f}x, "
-                  f"onnxruntime / torch_int8 = {medians['onnxruntime'] / medians['torch_int8']:.2f}x, "
-                  f"eager / fastest ({fastest}) = {medians['eager'] / medians[fastest]:.2f}x")
+            print("    " + ", ".join(f"onnxruntime / {k} = {medians['onnxruntime'] / medians[k]:.2f}x"
+                                     for k in medians if k in latency.INT8_RUNTIMES or k == "openvino")
+                  + f", eager / fastest ({fastest}) = {medians['eager'] / medians[fastest]:.2f}x")
         results.append(row)
     load_after = os.getloadavg()
     print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
