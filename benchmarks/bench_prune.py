@@ -63,6 +63,43 @@ class UserResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
 
 
+class Bottleneck(nn.Module):
+    """ResNeXt's block (Xie et al. 2017): 1x1 -> grouped 3x3 -> 1x1, plus the shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, groups: int = 8, group_width: int = 4):
+        super().__init__()
+        mid = groups * group_width
+        self.conv1, self.bn1 = nn.Conv2d(c_in, mid, 1, bias=False), nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3, self.bn3 = nn.Conv2d(mid, c_out, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.down = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+                     if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        return F.relu(self.bn3(self.conv3(y)) + self.down(x))
+
+
+class UserResNeXt(nn.Module):
+    """A small ResNeXt (8 groups, group widths 4-32), as a user writes it."""
+
+    def __init__(self, widths=(64, 128, 256, 512), num_classes: int = 7):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        blocks, c = [], 32
+        for i, w in enumerate(widths):
+            gw = 4 * 2 ** i
+            blocks += [Bottleneck(c, w, 1 if i == 0 else 2, group_width=gw), Bottleneck(w, w, 1, group_width=gw)]
+            c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
 def _models():
     yield "cnn", models.create("cnn"), (1, 48, 48)
     yield "mobilenet_v1", models.create("mobilenet_v1"), (1, 48, 48)
@@ -70,6 +107,7 @@ def _models():
     yield "fer_hw3_cnn", models.create("fer_hw3_cnn"), (1, 48, 48)
     yield "fer_hw8_torch", models.create("fer_hw8_torch"), (1, 48, 48)
     yield "user ResNet-18", UserResNet(), (1, 48, 48)
+    yield "user ResNeXt (grouped convs)", UserResNeXt(), (1, 48, 48)
 
 
 def ours(model: nn.Module, shape, ratio: float) -> nn.Module:
