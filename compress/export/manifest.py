@@ -145,6 +145,7 @@ def _check_model(path, spec: dict, rows: list) -> None:
 
 def _min_blocks(path, args: dict) -> int:
     """Blocks ``create(**args)`` builds (each holds at least one tensor), counted from the spec alone."""
+    from compress.models.builder import stage_repeats
     from compress.models.registry import get_spec
     from compress.models.spec import ConvNetSpec
 
@@ -154,5 +155,5 @@ def _min_blocks(path, args: dict) -> int:
         raise ArtifactError(f"{path}: cannot rebuild the model from its card ({exc})") from None
     d = args.get("depth_mult", 1.0)
     if isinstance(spec, ConvNetSpec):
-        return sum(max(1, math.ceil(s.repeats * d)) for s in spec.stages)
-    return max(1, math.ceil(len(spec.hidden) * d)) if spec.hidden else 0
+        return sum(stage_repeats([s.repeats for s in spec.stages], d))
+    return sum(stage_repeats([len(spec.hidden)], d)) if spec.hidden else 0

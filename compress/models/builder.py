@@ -2,8 +2,9 @@
 
 :func:`build` reads a :class:`~compress.models.spec.ConvNetSpec` or :class:`~compress.models.spec.MLPSpec`,
 applies the width multiplier (every channel count through :func:`~compress.blocks.make_divisible`) and the depth
-multiplier (repeats rounded up), and adapts the stride schedule to the input size so small inputs never shrink
-to nothing.
+multiplier (:func:`stage_repeats`: repeats rounded up above 1; below 1 a share of the blocks, repeated blocks
+removed first, then whole stages from the end), and adapts the stride schedule to the input size so small inputs
+never shrink to nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from compress.blocks import (ConvNormAct, DepthwiseSeparableConv, InvertedResidu
 from compress.models.card import CardedModel
 from compress.models.spec import ConvNetSpec, MLPSpec, Stage
 
-__all__ = ["ConvNet", "MLP", "build", "init_weights"]
+__all__ = ["ConvNet", "MLP", "build", "init_weights", "stage_repeats", "block_count"]
 
 
 class ConvNet(CardedModel):
@@ -50,6 +51,37 @@ class MLP(CardedModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.blocks(self.flatten(x)))
+
+
+# --------------------------------------------------------------------------------------------- depth
+
+def block_count(repeats: int, depth_mult: float) -> int:
+    """Blocks kept of ``repeats`` at ``depth_mult`` < 1: ``max(1, ceil(repeats * depth_mult))`` (a float
+    hair above an integer, as 13 * (7/13), does not round up)."""
+    return max(1, math.ceil(repeats * depth_mult - 1e-9))
+
+
+def stage_repeats(repeats: tuple[int, ...] | list[int], depth_mult: float) -> list[int]:
+    """Blocks per stage at ``depth_mult``; a 0 drops the stage (its channels and its stride with it).
+
+    ``depth_mult >= 1``: every stage's repeats rounded up, ``ceil(r * depth_mult)`` (EfficientNet's
+    ``round_repeats``). ``depth_mult < 1``: ``block_count(sum(repeats), depth_mult)`` blocks in all, taken off
+    one at a time: first repeated blocks (from the stage with the most, the later stage on a tie), then, once
+    every stage has one, whole stages from the end. So a small depth multiplier gives a shallow network whose
+    narrowest and widest layers are a few stages apart (stem 32 -> 128 channels for MobileNetV1 at 3 blocks),
+    not every stage squeezed to one block with the full 1:32 channel ratio kept.
+    """
+    counts = [int(r) for r in repeats]
+    if depth_mult >= 1:
+        return [math.ceil(r * depth_mult) for r in counts]
+    target = block_count(sum(counts), depth_mult)
+    while sum(counts) > target:
+        most = max(counts)
+        if most > 1:
+            counts[len(counts) - 1 - counts[::-1].index(most)] -= 1
+        else:
+            counts[len(counts) - 1 - counts[::-1].index(1)] = 0
+    return counts
 
 
 # --------------------------------------------------------------------------------------------- builder
@@ -103,8 +135,9 @@ def build(spec: ConvNetSpec | MLPSpec, *, width_mult: float = 1.0, depth_mult: f
           min_feature_size: int = 2, channel_divisor: int | None = None, stride_policy: str = "late") -> nn.Module:
     """Build a model from an architecture spec.
 
-    Channels become ``make_divisible(c * width_mult, spec.divisor)``; repeats become
-    ``ceil(repeats * depth_mult)``. A stride-2 block or a 2x2 pool whose output would be smaller than
+    Channels become ``make_divisible(c * width_mult, spec.divisor)``; blocks per stage are
+    :func:`stage_repeats` (below depth 1 whole stages go, from the end; an MLP's hidden layers likewise). A
+    stride-2 block or a 2x2 pool whose output would be smaller than
     ``min_feature_size`` pixels keeps the resolution instead (the stride schedule adapts to ``input_size``;
     ImageNet sizes are untouched). ``channel_divisor`` overrides the spec's rounding (1 = any channel count,
     which lets a budget search match parameter counts closely at small widths). Weights are initialized as
@@ -201,8 +234,9 @@ def _build(spec, *, width_mult, depth_mult, num_classes, in_chans, input_size, d
 
     act = get_act(spec.act)
     layers: list[nn.Module] = []
+    kept = stage_repeats([s.repeats for s in spec.stages], depth_mult)
     rows = ([(spec.stem, 1)] if spec.stem is not None else []) + [
-        (s, max(1, math.ceil(s.repeats * depth_mult))) for s in spec.stages]
+        (s, n) for s, n in zip(spec.stages, kept) if n > 0]
     disabled = _plan_reductions(rows, input_size, min_feature_size, stride_policy)
     size, c_in = input_size, in_chans
     for index, (stage, repeats) in enumerate(rows):
@@ -243,7 +277,7 @@ def _build(spec, *, width_mult, depth_mult, num_classes, in_chans, input_size, d
 
 def _build_mlp(spec: MLPSpec, *, width_mult: float, depth_mult: float, num_classes: int, in_features: int,
                dropout: float | None) -> MLP:
-    n = max(1, math.ceil(len(spec.hidden) * depth_mult)) if spec.hidden else 0
+    n = sum(stage_repeats([len(spec.hidden)], depth_mult)) if spec.hidden else 0   # hidden layers, from the end
     widths = list(spec.hidden[:n]) + [spec.hidden[-1]] * max(0, n - len(spec.hidden)) if n else []
     act = get_act(spec.act)
     blocks: list[nn.Module] = []

@@ -3,9 +3,13 @@
 - ``width``: the width multiplier alone (the depth held fixed), the MobileNet paper's alpha.
 - ``compound``: EfficientNet's compound rule (Tan & Le 2019, Sec. 3.3): depth ``alpha ** phi`` and width
   ``beta ** phi`` with alpha = 1.2, beta = 1.1, one coefficient phi moved by the search. Shrinking a deep family
-  then removes blocks as well as channels (repeats round up, so every stage keeps at least one block).
-- ``min_channels``: of the family's distinct depths, the deepest whose widest model within the budget keeps every
-  hidden layer at least ``min_channels`` wide; when no depth can, the depth with the widest narrowest layer.
+  then removes blocks as well as channels: repeated blocks first, then whole stages from the end
+  (:func:`compress.models.builder.stage_repeats`). Depth comes in whole blocks, so the largest phi within the
+  budget can stop just below a step up in depth with part of the budget unused; the width then grows alone at
+  that depth until the budget is met (the models compared "at equal parameters" use their budget).
+- ``min_channels``: of the family's distinct depths (every block count), the deepest whose widest model within
+  the budget keeps every hidden layer at least ``min_channels`` wide; when no depth can, the depth with the
+  widest narrowest layer.
 - ``compound_res``: the compound rule with the input resolution too, ``gamma ** phi`` with gamma = 1.15, never
   above the data's own size (``input_size``) nor below half of it: the data are resized to the chosen size.
 
@@ -21,10 +25,9 @@ from typing import Any, Callable
 from compress.models.registry import create, get_spec
 from compress.models.spec import MLPSpec
 
-__all__ = ["EFFICIENTNET", "DEPTHS", "search", "depth_levels"]
+__all__ = ["EFFICIENTNET", "search", "depth_levels"]
 
 EFFICIENTNET = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}   # depth, width, resolution (Tan & Le 2019, Eq. 3)
-DEPTHS = (1.0, 0.75, 0.6, 0.5, 0.4, 0.34, 0.25, 0.2, 0.15, 0.1, 0.01)   # candidate depth multipliers
 _LOW_WIDTH = 1 / 256     # below this every family is at its narrowest (one channel per layer with divisor 1)
 _HIGH_WIDTH = 64.0
 _STEPS = 12              # bisection steps in log-width: ~0.1% relative resolution, finer than channel steps
@@ -87,26 +90,19 @@ def _bisect(name: str, budget, policy: str, along) -> Any:
 
 
 def depth_levels(name: str, kw: dict) -> list[float]:
-    """The depth multipliers of :data:`DEPTHS` that give distinct architectures of family ``name``, deepest
-    first (repeats are ``max(1, ceil(repeats * depth))`` per stage, hidden layers likewise for an MLP)."""
+    """One depth multiplier per distinct architecture of family ``name`` below depth 1, deepest first:
+    ``n / blocks`` for n = blocks .. 1, where blocks counts the stages' repeats (an MLP's hidden layers); each
+    keeps n blocks (:func:`compress.models.builder.stage_repeats`)."""
     spec = get_spec(name, **{k: v for k, v in kw.items() if k not in _CREATE_ARGS})
-    seen, levels = set(), []
-    for d in DEPTHS:
-        if isinstance(spec, MLPSpec):
-            key = (max(1, math.ceil(len(spec.hidden) * d)),)
-        else:
-            key = tuple(max(1, math.ceil(s.repeats * d)) for s in spec.stages)
-        if key not in seen:
-            seen.add(key)
-            levels.append(d)
-    return levels
+    blocks = len(spec.hidden) if isinstance(spec, MLPSpec) else sum(s.repeats for s in spec.stages)
+    return [n / blocks for n in range(blocks, 0, -1)] if blocks else [1.0]
 
 
 def _min_channels(name: str, budget, kw: dict, min_channels: int):
     from compress.models.scaling import architecture_shape
 
-    candidates = []
-    for d in depth_levels(name, kw):
+    candidates, levels = [], depth_levels(name, kw)
+    for d in levels:
         args = {**kw, "depth_mult": d}
         try:
             f = _bisect(name, budget, "min_channels", _path("width", args))
@@ -114,7 +110,7 @@ def _min_channels(name: str, budget, kw: dict, min_channels: int):
             continue                       # this depth cannot meet the budget even at its narrowest
         candidates.append((f, architecture_shape(f.build_args)))
     if not candidates:
-        return _bisect(name, budget, "min_channels", _path("width", {**kw, "depth_mult": DEPTHS[-1]}))   # raises
+        return _bisect(name, budget, "min_channels", _path("width", {**kw, "depth_mult": levels[-1]}))   # raises
     wide = [c for c in candidates if c[1]["narrowest"] >= min_channels]
     if wide:   # the deepest model that keeps every layer wide enough, then the larger one
         return max(wide, key=lambda c: (c[1]["layers"], c[0].param_count))[0]
@@ -125,4 +121,13 @@ def search(name: str, budget, policy: str, kw: dict, *, min_channels: int = 8):
     """The :class:`~compress.models.scaling.Fit` of ``policy`` for ``budget`` (a ``scaling.Budget``)."""
     if policy == "min_channels":
         return _min_channels(name, budget, kw, min_channels)
-    return _bisect(name, budget, policy, _path(policy, kw))
+    found = _bisect(name, budget, policy, _path(policy, kw))
+    if policy == "width":
+        return found
+    # the compound depth, then the width alone up to the budget at that depth (and resolution)
+    fixed = {**kw, "depth_mult": found.depth_mult, **({"input_size": found.input_size} if found.input_size else {})}
+    try:
+        wider = _bisect(name, budget, policy, _path("width", fixed))
+    except ValueError:
+        return found
+    return wider if wider.width_mult > found.width_mult else found

@@ -1,5 +1,7 @@
 import json
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -132,6 +134,24 @@ def test_width_and_depth_multipliers():
     assert len(models.create("mlp", depth_mult=2.0).blocks) == 6
     widths = [models.create("cnn", width_mult=w).classifier[-1].in_features for w in (0.25, 0.5, 1.0)]
     assert widths == sorted(widths)
+
+
+def test_depth_below_one_drops_repeats_then_whole_stages():
+    from compress.models.builder import stage_repeats
+
+    v1 = [1, 1, 1, 1, 1, 1, 5, 1, 1]                      # MobileNetV1: 13 blocks in 9 stages
+    assert stage_repeats(v1, 1.0) == v1 and stage_repeats(v1, 2.0) == [2, 2, 2, 2, 2, 2, 10, 2, 2]
+    assert stage_repeats(v1, 10 / 13) == [1, 1, 1, 1, 1, 1, 2, 1, 1]      # repeats go first
+    assert stage_repeats(v1, 7 / 13) == [1, 1, 1, 1, 1, 1, 1, 0, 0]       # then stages from the end
+    assert stage_repeats(v1, 0.01) == [1, 0, 0, 0, 0, 0, 0, 0, 0]         # at least one block
+    assert stage_repeats([2, 2, 2], 0.5) == [1, 1, 1]                      # the later stage loses first
+    assert stage_repeats([2, 2, 2], 5 / 6) == [2, 2, 1]
+    for d in (0.9, 0.6, 0.3, 0.1):                                         # ceil(blocks * d) blocks in all
+        assert sum(stage_repeats(v1, d)) == max(1, math.ceil(13 * d))
+    # the dropped stages are gone from the model: 3 blocks of MobileNetV1 end at 128 channels
+    m = models.create("mobilenet_v1", depth_mult=3 / 13, num_classes=10, in_chans=1, input_size=28)
+    assert m.classifier[-1].in_features == 128 and len(m.features) == 4
+    assert len(models.create("mlp", depth_mult=0.5).blocks) == 2
 
 
 def test_family_options():

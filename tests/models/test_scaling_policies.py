@@ -22,10 +22,20 @@ def test_compound_follows_efficientnet_and_trades_blocks_for_channels():
     width = scaling.fit("mobilenet_v1", max_params=20_000, policy="width", **KW)
     compound = scaling.fit("mobilenet_v1", max_params=20_000, policy="compound", **KW)
     a, b = policies.EFFICIENTNET["alpha"], policies.EFFICIENTNET["beta"]
-    phi = math.log(compound.width_mult) / math.log(b)
-    assert compound.depth_mult == pytest.approx(a ** phi, rel=1e-9)
+    # the depth is EfficientNet's a ** phi at some phi; the width is then b ** phi or more (filled to the budget)
+    phi = math.log(compound.depth_mult) / math.log(a)
+    assert compound.width_mult >= b ** phi * (1 - 1e-9) and compound.param_count > 0.95 * 20_000
     ws, cs = scaling.architecture_shape(width.build_args), scaling.architecture_shape(compound.build_args)
-    assert cs["layers"] < ws["layers"] == 28 and cs["narrowest"] > ws["narrowest"]
+    assert cs["layers"] < ws["layers"] == 28 and cs["narrowest"] >= 8 > ws["narrowest"]
+    # whole stages dropped: the widest layer is a few stages from the stem, not 32 times its width
+    assert cs["widest"] <= 8 * cs["narrowest"]
+
+
+def test_compound_fills_the_budget_at_its_depth():
+    for family in ("mobilenet_v1", "cnn", "mlp"):
+        f = scaling.fit(family, max_params=80_000, policy="compound", **KW)
+        wider = scaling.fit(family, max_params=80_000, policy="width", depth_mult=f.depth_mult, **KW)
+        assert f.param_count == wider.param_count and f.width_mult == pytest.approx(wider.width_mult)
 
 
 def test_min_channels_keeps_the_deepest_wide_enough_model():
@@ -37,8 +47,8 @@ def test_min_channels_keeps_the_deepest_wide_enough_model():
         if d > f.depth_mult:
             g = scaling.fit("cnn", max_params=20_000, policy="width", depth_mult=d, **KW)
             assert scaling.architecture_shape(g.build_args)["narrowest"] < 6
-    assert policies.depth_levels("cnn", KW) == [1.0, 0.5]
-    assert policies.depth_levels("mlp", KW) == [1.0, 0.6, 0.25]
+    assert policies.depth_levels("cnn", KW) == [n / 8 for n in range(8, 0, -1)]     # 4 stages of 2 convs
+    assert policies.depth_levels("mlp", KW) == [1.0, 2 / 3, 1 / 3]
 
 
 def test_compound_res_lowers_resolution_within_the_data():
