@@ -2,8 +2,8 @@
 hand, computed from the results (never retrained).
 
 ``write_report(sweep_dir, out_dir)`` writes ``out_dir/README.md`` and its figures. Accuracy comparisons use
-95% intervals over seeds (:mod:`compress.study.stats`): a family "wins" only when the intervals do not overlap,
-otherwise the result is reported as a tie. With several scaling policies, families are compared each at its best
+95% intervals over seeds (:mod:`compress.study.stats`): a family "wins" only when the intervals do not overlap
+and the means are at least one point apart, otherwise the result is reported as a tie. With several scaling policies, families are compared each at its best
 policy (:func:`~compress.study.results.best_policies`) and the other policies appear as an ablation.
 """
 
@@ -21,7 +21,7 @@ from compress import _io
 from compress.models.scaling import architecture_shape
 from compress.study import plots
 from compress.study.results import best_policies, load_results, summarize
-from compress.study.stats import Interval, verdict
+from compress.study.stats import MIN_DIFFERENCE, Interval, verdict
 
 __all__ = ["BYTE_LIMITS", "write_report", "compare_families", "crossings", "at_best_policy"]
 
@@ -110,7 +110,9 @@ def _comparison_section(rows: list[dict], families: list[str]) -> list[str]:
         summary = []
         for c in comp:
             if c["verdict"] == "tie":
-                summary.append(f"at {c['budget']:,} params: tie ({_points(c['diff'])} points, intervals overlap)")
+                summary.append(f"at {c['budget']:,} params: tie ({_points(c['diff'])} points, "
+                               + ("intervals overlap)" if c["acc_a"].overlaps(c["acc_b"]) else
+                                  f"under the {100 * MIN_DIFFERENCE:g}-point minimum difference)"))
             else:
                 winner, loser = (a, b) if c["verdict"] == a else (b, a)
                 summary.append(f"at {c['budget']:,} params: {winner} beats {loser} by {abs(100 * c['diff']):.1f} points")
@@ -298,7 +300,9 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
              _training_line(config),
              f"- accuracy: {'test' if metric == 'test_acc' else 'validation'} accuracy of the best-validation "
              "epoch; mean over seeds with a 95% interval (Student's t over seeds; with one seed, the binomial "
-             "Wilson interval of the test set); differences inside the intervals are ties",
+             "Wilson interval of the test set); differences inside the intervals, or smaller than "
+             f"{100 * MIN_DIFFERENCE:g} point(s) (the test set's own sampling noise, which the seed interval leaves "
+             "out; `compress.study.stats`), are ties",
              f"- machine: {env.get('device_name', '?')}, torch {env.get('torch', '?')}, "
              f"{env.get('cpu_count', '?')} CPUs, {env.get('torch_threads', '?')} torch threads", ""]
     if results.get("skipped"):

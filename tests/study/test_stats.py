@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from compress.study.stats import Interval, mean_ci, t_quantile_975, verdict, wilson
+from compress.study.stats import MIN_DIFFERENCE, Interval, mean_ci, t_quantile_975, verdict, wilson
 
 
 def test_mean_ci_by_hand():
@@ -34,6 +34,19 @@ def test_tie_rule():
     b = Interval(0.81, 0.79, 0.83, 3, 0.01, "t")
     c = Interval(0.90, 0.89, 0.91, 3, 0.01, "t")
     assert verdict(a, b) == "tie" and verdict(c, a) == "a" and verdict(a, c) == "b"
+
+
+def test_tie_rule_needs_a_minimum_difference():
+    # narrow seed intervals that do not overlap, but 0.8 points apart: inside the test set's own noise
+    a = Interval(0.970, 0.968, 0.972, 5, 0.002, "t")
+    b = Interval(0.962, 0.960, 0.964, 5, 0.002, "t")
+    assert MIN_DIFFERENCE == 0.01 and verdict(a, b) == "tie"
+    assert verdict(a, b, min_difference=0.005) == "a" and verdict(b, a, min_difference=0) == "b"
+    far = Interval(0.950, 0.948, 0.952, 5, 0.002, "t")
+    assert verdict(a, far) == "a" and verdict(far, a) == "b"
+    for bad in (-0.01, float("nan")):
+        with pytest.raises(ValueError, match="min_difference"):
+            verdict(a, b, min_difference=bad)
 
 
 @pytest.mark.parametrize("bad", [[], [float("nan")], [0.5, float("inf")]])
