@@ -8,8 +8,8 @@ def register(sub) -> None:
         "report", help="write reports/<name>/README.md from a sweep's results",
         description="Read SWEEP/results.json (never retrains) and write the figures and a Markdown report "
                     "answering: which family wins at equal parameters (95%% intervals; 'tie' when they "
-                    "overlap or are under 1 point apart), where the curves cross, CNN vs MLP at matched counts, the effect of "
-                    "augmentation and normalization, what fits 225,000 / 650,000 bytes.")
+                    "overlap or are under 1 point apart), where the curves cross, CNN vs MLP at matched "
+                    "counts, the effect of augmentation and normalization, what fits 225,000 / 650,000 bytes.")
     p.add_argument("sweep", help="sweep folder (written by `compress sweep`)")
     p.add_argument("--out", help="report folder (default reports/<sweep folder name>)")
     p.add_argument("--title", help="report title")
