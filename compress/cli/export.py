@@ -17,6 +17,7 @@ def register(sub) -> None:
     from compress.export import export_run
     from compress.export.budget import DEFAULT_CANDIDATES
     from compress.export.runs import DEEP_MODES
+    from compress.export.onnx_int8 import ACTIVATION_TYPES
     from compress.quant.calibrate import CALIBRATION_METHODS
     from compress.quant.deep import DeepConfig
 
@@ -44,6 +45,9 @@ def register(sub) -> None:
               help="with --onnx and an int8 codec: the ONNX file runs the stored int8 weights (QDQ), checked first")
     add_field(p, "--calibration", export_run, "calibration", choices=CALIBRATION_METHODS,
               help="with --int8: how activation ranges are taken from training images")
+    add_field(p, "--int8-activations", export_run, "int8_activations", choices=ACTIVATION_TYPES,
+              help="with --int8: activations with negative values in uint8 (asymmetric) or int8 (symmetric, "
+                   "zero point 0: what OpenVINO runs fastest)")
     g = p.add_argument_group("deep compression (compress.quant.DeepConfig): per-layer candidates 'mixed' and 'deep'")
     add_field(g, "--deep", export_run, "deep", choices=DEEP_MODES,
               help="with --max-bytes: add the candidates mixed (per-layer codecs) and deep (pruned, mixed, "

@@ -105,7 +105,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                codec: str | None = None, fold_bn: bool = False, candidates: Sequence[str] | None = None,
                tolerance_points: float = 0.0, format: str | None = None,
                onnx: str | os.PathLike | None = None, overwrite: bool = False, int8: bool = False,
-               calibration: str = Int8Config.calibration, deep: str = "auto", deep_points: float = 1.0,
+               calibration: str = Int8Config.calibration, int8_activations: str = Int8Config.activations,
+               deep: str = "auto", deep_points: float = 1.0,
                deep_config: DeepConfig | None = None, log: Callable[[str], None] | None = None) -> Export:
     """Write the run at ``run_dir`` as an artifact at ``out`` (default ``RUN/model.npz``).
 
@@ -119,7 +120,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     ``fold_bn``. The manifest keeps the run's input normalization and class names. ``onnx``: also export the
     written model (as reloaded from the file) to that ONNX path; with ``int8`` as an int8 QDQ graph of the
     file's stored int8 weights, activations calibrated (``calibration``: minmax, percentile or entropy) on the run's
-    training images and checked against the file's float decode on its test split
+    training images, those with negative values in ``int8_activations`` (uint8, or int8: symmetric, for OpenVINO) and checked against the file's float decode on its test split
     (:func:`~compress.export.onnx_int8.export_int8_artifact`). Raises ValueError for settings that contradict
     each other or a codec without an int8 path, :class:`~compress.export.budget.BudgetError` when nothing fits.
     ``out`` and ``onnx`` are checked before any work: never one of the run's files, an existing file only with
@@ -140,7 +141,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ValueError(f"deep must be one of {DEEP_MODES}, got {deep!r}")
     if deep_points < 0:
         raise ValueError(f"deep_points must be >= 0, got {deep_points}")
-    int8_config = Int8Config(calibration=calibration)
+    int8_config = Int8Config(calibration=calibration, activations=int8_activations)
     path = Path(out) if out else Path(run_dir) / f"model.{format or 'npz'}"
     fmt = format_of(path, format)   # a suffix that contradicts format fails here, before any work
     run_files = list(Path(run_dir).iterdir()) if Path(run_dir).is_dir() else []

@@ -190,6 +190,18 @@ def test_cli_export_int8_onnx(run_dir, tmp_path, capsys, calibration):
     assert "QLinearConv" in _optimized_ops(tmp_path / "m.onnx", tmp_path)
 
 
+def test_cli_export_int8_symmetric_activations(run_dir, tmp_path, capsys):
+    args = ["export", str(run_dir), "--codec", "int8", "--fold-bn", "--out", str(tmp_path / "m.npz"),
+            "--onnx", str(tmp_path / "m.onnx"), "--int8", "--int8-activations", "int8", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["int8_check"]["passed"]
+    zero = next(i for i in onnx.load(str(tmp_path / "m.onnx")).graph.initializer if i.name == "input_zero_point")
+    assert onnx.numpy_helper.to_array(zero).dtype == np.int8           # the normalized input has negative values
+    with pytest.raises(SystemExit) as exit_info:   # argparse's one line and status 2
+        main(args[:-3] + ["--int8-activations", "int4"])
+    assert exit_info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+
+
 def test_cli_export_int8_bad_input(run_dir, tmp_path, capsys):
     out = ["--out", str(tmp_path / "m.npz")]
     assert main(["export", str(run_dir), "--codec", "fp16", *out, "--onnx", str(tmp_path / "m.onnx"), "--int8"]) == 2
