@@ -157,8 +157,12 @@ def build(spec: ConvNetSpec | MLPSpec, *, width_mult: float = 1.0, depth_mult: f
 
 
 def init_weights(model: nn.Module) -> None:
-    """torchvision's MobileNet initialization (mobilenetv2.py), applied to every conv, norm and linear layer."""
+    """torchvision's MobileNet initialization (mobilenetv2.py), applied to every conv, norm and linear layer.
+    A model built on the meta device (shapes only) is left alone: its random fill would run Python reference
+    kernels, and the first one imports ``torch._dynamo`` (about 2.5 s)."""
     for m in model.modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
             if m.bias is not None:

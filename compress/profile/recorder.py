@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -14,67 +14,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from compress.profile.handles import Handle, OpCount, _first, _numel, _shape
 from compress.profile.result import Layer, OpRecord
+from compress.profile.shapes import meta_shortcut
 
 __all__: list[str] = []   # the recorder is internal: compress.profile.profile runs it
 
 aten = torch.ops.aten
-
-
-# --- shape-only shortcuts ------------------------------------------------------------------------------------------
-# Some meta kernels are Python decompositions (batch norm about 1 ms a call, relu about 0.4 ms): these ops' output
-# shapes are known without them. Used only on the meta device, for ops whose only tensor argument that matters is
-# the input; the records come out identical to a real run (a test checks it).
-
-
-def _meta_like(x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
-    # torch.empty_like on meta runs a Python stride computation; a contiguous input needs none
-    return torch.empty(x.shape if shape is None else shape, dtype=x.dtype, device="meta")
-
-
-def _same_as_input(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    return _meta_like(args[0])
-
-
-def _in_place(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    return args[0]
-
-
-def _eval_batch_norm(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    x = args[0]  # eval mode (training=False): the CPU kernel returns empty saved statistics
-    return _meta_like(x), _meta_like(x, (0,)), _meta_like(x, (0,))
-
-
-_UNARY = ("relu", "relu6", "hardtanh", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid", "leaky_relu",
-          "elu", "mish")
-_META_SHORTCUTS: dict[Any, Callable[[Sequence[Any], Mapping[str, Any]], Any]] = {
-    **{getattr(aten, n): _same_as_input for n in _UNARY if hasattr(aten, n)},
-    **{getattr(aten, n + "_"): _in_place for n in _UNARY if hasattr(aten, n + "_")},
-}
-
-
-def _conv_shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    x, w, _, stride, padding, dilation = args[:6]
-    spatial = [(size + 2 * p - d * (k - 1) - 1) // s + 1
-               for size, k, s, p, d in zip(x.shape[2:], w.shape[2:], stride, padding, dilation)]
-    return _meta_like(x, (x.shape[0], w.shape[0], *spatial))
-
-
-def meta_shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Callable | None:
-    if not (args and isinstance(args[0], torch.Tensor) and args[0].is_meta and args[0].is_contiguous()):
-        return None
-    x = args[0]  # each shortcut checks what the kernel would, so a wrong shape still raises torch's error
-    if (func is aten.native_batch_norm.default and args[5] is False and x.dim() >= 2
-            and all(t is None or t.shape == (x.shape[1],) for t in args[1:5])):
-        return _eval_batch_norm
-    if (func is aten.convolution.default and not args[6] and x.dim() == 4 and args[1].dim() == 4
-            and x.shape[1] == args[1].shape[1] * args[8] and len(args[3]) == len(args[4]) == len(args[5]) == 2
-            and (args[2] is None or args[2].shape == (args[1].shape[0],)) and not kwargs
-            and all(x.shape[2 + i] + 2 * args[4][i] >= args[5][i] * (args[1].shape[2 + i] - 1) + 1 for i in (0, 1))):
-        return _conv_shape  # plain 2-d convolution (not transposed): the output-size formula
-    shortcut = _META_SHORTCUTS.get(func.overloadpacket)
-    if shortcut is not None and not any(isinstance(a, torch.Tensor) for a in args[1:]) and not kwargs:
-        return shortcut
-    return None
 
 
 def _handle_for(func: Any, handles: Mapping[Any, Handle]) -> Handle | None:
@@ -98,6 +42,13 @@ def _output_shape(out: Any) -> tuple[int, ...] | None:
 
 class _Recorder(TorchDispatchMode):
     """Counts each aten op with its handle and attributes it to the module on top of ``stack``."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch (2.10+) wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says False: the
+        # wrapper imports torch._dynamo on the first op (2.4-3 s) and adds a frame to every op. The recorder never
+        # runs under torch.compile, so there is nothing to disable.
+        return False
 
     def __init__(self, handles: Mapping[Any, Handle]):
         super().__init__()

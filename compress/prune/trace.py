@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from compress.prune.shapes import shape_shortcut
+from compress.profile.shapes import meta_shortcut
 
 __all__: list[str] = []   # internal: compress.prune.graph.build_graph runs it
 
@@ -186,7 +186,7 @@ class _Tracer(TorchDispatchMode):
     # ---------------------------------------------------------------------------- ops
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        shortcut = shape_shortcut(func, args, kwargs)    # meta kernels written in Python are slow
+        shortcut = meta_shortcut(func, args, kwargs)    # meta kernels written in Python are slow
         out = shortcut(args, kwargs) if shortcut is not None else func(*args, **kwargs)
         if self.depth == 0:
             self.op(func, args, kwargs, out)

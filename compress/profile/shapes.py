@@ -1,11 +1,13 @@
-"""Shape-only results for the ops whose meta kernels are written in Python, for the graph's trace on meta tensors.
+"""Shape-only results on the meta device: ``meta_shortcut(func, args, kwargs)`` gives a function that returns an op's
+output without running its kernel, for the ops whose meta kernels are written in Python.
 
-The tracer needs shapes, never values. On the meta device ``addmm``, ``add``/``mul``, ``mean``, ``cat`` and
-the pools run Python reference kernels: slow per call, and the first one imports ``torch._dynamo`` (about 2.5 s,
-through the ``torch._disable_dynamo`` wrapper on the type-promotion decorator). Each shortcut here returns an
-empty meta tensor of the kernel's output shape and dtype, and only for the plain case it checks (contiguous
-inputs, known argument forms): anything else goes to the real kernel, which raises torch's own error on a bad
-shape. The profiler's shortcuts (convolution, eval batch norm, activations) come first.
+Both dispatch-level passes that need shapes and never values use it: the profiler's recording (``recorder``) and
+the pruning graph's trace (``compress.prune.trace``). Python meta kernels are slow per call (batch norm about
+1 ms, relu about 0.4 ms), and the first one imports ``torch._dynamo`` (about 2.5 s, through the
+``torch._disable_dynamo`` wrapper on the type-promotion decorator); ``torch.broadcast_shapes`` imports sympy
+(about 1 s). Each shortcut returns an empty meta tensor of the kernel's output shape and dtype, and only for the
+plain case it checks (contiguous inputs, known argument forms): anything else goes to the real kernel, which raises
+torch's own error on a bad shape. The records come out identical to a real run (tests/profile, tests/prune).
 """
 
 from __future__ import annotations
@@ -15,13 +17,70 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from compress.profile.recorder import meta_shortcut
-
-__all__ = ["shape_shortcut"]
+__all__ = ["meta_shortcut"]
 
 aten = torch.ops.aten
 Shortcut = Callable[[Sequence[Any], Mapping[str, Any]], Any]
 
+
+# --- batch norm, activations and convolution ------------------------------------------------------------------
+# Some meta kernels are Python decompositions (batch norm about 1 ms a call, relu about 0.4 ms): these ops' output
+# shapes are known without them. Used only on the meta device, for ops whose only tensor argument that matters is
+# the input; the records come out identical to a real run (a test checks it).
+
+
+def _meta_like(x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
+    # torch.empty_like on meta runs a Python stride computation; a contiguous input needs none
+    return torch.empty(x.shape if shape is None else shape, dtype=x.dtype, device="meta")
+
+
+def _same_as_input(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    return _meta_like(args[0])
+
+
+def _in_place(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    return args[0]
+
+
+def _eval_batch_norm(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    x = args[0]  # eval mode (training=False): the CPU kernel returns empty saved statistics
+    return _meta_like(x), _meta_like(x, (0,)), _meta_like(x, (0,))
+
+
+_UNARY = ("relu", "relu6", "hardtanh", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid", "leaky_relu",
+          "elu", "mish")
+_META_SHORTCUTS: dict[Any, Callable[[Sequence[Any], Mapping[str, Any]], Any]] = {
+    **{getattr(aten, n): _same_as_input for n in _UNARY if hasattr(aten, n)},
+    **{getattr(aten, n + "_"): _in_place for n in _UNARY if hasattr(aten, n + "_")},
+}
+
+
+def _conv_shape(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    x, w, _, stride, padding, dilation = args[:6]
+    spatial = [(size + 2 * p - d * (k - 1) - 1) // s + 1
+               for size, k, s, p, d in zip(x.shape[2:], w.shape[2:], stride, padding, dilation)]
+    return _meta_like(x, (x.shape[0], w.shape[0], *spatial))
+
+
+def _profiler_shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Shortcut | None:
+    if not (args and isinstance(args[0], torch.Tensor) and args[0].is_meta and args[0].is_contiguous()):
+        return None
+    x = args[0]  # each shortcut checks what the kernel would, so a wrong shape still raises torch's error
+    if (func is aten.native_batch_norm.default and args[5] is False and x.dim() >= 2
+            and all(t is None or t.shape == (x.shape[1],) for t in args[1:5])):
+        return _eval_batch_norm
+    if (func is aten.convolution.default and not args[6] and x.dim() == 4 and args[1].dim() == 4
+            and x.shape[1] == args[1].shape[1] * args[8] and len(args[3]) == len(args[4]) == len(args[5]) == 2
+            and (args[2] is None or args[2].shape == (args[1].shape[0],)) and not kwargs
+            and all(x.shape[2 + i] + 2 * args[4][i] >= args[5][i] * (args[1].shape[2 + i] - 1) + 1 for i in (0, 1))):
+        return _conv_shape  # plain 2-d convolution (not transposed): the output-size formula
+    shortcut = _META_SHORTCUTS.get(func.overloadpacket)
+    if shortcut is not None and not any(isinstance(a, torch.Tensor) for a in args[1:]) and not kwargs:
+        return shortcut
+    return None
+
+
+# --- linear, elementwise, reductions, cat and pools -------------------------------------------------------------
 
 def _empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(tuple(shape), dtype=dtype, device="meta")
@@ -137,12 +196,12 @@ _SHORTCUTS: dict[Any, Callable[[Sequence[Any], Mapping[str, Any]], Shortcut | No
 }
 
 
-def shape_shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Shortcut | None:
+def meta_shortcut(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Shortcut | None:
     """A function ``(args, kwargs) -> output`` giving ``func``'s output on meta tensors without running its
     kernel, or None when ``func`` or these arguments are not a case handled here."""
-    profiler = meta_shortcut(func, args, kwargs)
-    if profiler is not None:
-        return profiler
+    shortcut = _profiler_shortcut(func, args, kwargs)
+    if shortcut is not None:
+        return shortcut
     rule = _SHORTCUTS.get(func)
     if rule is None or not args:
         return None

@@ -1,5 +1,5 @@
-"""compress.prune.shapes: each shape-only shortcut gives the real meta kernel's shape and dtype, declines what it
-does not handle, and the graph's first trace in a process imports neither torch._dynamo nor sympy."""
+"""compress.profile.shapes: each shape-only shortcut gives the real meta kernel's shape and dtype, declines what it
+does not handle, and the first profile, trace or prune in a process imports neither torch._dynamo nor sympy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from compress.prune.shapes import shape_shortcut
+from compress.profile.shapes import meta_shortcut
 
 aten = torch.ops.aten
 
@@ -39,7 +39,7 @@ CASES = [
 
 @pytest.mark.parametrize("func,args,kwargs", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_shortcut_matches_the_kernel(func, args, kwargs):
-    shortcut = shape_shortcut(func, args, kwargs)
+    shortcut = meta_shortcut(func, args, kwargs)
     assert shortcut is not None
     ours, theirs = shortcut(args, kwargs), func(*args, **kwargs)
     ours = ours if isinstance(ours, tuple) else (ours,)
@@ -56,15 +56,17 @@ def test_shortcut_matches_the_kernel(func, args, kwargs):
     (aten.addmm.default, (_meta(5), _meta(2, 4), _meta(5, 3).t())),             # mismatched inner dims
 ])
 def test_shortcut_declines_what_it_does_not_handle(func, args):
-    assert shape_shortcut(func, args, {}) is None
+    assert meta_shortcut(func, args, {}) is None
 
 
 def test_first_trace_imports_neither_dynamo_nor_sympy():
-    """The first TorchDispatchMode op and the first Python meta kernel each used to import torch._dynamo (2.4-3 s);
-    torch.broadcast_shapes imports sympy (about 1 s)."""
-    code = ("import sys\nfrom compress import models\nfrom compress.prune import build_graph, importance, "
-            "remove_channels, select\nm = models.create('fer_hw8_torch')\ng = build_graph(m, (1, 48, 48))\n"
-            "remove_channels(g, select(g, importance(g, 'l1'), 0.5))\n"
+    """The first TorchDispatchMode op, the first Python meta kernel and a random fill on the meta device each used
+    to import torch._dynamo (2.4-3 s); torch.broadcast_shapes imports sympy (about 1 s). Neither the profiler, the
+    graph's trace nor a whole prune() (which profiles and rebuilds the card's model on meta) may pay for them."""
+    code = ("import sys\nfrom compress import models\nfrom compress.profile import profile\n"
+            "from compress.prune import build_graph, importance, prune, remove_channels, select\n"
+            "m = models.create('fer_hw8_torch')\nprofile(m, (1, 48, 48))\ng = build_graph(m, (1, 48, 48))\n"
+            "remove_channels(g, select(g, importance(g, 'l1'), 0.5))\nprune(m, ratio=0.5, input_shape=(1, 48, 48))\n"
             "print(sorted(k for k in ('torch._dynamo', 'sympy') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
