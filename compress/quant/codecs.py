@@ -44,7 +44,8 @@ import numpy as np
 import torch
 
 __all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "quantize_int8", "dequantize_int8", "kmeans_codebook",
-           "quantize_kmeans", "dequantize_kmeans", "nearest_index", "pack_bits", "unpack_bits", "quantizable",
+           "channel_rows", "symmetric_scales", "quantize_kmeans", "dequantize_kmeans", "nearest_index", "pack_bits",
+           "unpack_bits", "quantizable",
            "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "DROPPED_SUFFIXES",
            "require_finite", "check_bulk_error", "BULK_ERROR_LIMIT"]
 
@@ -178,16 +179,31 @@ def quantize_int8(w: torch.Tensor, *, per_channel: bool = True, scale_dtype: tor
     scale beyond ``scale_dtype``'s range.
     """
     require_finite(w, name)
-    w32 = w.detach().to(torch.float32)
-    flat = w32.reshape(w32.shape[0], -1) if per_channel and w32.ndim >= 1 else w32.reshape(1, -1)
-    amax = flat.abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
-    if scale_dtype == torch.float16 and (scale > 65504).any():
-        raise ValueError(f"{name}: int8 scale {scale.max().item():.4g} is beyond the float16 range (max |w| = "
-                         f"{amax.max().item():.4g}); use scale_dtype float32")
-    scale = _round_up_to(scale, scale_dtype)
+    flat = channel_rows(w, per_channel)
+    scale = symmetric_scales(flat, 127, scale_dtype=scale_dtype, name=f"{name}: int8")
     q = torch.round(flat / scale.to(torch.float32)[:, None]).clamp_(-127, 127).to(torch.int8)
     return q.reshape(w.shape), scale
+
+
+def channel_rows(w: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """``w`` in float32 as one row per output channel (dim 0), or as a single row."""
+    w32 = w.detach().to(torch.float32)
+    return w32.reshape(w32.shape[0], -1) if per_channel and w32.ndim >= 1 else w32.reshape(1, -1)
+
+
+def symmetric_scales(flat: torch.Tensor, qmax: int, *, scale_dtype: torch.dtype = torch.float16,
+                     name: str = "tensor") -> torch.Tensor:
+    """One symmetric scale per row of ``flat`` (``max |row| / qmax``, rounded up into ``scale_dtype``), so that
+    ``|w - round(w / s) * s| <= s / 2``. An all-zero row gets scale 1; a row whose largest value is so small that
+    ``max / qmax`` underflows gets float32's smallest normal number (a zero scale would divide by zero). Raises
+    ValueError naming ``name`` for a scale beyond float16's range when ``scale_dtype`` is float16."""
+    amax = flat.abs().amax(dim=1)
+    tiny = torch.finfo(torch.float32).smallest_normal
+    scale = torch.where(amax > 0, (amax / qmax).clamp_min(tiny), torch.ones_like(amax))
+    if scale_dtype == torch.float16 and (scale > 65504).any():
+        raise ValueError(f"{name} scale {scale.max().item():.4g} is beyond the float16 range (max |w| = "
+                         f"{amax.max().item():.4g}); use scale_dtype float32")
+    return _round_up_to(scale, scale_dtype)
 
 
 def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from compress.quant.codecs import _round_up_to
+from compress.quant.codecs import channel_rows, symmetric_scales
 
 __all__ = ["LINEAR_BITS", "check_finite", "qmax", "linear_scales", "quantize_linear", "dequantize_linear"]
 
@@ -32,13 +32,8 @@ def qmax(bits: int) -> int:
 def linear_scales(w: torch.Tensor, bits: int, *, per_channel: bool = True,
                   scale_dtype: torch.dtype = torch.float16) -> torch.Tensor:
     """Per-output-channel (dim 0) or single scale, in ``scale_dtype``; an all-zero channel gets scale 1."""
-    w32 = w.detach().to(torch.float32)
-    flat = w32.reshape(w32.shape[0], -1) if per_channel and w32.ndim >= 1 else w32.reshape(1, -1)
-    amax = flat.abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / qmax(bits), torch.ones_like(amax))
-    if scale_dtype == torch.float16 and (scale > 65504).any():
-        raise ValueError("linear quantization: scale beyond the float16 range; use scale_dtype float32")
-    return _round_up_to(scale, scale_dtype)
+    return symmetric_scales(channel_rows(w, per_channel), qmax(bits), scale_dtype=scale_dtype,
+                            name=f"linear quantization ({bits} bits):")
 
 
 def quantize_linear(w: torch.Tensor, bits: int, *, per_channel: bool = True,

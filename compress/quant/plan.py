@@ -12,7 +12,7 @@ and BatchNorm vectors. The plan travels in the artifact's manifest (``manifest["
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch

@@ -109,3 +109,18 @@ def test_trained_like_weights_are_not_refused():
     w = torch.distributions.StudentT(3.0).sample((256, 288)) * 0.05
     for label in ("int8", "int8-tensor", "kmeans1", "kmeans4"):
         decode_state_dict(encode_state_dict({"w": w}, label))
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_a_subnormal_channel_keeps_a_nonzero_scale(bits):
+    """Hypothesis found it: a row whose largest value is subnormal (1e-45) had ``max / 127`` underflow to a zero
+    scale, so the row decoded beyond the stated bound. Its scale is now float32's smallest normal."""
+    from compress.quant.linear import dequantize_linear, quantize_linear
+    w = torch.tensor([[1.0, 1.0], [1e-45, -1e-45]])
+    for scale_dtype in (torch.float16, torch.float32):
+        q, scale = quantize_linear(w, bits, scale_dtype=scale_dtype)
+        assert (scale.float() > 0).all()
+        err = (dequantize_linear(q, scale) - w).abs()
+        assert (err <= scale.float()[:, None] / 2).all()
+    enc = encode_tensor(w, _codec("int8"), name="tensor 'x'")
+    assert ((decode_tensor(enc) - w).abs() <= enc.arrays["scale"].float()[:, None] / 2).all()
