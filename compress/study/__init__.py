@@ -10,6 +10,8 @@ Rooms:
     plots       figures from results only
     report      ``write_report``: Markdown and figures under ``reports/``
     pipeline    ``run_study``: sweep + explain the best model + report (the README's main job)
+    pruning     ``run_pruning_study`` (``sweep --methods scale,prune,prune-scratch``, Liu et al. 2019): its runs are
+                ``pruning_tasks.PruneTask``s through the same executors; ``pruning_report`` writes its section
 """
 
 from compress.study.executors import EXECUTORS, Executor, ProcessExecutor, SequentialExecutor, make_executor

@@ -4,6 +4,8 @@ executors, resumable, in the report."""
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -90,10 +92,21 @@ def test_interrupted_study_resumes_to_the_same_records(study, tmp_path):
     assert _figures(again) == _figures(doc)
 
 
+def _readme_command() -> list[str]:
+    """The README's ``compress sweep ... --methods scale,prune,prune-scratch`` line, as argv after ``compress``."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text().replace("\\\n", " ")
+    (line,) = [ln for ln in text.splitlines() if ln.strip().startswith("compress sweep") and "--methods" in ln]
+    return shlex.split(line)[1:]
+
+
 def test_two_jobs_give_the_same_records_as_one(study, tmp_path, capsys):
+    """The README's command (at test size: later options win) with --jobs 2 gives the records of --jobs 1."""
     _, doc, _ = study
     out = tmp_path / "jobs2"
-    assert main(["sweep", *ARGS, "--methods", "scale,prune,prune-scratch", "--jobs", "2", "--out", str(out)]) == 0
+    argv = _readme_command()
+    assert argv[argv.index("--methods") + 1] == "scale,prune,prune-scratch"
+    assert main([*argv, *ARGS, "--jobs", "2",
+                 "--out", str(out)]) == 0
     assert "12 runs compared" in capsys.readouterr().out
     assert _figures(load_pruning(out)) == _figures(doc)
 
