@@ -129,7 +129,8 @@ def _compare(config: SweepConfig, settings: dict, out: Path, results: dict, meth
 
 def _run(executor, fn: PruneTrainer, tasks: list[PruneTask], root: Path, state: dict, say) -> None:
     """Run ``tasks`` through ``executor`` (longest first), writing each record as its task finishes."""
-    tasks = sorted(tasks, key=lambda t: -t.card.build_args.get("width_mult", 1) * len(t.seeds))
+    # Longest first (a cost proxy: parameters x epochs x seeds; a source is the largest model), as the sweep
+    tasks = sorted(tasks, key=lambda t: -(t.budget or 10 ** 12) * t.train["epochs"] * len(t.seeds))
     for point in executor.run(fn, tasks):
         for r in point:
             if "error" in r:

@@ -37,6 +37,8 @@ def summarize_pruning(doc: dict) -> list[dict]:
 def pruning_figure(rows: list[dict], path: Path) -> list[Path]:
     """Accuracy against parameters, one panel per family, one line per method (bars: 95% intervals)."""
     plt = pyplot()
+    from matplotlib.ticker import NullFormatter
+
     families = sorted({r["family"] for r in rows})
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
     for ax, family in zip(axes[0], families):
@@ -50,7 +52,10 @@ def pruning_figure(rows: list[dict], path: Path) -> list[Path]:
             err = [[100 * (r["acc"].mean - r["acc"].low) for r in rs], [100 * (r["acc"].high - r["acc"].mean)
                                                                        for r in rs]]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
-        ax.set(xscale="log", xlabel="parameters", ylabel="accuracy %", title=family)
+        ax.set(xscale="log", xlabel="parameters (budget)", ylabel="accuracy %", title=family)
+        budgets = sorted({r["budget"] for r in rows if r["family"] == family})
+        ax.set_xticks(budgets, [f"{b / 1000:g}k" if b >= 1000 else str(b) for b in budgets])
+        ax.xaxis.set_minor_formatter(NullFormatter())   # log-axis minor labels collide at two or three budgets
         ax.grid(alpha=0.3)
         ax.legend()
     return save_figure(fig, path)
