@@ -86,7 +86,8 @@ def pruning_section(sweep_dir: str | Path, out_dir: str | Path) -> list[str]:
              f"({e - e // 2} epochs); `prune-scratch` trains the pruned architecture from random weights ({e} "
              "epochs; Liu et al.'s Scratch-E). Accuracy: "
              f"{'test' if rows[0]['metric'] == 'test_acc' else 'validation'}, mean over seeds with a 95% interval "
-             "(Student's t); overlapping intervals are ties.", ""]
+             "(Student's t); a method wins only when the intervals do not overlap and the means differ by at least 1 "
+             "point (`compress.study.stats.verdict`); otherwise a tie.", ""]
     lines += _epochs_line(doc) + [""]
     head = "| family | budget | " + " | ".join(f"{m} params | {m} acc %" for m in doc["methods"]) + \
         " | prune vs scale | prune-scratch vs prune |"
