@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from compress import models
 from compress.bench import INT8_RUNTIMES, latency, runtimes
 from compress.bench.int8 import int8_source
 from compress.cli import main
@@ -17,12 +16,6 @@ from compress.export import artifact as A
 pytest.importorskip("onnxruntime")
 SHAPE = (1, 16, 16)
 FAST = dict(warmup=1, repeats=3, threads=1)
-
-
-@pytest.fixture()
-def net(randomize_batchnorm):
-    torch.manual_seed(0)
-    return randomize_batchnorm(models.create("fer_hw8_torch", width_mult=0.25, num_classes=3, input_size=16)).eval()
 
 
 def _installed(runtime: str) -> None:

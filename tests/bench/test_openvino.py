@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-from compress import models
 from compress.bench import available_runtimes, fastest, latency, runtimes
 from compress.cli import main
 from compress.export import artifact as A
@@ -17,12 +16,6 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 SHAPE = (1, 16, 16)
 FAST = dict(warmup=1, repeats=3, threads=1)
-
-
-@pytest.fixture()
-def net(randomize_batchnorm):
-    torch.manual_seed(0)
-    return randomize_batchnorm(models.create("fer_hw8_torch", width_mult=0.25, num_classes=3, input_size=16)).eval()
 
 
 def test_openvino_float_matches_eager_at_float32_tolerance_for_each_batch_size(net):
