@@ -103,32 +103,35 @@ class RangeCalibrator:
             out[name] = (min(lo, 0.0), max(hi, 0.0))
         return out
 
+    def _binned(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(histogram, bin edges)`` of ``name``'s activations, or None when nothing was binned."""
+        hist = self._hist.get(name)
+        if hist is None or hist.sum() == 0:
+            return None
+        return np.asarray(hist, dtype=np.float64), np.linspace(*self._edges(name), self.bins + 1)
+
     def _edges(self, name: str) -> tuple[float, float]:
         lo, hi = self._min[name], self._max[name]
         return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
     def _percentile_range(self, name: str) -> tuple[float, float]:
-        hist = self._hist.get(name)
-        if hist is None or hist.sum() == 0:
+        binned = self._binned(name)
+        if binned is None:
             return self._min[name], self._max[name]
-        lo_edge, hi_edge = self._edges(name)
-        edges = np.linspace(lo_edge, hi_edge, self.bins + 1)
+        hist, edges = binned
         cdf = np.cumsum(hist) / hist.sum()
         tail = 1.0 - self.percentile / 100.0
         # the lowest bin whose cumulative share reaches the tail, read at its lower edge (and symmetrically above)
-        low = edges[int(np.searchsorted(cdf, tail, side="left"))] if tail > 0 else lo_edge
-        high = edges[int(np.searchsorted(cdf, 1.0 - tail, side="left")) + 1] if tail > 0 else hi_edge
+        low = edges[int(np.searchsorted(cdf, tail, side="left"))] if tail > 0 else edges[0]
+        high = edges[int(np.searchsorted(cdf, 1.0 - tail, side="left")) + 1] if tail > 0 else edges[-1]
         return max(float(low), self._min[name]), min(float(high), self._max[name])
 
-
     def _entropy_range(self, name: str) -> tuple[float, float]:
-        hist = self._hist.get(name)
-        if hist is None or hist.sum() == 0:
+        binned = self._binned(name)
+        if binned is None:
             return self._min[name], self._max[name]
-        lo_edge, hi_edge = self._edges(name)
-        edges = np.linspace(lo_edge, hi_edge, self.bins + 1)
-        low, high = entropy_window(np.asarray(hist, dtype=np.float64),
-                                   zero_bin=(0.0 - lo_edge) / (hi_edge - lo_edge) * self.bins)
+        hist, edges = binned
+        low, high = entropy_window(hist, zero_bin=(0.0 - edges[0]) / (edges[-1] - edges[0]) * self.bins)
         return max(float(edges[low]), self._min[name]), min(float(edges[high]), self._max[name])
 
 
