@@ -104,15 +104,15 @@ def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> 
 
 def _compare(config: SweepConfig, settings: dict, out: Path, results: dict, methods: tuple[str, ...], executor,
              overwrite: bool, progress) -> dict:
-    from compress.study.sweep import _clean_partial_runs, _load_data, read_records
+    from compress.study.sweep import clean_partial_runs, load_data, read_records
 
     root = out / "pruning"
     _start(root, config, settings, overwrite)
-    native = _load_data(config.data, config.data_options).input_size
+    native = load_data(config.data, config.data_options).input_size
     options = config.sized_options(native)       # the images the sweep's runs trained on
-    bundle = _load_data(config.data, options)
+    bundle = load_data(config.data, options)
     records = {r["run_id"]: r for r in read_records(root)}
-    _clean_partial_runs(root, set(records))
+    clean_partial_runs(root, set(records))
     shutil.rmtree(root / "failed", ignore_errors=True)
     say = progress or (lambda s: None)
     todo = tuple(m for m in methods if m != "scale")

@@ -10,7 +10,6 @@ A :class:`PruneTask` is one group of seeds that train together as one stacked mo
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,23 +47,10 @@ def run_id(family: str, budget: int | None, method: str, seed: int) -> str:
 
 def train_task(task: PruneTask, bundle: Any = None) -> list[dict]:
     """Train the task's seeds together; returns one record per seed. Module-level so worker processes run it."""
-    import torch
+    from compress.study.sweep import load_data, train_seeds
 
-    from compress.study.sweep import _load_data   # the sweep's per-process data cache
-    from compress.train import TrainConfig, fit_many
-
-    bundle = bundle if bundle is not None else _load_data(task.data, task.data_options)
-    members = []
-    for i, seed in enumerate(task.seeds):
-        torch.manual_seed(seed)
-        model = task.card.create()
-        if task.states:
-            model.load_state_dict(task.states[i])
-        members.append(model)
-    start = time.perf_counter()
-    runs = fit_many(members, bundle, TrainConfig.from_dict(task.train), seeds=list(task.seeds),
-                    outs=list(task.run_dirs), overwrite=True, progress=False)
-    seconds = (time.perf_counter() - start) / len(runs)
+    bundle = bundle if bundle is not None else load_data(task.data, task.data_options)
+    runs, seconds = train_seeds(task, bundle, task.states)
     return [_record(task, seed, run, seconds) for seed, run in zip(task.seeds, runs)]
 
 

@@ -42,8 +42,8 @@ from compress.study.lock import folder_lock
 from compress.study.results import SWEEP_FORMAT, load_results
 from compress._settings import from_known
 
-__all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "read_records", "ABLATIONS",
-           "CSV_COLUMNS"]
+__all__ = ["SweepConfig", "PointTask", "Trainer", "run_sweep", "execute", "train_seeds", "load_data", "read_records",
+           "clean_partial_runs", "ABLATIONS", "CSV_COLUMNS"]
 
 ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
 CSV_COLUMNS = ["run_id", "family", "budget", "policy", "variant", "seed", "width_mult", "depth_mult", "input_size",
@@ -181,7 +181,9 @@ class PointTask:
 _DATA_CACHE: dict = {}
 
 
-def _load_data(source: str, options: dict):
+def load_data(source: str, options: dict):
+    """``compress.data.load(source, **options)``, cached per process (the last 4 kept): a worker process loads each
+    data set once for all the tasks it runs."""
     from compress.data import load
 
     key = (source, json.dumps(options, sort_keys=True))
@@ -196,20 +198,30 @@ def execute(task: PointTask, bundle: Any = None) -> list[dict]:
     """Train one point's seeds together and measure each; returns their records. Module-level so worker
     processes can run it. ``bundle``: the task's data, already loaded (default: load ``task.data`` with the task's
     ``data_options`` here, cached per process)."""
+    bundle = bundle if bundle is not None else load_data(task.data, task.data_options)
+    runs, seconds = train_seeds(task, bundle)
+    return [_record(task, seed, run, seconds, bundle) for seed, run in zip(task.seeds, runs)]
+
+
+def train_seeds(task, bundle, states: tuple = ()) -> tuple[list, float]:
+    """Train ``task``'s seeds together (:func:`compress.train.fit_many`) into its run folders: each seed's model is
+    ``task.card.create()`` after ``torch.manual_seed(seed)``, then given ``states[i]`` when ``states`` is not
+    empty. Returns the runs and the training seconds per run. ``task``: a :class:`PointTask` or a pruning task."""
     import torch
 
     from compress.train import TrainConfig, fit_many
 
-    bundle = bundle if bundle is not None else _load_data(task.data, task.data_options)
     members = []
-    for seed in task.seeds:
+    for i, seed in enumerate(task.seeds):
         torch.manual_seed(seed)
-        members.append(task.card.create())
+        model = task.card.create()
+        if states:
+            model.load_state_dict(states[i])
+        members.append(model)
     start = time.perf_counter()
     runs = fit_many(members, bundle, TrainConfig.from_dict(task.train), seeds=list(task.seeds),
                     outs=list(task.run_dirs), overwrite=True, progress=False)
-    seconds = time.perf_counter() - start
-    return [_record(task, seed, run, seconds / len(runs), bundle) for seed, run in zip(task.seeds, runs)]
+    return runs, (time.perf_counter() - start) / len(runs)
 
 
 def _record(task: PointTask, seed: int, run, seconds: float, bundle) -> dict:
@@ -349,7 +361,7 @@ def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
             p.unlink()
 
 
-def _clean_partial_runs(out: Path, finished: set[str]) -> None:
+def clean_partial_runs(out: Path, finished: set[str]) -> None:
     """Remove run folders (and fit's hidden staging folders) of runs with no record: they are redone."""
     runs = out / "runs"
     if not runs.is_dir():
@@ -395,12 +407,12 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
 def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overwrite: bool,
                 progress: Callable[[str], None] | None) -> dict:
     _check_config(out, config, overwrite)
-    bundle = _load_data(config.data, config.data_options)
+    bundle = load_data(config.data, config.data_options)
     if not isinstance(bundle.input_size, int):
         raise ValueError(f"{config.data}: images are {bundle.image_hw[0]}x{bundle.image_hw[1]}; sweeps need square "
                          "images")
     options = config.sized_options(bundle.input_size)
-    bundle = _load_data(config.data, options)
+    bundle = load_data(config.data, options)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "sweep.json").exists():
         _io.write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
@@ -415,7 +427,7 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overw
     wanted = {f"{family}-{budget}-{policy}-{variant}-s{s}" for family, budget, policy, variant, _ in _points(config)
               for s in range(config.seeds)}
     records = {k: v for k, v in records.items() if k in wanted}
-    _clean_partial_runs(out, set(records))
+    clean_partial_runs(out, set(records))
     shutil.rmtree(out / "failed", ignore_errors=True)   # failed runs are tried again
     say = progress or (lambda s: None)
     for s in skipped:
@@ -427,7 +439,7 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor | None, overw
     # Longest first (MACs as the cost, plus a floor for the per-image data work): workers finish together.
     todo.sort(key=lambda t: -(t.macs + 200_000) * len(t.seeds))
     sizes = sorted({t.data_options["input_size"] for t in todo if "input_size" in t.data_options})
-    resized = tuple((size, _load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes
+    resized = tuple((size, load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes
                     if size != bundle.input_size)
     done, failed = len(records), {}
     for point in executor.run(Trainer(bundle, resized), todo):

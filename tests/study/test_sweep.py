@@ -121,7 +121,7 @@ def test_point_trains_its_seeds_together_like_separate_runs(tmp_path):
     config = tiny(seeds=2, budgets=(5_000,), families=("mlp",), epochs=2)
     results = run_sweep(config, tmp_path, progress=None)
     sizing = json.loads((tmp_path / "sizing.json").read_text())["mlp"]["width"]["5000"]
-    bundle = sweep._load_data(config.data, config.data_options)
+    bundle = sweep.load_data(config.data, config.data_options)
     for r in results["records"]:
         assert r["members"] == 2 and r["policy"] == "width" and r["epochs"] == 2
         torch.manual_seed(r["seed"])
