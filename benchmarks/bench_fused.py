@@ -9,6 +9,8 @@ stacked model's step, the two ways of fusing the issue allowed.
 
     python benchmarks/bench_fused.py                                  # K = 3 and 8, CPU, 1 thread
     python benchmarks/bench_fused.py --device cuda --threads 2 --batch-size 256
+    python benchmarks/bench_fused.py --policy compound --input-size 14 --batch-size 128 --members 3,5 \
+        --train-images 3600 --models mobilenet_v1:20000,cnn:20000,mlp:80000      # the default study's points
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=MODELS, help=f"FAMILY:PARAMS,... sized with scaling.fit (default {MODELS})")
     p.add_argument("--members", default="3,8", help="K values (default 3,8)")
     p.add_argument("--data", default="default")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="resize the images to this side (default: as stored; the default study uses 14)")
+    p.add_argument("--policy", default="width", help="scaling policy of scaling.fit (default width; the study: "
+                                                     "compound)")
     p.add_argument("--train-images", type=int, default=1024, help="training images used (default 1024)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side (default 3)")
@@ -128,21 +134,22 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    bundle = data.load(args.data)
+    bundle = data.load(args.data, input_size=args.input_size)
     keep = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(0))[:args.train_images]
     bundle = dataclasses.replace(bundle, train=Split(bundle.train.x[keep], bundle.train.y[keep], mean=bundle.mean,
                                                      std=bundle.std))
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=str(device),
                                num_threads=args.threads)
     print(f"device {device} ({device_name(device)}), torch {torch.__version__}, threads {args.threads}, "
-          f"{len(bundle.train)} train images, batch {args.batch_size}, {args.epochs} epochs, {args.rounds} rounds")
+          f"{len(bundle.train)} train images of {bundle.input_size}x{bundle.input_size}, batch {args.batch_size}, "
+          f"{args.epochs} epochs, {args.rounds} rounds, policy {args.policy}")
     print(f"{'model':<22}{'params':>8}{'K':>3}{'fused img/s':>13}{'separate img/s':>16}{'ratio':>8}"
           + (f"{'vmap step ms':>14}{'stack step ms':>15}" if args.vmap else ""))
     kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes,
               channel_divisor=1)
     for item in args.models.split(","):
         family, _, budget = item.partition(":")
-        fit = scaling.fit(family, max_params=int(budget), **kw)
+        fit = scaling.fit(family, max_params=int(budget), policy=args.policy, **kw)
         for k in (int(v) for v in args.members.split(",")):
             r = train_sides(fit, bundle, config, k, args.rounds)
             line = (f"{family + ':' + budget:<22}{fit.param_count:>8,}{k:>3}{r['fused_images_per_s']:>13.0f}"
