@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.blocks import (ConvNormAct, DepthwiseSeparableConv, InvertedResidual, MLPBlock,
+from compress.blocks import (ConvNormAct, DepthwiseSeparableConv, GlobalAvgPool, InvertedResidual, MLPBlock,
                              SqueezeExcite, get_act, make_divisible)
 
 
@@ -77,3 +77,52 @@ def test_get_act():
     for bad in ("swishy", "relu:3", "leaky_relu:abc"):
         with pytest.raises(ValueError):
             get_act(bad)
+
+
+def _pool_model(pool: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(ConvNormAct(3, 8, 3), pool, nn.Flatten(1), nn.Linear(8, 4))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_global_avg_pool_is_adaptive_avg_pool_bit_for_bit(channels_last):
+    """Same outputs and gradients as nn.AdaptiveAvgPool2d(1), exactly; with a channels_last input the gradient
+    reaching the layer below is channels_last too (autograd's own is NCHW, which makes the ReLU backward mix
+    layouts and run many times slower)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(16, 3, 6, 6).contiguous(memory_format=fmt)
+    ours, ref = _pool_model(GlobalAvgPool()).to(memory_format=fmt), _pool_model(nn.AdaptiveAvgPool2d(1)).to(
+        memory_format=fmt)
+    seen = []
+    ours[0].act.register_full_backward_hook(lambda m, gin, gout: seen.append(gout[0]))
+    for model in (ours, ref):
+        model(x).square().sum().backward()
+    assert torch.equal(ours(x), ref(x))
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        assert torch.equal(a.grad, b.grad)
+    assert seen[0].is_contiguous(memory_format=fmt)
+    assert isinstance(GlobalAvgPool(), nn.AdaptiveAvgPool2d) and GlobalAvgPool().output_size == 1
+
+
+def test_squeeze_excite_gradient_keeps_channels_last_and_values():
+    torch.manual_seed(0)
+    se = SqueezeExcite(8, 4).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 8, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    se(x).sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    s = x.mean((2, 3), keepdim=True)
+    (x * se.gate(se.conv_expand(se.act(se.conv_reduce(s))))).sum().backward()
+    assert torch.equal(grad, x.grad)
+    assert grad.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_global_avg_pool_traces_and_exports_as_the_plain_op():
+    model = _pool_model(GlobalAvgPool()).eval()
+    x = torch.randn(2, 3, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    traced = torch.jit.trace(model, x)
+    assert torch.equal(traced(x), model(x))
+    assert "_ChannelsLastMean" not in str(traced.graph)
+    gm = torch.fx.symbolic_trace(model)
+    assert torch.equal(gm(x), model(x))

@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
-from compress.blocks import (ConvNormAct, DepthwiseSeparableConv, InvertedResidual, MLPBlock, get_act,
-                             make_divisible)
+from compress.blocks import (ConvNormAct, DepthwiseSeparableConv, GlobalAvgPool, InvertedResidual, MLPBlock,
+                             get_act, make_divisible)
 from compress.models.card import CardedModel
 from compress.models.spec import ConvNetSpec, MLPSpec, Stage
 
@@ -29,7 +29,7 @@ class ConvNet(CardedModel):
     def __init__(self, features: nn.Sequential, pool: str, classifier: nn.Sequential) -> None:
         super().__init__()
         self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.Identity()
+        self.pool = GlobalAvgPool() if pool == "avg" else nn.Identity()
         self.flatten = nn.Flatten(1)
         self.classifier = classifier
 
