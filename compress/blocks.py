@@ -152,8 +152,9 @@ class _ChannelsLastMean(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        n = ctx.shape[-1] * ctx.shape[-2]
-        return (grad.expand(ctx.shape) / n).contiguous(memory_format=torch.channels_last), None
+        n = ctx.shape[-1] * ctx.shape[-2]          # autograd's expand-then-divide, divided first: same values
+        out = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last)
+        return out.copy_((grad / n).expand(ctx.shape)), None
 
 
 def _mean_hw(x: torch.Tensor) -> torch.Tensor:
