@@ -104,7 +104,7 @@ def test_global_avg_pool_is_adaptive_avg_pool_bit_for_bit(channels_last):
     assert isinstance(GlobalAvgPool(), nn.AdaptiveAvgPool2d) and GlobalAvgPool().output_size == 1
 
 
-def test_squeeze_excite_gradient_keeps_channels_last_and_values():
+def test_squeeze_excite_gradient_is_autograds_bit_for_bit():
     torch.manual_seed(0)
     se = SqueezeExcite(8, 4).to(memory_format=torch.channels_last)
     x = torch.randn(4, 8, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
