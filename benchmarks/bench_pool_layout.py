@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compress.blocks import GlobalAvgPool
 from compress.device import device_name
 from compress.models import scaling
 
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
                           input_size=args.input_size, num_classes=10, channel_divisor=1)
         torch.manual_seed(0)
         ours = fit.create().to(memory_format=cl)
+        if not isinstance(getattr(ours, "pool", None), GlobalAvgPool):
+            p.error(f"--models: {family} has no global average pool to compare")
         plain = copy.deepcopy(ours)
         plain.pool = nn.AdaptiveAvgPool2d(1)
         times: dict[str, list[float]] = {"plain": [], "ours": []}

@@ -167,8 +167,7 @@ def spatial_mean(x: torch.Tensor, op: Callable[[torch.Tensor], torch.Tensor] = _
     runs ``op`` as it is."""
     if (isinstance(x, torch.Tensor) and x.ndim == 4 and x.requires_grad and torch.is_grad_enabled()
             and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.compiler.is_compiling()
-            and not torch.onnx.is_in_onnx_export()):
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()):
         return _ChannelsLastMean.apply(x, op)
     return op(x)
 
