@@ -165,9 +165,10 @@ def spatial_mean(x: torch.Tensor, op: Callable[[torch.Tensor], torch.Tensor] = _
     """``op(x)`` (default ``x.mean((2, 3), keepdim=True)``); while training a channels_last ``x``, its gradient
     stays channels_last (:class:`_ChannelsLastMean`). Anything else (NCHW, no grad, tracing, export, FX proxies)
     runs ``op`` as it is."""
-    if (isinstance(x, torch.Tensor) and x.ndim == 4 and x.requires_grad and torch.is_grad_enabled()
-            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-            and not torch.jit.is_tracing() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()):
+    training = isinstance(x, torch.Tensor) and x.ndim == 4 and x.requires_grad and torch.is_grad_enabled()
+    channels_last = training and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    if (channels_last and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+            and not torch.onnx.is_in_onnx_export()):
         return _ChannelsLastMean.apply(x, op)
     return op(x)
 
