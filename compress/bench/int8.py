@@ -23,7 +23,7 @@ from compress.bench.runtimes import INT8_TOLERANCE, Runner, ort_runner, torch_ru
 from compress.export.onnx import ort_session_options, require_onnxruntime
 from compress.export.onnx_int8 import Int8Config, export_int8_onnx, int8_weights
 from compress.quant.codecs import Codec, decode_state_dict, encode_state_dict
-from compress.quant.fold import count_batchnorm, fold_batchnorm
+from compress.models.fold import count_batchnorm, fold_batchnorm
 from compress.quant.model import load_decoded
 
 __all__ = ["int8_source", "calibration_batch", "onnxruntime_int8", "torch_int8", "RANDOM_CALIBRATION_IMAGES"]

@@ -14,7 +14,7 @@ compiler, say) yields records carrying the error rather than crashing the whole 
 Runtimes:
 
 - ``eager``: the model as is, under ``torch.inference_mode``.
-- ``folded``: BatchNorm folded into the preceding convolutions (``compress.quant.fold_batchnorm``).
+- ``folded``: BatchNorm folded into the preceding convolutions (``compress.models.fold_batchnorm``).
 - ``channels_last``: weights and input in NHWC memory format.
 - ``compile``: ``torch.compile``; the first call at each batch size (tracing and code generation) is
   reported separately as ``compile_s`` and not part of the timed calls.

@@ -20,7 +20,7 @@ from torch import nn
 from compress.device import resolve_device
 from compress.export.onnx import (INPUT_NAME, OUTPUT_NAME, check_input_shape, export_onnx, ort_session_options,
                                   require_onnxruntime)
-from compress.quant.fold import fold_batchnorm
+from compress.models.fold import fold_batchnorm
 
 __all__ = ["RUNTIMES", "RUNTIME_FACTORIES", "INT8_RUNTIMES", "CPU_ONLY_RUNTIMES", "register_runtime", "Runner", "torch_runner",
            "make_runner", "runtime_factory", "call_factory", "check_runtime", "available_runtimes", "ort_runner",
@@ -282,5 +282,5 @@ def _np_float32():
 
 
 def _fold(model: nn.Module) -> nn.Module:
-    """BatchNorm folded into convolutions by the one implementation, ``compress.quant.fold_batchnorm``."""
+    """BatchNorm folded into convolutions by the one implementation, ``compress.models.fold_batchnorm``."""
     return fold_batchnorm(model).eval()  # a folded copy; ``model`` is left as it was

@@ -49,9 +49,11 @@ from compress._io import atomic_path
 from compress.export.container import read_container, zip_infos
 from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum
 from compress.models.card import ModelCard, card_of
+from compress.models.factory import rebuild
+from compress.models.registry import list_models
 from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_state_dict
 from compress.quant.coded import decode_all
-from compress.quant.fold import count_batchnorm, fold_batchnorm
+from compress.models.fold import count_batchnorm, fold_batchnorm
 from compress.quant.model import load_decoded
 from compress.quant.plan import Plan, encode_with_plan
 
@@ -69,8 +71,6 @@ def model_spec(model: nn.Module, card: ModelCard | None = None) -> dict:
     """The manifest's ``model`` entry: the card of a registered model (rebuilt on load), else the class name."""
     card = card if card is not None else card_of(model)
     if card is not None:
-        from compress.models.registry import list_models
-
         if card.name in list_models():
             return {"kind": "compress.models", "card": card.to_dict()}
     cls = type(model)
@@ -284,8 +284,8 @@ def _build(card: ModelCard, source, *, meta: bool) -> nn.Module:
     try:
         if meta:
             with torch.device("meta"):
-                return card.create()
-        return card.create()
+                return rebuild(card)
+        return rebuild(card)
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise ArtifactError(f"{source}: cannot rebuild the model from its card ({exc})") from None
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from compress import _io
-from compress.quant.fold import fold_batchnorm
+from compress.models.fold import fold_batchnorm
 
 __all__ = ["export_onnx", "check_onnx", "OnnxMismatchError", "max_difference", "ort_session_options",
            "require_onnxruntime", "check_input_shape", "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME"]

@@ -4,7 +4,8 @@ Every model made by :func:`compress.models.create` carries one as ``model.card``
 :class:`CardedModel`, the base of ``ConvNet`` and ``MLP``). Artifacts, run folders, sweeps, latency and explain
 read the architecture, the input shape and the transforms applied from it, through :func:`card_of` or a
 ``card=`` argument for models that have none. A transform that changes a model's layers returns the model with
-a rewritten card (``card.replace(...)``): BatchNorm folding records ``bn_folded``; pruning will record widths.
+a rewritten card (``card.replace(...)``): BatchNorm folding records ``bn_folded``; pruning records the widths
+it changed (``build_args["widths"]``). A card is plain data: :func:`compress.models.rebuild` builds its model.
 """
 
 from __future__ import annotations
@@ -51,12 +52,6 @@ class ModelCard:
     @property
     def num_classes(self) -> int:
         return int(self.build_args.get("num_classes", 7))
-
-    def create(self) -> nn.Module:
-        """A fresh model of this architecture (random weights; BatchNorm not folded: see ``bn_folded``)."""
-        from compress.models.registry import create
-
-        return create(**self.build_args)
 
     def replace(self, **changes: Any) -> "ModelCard":
         return dataclasses.replace(self, **changes)

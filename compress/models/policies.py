@@ -22,7 +22,8 @@ import inspect
 import math
 from typing import Any, Callable
 
-from compress.models.registry import create, get_spec
+from compress.models.factory import create
+from compress.models.registry import get_spec
 from compress.models.spec import MLPSpec
 
 __all__ = ["EFFICIENTNET", "search", "depth_levels"]

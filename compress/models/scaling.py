@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from compress.models.registry import create
+from compress.models.factory import create
 
 __all__ = ["Fit", "Budget", "POLICIES", "fit", "match", "at_width", "architecture_shape"]
 

@@ -3,7 +3,7 @@
 ``layer_widths(model)`` reads ``{module path: [in, out]}`` for every conv and linear layer and ``[n]`` for every
 norm; ``apply_widths(model, widths)`` replaces the named layers by fresh ones of those sizes (same kernel,
 stride, padding, bias; a depthwise conv stays depthwise, a grouped one keeps its groups). A pruned model's card stores only the entries that
-differ from the unpruned build, so ``card.create()`` builds the pruned architecture exactly.
+differ from the unpruned build, so ``rebuild(card)`` builds the pruned architecture exactly.
 """
 
 from __future__ import annotations

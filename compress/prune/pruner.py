@@ -178,7 +178,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     pairs for the ``taylor`` importance (a list: every step reads it). ``finetune(model, step)``: called after
     each step, may return a new model. ``evaluate(model) -> accuracy`` and ``latency=True`` add those columns
     to the before/after figures. A model from :func:`compress.models.create` keeps a card that rebuilds the
-    pruned architecture (``card.create()``, run folders, artifacts).
+    pruned architecture (``compress.models.rebuild(card)``, run folders, artifacts).
 
     Raises ValueError for bad settings, a forward that fails on ``input_shape``, a model whose BatchNorm was
     folded, or a budget below the smallest reachable model; TypeError for a non-module.

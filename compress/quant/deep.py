@@ -28,7 +28,7 @@ from compress.device import torch_threads
 from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
 from compress.quant.coded import encode_coded, encoded_bytes
 from compress.quant.finetune import FinetuneConfig, finetune
-from compress.quant.fold import fold_batchnorm
+from compress.models.fold import fold_batchnorm
 from compress.quant.plan import LayerPlan, Plan
 from compress.quant.pruning import SCOPES, agp_sparsity, magnitude_masks, prunable
 from compress.quant.qat import WeightTransform

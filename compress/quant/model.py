@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from compress.quant.codecs import DROPPED_SUFFIXES, Codec, decode_state_dict, encode_state_dict
-from compress.quant.fold import fold_batchnorm
+from compress.models.fold import fold_batchnorm
 
 __all__ = ["quantize_model", "load_decoded"]
 

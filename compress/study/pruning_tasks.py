@@ -22,7 +22,7 @@ __all__ = ["PruneTask", "PruneTrainer", "train_task"]
 @dataclass(frozen=True)
 class PruneTask:
     """One group of seeds of one method, self-contained and picklable. ``states``: per seed, the weights the
-    run starts from (``prune``), or empty (random weights, ``torch.manual_seed(seed)`` before ``card.create()``)."""
+    run starts from (``prune``), or empty (random weights, ``torch.manual_seed(seed)`` before ``rebuild(card)``)."""
 
     task_id: str                  # "family-budget-method" or "family-source" (+ "-gN" when seeds differ in card)
     family: str

@@ -205,16 +205,17 @@ def execute(task: PointTask, bundle: Any = None) -> list[dict]:
 
 def train_seeds(task, bundle, states: tuple = ()) -> tuple[list, float]:
     """Train ``task``'s seeds together (:func:`compress.train.fit_many`) into its run folders: each seed's model is
-    ``task.card.create()`` after ``torch.manual_seed(seed)``, then given ``states[i]`` when ``states`` is not
+    ``rebuild(task.card)`` after ``torch.manual_seed(seed)``, then given ``states[i]`` when ``states`` is not
     empty. Returns the runs and the training seconds per run. ``task``: a :class:`PointTask` or a pruning task."""
     import torch
 
+    from compress.models import rebuild
     from compress.train import TrainConfig, fit_many
 
     members = []
     for i, seed in enumerate(task.seeds):
         torch.manual_seed(seed)
-        model = task.card.create()
+        model = rebuild(task.card)
         if states:
             model.load_state_dict(states[i])
         members.append(model)

@@ -34,6 +34,7 @@ from compress import _io
 from compress.data.bundle import DataBundle, Normalizer, Split
 from compress.device import environment, resolve_device
 from compress.models.card import ModelCard
+from compress.models.factory import rebuild
 from compress.train.config import TrainConfig
 from compress.train.inference import evaluate, predict
 
@@ -229,7 +230,7 @@ def _build(card: ModelCard, state: dict, path: Path) -> nn.Module:
     config.json declaring a giant model allocates nothing before it is refused."""
     try:
         with torch.device("meta"):
-            shapes = {k: tuple(v.shape) for k, v in card.create().state_dict().items()}
+            shapes = {k: tuple(v.shape) for k, v in rebuild(card).state_dict().items()}
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise ValueError(f"{path}/config.json: cannot rebuild the model from model.card ({str(exc)[:200]})") from None
     saved = {k: tuple(v.shape) for k, v in state.items()}
@@ -237,7 +238,7 @@ def _build(card: ModelCard, state: dict, path: Path) -> nn.Module:
         wrong = sorted(k for k in set(shapes) | set(saved) if shapes.get(k) != saved.get(k))
         raise ValueError(f"{path}/checkpoint.pt does not fit the model of config.json (model.card): "
                          f"{len(wrong)} tensors differ, e.g. {wrong[:3]}")
-    return card.create()
+    return rebuild(card)
 
 
 def _card(model_info: dict, path: Path) -> ModelCard | None:

@@ -13,7 +13,8 @@ from torch import nn
 
 from compress.export import artifact as A
 from compress import models
-from compress.quant import count_batchnorm, quantize_model
+from compress.models import count_batchnorm
+from compress.quant import quantize_model
 
 
 X = torch.randn(4, 1, 48, 48, generator=torch.Generator().manual_seed(0))

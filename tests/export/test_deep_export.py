@@ -20,7 +20,7 @@ X = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 @pytest.fixture(scope="module")
 def pruned():
     from compress import models
-    from compress.quant import fold_batchnorm
+    from compress.models import fold_batchnorm
 
     torch.manual_seed(0)
     model = fold_batchnorm(models.create("mobilenet_v1", width_mult=0.25, num_classes=10, input_size=28).eval())

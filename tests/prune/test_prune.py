@@ -81,7 +81,7 @@ def test_every_registered_model_prunes_and_its_card_rebuilds_it(name):
     result = prune(model, ratio=0.3, round_to=2)
     pruned = result.model
     assert result.after["param_count"] < result.before["param_count"]
-    rebuilt = pruned.card.create()
+    rebuilt = models.rebuild(pruned.card)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == \
         {k: v.shape for k, v in pruned.state_dict().items()}
     rebuilt.load_state_dict(pruned.state_dict())
@@ -260,7 +260,7 @@ def test_budget_below_reachable_and_failing_forward():
         prune(model, ratio=0.5, input_shape=(3, 48, 48))
     with pytest.raises(TypeError, match="nn.Module"):
         prune("model", ratio=0.5)
-    from compress.quant import fold_batchnorm
+    from compress.models import fold_batchnorm
 
     with pytest.raises(ValueError, match="folded"):
         prune(fold_batchnorm(model), ratio=0.5)

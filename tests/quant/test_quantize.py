@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from compress import models as M
 from compress import quant as Q
 from compress.blocks import ConvNormAct, DepthwiseSeparableConv, InvertedResidual, MLPBlock
 
@@ -189,8 +190,8 @@ def _randomize_bn(model):
 
 def _check_fold(model, x, expected_folds):
     model = _randomize_bn(model)
-    folded = Q.fold_batchnorm(model)
-    assert Q.count_batchnorm(model) - Q.count_batchnorm(folded) == expected_folds
+    folded = M.fold_batchnorm(model)
+    assert M.count_batchnorm(model) - M.count_batchnorm(folded) == expected_folds
     with torch.no_grad():
         assert torch.allclose(folded(x), model(x), atol=1e-5, rtol=1e-4)
     return folded
@@ -202,7 +203,7 @@ def test_fold_plain_sequential():
                           nn.Conv2d(8, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 4 * 4, 5),
                           nn.BatchNorm1d(5))
     folded = _check_fold(model, torch.randn(3, 1, 8, 8), 3)
-    assert not Q.count_batchnorm(folded) and Q.count_batchnorm(model)
+    assert not M.count_batchnorm(folded) and M.count_batchnorm(model)
     assert not any("running" in k or "num_batches" in k for k in folded.state_dict())
     assert folded[0].bias is not None and isinstance(folded[1], nn.Identity)
 
@@ -251,7 +252,7 @@ def test_quantize_model(codec, fold):
     model = _randomize_bn(nn.Sequential(ConvNormAct(1, 16, 3), DepthwiseSeparableConv(16, 32),
                                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 7)))
     qm = Q.quantize_model(model, codec, fold_bn=fold)
-    assert not qm.training and (Q.count_batchnorm(qm) > 0) != fold and Q.count_batchnorm(model)
+    assert not qm.training and (M.count_batchnorm(qm) > 0) != fold and M.count_batchnorm(model)
     x = torch.randn(4, 1, 10, 10)
     with torch.no_grad():
         ref, out = model(x), qm(x)

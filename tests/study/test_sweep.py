@@ -115,7 +115,7 @@ def test_point_trains_its_seeds_together_like_separate_runs(tmp_path):
     """A point's seeds train as one stacked model; each record matches the same seed trained alone."""
     import torch
 
-    from compress.models import ModelCard
+    from compress.models import ModelCard, rebuild
     from compress.train import TrainConfig, fit
 
     config = tiny(seeds=2, budgets=(5_000,), families=("mlp",), epochs=2)
@@ -125,7 +125,7 @@ def test_point_trains_its_seeds_together_like_separate_runs(tmp_path):
     for r in results["records"]:
         assert r["members"] == 2 and r["policy"] == "width" and r["epochs"] == 2
         torch.manual_seed(r["seed"])
-        alone = fit(ModelCard(sizing["build_args"]).create(), bundle,
+        alone = fit(rebuild(ModelCard(sizing["build_args"])), bundle,
                     TrainConfig.from_dict(config.train_settings(r["seed"], {})), progress=False)
         assert r["val_acc"] == pytest.approx(alone.metrics["val_acc"], abs=1e-6)
 
