@@ -194,16 +194,16 @@ def accuracy(ratio: float, epochs: int, finetune: int) -> None:
     base = fit(model, bundle, TrainConfig(epochs=epochs, seed=0), progress=False)
     shape = model.card.input_shape
     split = bundle.split()
-    before = evaluate(base.model, split, transform=base.normalizer)["acc"]
+    before = evaluate(base.model, split, normalizer=base.normalizer)["acc"]
     print(f"\nmobilenet_v1 width 0.5 on {bundle.source}, trained {epochs} epochs: "
           f"{sum(p.numel() for p in base.model.parameters()):,} params, test acc {before:.4f}")
     print("| side | params | MACs | acc after pruning | acc after fine-tuning |")
     print("|---|---|---|---|---|")
     for label, fn in (("compress", ours), ("Torch-Pruning", theirs)):
         pruned = fn(copy.deepcopy(base.model).eval(), shape, ratio)
-        raw = evaluate(pruned, split, transform=base.normalizer)["acc"]
+        raw = evaluate(pruned, split, normalizer=base.normalizer)["acc"]
         tuned = fit(pruned, bundle, TrainConfig(epochs=finetune, seed=0), progress=False)
-        acc = evaluate(tuned.model, split, transform=base.normalizer)["acc"]
+        acc = evaluate(tuned.model, split, normalizer=base.normalizer)["acc"]
         c = profile(tuned.model, shape, execute="meta", serialize=False)
         print(f"| {label} | {c.param_count:,} | {c.macs:,} | {raw:.4f} | {acc:.4f} |", flush=True)
 

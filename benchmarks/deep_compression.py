@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     params = sum(p.numel() for p in src.model.parameters())
     size = os.path.getsize(path)
     manifest, encoded = artifact.read(path)
-    acc32 = evaluate(src.model, test, transform=src.normalizer)["acc"]
-    acc = evaluate(artifact.load(path), test, transform=src.normalizer)["acc"]
+    acc32 = evaluate(src.model, test, normalizer=src.normalizer)["acc"]
+    acc = evaluate(artifact.load(path), test, normalizer=src.normalizer)["acc"]
     planned = sum(sum(t.numel() * t.element_size() for t in encoded[lp[0]].arrays.values())
                   for lp in manifest.get("plan", {}).get("layers", []))
     row = {"run": args.run, "artifact": path, "param_count": params, "size_bytes": size,

@@ -52,7 +52,7 @@ from compress.models.card import ModelCard, card_of
 from compress.models.factory import rebuild
 from compress.models.registry import list_models
 from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_state_dict
-from compress.quant.coded import decode_all
+from compress.quant.layer_codecs import decode_all
 from compress.models.fold import count_batchnorm, fold_batchnorm
 from compress.quant.model import load_decoded
 from compress.quant.plan import Plan, encode_with_plan

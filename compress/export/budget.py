@@ -95,7 +95,7 @@ def _scorer(data: DataBundle | Split | None, transform) -> Callable[[nn.Module],
     split = data.val if isinstance(data, DataBundle) else data
     if split is None:
         raise ValueError("fit_bytes: the data have no validation split to score candidates on")
-    return lambda m: evaluate(m, split, transform=transform)["acc"]
+    return lambda m: evaluate(m, split, normalizer=transform)["acc"]
 
 
 def fit_bytes(model: nn.Module, data: DataBundle | Split | None, max_bytes: int | None, *,
@@ -313,8 +313,8 @@ def fit_budget(family: str, max_bytes: int, data: Any, *, codecs: Sequence[str] 
             else:
                 save(run.model, file, codec=codec, fold_bn=fold, format=format, meta=meta)
             size = os.path.getsize(file)
-            acc = train.evaluate(load(file), bundle.val, transform=run.normalizer)["acc"]
-            acc32 = train.evaluate(run.model, bundle.val, transform=run.normalizer)["acc"]
+            acc = train.evaluate(load(file), bundle.val, normalizer=run.normalizer)["acc"]
+            acc32 = train.evaluate(run.model, bundle.val, normalizer=run.normalizer)["acc"]
             rows.append(SearchRow(label, sized.width_mult, sized.param_count, size, acc32, acc, size <= max_bytes,
                                   str(run_dir) if run_dir else None))
             blobs[label] = file.read_bytes()

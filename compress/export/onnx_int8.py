@@ -23,7 +23,8 @@ from compress import _io
 from compress.export.onnx import INPUT_NAME, export_onnx, ort_session_options, require_onnxruntime
 from compress.export.qdq import WEIGHT_OPS, activation_tensors, quantize_graph
 from compress.quant.calibrate import CALIBRATION_METHODS, RangeCalibrator
-from compress.quant.codecs import Codec, Encoded, dequantize_int8, quantize_int8
+from compress.quant.codecs import Codec, Encoded
+from compress.quant.linear import dequantize_linear, quantize_linear
 
 __all__ = ["ACTIVATION_TYPES", "Int8Config", "Int8Export", "Int8Check", "INT8_CODECS", "int8_weights", "export_int8_onnx",
            "check_int8", "Int8CheckError", "training_images", "export_int8_artifact"]
@@ -115,7 +116,7 @@ def export_int8_onnx(model: nn.Module, weights: Mapping[str, tuple[np.ndarray, n
         if init.name in stored:
             _check_stored(init.name, onnx.numpy_helper.to_array(init), *stored[init.name])
         elif init.name in here:
-            q, scale = quantize_int8(torch.from_numpy(onnx.numpy_helper.to_array(init).copy()),
+            q, scale = quantize_linear(torch.from_numpy(onnx.numpy_helper.to_array(init).copy()),
                                      scale_dtype=torch.float32)
             stored[init.name] = (q.numpy(), scale.numpy())
     ranges = _activation_ranges(ort, float_model, images, config)
@@ -135,7 +136,7 @@ def training_images(x: torch.Tensor, count: int, normalizer, *, seed: int = 0) -
 def _check_stored(name: str, value: np.ndarray, q: np.ndarray, scale: np.ndarray) -> None:
     """The graph's float weight must be exactly ``q * scale`` (what the artifact decodes to): otherwise the int8
     file would not run the stored numbers (BatchNorm folded after quantization, say)."""
-    want = dequantize_int8(torch.from_numpy(np.asarray(q)), torch.from_numpy(np.asarray(scale))).numpy()
+    want = dequantize_linear(torch.from_numpy(np.asarray(q)), torch.from_numpy(np.asarray(scale))).numpy()
     if value.shape != want.shape or not np.array_equal(value, want):
         raise ValueError(f"weight {name!r} in the graph is not the artifact's int8 values times their scales; "
                          "int8 execution needs BatchNorm folded before quantization (--codec int8 --fold-bn)")

@@ -127,7 +127,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     ``overwrite``.
     """
     from compress.export.onnx import export_onnx
-    from compress.quant.coded import entropy_report
+    from compress.quant.layer_codecs import entropy_report
     from compress.quant.plan import Plan
     from compress.train.runs import load_run
 

@@ -42,7 +42,7 @@ def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.Pat
     src = load_run(path)
     data = src.data()
     split = data.split()
-    score = lambda m: evaluate(m, split, transform=src.normalizer)["acc"]  # noqa: E731
+    score = lambda m: evaluate(m, split, normalizer=src.normalizer)["acc"]  # noqa: E731
     base = {**dataclasses.asdict(src.config), **dict(train or {})}
     tune_config = TrainConfig.from_dict({**base, "epochs": max(1, config.finetune_epochs), "seed": config.seed})
     runs: list[Run] = []
@@ -68,7 +68,7 @@ def _untrained_run(src, result: PruneResult, data, split):
 
     metrics: dict[str, Any] = {"best_epoch": 0, "epochs_run": 0, "train_seconds": 0.0, "train_images_per_s": None}
     for name, s in (("val", data.val), ("test", data.test)):
-        ev = evaluate(result.model, s, transform=src.normalizer) if s is not None and len(s) and s.labeled else None
+        ev = evaluate(result.model, s, normalizer=src.normalizer) if s is not None and len(s) and s.labeled else None
         metrics.update({f"{name}_loss": ev["loss"] if ev else None, f"{name}_acc": ev["acc"] if ev else None,
                         f"{name}_n": ev["n"] if ev else 0})
     run = Run(model=result.model, config=src.config, history=[], metrics=metrics, data_source=data.source,

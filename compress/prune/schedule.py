@@ -11,7 +11,8 @@ exactly its ``w / 2`` model; an odd width ``c`` keeps ``(c - 1) / 2`` where the 
 
 Schedules (:func:`fraction_at`): the share of the total reduction reached after step ``k`` of ``steps``:
 ``"linear"`` ``k / steps``; ``"agp"`` the cubic of Zhu & Gupta 2017 ("To prune, or not to prune"),
-``1 - (1 - k / steps) ** 3``, which prunes most while the network is still large.
+``1 - (1 - k / steps) ** 3``, which prunes most while the network is still large. Unstructured pruning
+(:func:`agp_sparsity`, Deep Compression's gradual magnitude pruning) follows the same cubic.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 
 from compress.prune.graph import DependencyGraph
 
-__all__ = ["SCHEDULES", "select", "keep_width", "fraction_at", "step_ratio"]
+__all__ = ["SCHEDULES", "select", "keep_width", "fraction_at", "step_ratio", "agp_sparsity"]
 
 SCHEDULES = ("linear", "agp")
 
@@ -31,6 +32,18 @@ def fraction_at(k: int, steps: int, schedule: str) -> float:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     t = k / steps
     return t if schedule == "linear" else 1 - (1 - t) ** 3
+
+
+def agp_sparsity(step: int, total_steps: int, final: float, *, initial: float = 0.0) -> float:
+    """Automated gradual pruning (Zhu & Gupta 2017, eq. 1), ``s_t = s_f + (s_i - s_f) (1 - t / n)**3``: the
+    ``"agp"`` schedule of :func:`fraction_at` from sparsity ``initial`` at step 0 to ``final`` at ``total_steps``
+    and after."""
+    if not 0 <= initial <= final < 1:
+        raise ValueError(f"AGP: need 0 <= initial <= final < 1, got initial={initial}, final={final}")
+    if total_steps <= 0:
+        return final
+    done = fraction_at(min(max(step, 0), total_steps), total_steps, "agp")
+    return initial + (final - initial) * done
 
 
 def step_ratio(ratio: float, k: int, steps: int, schedule: str) -> float:

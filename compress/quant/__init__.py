@@ -18,15 +18,15 @@ Deep Compression (per-layer, sparse, trained, entropy coded):
     deep          ``deep_compress``: prune, fold, allocate, fine-tune, measure
 """
 
-from compress.quant.codecs import (CODEC_NAMES, Codec, Encoded, decode_state_dict, decode_tensor, dequantize_int8,
-                                   dequantize_kmeans, encode_state_dict, encode_tensor, kmeans_codebook,
-                                   nearest_index, pack_bits, quantizable, quantize_int8, quantize_kmeans, to_fp16,
-                                   unpack_bits)
-from compress.quant.model import load_decoded, quantize_model
+from compress.quant.codecs import (CODEC_NAMES, Codec, Encoded, decode_state_dict, decode_tensor, dequantize_kmeans,
+                                   encode_state_dict, encode_tensor, kmeans_codebook, nearest_index, pack_bits,
+                                   quantizable, quantize_kmeans, to_fp16, unpack_bits)
+from compress.quant.linear import dequantize_linear, quantize_linear
+from compress.quant.model import encode_model, load_decoded, quantize_model
 from compress.quant.plan import LayerPlan, Plan, encode_with_plan, quantize_with_plan
 from compress.quant.deep import DeepConfig, DeepResult, deep_compress
 
-__all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "quantize_int8", "dequantize_int8", "kmeans_codebook",
+__all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "quantize_linear", "dequantize_linear", "kmeans_codebook",
            "quantize_kmeans", "dequantize_kmeans", "nearest_index", "pack_bits", "unpack_bits", "quantizable",
-           "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "quantize_model", "load_decoded", "LayerPlan", "Plan", "encode_with_plan",
+           "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "quantize_model", "encode_model", "load_decoded", "LayerPlan", "Plan", "encode_with_plan",
            "quantize_with_plan", "DeepConfig", "DeepResult", "deep_compress"]

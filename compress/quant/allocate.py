@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.quant.coded import LayerCodec, decode_any, encode_coded, encoded_bytes
+from compress.quant.layer_codecs import LayerCodec, decode_any, encode_coded, encoded_bytes
 
 __all__ = ["DEFAULT_LAYER_CODECS", "Option", "layer_options", "allocate"]
 

@@ -3,23 +3,15 @@
 Codecs (each with an exact decoder and a stated error bound, see the tests):
     fp16      cast to float16; error <= half an fp16 ulp (relative 2**-11 for normal numbers)
     int8      symmetric, one scale per output channel (dim 0) or per tensor; q = round(w / s) in [-127, 127],
-              error <= s / 2. The stored scale is rounded *up* to its storage dtype so no value clips.
+              error <= s / 2 (:func:`compress.quant.linear.quantize_linear` at 8 bits, the one implementation).
     kmeans    weight sharing (Han et al. 2016, "Deep Compression", sec. 3): a 2**bits-entry codebook per
               tensor from Lloyd's k-means with linear initialisation (their best init), indices bit-packed.
               Each weight maps to its nearest stored centroid.
 
-Hostile weights. Every codec refuses a floating tensor holding NaN or inf (ValueError naming the tensor and
-the first bad index): one NaN would otherwise turn a whole k-means tensor or int8 row into NaN or zeros. Values
-are never clipped or overflowed silently: a value, scale or codebook entry beyond its storage dtype's range
-(float16: 65504) raises, naming the tensor and the float32 option. Outliers are kept, never clipped: the int8
-scale comes from the largest magnitude and k-means' linear initialisation puts a centroid on each extreme value
-(an isolated outlier is its own cluster and decodes exactly, up to the codebook dtype). But a few outliers can
-stretch the grid until the rest of the tensor collapses (one 1e6 among weights of 0.1: int8 per tensor decodes
-them all to 0, k-means to one centroid); an int8 or k-means encoding is therefore refused, naming the tensor and
-the outlier, when the *bulk* of the tensor (all but its largest 1% magnitudes) decodes with an RMS error of
-``BULK_ERROR_LIMIT`` (90%) of its RMS or more -- no better than storing zeros. Legitimate encodings stay far
-below it (int8: about 1%; k-means 1-bit on Gaussian weights: 60%). Decoding refuses stored tables whose values
-decode to NaN or inf.
+Hostile weights (:mod:`compress.quant.checks`): every codec refuses NaN/inf, and an int8 or k-means encoding
+that loses the bulk of a tensor to a few outliers. Values are never clipped or overflowed silently: a value, scale
+or codebook entry beyond its storage dtype's range (float16: 65504) raises, naming the tensor and the float32
+option. Decoding refuses stored tables whose values decode to NaN or inf.
 
 Which tensors get quantized (:func:`quantizable`): floating tensors with 2 or more dimensions (conv and linear
 weights) and at least ``Codec.min_numel`` elements, and for k-means only when the packed indices plus codebook
@@ -43,16 +35,16 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-__all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "quantize_int8", "dequantize_int8", "kmeans_codebook",
-           "channel_rows", "symmetric_scales", "quantize_kmeans", "dequantize_kmeans", "nearest_index", "pack_bits",
-           "unpack_bits", "quantizable",
-           "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "DROPPED_SUFFIXES",
-           "require_finite", "check_bulk_error", "BULK_ERROR_LIMIT"]
+from compress.quant.checks import check_bulk_error, require_finite
+from compress.quant.linear import dequantize_linear, quantize_linear
+
+__all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "kmeans_codebook", "quantize_kmeans", "dequantize_kmeans",
+           "nearest_index", "pack_bits", "unpack_bits", "quantizable", "encode_tensor", "decode_tensor",
+           "encode_state_dict", "decode_state_dict", "DROPPED_SUFFIXES"]
 
 CODEC_NAMES = ("fp32", "fp16", "int8", "kmeans")
 _FLOAT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 DROPPED_SUFFIXES = ("num_batches_tracked",)
-BULK_ERROR_LIMIT = 0.9   # refuse an encoding whose RMS error on the bulk (all but the top 1% |w|) is >= this x its RMS
 
 
 @dataclass(frozen=True)
@@ -116,38 +108,6 @@ class Codec:
         return cls(**d)
 
 
-# ---------------------------------------------------------------------------------------------- checks
-def require_finite(w: torch.Tensor, name: str = "tensor") -> None:
-    """Raise ValueError naming ``name`` if the floating tensor ``w`` holds NaN or inf values."""
-    if not w.is_floating_point() or w.numel() == 0:
-        return
-    bad = ~torch.isfinite(w.detach())
-    if bad.any():
-        first = int(bad.reshape(-1).nonzero()[0, 0])
-        raise ValueError(f"{name} (shape {tuple(w.shape)}) holds {int(bad.sum())} non-finite value(s) (NaN or inf), "
-                         f"the first at flat index {first} = {w.reshape(-1)[first].item()}; codecs store finite "
-                         f"weights only")
-
-
-def check_bulk_error(w: torch.Tensor, decoded: torch.Tensor, what: str, name: str = "tensor") -> None:
-    """Raise ValueError naming ``name`` if ``decoded`` loses the bulk of ``w`` (see the module docstring)."""
-    flat = w.detach().reshape(-1).to(torch.float64)
-    n_bulk = flat.numel() - max(1, math.ceil(flat.numel() / 100))
-    if n_bulk < 1:
-        return
-    order = torch.argsort(flat.abs(), stable=True)[:n_bulk]
-    bulk = flat[order]
-    rms = bulk.square().mean().sqrt().item()
-    if rms == 0.0:
-        return
-    err = (decoded.detach().reshape(-1).to(torch.float64)[order] - bulk).square().mean().sqrt().item()
-    if err >= BULK_ERROR_LIMIT * rms:
-        peak = flat.abs().max().item()
-        raise ValueError(f"{name} (shape {tuple(w.shape)}): {what} would decode the bulk of the weights (RMS "
-                         f"{rms:.3g}) with an RMS error of {err / rms:.0%}: outliers up to |w| = {peak:.4g} "
-                         f"stretch its grid; store this model with the fp32 or fp16 codec")
-
-
 # ---------------------------------------------------------------------------------------------- fp16
 def to_fp16(w: torch.Tensor, *, name: str = "tensor") -> torch.Tensor:
     """Cast to float16; raises ValueError naming ``name`` for NaN/inf values or a finite value beyond the
@@ -158,60 +118,6 @@ def to_fp16(w: torch.Tensor, *, name: str = "tensor") -> torch.Tensor:
         raise ValueError(f"{name} (shape {tuple(w.shape)}) has values beyond the float16 range (max |w| = "
                          f"{w.abs().max().item():.4g} > 65504); use the fp32 codec")
     return h
-
-
-# ---------------------------------------------------------------------------------------------- int8
-def _round_up_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` (float32, positive) cast to ``dtype``, rounded up so that ``cast >= x``."""
-    y = x.to(dtype)
-    low = y.to(torch.float32) < x
-    if low.any():
-        y = torch.where(low, torch.nextafter(y, torch.full_like(y, math.inf)), y)
-    return y
-
-
-def quantize_int8(w: torch.Tensor, *, per_channel: bool = True, scale_dtype: torch.dtype = torch.float16,
-                  name: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int8: returns ``(q, scale)`` with ``q`` int8 in [-127, 127] and ``w ~= q * scale``.
-
-    ``scale`` has one entry per output channel (``w.shape[0]``) or one in all; all-zero channels get scale 1.
-    Error bound: ``|w - q * scale| <= scale / 2``. Raises ValueError naming ``name`` for NaN/inf weights or a
-    scale beyond ``scale_dtype``'s range.
-    """
-    require_finite(w, name)
-    flat = channel_rows(w, per_channel)
-    scale = symmetric_scales(flat, 127, scale_dtype=scale_dtype, name=f"{name}: int8")
-    q = torch.round(flat / scale.to(torch.float32)[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q.reshape(w.shape), scale
-
-
-def channel_rows(w: torch.Tensor, per_channel: bool) -> torch.Tensor:
-    """``w`` in float32 as one row per output channel (dim 0), or as a single row."""
-    w32 = w.detach().to(torch.float32)
-    return w32.reshape(w32.shape[0], -1) if per_channel and w32.ndim >= 1 else w32.reshape(1, -1)
-
-
-def symmetric_scales(flat: torch.Tensor, qmax: int, *, scale_dtype: torch.dtype = torch.float16,
-                     name: str = "tensor") -> torch.Tensor:
-    """One symmetric scale per row of ``flat`` (``max |row| / qmax``, rounded up into ``scale_dtype``), so that
-    ``|w - round(w / s) * s| <= s / 2``. An all-zero row gets scale 1; a row whose largest value is so small that
-    ``max / qmax`` underflows gets float32's smallest normal number (a zero scale would divide by zero). Raises
-    ValueError naming ``name`` for a scale beyond float16's range when ``scale_dtype`` is float16."""
-    amax = flat.abs().amax(dim=1)
-    tiny = torch.finfo(torch.float32).smallest_normal
-    scale = torch.where(amax > 0, (amax / qmax).clamp_min(tiny), torch.ones_like(amax))
-    if scale_dtype == torch.float16 and (scale > 65504).any():
-        raise ValueError(f"{name} scale {scale.max().item():.4g} is beyond the float16 range (max |w| = "
-                         f"{amax.max().item():.4g}); use scale_dtype float32")
-    return _round_up_to(scale, scale_dtype)
-
-
-def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``q * scale`` in float32; ``scale`` has one entry per output channel or a single entry."""
-    s = scale.to(torch.float32)
-    if s.numel() == 1:
-        return q.to(torch.float32) * s.reshape(())
-    return q.to(torch.float32) * s.reshape((-1,) + (1,) * (q.ndim - 1))
 
 
 # ---------------------------------------------------------------------------------------------- k-means
@@ -350,8 +256,8 @@ def encode_tensor(t: torch.Tensor, codec: Codec, *, name: str = "tensor") -> Enc
         return Encoded("float", shape, {"data": data.clone().contiguous()})
     sdt = _FLOAT_DTYPES[codec.scale_dtype]
     if codec.name == "int8":
-        q, scale = quantize_int8(t, per_channel=codec.per_channel, scale_dtype=sdt, name=name)
-        check_bulk_error(t, dequantize_int8(q, scale), codec.label, name)
+        q, scale = quantize_linear(t, 8, per_channel=codec.per_channel, scale_dtype=sdt, name=name)
+        check_bulk_error(t, dequantize_linear(q, scale), codec.label, name)
         return Encoded("int8", shape, {"data": q.contiguous(), "scale": scale.contiguous()},
                        {"per_channel": codec.per_channel})
     idx, codebook = quantize_kmeans(t, codec.bits, codebook_dtype=sdt, iters=codec.kmeans_iters, name=name)
@@ -382,7 +288,7 @@ def _decode(enc: Encoded) -> torch.Tensor:
             raise ValueError(f"int8 tensor has {data.numel()} values, shape {enc.shape} needs {numel}")
         if enc.arrays["scale"].numel() not in (1, enc.shape[0] if enc.shape else 1):
             raise ValueError(f"int8 tensor of shape {enc.shape} has {enc.arrays['scale'].numel()} scales")
-        return dequantize_int8(data.reshape(enc.shape), enc.arrays["scale"])
+        return dequantize_linear(data.reshape(enc.shape), enc.arrays["scale"])
     if enc.kind == "kmeans":
         bits = int(enc.meta["bits"])
         idx = torch.from_numpy(unpack_bits(data, bits, numel)).reshape(enc.shape)

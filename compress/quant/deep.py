@@ -26,11 +26,12 @@ from compress.data.augment import AugmentConfig
 from compress.data.bundle import DataBundle, Normalizer
 from compress.device import torch_threads
 from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
-from compress.quant.coded import encode_coded, encoded_bytes
+from compress.quant.layer_codecs import encode_coded, encoded_bytes
 from compress.quant.finetune import FinetuneConfig, finetune
 from compress.models.fold import fold_batchnorm
 from compress.quant.plan import LayerPlan, Plan
-from compress.quant.pruning import SCOPES, agp_sparsity, magnitude_masks, prunable
+from compress.prune.schedule import agp_sparsity
+from compress.prune.unstructured import SCOPES, magnitude_masks, prunable
 from compress.quant.qat import WeightTransform
 
 __all__ = ["DeepConfig", "DeepResult", "deep_compress", "SPARSITY_GRID"]

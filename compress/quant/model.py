@@ -8,10 +8,10 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from compress.quant.codecs import DROPPED_SUFFIXES, Codec, decode_state_dict, encode_state_dict
+from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, decode_state_dict, encode_state_dict
 from compress.models.fold import fold_batchnorm
 
-__all__ = ["quantize_model", "load_decoded"]
+__all__ = ["quantize_model", "encode_model", "load_decoded"]
 
 
 def quantize_model(model: nn.Module, codec: Codec | str = "fp16", *, fold_bn: bool = False,
@@ -20,11 +20,19 @@ def quantize_model(model: nn.Module, codec: Codec | str = "fp16", *, fold_bn: bo
     BatchNorm is folded first. This is bit for bit the model ``compress.export.save`` + ``load`` give.
     ``codec_options`` override :class:`Codec` fields (``bits=4``, ``scale_dtype="float32"``...).
     """
+    return encode_model(model, codec, fold_bn=fold_bn, **codec_options)[0]
+
+
+def encode_model(model: nn.Module, codec: Codec | str = "fp16", *, fold_bn: bool = False,
+                 **codec_options) -> tuple[nn.Module, dict[str, Encoded]]:
+    """``(decoded model, encoded tensors)``: what :func:`quantize_model` returns, with the stored tensors it
+    decoded from (int8 execution runs an int8 codec's stored values, :mod:`compress.int8`)."""
     codec = Codec.parse(codec, **codec_options)
     out = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
     out.float()
-    load_decoded(out, decode_state_dict(encode_state_dict(out.state_dict(), codec)))
-    return out.eval()
+    encoded = encode_state_dict(out.state_dict(), codec)
+    load_decoded(out, decode_state_dict(encoded))
+    return out.eval(), encoded
 
 
 def load_decoded(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:

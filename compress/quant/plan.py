@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_tensor
-from compress.quant.coded import LayerCodec, decode_all, encode_coded, encoded_bytes
+from compress.quant.layer_codecs import LayerCodec, decode_all, encode_coded, encoded_bytes
 from compress.quant.model import load_decoded
 
 __all__ = ["LayerPlan", "Plan", "encode_with_plan", "quantize_with_plan", "weight_bits"]

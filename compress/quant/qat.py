@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from compress.quant.codecs import kmeans_codebook, nearest_index
-from compress.quant.coded import LayerCodec
+from compress.quant.layer_codecs import LayerCodec
 from compress.quant.linear import dequantize_linear, quantize_linear
 
 __all__ = ["fake_quant_linear", "WeightTransform"]

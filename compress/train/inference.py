@@ -18,55 +18,53 @@ __all__ = ["logits", "evaluate", "predict"]
 
 
 @torch.no_grad()
-def logits(model: nn.Module, x: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+def logits(model: nn.Module, x: torch.Tensor, normalizer: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
            batch_size: int = 1024, device: torch.device | str | None = None) -> torch.Tensor:
     """Model outputs (float32, CPU) for images ``x`` (any device) in eval mode, ``batch_size`` at a time.
 
-    ``transform`` turns a batch into model input (a run's ``normalizer``); uint8 images need one, float images
-    without one go in as they are. ``device``: where the model runs (default: where its first parameter or buffer
-    is; the CPU for a model with neither). The model's train/eval mode is restored afterwards.
-    Raises TypeError for uint8 images without ``transform``.
+    ``normalizer`` turns a batch into model input (a run's ``normalizer``, a :class:`Normalizer`); uint8 images
+    need one, float images without one go in as they are. ``device``: where the model runs (default: where its
+    first parameter or buffer is; the CPU for a model with neither). The model's train/eval mode is restored
+    afterwards. Raises TypeError for uint8 images without ``normalizer``.
     """
-    if transform is None:
+    if normalizer is None:
         if x.dtype == torch.uint8:
-            raise TypeError("images are uint8: pass transform= (run.normalizer or the bundle's normalize) to turn "
+            raise TypeError("images are uint8: pass normalizer= (run.normalizer or the bundle's normalizer) to turn "
                             "them into the model's input")
-        transform = _as_float
+        normalizer = _as_float
     device = torch.device(device) if device is not None else model_device(model)
     was_training = model.training
     model.eval()
     try:
-        outs = [model(transform(x[i:i + batch_size].to(device))).float().cpu()
+        outs = [model(normalizer(x[i:i + batch_size].to(device))).float().cpu()
                 for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
-def evaluate(model: nn.Module, data: DataBundle | Split, *, transform: Callable | None = None,
+def evaluate(model: nn.Module, data: DataBundle | Split, *, normalizer: Callable | None = None,
              batch_size: int = 1024, device: torch.device | str | None = None) -> dict:
     """``{"loss", "acc", "n"}`` on a split (a bundle means its default split: test, else validation).
 
-    ``transform`` maps uint8 images to model input; by default the data's own standardization. For a trained
+    ``normalizer`` maps uint8 images to model input; by default the data's own standardization. For a trained
     run use ``run.evaluate`` (or pass ``run.normalizer``) so the run's training statistics are used.
     """
     split = data if isinstance(data, Split) else data.split()
     if not split.labeled:
         raise ValueError("evaluate needs labels; this split is unlabeled (use predict)")
-    transform = transform or split.normalize
-    out = logits(model, split.x, transform, batch_size=batch_size, device=device)
+    normalizer = normalizer or split.normalize
+    out = logits(model, split.x, normalizer, batch_size=batch_size, device=device)
     y = split.y
     return {"loss": float(F.cross_entropy(out, y)), "acc": float((out.argmax(1) == y).float().mean()),
             "n": len(y)}
 
 
-def predict(model: nn.Module, x: torch.Tensor, transform: Callable | DataBundle | None = None, *,
+def predict(model: nn.Module, x: torch.Tensor, normalizer: Callable | None = None, *,
             batch_size: int = 1024, device: torch.device | str | None = None) -> torch.Tensor:
-    """Predicted labels (int64, CPU) for images ``x``. ``transform``: a run's normalizer, a bundle (its
-    ``normalize``) or a callable; required for uint8 images (see :func:`logits`)."""
-    if isinstance(transform, DataBundle):
-        transform = transform.normalize
-    return logits(model, x, transform, batch_size=batch_size, device=device).argmax(1)
+    """Predicted labels (int64, CPU) for images ``x``. ``normalizer``: a run's or a bundle's normalizer;
+    required for uint8 images (see :func:`logits`)."""
+    return logits(model, x, normalizer, batch_size=batch_size, device=device).argmax(1)
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,7 @@ def _final_metrics(model: nn.Module, data: DataBundle, normalizer, config: Train
     val = data.val if data.val is not None and len(data.val) else None
     for name, split in (("val", val), ("test", data.test)):
         if split is not None and len(split) and split.labeled:
-            ev = evaluate(model, split, transform=normalizer, batch_size=config.eval_batch_size)
+            ev = evaluate(model, split, normalizer=normalizer, batch_size=config.eval_batch_size)
             metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"], f"{name}_n": ev["n"]})
         else:
             metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})

@@ -70,7 +70,7 @@ class Run:
         return data_mod.load(self.data_source, **self.data_options)
 
     def evaluate(self, data: DataBundle | Split, **kw) -> dict:
-        return evaluate(self.model, data, transform=self.normalizer, **kw)
+        return evaluate(self.model, data, normalizer=self.normalizer, **kw)
 
     def predict(self, x: torch.Tensor, **kw) -> torch.Tensor:
         return predict(self.model, x, self.normalizer, **kw)

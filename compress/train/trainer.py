@@ -130,7 +130,7 @@ class Trainer:
     def _validate(self, eval_model, val, rows):
         c = self.config
         if self.k == 1:
-            ev = evaluate(eval_model, val, transform=self.normalizer, batch_size=c.eval_batch_size)
+            ev = evaluate(eval_model, val, normalizer=self.normalizer, batch_size=c.eval_batch_size)
             losses, accs = [ev["loss"]], [ev["acc"]]
         else:
             losses, accs = member_evaluate(eval_model, val, self.normalizer, self.k,

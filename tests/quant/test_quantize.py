@@ -11,6 +11,7 @@ from torch import nn
 
 from compress import models as M
 from compress import quant as Q
+from compress.quant.linear import dequantize_linear, quantize_linear
 from compress.blocks import ConvNormAct, DepthwiseSeparableConv, InvertedResidual, MLPBlock
 
 
@@ -65,11 +66,11 @@ def test_fp16_overflow_raises():
 @pytest.mark.parametrize("scale_dtype", [torch.float32, torch.float16])
 def test_int8_round_trip_bound(per_channel, scale_dtype):
     w = _w(16, 8, 3, 3) * torch.logspace(-3, 1, 16).reshape(16, 1, 1, 1)
-    q, s = Q.quantize_int8(w, per_channel=per_channel, scale_dtype=scale_dtype)
+    q, s = quantize_linear(w, per_channel=per_channel, scale_dtype=scale_dtype)
     assert q.dtype == torch.int8 and s.dtype == scale_dtype
     assert s.shape == ((16,) if per_channel else (1,))
     assert int(q.abs().max()) <= 127
-    back = Q.dequantize_int8(q, s)
+    back = dequantize_linear(q, s)
     s32 = s.float().reshape(-1, 1, 1, 1) if per_channel else s.float()
     assert torch.all((w - back).abs() <= s32 / 2 * (1 + 1e-6))
     # each channel (or the tensor) uses the full range: the largest |q| is 127 or 126 (scale rounded up),
@@ -84,14 +85,14 @@ def test_int8_round_trip_bound(per_channel, scale_dtype):
 def test_int8_zero_channel():
     w = _w(4, 10)
     w[2] = 0
-    q, s = Q.quantize_int8(w)
+    q, s = quantize_linear(w)
     assert s[2] == 1 and torch.all(q[2] == 0)
-    assert torch.all(Q.dequantize_int8(q, s)[2] == 0)
+    assert torch.all(dequantize_linear(q, s)[2] == 0)
 
 
 def test_int8_scale_rounds_up():
     w = torch.tensor([[0.1234567], [-3.3333333]])
-    q, s = Q.quantize_int8(w, scale_dtype=torch.float16)
+    q, s = quantize_linear(w, scale_dtype=torch.float16)
     assert torch.all(s.float() * 127 >= w.abs().squeeze(1))
 
 

@@ -99,7 +99,7 @@ def test_run_folder_and_load_run(tmp_path, bundle):
     assert torch.equal(reloaded.val.x, bundle.val.x)
     assert back.evaluate(reloaded.test)["acc"] == pytest.approx(run.metrics["test_acc"])
     assert torch.equal(back.predict(bundle.test.x), run.predict(bundle.test.x))
-    assert torch.equal(predict(run.model, bundle.test.x, bundle), run.predict(bundle.test.x))
+    assert torch.equal(predict(run.model, bundle.test.x, bundle.normalizer), run.predict(bundle.test.x))
 
     with pytest.raises(FileExistsError, match="exists"):
         fit(_created(), bundle, _cfg(epochs=1), out=out, progress=False)

@@ -26,9 +26,10 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from compress.quant.codecs import Encoded, decode_state_dict, decode_tensor, kmeans_codebook, nearest_index, require_finite, to_fp16
+from compress.quant.checks import require_finite
+from compress.quant.codecs import Encoded, decode_state_dict, decode_tensor, kmeans_codebook, nearest_index, to_fp16
 from compress.quant.entropy import decode_stream, encode_stream
-from compress.quant.linear import check_finite, dequantize_linear, qmax, quantize_linear
+from compress.quant.linear import dequantize_linear, qmax, quantize_linear
 from compress.quant.sparse import decode_mask, encode_mask
 
 __all__ = ["LayerCodec", "encode_coded", "decode_coded", "decode_any", "decode_all", "encoded_bytes", "entropy_report"]
@@ -91,7 +92,7 @@ def encode_coded(t: torch.Tensor, codec: LayerCodec | str, *, entropy: bool = Tr
     Raises ValueError for non-finite weights or a value beyond the float16 range."""
     codec = LayerCodec.parse(codec)
     t = t.detach().cpu().float()
-    check_finite(t, f"{codec.label} codec")
+    require_finite(t, f"{codec.label} codec")
     shape, flat = tuple(t.shape), t.reshape(-1)
     if codec.scheme == "float":
         dense = Encoded("float", shape, {"data": (to_fp16(t) if codec.bits == 16 else t).contiguous()})

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from compress import models
-from compress.quant import quantize_int8
-from compress.quant.coded import LayerCodec, decode_any, encode_coded, encoded_bytes, entropy_report
+from compress.quant.layer_codecs import LayerCodec, decode_any, encode_coded, encoded_bytes, entropy_report
 from compress.quant.linear import dequantize_linear, quantize_linear
 from compress.quant.plan import LayerPlan, Plan, encode_with_plan, quantize_with_plan
 
@@ -19,10 +18,15 @@ def _pruned(w, density):
     return w * (torch.rand(w.shape, generator=torch.Generator().manual_seed(1)) < density)
 
 
-def test_linear_8_bits_is_the_int8_codec():
+def test_the_int8_codecs_store_linear_8_bits():
+    """The whole-model int8 codec and the per-layer int8 codec store what quantize_linear(w, 8) gives."""
+    from compress.quant.codecs import Codec, encode_tensor
+
     q, s = quantize_linear(W, 8)
-    q8, s8 = quantize_int8(W)
-    assert torch.equal(q, q8) and torch.equal(s, s8)
+    whole = encode_tensor(W, Codec("int8"))
+    assert whole.kind == "int8"
+    assert torch.equal(whole.arrays["data"].reshape(W.shape), q) and torch.equal(whole.arrays["scale"], s)
+    assert torch.equal(decode_any(encode_coded(W, "int8")), dequantize_linear(q, s))
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

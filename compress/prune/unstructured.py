@@ -1,8 +1,8 @@
-"""Unstructured magnitude pruning: which weights to zero, and how many at each step (AGP).
+"""Unstructured magnitude pruning: which single weights to zero (structured pruning, beside it in this package,
+removes whole channels). How many at each step is the schedule both share (:func:`~compress.prune.schedule.agp_sparsity`).
 
     names = prunable(model)                                     # conv / linear weights worth pruning
     masks = magnitude_masks({n: params[n] for n in names}, 0.9) # keep the 10% that matter most
-    agp_sparsity(step, total_steps, 0.9)                        # Zhu & Gupta's gradual schedule
 
 Scope ``"global"`` ranks weights across layers by LAMP score (Lee et al. 2021, "Layer-adaptive sparsity for
 the magnitude-based pruning"): ``w_i**2 / sum_{j >= i} w_j**2`` over the layer's weights sorted by magnitude,
@@ -17,7 +17,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-__all__ = ["SCOPES", "prunable", "agp_sparsity", "lamp_scores", "magnitude_masks", "sparsity_of"]
+__all__ = ["SCOPES", "prunable", "lamp_scores", "magnitude_masks", "sparsity_of"]
 
 SCOPES = ("global", "layer")
 
@@ -30,18 +30,6 @@ def prunable(model: nn.Module, *, min_numel: int = 1024) -> list[str]:
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and mod.weight.numel() >= min_numel:
             out.append(f"{mod_name}.weight" if mod_name else "weight")
     return out
-
-
-def agp_sparsity(step: int, total_steps: int, final: float, *, initial: float = 0.0) -> float:
-    """Automated gradual pruning (Zhu & Gupta 2017, eq. 1): ``s_t = s_f + (s_i - s_f) (1 - t / n)**3``,
-    from ``initial`` at step 0 to ``final`` at ``total_steps`` and after: fast at first, while the network
-    still has redundant weights, slower near the target."""
-    if not 0 <= initial <= final < 1:
-        raise ValueError(f"AGP: need 0 <= initial <= final < 1, got initial={initial}, final={final}")
-    if total_steps <= 0:
-        return final
-    t = min(max(step, 0), total_steps) / total_steps
-    return final + (initial - final) * (1 - t) ** 3
 
 
 def lamp_scores(w: torch.Tensor) -> torch.Tensor:
