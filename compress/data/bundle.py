@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["DataError", "Normalizer", "Split", "DataBundle", "stratified_split", "resize", "SPLITS"]
+__all__ = ["DataError", "Normalizer", "Split", "DataBundle", "stratified_split", "resize", "SPLITS", "resolve_split",
+           "model_inputs"]
 
 SPLITS = ("train", "val", "test")
 
@@ -150,6 +151,36 @@ class DataBundle:
         return f"{self.source}: {sizes}; {self.in_chans}x{h}x{w}, {self.num_classes} classes"
 
 
+
+
+def resolve_split(data: "DataBundle | Split", split: str | None = None,
+                  normalizer: Normalizer | None = None) -> tuple[Split, Normalizer]:
+    """The one way capabilities take data to calibrate, fine-tune or evaluate on: a bundle (its ``split``, or the
+    default split to evaluate on when None) or a :class:`Split`, plus the normalizer that makes model inputs of
+    its images (default: the data's own training statistics; pass ``run.normalizer`` for a trained run).
+    Returns ``(split, normalizer)``; raises TypeError for anything else and DataError for a missing split."""
+    if isinstance(data, DataBundle):
+        chosen = data.split(split)
+        own = data.normalizer
+    elif isinstance(data, Split):
+        chosen, own = data, Normalizer(data.mean, data.std)
+    else:
+        raise TypeError(f"data must be a DataBundle or a Split, got {type(data).__name__}")
+    if normalizer is not None and not callable(normalizer):
+        raise TypeError(f"normalizer must be a Normalizer (or a callable), got {type(normalizer).__name__}")
+    return chosen, normalizer if normalizer is not None else own
+
+
+def model_inputs(data: "DataBundle | Split", count: int, *, normalizer: Normalizer | None = None,
+                 split: str = "train", seed: int = 0) -> torch.Tensor:
+    """``count`` images of ``data`` (a bundle's ``split``, default the training split, or the Split given) drawn
+    seeded without replacement, as the model sees them (through ``normalizer``, default the data's own): what
+    calibration takes (int8 activation ranges, runtime output checks). Fewer when the split is smaller."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    chosen, normalize = resolve_split(data, split, normalizer)
+    index = torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed))[:count]
+    return normalize(chosen.x[index])
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

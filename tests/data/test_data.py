@@ -261,3 +261,22 @@ def test_from_arrays():
     rng = np.random.default_rng(8)
     b = data.from_arrays(rng.integers(0, 256, (20, 4, 4)), np.arange(20) % 2, class_names=["no", "yes"])
     assert b.source == "arrays" and b.num_classes == 2 and len(b.train) + len(b.val) == 20
+
+
+def test_resolve_split_and_model_inputs_are_the_one_way_to_pass_data():
+    from compress.data import Normalizer, model_inputs, resolve_split
+
+    bundle = data.load("synthetic:n=200,classes=4,size=8,seed=0", seed=0)
+    split, norm = resolve_split(bundle)
+    assert split is bundle.split() and norm.mean == bundle.mean
+    raw = Normalizer(bundle.mean, bundle.std, enabled=False)
+    split, norm = resolve_split(bundle.val, normalizer=raw)
+    assert split is bundle.val and norm is raw
+    with pytest.raises(TypeError, match="DataBundle or a Split"):
+        resolve_split(bundle.train.x)
+    x = model_inputs(bundle, 16, normalizer=raw, seed=3)
+    assert x.shape == (16, *bundle.train.x.shape[1:]) and x.dtype == torch.float32 and float(x.max()) > 1
+    assert torch.equal(x, model_inputs(bundle, 16, normalizer=raw, seed=3))
+    assert len(model_inputs(bundle.val, 10_000)) == len(bundle.val)
+    with pytest.raises(ValueError, match="count"):
+        model_inputs(bundle, 0)
