@@ -207,6 +207,43 @@ def given(args: argparse.Namespace, owner: Any) -> dict[str, Any]:
             if o is owner and getattr(args, dest, None) is not None}
 
 
+# ---------------------------------------------------------------------------------------------------- budgets
+def add_budget_options(p: Any, *, latency: bool = True) -> None:
+    """The fields of :class:`compress.budget.Budget` as options (scale, prune): ``--max-params``, ``--max-macs``,
+    ``--max-bytes`` with ``--file-format``, and with ``latency`` ``--max-latency-ms`` with ``--latency-runtime``,
+    ``--latency-batch`` and ``--latency-threads``. :func:`budget_from` builds the Budget."""
+    from compress.budget import STATE_DICT_FORMATS, Budget
+
+    add_field(p, "--max-params", Budget, "max_params", type=parse_count, metavar="N",
+              help="parameters, e.g. 100k", none="no limit")
+    add_field(p, "--max-macs", Budget, "max_macs", type=parse_count, metavar="N",
+              help="multiply-accumulates for one image, e.g. 5M", none="no limit")
+    add_field(p, "--max-bytes", Budget, "max_bytes", type=parse_count, metavar="N",
+              help="bytes of the model's file in --file-format, e.g. 225000", none="no limit")
+    add_field(p, "--file-format", Budget, "file_format", choices=list(STATE_DICT_FORMATS),
+              help="what --max-bytes counts: the state_dict saved by torch.save (pt) or np.savez (npz) in "
+                   "float16 or float32")
+    if latency:
+        add_field(p, "--max-latency-ms", Budget, "max_latency_ms", type=finite_float, metavar="MS",
+                  help="median ms per call on this machine, measured (slow, and it depends on the load)",
+                  none="no limit")
+        add_field(p, "--latency-runtime", Budget, "runtime", dest="latency_runtime",
+                  help="runtime --max-latency-ms is measured on (see compress bench)")
+        add_field(p, "--latency-batch", Budget, "batch_size", dest="latency_batch", type=positive_int,
+                  help="images per call for --max-latency-ms")
+        add_field(p, "--latency-threads", Budget, "threads", dest="latency_threads", type=positive_int,
+                  help="CPU threads for --max-latency-ms")
+
+
+def budget_from(args: argparse.Namespace) -> Any:
+    """The :class:`compress.budget.Budget` of the options :func:`add_budget_options` added, or None when none was
+    given (a ValueError for a bad value names the field)."""
+    from compress.budget import Budget
+
+    values = given(args, Budget)
+    return Budget(**values) if values else None
+
+
 # ---------------------------------------------------------------------------------------------------- data options
 def add_data_arguments(p: Any, *, default: str | None = "default", required: bool = False) -> None:
     """``--data SOURCE`` and ``--skip-bad-rows`` (train, evaluate, predict)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.cli._common import add_field, finite_float, given, parse_count, parse_key_value
+from compress.cli._common import add_budget_options, add_field, budget_from, finite_float, given, parse_key_value
 
 
 def register(sub) -> None:
@@ -15,13 +15,10 @@ def register(sub) -> None:
                     "rebuilds it. Fine-tunes on the run's data and writes a run folder like `compress train`; "
                     "prints the before/after table.")
     p.add_argument("source", metavar="RUN", help="run folder to prune (from compress train)")
-    target = p.add_argument_group("target (one of: a ratio, or budgets that must all hold)")
+    target = p.add_argument_group("target (one of: a ratio, or a budget whose limits must all hold: "
+                                  "compress.budget.Budget)")
     add_field(target, "--ratio", PruneConfig, "ratio", type=finite_float, help="share of channels removed, in (0, 1)")
-    add_field(target, "--max-params", PruneConfig, "max_params", type=parse_count, help="parameters, e.g. 50k")
-    add_field(target, "--max-macs", PruneConfig, "max_macs", type=parse_count, help="MACs at batch 1, e.g. 2M")
-    add_field(target, "--max-bytes", PruneConfig, "max_bytes", type=parse_count, help="fp16 state_dict bytes")
-    add_field(target, "--max-latency-ms", PruneConfig, "max_latency_ms", type=finite_float,
-              help="median latency at batch 1, one thread (measured: slow)")
+    add_budget_options(target)
     g = p.add_argument_group("pruning (compress.prune.PruneConfig)")
     add_field(g, "--importance", PruneConfig, "importance", choices=sorted(IMPORTANCES))
     add_field(g, "--global", PruneConfig, "global_ranking", switch=True, help="one ranking over all layers")
@@ -34,7 +31,9 @@ def register(sub) -> None:
     add_field(g, "--seed", PruneConfig, "seed", type=int, help="random importance, fine-tuning")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig setting for fine-tuning (default: the run's own), e.g. --set lr=0.002")
-    p.add_argument("--latency", action="store_true", help="measure latency before and after (batch 1, 1 thread)")
+    p.add_argument("--latency", action="store_true",
+                   help="measure latency before and after (--latency-runtime, batch and threads; default eager, "
+                        "batch 1, 1 thread)")
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress while fine-tuning")
@@ -43,15 +42,22 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from compress import _io
+    from compress.budget import Budget
     from compress.prune import PruneConfig
     from compress.prune.runs import prune_run
 
     # before any work: never the source run (or a folder holding it), an existing folder only with --overwrite
     _io.check_output_folder(args.out, inputs=[args.source, *([args.data] if getattr(args, "data", None) else [])],
                             overwrite=bool(args.overwrite))
-    config = PruneConfig(**given(args, PruneConfig))
+    config = PruneConfig(**given(args, PruneConfig), budget=budget_from(args))
+    latency = None
+    if args.latency or (config.budget is not None and config.budget.max_latency_ms is not None):
+        from compress.bench import check_runtime, latency_ms
+
+        check_runtime((config.budget or Budget()).runtime)   # an unknown or missing runtime fails before any work
+        latency = latency_ms
     result, out = prune_run(args.source, config, out=args.out, overwrite=args.overwrite, train=dict(args.set),
-                            latency=args.latency, progress=False if args.quiet else None)
+                            latency=latency, progress=False if args.quiet else None)
     if result.unknown:
         print("pinned (left unpruned): " + "; ".join(result.unknown), flush=True)
     if out.history:

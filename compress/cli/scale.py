@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, finite_float, given, library_default, parse_count, parse_shape, show_default
+from compress.cli._common import (add_budget_options, add_field, budget_from, finite_float, given, library_default,
+                                  parse_shape, show_default)
 
 
 def register(sub) -> None:
@@ -13,24 +14,14 @@ def register(sub) -> None:
     p = sub.add_parser(
         "scale", help="find the widest model of a family within a budget, or matching another's size",
         description="Largest model of FAMILY along the scaling --policy within --max-params/--max-macs/"
-                    "--max-bytes/--max-latency-ms (all given budgets hold), or, with --match, the width whose "
-                    "parameter count is within --tolerance of MODEL at --match-width.")
+                    "--max-bytes/--max-latency-ms (all given limits hold; compress.budget.Budget), or, with "
+                    "--match, the width whose parameter count is within --tolerance of MODEL at --match-width.")
     p.add_argument("family", help="a registered model name (see `compress models`)")
-    add_field(p, "--max-params", scaling.fit, "max_params", type=parse_count, metavar="N",
-              help="parameter budget, e.g. 100k", none="no limit")
-    add_field(p, "--max-macs", scaling.fit, "max_macs", type=parse_count, metavar="N",
-              help="multiply-accumulate budget at batch 1, e.g. 5M", none="no limit")
-    add_field(p, "--max-bytes", scaling.fit, "max_bytes", type=parse_count, metavar="N",
-              help="bytes of the serialized state_dict, e.g. 225000", none="no limit")
-    add_field(p, "--max-latency-ms", scaling.fit, "max_latency_ms", type=finite_float, metavar="MS",
-              help="batch-1 latency on this CPU, 1 thread, measured with --latency-runtime", none="no limit")
-    add_field(p, "--latency-runtime", scaling.fit, "latency_runtime", help="runtime for --max-latency-ms")
-    add_field(p, "--policy", scaling.fit, "policy", choices=list(scaling.POLICIES),
+    add_budget_options(p.add_argument_group("budget (compress.budget.Budget; all given limits hold)"))
+    add_field(p, "--policy", scaling.scale_to, "policy", choices=list(scaling.POLICIES),
               help="width: width only; compound: depth and width (EfficientNet); min_channels: the deepest model "
                    "keeping --min-channels per layer; compound_res: compound plus input resolution")
-    add_field(p, "--min-channels", scaling.fit, "min_channels", type=int, help="for --policy min_channels")
-    add_field(p, "--dtype", scaling.fit, "dtype", choices=["float32", "float16"], help="dtype for --max-bytes")
-    add_field(p, "--format", scaling.fit, "format", choices=["pt", "npz"], help="file format for --max-bytes")
+    add_field(p, "--min-channels", scaling.scale_to, "min_channels", type=int, help="for --policy min_channels")
     p.add_argument("--match", metavar="MODEL", help="match the parameter count of this registered model")
     p.add_argument("--match-width", type=finite_float, default=1.0, help="width multiplier of --match (default 1.0)")
     add_field(p, "--tolerance", scaling.match, "tolerance", type=finite_float, help="relative tolerance of --match")
@@ -44,8 +35,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from compress.models import create, scaling
 
     kw = given(args, create)
@@ -59,29 +48,20 @@ def run(args) -> int:
         ref_params = sum(p.numel() for p in ref.parameters())
         header = f"{args.family} matching {args.match} (width {args.match_width:g}, {ref_params:,} params)"
     else:
-        budget = given(args, scaling.fit)
-        if "dtype" in budget:
-            budget["dtype"] = getattr(torch, budget["dtype"])
-        result = scaling.fit(args.family, **budget, **kw)
-        header = f"{args.family} within budget (policy {result.policy})"
+        budget = budget_from(args)
+        if budget is None:
+            raise ValueError("give a budget (--max-params, --max-macs, --max-bytes, --max-latency-ms) or --match")
+        latency = None
+        if budget.max_latency_ms is not None:
+            from compress.bench import check_runtime, latency_ms
+
+            check_runtime(budget.runtime)   # an unknown or missing runtime fails before the search
+            latency = latency_ms
+        result = scaling.scale_to(args.family, budget, latency=latency, **given(args, scaling.scale_to), **kw)
+        header = f"{args.family} within {budget.describe()} (policy {result.policy})"
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    from compress.models.scaling import architecture_shape
-
-    shape = architecture_shape(result.build_args)
     print(header)
-    print(f"  width_mult  {result.width_mult:.4f}")
-    print(f"  depth_mult  {result.depth_mult:.4g}")
-    print(f"  input       {result.input_size}x{result.input_size}")
-    print(f"  layers      {shape['layers']} weight layers, {shape['narrowest']} to {shape['widest']} channels")
-    print(f"  params      {result.param_count:,}")
-    print(f"  MACs        {result.macs:,}")
-    if result.latency_ms is not None:
-        runtime = args.latency_runtime or library_default(scaling.fit, "latency_runtime")
-        print(f"  latency     {result.latency_ms:.3f} ms (batch 1, 1 thread, {runtime})")
-    if result.size_bytes is not None:
-        fmt = args.format or library_default(scaling.fit, "format")
-        dtype = args.dtype or show_default(library_default(scaling.fit, "dtype"))
-        print(f"  bytes       {result.size_bytes:,} ({fmt}, {dtype})")
+    print(result.table())
     return 0

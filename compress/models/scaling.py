@@ -1,19 +1,19 @@
-"""Size a model family to a budget, and match one family's size to another's.
+"""Size a model family to a budget, and match one family's size to another's: the scaling search.
 
-:func:`fit` finds the largest model of a family that stays within a budget of parameters, MACs, bytes on disk
-and/or measured latency, along a scaling policy (:mod:`compress.models.policies`): ``"width"`` (width only),
-``"compound"`` (EfficientNet's compound rule: depth and width together), ``"min_channels"`` (the deepest model
-whose every layer keeps at least ``min_channels`` channels) and ``"compound_res"`` (the compound rule with the
-input resolution too, never above the data's own). :func:`match` finds the width at which a second family has
-(within a tolerance) the parameter count of a given model: the seed reports' "a CNN and a DNN with a similar
-parameter count".
+:func:`scale_to` finds the largest model of a family within a :class:`~compress.budget.Budget` (parameters, MACs,
+bytes of a named file format, measured latency) along a scaling policy (:mod:`compress.models.policies` describes
+the paths): ``"width"`` (width only), ``"compound"`` (EfficientNet's compound rule: depth and width together),
+``"min_channels"`` (the deepest model whose every layer keeps at least ``min_channels`` channels) and
+``"compound_res"`` (the compound rule with the input resolution too, never above the data's own). :func:`match`
+finds the width at which a second family has (within a tolerance) the parameter count of a given model: the seed
+reports' "a CNN and a DNN with a similar parameter count".
 
-Conventions: ``param_count`` is every parameter (``sum(p.numel() for p in model.parameters())``, BatchNorm's
-weight and bias included); ``macs`` are conv + linear multiply-accumulates at batch 1 (:mod:`compress.profile`);
-bytes are measured on a really serialized state_dict (``.pt`` or ``.npz`` in ``dtype``), or by ``bytes_fn``
-(an artifact codec's writer, say). A ``.pt`` file's size depends on its name: ``torch.save`` names the zip's
-folder after the file's stem (``archive`` in memory), stored twice per tensor. Channel counts move in :func:`~compress.blocks.make_divisible` steps, so
-figures are step functions of the width; the search is a bisection on the width that ends on a step.
+Every quantity has the budget's meaning (:mod:`compress.budget`): ``param_count`` every parameter, ``macs`` for
+one image, ``size_bytes`` the file in ``budget.file_format`` (a state-dict format is measured here; another format
+needs ``file_bytes``), ``latency_ms`` on ``budget.runtime`` (``latency``, :func:`compress.bench.latency_ms`,
+passed in: models/ imports nothing above it). Channel counts move in :func:`~compress.blocks.make_divisible`
+steps, so quantities are step functions of the width; the search is a bisection on the log width
+(:func:`compress.budget.bisect`) that ends on a step.
 """
 
 from __future__ import annotations
@@ -26,21 +26,22 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from compress.budget import STATE_DICT_FORMATS, Budget, bisect, mac_count, measure, param_count
 from compress.models.factory import create
+from compress.models.policies import POLICIES, depth_levels, path
 
-__all__ = ["Fit", "Budget", "POLICIES", "fit", "match", "at_width", "architecture_shape"]
+__all__ = ["Scaled", "POLICIES", "scale_to", "match", "at_width", "architecture_shape"]
 
-POLICIES = ("width", "compound", "min_channels", "compound_res")
-
-_LOW_WIDTH = 1 / 256     # below this every family is at its narrowest (one channel per layer with divisor 1)
-_HIGH_WIDTH = 64.0
-_STEPS = 12              # bisection steps in log-width: ~0.1% relative resolution, finer than channel steps
+LOW_WIDTH = 1 / 256      # below this every family is at its narrowest (one channel per layer with divisor 1)
+HIGH_WIDTH = 64.0
+STEPS = 12               # bisection steps in log-width: ~0.1% relative resolution, finer than channel steps
 
 
 @dataclass(frozen=True)
-class Fit:
-    """A sized model: its family, multipliers and achieved figures (``size_bytes``, ``latency_ms`` None if not
-    asked). ``build_args`` rebuild it (``create(**build_args)``), input size included."""
+class Scaled:
+    """A sized model: its family, multipliers and measured quantities (``size_bytes`` and ``latency_ms`` None
+    when the budget did not limit them). ``build_args`` rebuild it (``create(**build_args)``), input size
+    included."""
 
     name: str
     width_mult: float
@@ -50,149 +51,173 @@ class Fit:
     build_args: dict
     depth_mult: float = 1.0
     policy: str = "width"
-    latency_ms: float | None = None    # batch 1, 1 thread, median, with Budget.latency_runtime
+    latency_ms: float | None = None
 
     @property
     def input_size(self) -> int:
         return int(self.build_args.get("input_size", 48))
 
+    @property
+    def quantities(self) -> dict[str, float | None]:
+        """``{quantity: value}`` as :meth:`compress.budget.Budget.holds` reads them."""
+        return {"param_count": self.param_count, "macs": self.macs, "size_bytes": self.size_bytes,
+                "latency_ms": self.latency_ms}
+
     def create(self) -> nn.Module:
         """Build the model (fresh random weights)."""
         return create(**self.build_args)
+
+    def table(self) -> str:
+        """The model's multipliers, input, depth and width, and its quantities, one per line."""
+        shape = architecture_shape(self.build_args)
+        rows = [("width_mult", f"{self.width_mult:.4f}"), ("depth_mult", f"{self.depth_mult:.4g}"),
+                ("input", f"{self.input_size}x{self.input_size}"),
+                ("layers", f"{shape['layers']} weight layers, {shape['narrowest']} to {shape['widest']} channels"),
+                ("params", f"{self.param_count:,}"), ("MACs", f"{self.macs:,}")]
+        if self.size_bytes is not None:
+            rows.append(("bytes", f"{self.size_bytes:,}"))
+        if self.latency_ms is not None:
+            rows.append(("latency", f"{self.latency_ms:.3f} ms"))
+        return "\n".join(f"  {k:<11} {v}" for k, v in rows)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _default_bytes(format: str, dtype: torch.dtype) -> Callable[[nn.Module], int]:
-    from compress.profile import state_dict_file_bytes
-
-    key = f"{format}_{'fp16' if dtype == torch.float16 else 'fp32'}"
-
-    def size(model: nn.Module) -> int:
-        return state_dict_file_bytes(model)[key]
-
-    return size
-
-
-def at_width(name: str, width_mult: float, *, bytes_fn: Callable[[nn.Module], int] | None = None,
-            macs: bool = True, **kw: Any) -> Fit:
-    """Parameters, MACs (``macs=False`` skips the count and reports 0) and, with ``bytes_fn``, bytes of
-    ``create(name, width_mult=..., **kw)``. Counting runs on the meta device (no weights allocated);
-    bytes need real weights.
-    """
-    from compress.profile import profile
-
+def at_width(name: str, width_mult: float, *, macs: bool = True, **kw: Any) -> Scaled:
+    """Parameters and MACs (``macs=False`` skips the count and reports 0) of ``create(name, width_mult=...,
+    **kw)``, counted on the meta device (no weights allocated)."""
     with torch.device("meta"):
         model = create(name, width_mult=width_mult, **kw)
-    param_count = sum(p.numel() for p in model.parameters())
-    mac_count = profile(model, model.card.input_shape, execute="meta", serialize=False).macs if macs else 0
-    size = None
-    if bytes_fn is not None:
-        size = int(bytes_fn(create(name, width_mult=width_mult, **kw)))
-    return Fit(name, float(width_mult), param_count, mac_count, size, dict(model.card.build_args))
-
-
-def _check_budget(label: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{label} must be a positive number, got {value!r}")
+    mac_total = mac_count(model, model.card.input_shape) if macs else 0
+    return Scaled(name, float(width_mult), param_count(model), mac_total, None, dict(model.card.build_args))
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Limits a sized model must meet (None: no limit) and how bytes and latency are measured."""
+class _Sizer:
+    """Measures the models a search walks through: what ``budget`` limits, with the functions passed in."""
 
-    max_params: float | None = None
-    max_macs: float | None = None
-    max_bytes: float | None = None
-    max_latency_ms: float | None = None             # batch 1, 1 thread, median of ``latency_repeats`` calls
-    bytes_fn: Callable[[nn.Module], int] | None = None
-    latency_runtime: str = "eager"                  # a runtime of compress.bench (eager, onnxruntime, ...)
-    latency_repeats: int = 20
+    budget: Budget
+    file_bytes: Callable[[nn.Module], int] | None = None
+    latency: Callable[..., float] | None = None
 
-    def __post_init__(self) -> None:
-        limits = (("max_params", self.max_params), ("max_macs", self.max_macs), ("max_bytes", self.max_bytes),
-                  ("max_latency_ms", self.max_latency_ms))
-        if all(v is None for _, v in limits):
-            raise ValueError("fit: give at least one of max_params, max_macs, max_bytes, max_latency_ms")
-        for label, value in limits:
-            _check_budget(label, value)
+    def __call__(self, name: str, width_mult: float, depth_mult: float, kw: dict, policy: str) -> Scaled:
+        """The quantities the budget limits of ``create(name, width_mult=..., depth_mult=..., **kw)``."""
+        limits = self.budget.limits
+        f = at_width(name, width_mult, depth_mult=depth_mult, macs="macs" in limits, **kw)
+        size = latency = None
+        if "size_bytes" in limits or "latency_ms" in limits:
+            real = f.create()   # bytes and time need real weights
+            values = measure(real, self.budget, real.card.input_shape,
+                             quantities=[q for q in ("size_bytes", "latency_ms") if q in limits],
+                             file_bytes=self.file_bytes, latency=self.latency)
+            size = None if values["size_bytes"] is None else int(values["size_bytes"])
+            latency = values["latency_ms"]
+        return dataclasses.replace(f, size_bytes=size, latency_ms=latency, depth_mult=float(depth_mult),
+                                   policy=policy)
 
-    def measure(self, name: str, width_mult: float, depth_mult: float, kw: dict, policy: str) -> Fit:
-        """The figures this budget needs of ``create(name, width_mult=..., depth_mult=..., **kw)``."""
-        f = at_width(name, width_mult, depth_mult=depth_mult, macs=self.max_macs is not None,
-                     bytes_fn=self.bytes_fn if self.max_bytes is not None else None, **kw)
-        latency = None
-        if self.max_latency_ms is not None:
-            latency = latency_ms(f.create(), runtime=self.latency_runtime, repeats=self.latency_repeats)
-        return dataclasses.replace(f, depth_mult=float(depth_mult), policy=policy, latency_ms=latency)
-
-    def holds(self, f: Fit) -> bool:
-        return ((self.max_params is None or f.param_count <= self.max_params)
-                and (self.max_macs is None or f.macs <= self.max_macs)
-                and (self.max_bytes is None or f.size_bytes <= self.max_bytes)
-                and (self.max_latency_ms is None or f.latency_ms <= self.max_latency_ms))
-
-    def describe(self) -> str:
-        parts = [f"{label}<={v:,}" for label, v in (("params", self.max_params), ("MACs", self.max_macs),
-                                                      ("bytes", self.max_bytes)) if v is not None]
-        if self.max_latency_ms is not None:
-            parts.append(f"latency<={self.max_latency_ms:g} ms ({self.latency_runtime})")
-        return ", ".join(parts)
+    def holds(self, f: Scaled) -> bool:
+        return self.budget.holds(f.quantities)
 
 
-def latency_ms(model: nn.Module, *, runtime: str = "eager", repeats: int = 20) -> float:
-    """Median latency in ms of ``model`` at batch 1 on one CPU thread under ``runtime`` (compress.bench)."""
-    from compress.bench.latency import measure
+def _largest(name: str, sizer: _Sizer, policy: str, along: Callable[[float], tuple[float, float, dict]]) -> Scaled:
+    """The largest model along ``along`` (a log-width path) within the sizer's budget; ValueError when none is."""
+    def sized(s: float) -> Scaled:
+        w, d, args = along(s)
+        return sizer(name, w, d, args, policy)
 
-    record = measure(model, model.card.input_shape, runtime=runtime, batch_sizes=(1,), threads=1, warmup=3,
-                     repeats=repeats)[0]
-    if record.median_ms is None:
-        raise ValueError(f"latency runtime {runtime!r} failed: {record.error}")
-    return record.median_ms
+    lo = math.log(LOW_WIDTH)
+    best = sized(lo)
+    if not sizer.holds(best):
+        raise ValueError(
+            f"impossible budget for {name}: the smallest model (width_mult={LOW_WIDTH:g}, depth_mult="
+            f"{best.depth_mult:.3g}) has {best.param_count:,} params"
+            + (f", {best.macs:,} MACs" if best.macs else "")
+            + (f", {best.size_bytes:,} bytes" if best.size_bytes is not None else "")
+            + (f", {best.latency_ms:.3f} ms" if best.latency_ms is not None else "")
+            + f"; budget: {sizer.budget.describe()}")
+    hi = 0.0
+    while True:   # grow the upper end until it is over budget
+        f = sized(hi)
+        if not sizer.holds(f):
+            break
+        lo, best = hi, f
+        if hi >= math.log(HIGH_WIDTH):
+            return best
+        hi += math.log(2)
+    return bisect(lambda s: (sizer.holds(m := sized(s)), m), lo, hi, steps=STEPS, good_value=best).good_value
 
 
-def fit(name: str, *, max_params: float | None = None, max_macs: float | None = None,
-        max_bytes: float | None = None, max_latency_ms: float | None = None, policy: str = "width",
-        min_channels: int = 8, latency_runtime: str = "eager", dtype: torch.dtype = torch.float32,
-        format: str = "pt", bytes_fn: Callable[[nn.Module], int] | None = None, **kw: Any) -> Fit:
-    """The largest model of family ``name`` along scaling ``policy`` that meets every given budget.
+def _min_channels(name: str, sizer: _Sizer, kw: dict, min_channels: int) -> Scaled:
+    """The ``min_channels`` policy: the widest model within budget at each depth level, then the deepest whose
+    narrowest layer keeps ``min_channels`` (or, when none does, the one with the widest narrowest layer)."""
+    candidates, levels = [], depth_levels(name, kw)
+    for d in levels:
+        try:
+            f = _largest(name, sizer, "min_channels", path("width", {**kw, "depth_mult": d}))
+        except ValueError:
+            continue                       # this depth cannot meet the budget even at its narrowest
+        candidates.append((f, architecture_shape(f.build_args)))
+    if not candidates:
+        return _largest(name, sizer, "min_channels", path("width", {**kw, "depth_mult": levels[-1]}))   # raises
+    wide = [c for c in candidates if c[1]["narrowest"] >= min_channels]
+    if wide:   # the deepest model that keeps every layer wide enough, then the larger one
+        return max(wide, key=lambda c: (c[1]["layers"], c[0].param_count))[0]
+    return max(candidates, key=lambda c: (c[1]["narrowest"], c[1]["layers"]))[0]
+
+
+def _search(name: str, sizer: _Sizer, policy: str, kw: dict, min_channels: int) -> Scaled:
+    if policy == "min_channels":
+        return _min_channels(name, sizer, kw, min_channels)
+    found = _largest(name, sizer, policy, path(policy, kw))
+    if policy == "width":
+        return found
+    # the compound depth, then the width alone up to the budget at that depth (and resolution)
+    fixed = {**kw, "depth_mult": found.depth_mult, **({"input_size": found.input_size} if found.input_size else {})}
+    try:
+        wider = _largest(name, sizer, policy, path("width", fixed))
+    except ValueError:
+        return found
+    return wider if wider.width_mult > found.width_mult else found
+
+
+def scale_to(name: str, budget: Budget, *, policy: str = "width", min_channels: int = 8,
+             file_bytes: Callable[[nn.Module], int] | None = None, latency: Callable[..., float] | None = None,
+             **kw: Any) -> Scaled:
+    """The largest model of family ``name`` along scaling ``policy`` that meets every limit of ``budget``.
 
     ``policy``: ``"width"`` (``depth_mult`` in ``kw`` held fixed), ``"compound"``, ``"min_channels"`` (every
     hidden layer at least ``min_channels`` wide when any depth allows it) or ``"compound_res"`` (see
-    :mod:`compress.models.policies`). ``max_bytes`` is checked on the bytes of a really serialized state_dict
-    in ``dtype`` (``torch.float32`` or ``torch.float16``) as ``format`` (``"pt"`` or ``"npz"``), or on
-    ``bytes_fn(model)`` when given. ``max_latency_ms`` is measured on this machine (batch 1, 1 thread, median)
-    with ``latency_runtime``, so the answer depends on the CPU and its load. ``kw`` goes to
-    :func:`compress.models.create` (``num_classes``, ``in_chans``, ``input_size``, family options).
+    :mod:`compress.models.policies`). ``file_bytes(model) -> int`` measures ``budget.file_format`` when it is not
+    a state-dict format; ``latency`` (:func:`compress.bench.latency_ms`) times a latency budget on this machine.
+    ``kw`` goes to :func:`compress.models.create` (``num_classes``, ``in_chans``, ``input_size``, family options).
 
-    Raises ValueError when no budget is given, a budget is not positive, the policy is unknown, or even the
-    smallest model is over budget (the message gives the smallest achievable figures).
+    Raises ValueError when the policy is unknown, a measuring function the budget needs is missing, or even the
+    smallest model is over budget (the message gives the smallest achievable quantities); TypeError when
+    ``budget`` is not a Budget.
     """
-    from compress.models.policies import search
-
-    if dtype not in (torch.float32, torch.float16):
-        raise ValueError(f"fit: dtype must be torch.float32 or torch.float16, got {dtype!r}")
-    if format not in ("pt", "npz"):
-        raise ValueError(f"fit: format must be 'pt' or 'npz', got {format!r}")
+    if not isinstance(budget, Budget):
+        raise TypeError(f"scale_to: budget must be a compress.budget.Budget, got {type(budget).__name__}")
+    budget.require_limit("scale_to")
     if "width_mult" in kw:
-        raise ValueError("fit: width_mult is what fit searches for; do not pass it")
+        raise ValueError("scale_to: width_mult is what the search finds; do not pass it")
     if policy not in POLICIES:
-        raise ValueError(f"fit: unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+        raise ValueError(f"scale_to: unknown policy {policy!r}; known: {', '.join(POLICIES)}")
     if policy != "width" and "depth_mult" in kw:
-        raise ValueError(f"fit: policy {policy!r} searches the depth; do not pass depth_mult")
+        raise ValueError(f"scale_to: policy {policy!r} searches the depth; do not pass depth_mult")
     if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
-        raise ValueError(f"fit: min_channels must be a positive int, got {min_channels!r}")
-    if max_bytes is not None and bytes_fn is None:
-        bytes_fn = _default_bytes(format, dtype)
-    budget = Budget(max_params, max_macs, max_bytes, max_latency_ms, bytes_fn, latency_runtime)
-    found = search(name, budget, policy, kw, min_channels=min_channels)
-    return _with_macs(found, kw)
+        raise ValueError(f"scale_to: min_channels must be a positive int, got {min_channels!r}")
+    limits = budget.limits
+    if "size_bytes" in limits and file_bytes is None and budget.file_format not in STATE_DICT_FORMATS:
+        raise ValueError(f"scale_to: file format {budget.file_format!r} is not a state-dict format "
+                         f"({', '.join(STATE_DICT_FORMATS)}); pass file_bytes=")
+    if "latency_ms" in limits and latency is None:
+        raise ValueError("scale_to: a latency budget needs latency= (compress.bench.latency_ms)")
+    found = _search(name, _Sizer(budget, file_bytes, latency), policy, kw, min_channels)
+    return _with_macs(found)
 
 
-def _with_macs(f: Fit, kw: dict) -> Fit:
+def _with_macs(f: Scaled) -> Scaled:
     if f.macs or f.param_count == 0:
         return f
     args = {k: v for k, v in f.build_args.items() if k not in ("name", "width_mult")}
@@ -215,40 +240,40 @@ def architecture_shape(build_args: dict) -> dict:
             "last_map": convs[-1].output_shape[-1] if convs else None}
 
 
-def match(reference: nn.Module | int, family: str, *, tolerance: float = 0.05, **kw: Any) -> Fit:
+def match(reference: nn.Module | int, family: str, *, tolerance: float = 0.05, **kw: Any) -> Scaled:
     """A model of ``family`` whose parameter count is within ``tolerance`` (relative) of ``reference``'s.
 
     ``reference`` is a model or a parameter count. Of the two widths on either side of the target, the
     closer one is returned. Raises ValueError when no width gets within the tolerance (with the closest).
     """
     if isinstance(reference, nn.Module):
-        target = sum(p.numel() for p in reference.parameters())
+        target = param_count(reference)
     elif isinstance(reference, int) and not isinstance(reference, bool) and reference > 0:
         target = reference
     else:
         raise TypeError(f"match: reference must be an nn.Module or a positive int, got {reference!r}")
     if not (0 < tolerance < 1):
         raise ValueError(f"match: tolerance must be in (0, 1), got {tolerance!r}")
+    fits = lambda s: (at_width(family, math.exp(s), macs=False, **kw).param_count <= target, None)  # noqa: E731
     candidates = []
     try:
-        below = fit(family, max_params=target, **kw)
+        below = scale_to(family, Budget(max_params=target), **kw)
         candidates.append(below)
         # the next step up: the narrowest width whose count exceeds the target
-        lo, hi = below.width_mult, below.width_mult * 2
-        while at_width(family, hi, macs=False, **kw).param_count <= target and hi < _HIGH_WIDTH:
-            lo, hi = hi, hi * 2
-        for _ in range(_STEPS):
-            mid = math.sqrt(lo * hi)
-            if at_width(family, mid, macs=False, **kw).param_count <= target:
-                lo = mid
-            else:
-                hi = mid
-        candidates.append(at_width(family, hi, **kw))
+        lo, hi = math.log(below.width_mult), math.log(below.width_mult * 2)
+        while fits(hi)[0] and math.exp(hi) < HIGH_WIDTH:
+            lo, hi = hi, hi + math.log(2)
+        candidates.append(at_width(family, math.exp(bisect(fits, lo, hi, steps=STEPS).bad), **kw))
     except ValueError:
-        candidates.append(at_width(family, _LOW_WIDTH, **kw))
+        candidates.append(at_width(family, LOW_WIDTH, **kw))
     best = min(candidates, key=lambda f: abs(f.param_count - target))
     error = abs(best.param_count - target) / target
     if error > tolerance:
         raise ValueError(f"cannot match {target:,} params with {family} within {tolerance:.0%}: the closest is "
                          f"{best.param_count:,} params (width_mult={best.width_mult:.4g}, off by {error:.1%})")
     return best
+
+
+def fit(name: str, *, max_params=None, max_macs=None, max_bytes=None, max_latency_ms=None, **kw: Any) -> Scaled:
+    """Transitional: ``scale_to(name, Budget(...), **kw)`` for the call sites not yet moved (removed in this change)."""
+    return scale_to(name, Budget(max_params, max_macs, max_bytes, max_latency_ms), **kw)

@@ -15,30 +15,28 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from compress.budget import QUANTITIES, Budget, bisect, format_quantity, measure
+from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
 from compress.models.card import card_of
 from compress.prune.graph import build_graph
 from compress.prune.importance import IMPORTANCES, importance
-from compress.prune.measure import figure, figures, render_table
 from compress.prune.schedule import SCHEDULES, fraction_at, select, step_ratio
 from compress.prune.surgery import remove_channels
 from compress._settings import from_known
 
-__all__ = ["PruneConfig", "PruneResult", "prune", "TARGETS"]
+__all__ = ["PruneConfig", "PruneResult", "prune"]
 
-TARGETS = {"max_params": "param_count", "max_macs": "macs", "max_bytes": "size_bytes",
-           "max_latency_ms": "latency_ms"}
 _SEARCH_STEPS = 16          # bisection steps on the channel ratio for a budget: 1/65536 resolution
+_LEGACY_LIMITS = ("max_params", "max_macs", "max_bytes", "max_latency_ms")   # PruneConfig fields before Budget
 
 
 @dataclass
 class PruneConfig:
-    """How to prune. Give exactly one target: ``ratio`` or one or more budgets (all must hold)."""
+    """How to prune. Give exactly one target: ``ratio`` or a ``budget`` with limits (every one must hold). A budget
+    without limits beside a ratio only says how the before/after table measures bytes and latency."""
 
     ratio: float | None = None            # share of channels removed, in (0, 1) (per group, or overall if global)
-    max_params: float | None = None       # parameters
-    max_macs: float | None = None         # multiply-accumulates at batch 1
-    max_bytes: float | None = None        # bytes of the state_dict saved with torch.save in float16
-    max_latency_ms: float | None = None   # median ms at batch 1, one thread, eager (measured: noisy, slow)
+    budget: Budget | None = None          # limits the pruned model meets (compress.budget: params, MACs, bytes, ms)
     importance: str = "l1"                # "l1" | "l2" | "bn" | "taylor" | "random"
     global_ranking: bool = False          # one ranking over all layers instead of the same ratio per layer
     round_to: int = 1                     # kept widths rounded down to a multiple of this (8 suits hardware)
@@ -50,16 +48,17 @@ class PruneConfig:
     seed: int = 0                         # random importance; fine-tuning seed
 
     def __post_init__(self) -> None:
-        budgets = {k: getattr(self, k) for k in TARGETS if getattr(self, k) is not None}
-        if (self.ratio is None) == (not budgets):
-            raise ValueError("PruneConfig: give either ratio or a budget (max_params, max_macs, max_bytes, "
-                             "max_latency_ms)" + (", not both" if budgets else ""))
+        if isinstance(self.budget, Mapping):
+            self.budget = Budget.from_dict(self.budget)
+        if self.budget is not None and not isinstance(self.budget, Budget):
+            raise TypeError(f"PruneConfig: budget must be a compress.budget.Budget, got {type(self.budget).__name__}")
+        limited = self.budget is not None and bool(self.budget.limits)
+        if (self.ratio is None) == (not limited):
+            raise ValueError("PruneConfig: give either ratio or a budget (compress.budget.Budget: max_params, "
+                             "max_macs, max_bytes, max_latency_ms)" + (", not both" if limited else ""))
         if self.ratio is not None and (isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float))
-                                       or not 0 < self.ratio < 1):
+                                       or not math.isfinite(self.ratio) or not 0 < self.ratio < 1):
             raise ValueError(f"PruneConfig: ratio must be in (0, 1), got {self.ratio!r}")
-        for k, v in budgets.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"PruneConfig: {k} must be a positive number, got {v!r}")
         if self.importance not in IMPORTANCES:
             raise ValueError(f"PruneConfig: unknown importance {self.importance!r}; known: "
                              f"{', '.join(sorted(IMPORTANCES))}")
@@ -71,20 +70,26 @@ class PruneConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"PruneConfig: {k} must be an int >= {low}, got {v!r}")
 
-    @property
-    def budgets(self) -> dict[str, float]:
-        """``{figure name: budget}`` of the budgets given."""
-        return {TARGETS[k]: getattr(self, k) for k in TARGETS if getattr(self, k) is not None}
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PruneConfig":
-        """Rejects unknown keys."""
+        """Rejects unknown keys. A config stored before budgets were one :class:`Budget` (flat ``max_params`` ...
+        keys, bytes of a float16 ``.pt``: the Budget's default format) still reads."""
+        d = dict(d)
+        legacy = {k: d.pop(k) for k in _LEGACY_LIMITS if k in d}
+        if any(v is not None for v in legacy.values()):
+            if d.get("budget") is not None:
+                raise ValueError("PruneConfig: give budget or the older max_* keys, not both")
+            d["budget"] = Budget(**legacy)
         return from_known(cls, d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
 class PruneResult:
-    """The pruned model, its figures before and after, one row per step, and what the graph pinned."""
+    """The pruned model, its quantities (``param_count``, ``macs``, ``size_bytes``, ``latency_ms``, ``acc``)
+    before and after, one row per step, and what the graph pinned."""
 
     model: nn.Module
     before: dict
@@ -94,11 +99,49 @@ class PruneResult:
     unknown: dict[str, int] = field(default_factory=dict)
 
     def table(self) -> str:
-        return render_table(self.before, self.after)
+        """``quantity | before | after | after/before`` rows for the quantities both sides have."""
+        rows = [("quantity", "before", "after", "ratio")]
+        for name in (*QUANTITIES, "acc"):
+            b, a = self.before.get(name), self.after.get(name)
+            if b is None and a is None:
+                continue
+            ratio = f"{a / b:.3f}" if a is not None and b else "-"
+            rows.append((name, _fmt(name, b), _fmt(name, a), ratio))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                         for r in rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"before": self.before, "after": self.after, "steps": self.steps, "graph": self.graph,
                 "unknown": self.unknown}
+
+
+def _fmt(name: str, value) -> str:
+    if name == "acc":
+        return "-" if value is None else f"{value:.4f}"
+    return format_quantity(name, value)
+
+
+@dataclass(frozen=True)
+class _Meter:
+    """The quantities of a model as pruning reads them: the budget's (or the default budget's meanings), with the
+    functions the caller passed in for artifact bytes and latency."""
+
+    shape: tuple[int, ...]
+    budget: Budget
+    file_bytes: Callable[[nn.Module], int] | None
+    latency: Callable[..., float] | None
+
+    def __call__(self, model: nn.Module, quantities) -> dict[str, float | None]:
+        return measure(model, self.budget, self.shape, quantities=quantities, file_bytes=self.file_bytes,
+                       latency=self.latency)
+
+    def table_row(self, model: nn.Module, *, with_latency: bool, evaluate) -> dict[str, float | None]:
+        """Every quantity (``latency_ms`` only ``with_latency``) and ``acc`` from ``evaluate(model)``."""
+        names = [q for q in QUANTITIES if q != "latency_ms" or with_latency]
+        out = self(model, names)
+        out["acc"] = float(evaluate(model)) if evaluate is not None else None
+        return out
 
 
 def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[int, ...]:
@@ -126,33 +169,30 @@ def _with_card(original: nn.Module, pruned: nn.Module) -> nn.Module:
     return pruned
 
 
-def _step(model: nn.Module, shape: tuple[int, ...], config: PruneConfig, ratio: float | None,
-          targets: dict[str, float], batches) -> tuple[nn.Module, float, Any]:
-    """One step: the model without the channels a ratio (or the smallest ratio meeting ``targets``) removes."""
-    graph = build_graph(model, shape)
+def _step(model: nn.Module, meter: _Meter, config: PruneConfig, ratio: float | None,
+          target: Budget | None, batches) -> tuple[nn.Module, float, Any]:
+    """One step: the model without the channels a ratio (or the smallest ratio meeting ``target``) removes."""
+    graph = build_graph(model, meter.shape)
     scores = importance(graph, config.importance, batches=batches, seed=config.seed)
     pick = lambda r: remove_channels(graph, select(graph, scores, r, global_ranking=config.global_ranking,  # noqa: E731
                                                    round_to=config.round_to, min_width=config.min_width))
     if ratio is not None:
         return pick(ratio), ratio, graph
-    meets = lambda m: all(figure(m, shape, k) <= v for k, v in targets.items())  # noqa: E731
+    meets = lambda m: target.holds(meter(m, target.limits))  # noqa: E731
     if meets(model):                 # already within this step's budget: nothing goes (still a new model)
         return remove_channels(graph, set()), 0.0, graph
-    lo, hi = 0.0, 1 - 1e-9
-    best = pick(hi)
-    if not meets(best):
+    smallest_ratio = 1 - 1e-9
+    smallest = pick(smallest_ratio)
+    if not meets(smallest):
+        values = meter(smallest, target.limits)
         raise ValueError("budget below the smallest reachable model: with every layer at min_width="
                          f"{config.min_width} it has " + ", ".join(
-                             f"{k}={figure(best, shape, k):,.6g}" for k in targets) + "; budget: " + ", ".join(
-                             f"{k}<={v:,.6g}" for k, v in targets.items()))
-    for _ in range(_SEARCH_STEPS):
-        mid = (lo + hi) / 2
-        candidate = pick(mid)
-        if meets(candidate):
-            hi, best = mid, candidate
-        else:
-            lo = mid
-    return best, hi, graph
+                             f"{q}={values[q]:,.6g}" for q in target.limits) + "; budget: " + ", ".join(
+                             f"{q}<={v:,.6g}" for q, v in target.limits.items()))
+    # the least pruning that meets the step's budget: the good side of the boundary, from the smallest model
+    edge = bisect(lambda r: (meets(c := pick(r)), c), smallest_ratio, 0.0, steps=_SEARCH_STEPS,
+                  good_value=smallest)
+    return edge.good_value, edge.good, graph
 
 
 def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: torch.Size) -> None:
@@ -167,21 +207,28 @@ def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: torch.Si
 
 
 def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: Sequence[int] | None = None,
-          batches: Sequence | None = None, finetune: Callable[[nn.Module, int], nn.Module | None] | None = None,
-          evaluate: Callable[[nn.Module], float] | None = None, latency: bool = False,
+          data: DataBundle | Split | None = None, normalizer: Normalizer | None = None,
+          finetune: Callable[[nn.Module, int], nn.Module | None] | None = None,
+          evaluate: Callable[[nn.Module], float] | None = None,
+          latency: Callable[..., float] | None = None, file_bytes: Callable[[nn.Module], int] | None = None,
           **settings: Any) -> PruneResult:
     """Prune ``model``'s channels for real; returns a :class:`PruneResult` whose ``.model`` is a new, smaller
     ``nn.Module`` (``model`` itself is not modified).
 
-    ``config`` or keyword settings (``prune(model, ratio=0.5, importance="bn")``; keywords override the config).
-    ``input_shape``: one example ``(C, H, W)``; defaults to the model card's. ``batches``: (images, labels)
-    pairs for the ``taylor`` importance (a list: every step reads it). ``finetune(model, step)``: called after
-    each step, may return a new model. ``evaluate(model) -> accuracy`` and ``latency=True`` add those columns
-    to the before/after figures. A model from :func:`compress.models.create` keeps a card that rebuilds the
-    pruned architecture (``compress.models.rebuild(card)``, run folders, artifacts).
+    ``config`` or keyword settings (``prune(model, ratio=0.5, importance="bn")``,
+    ``prune(model, budget=Budget(max_params=20_000))``; keywords override the config). ``input_shape``: one
+    example ``(C, H, W)``; defaults to the model card's. ``data`` (a bundle: its training split, or a Split) and
+    ``normalizer`` (default: the data's own): the images the ``taylor`` importance takes gradients on
+    (``config.taylor_images`` of them). ``finetune(model, step)``: called after each step, may return a new model.
+    ``evaluate(model) -> accuracy`` adds that column to the before/after table. ``latency``
+    (:func:`compress.bench.latency_ms`) times a latency budget and adds the latency column; ``file_bytes(model)``
+    measures a budget's ``file_format`` when it is not a state-dict format (:mod:`compress.budget`). A model from
+    :func:`compress.models.create` keeps a card that rebuilds the pruned architecture
+    (``compress.models.rebuild(card)``, run folders, artifacts).
 
     Raises ValueError for bad settings, a forward that fails on ``input_shape``, a model whose BatchNorm was
-    folded, or a budget below the smallest reachable model; TypeError for a non-module.
+    folded, a latency budget without ``latency``, ``taylor`` without ``data``, or a budget below the smallest
+    reachable model; TypeError for a non-module.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"prune: model must be an nn.Module, got {type(model).__name__}")
@@ -193,29 +240,45 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     card = card_of(model)
     if card is not None and card.bn_folded:
         raise ValueError("prune: this model's BatchNorm is folded; prune the unfolded model, then fold")
+    if config.budget is not None and config.budget.max_latency_ms is not None and latency is None:
+        raise ValueError("prune: a latency budget needs latency= (compress.bench.latency_ms)")
+    batches = None
+    if config.importance == "taylor":
+        if data is None:
+            raise ValueError("prune: importance 'taylor' needs data= (a DataBundle or Split) to take gradients on")
+        batches = _taylor_batches(data, normalizer, config.taylor_images)
     shape = _input_shape(model, input_shape)
     first = build_graph(model, shape)       # fails early, with one line, on a forward that does not run
     if not first.groups:
         raise ValueError("prune: nothing to prune: every channel is pinned" +
                          (f" (by {', '.join(first.unknown)})" if first.unknown else ""))
     out_shape = _output_shape(model, shape)
-    before = figures(model, shape, latency=latency, evaluate=evaluate)
-    start = {k: before[k] if before.get(k) is not None else figure(model, shape, k) for k in config.budgets}
+    meter = _Meter(shape, config.budget or Budget(), file_bytes, latency)
+    before = meter.table_row(model, with_latency=latency is not None, evaluate=evaluate)
     rows, current = [], model
     for k in range(1, config.steps + 1):
         frac = fraction_at(k, config.steps, config.schedule)
         ratio = step_ratio(config.ratio, k, config.steps, config.schedule) if config.ratio is not None else None
-        targets = {n: start[n] + (b - start[n]) * frac for n, b in config.budgets.items()}
-        current, used, _ = _step(current, shape, config, ratio, targets, batches)
+        target = config.budget.scaled(before, frac) if config.ratio is None else None
+        current, used, _ = _step(current, meter, config, ratio, target, batches)
         current = _with_card(model, current)
         _check_forward(current, shape, out_shape)
         if finetune is not None:
             current = finetune(current, k) or current
-        row = {"step": k, "ratio": used, **figures(current, shape, latency=latency and k == config.steps,
-                                                   evaluate=evaluate if k == config.steps else None)}
+        last = k == config.steps
+        row = {"step": k, "ratio": used, **meter.table_row(current, with_latency=latency is not None and last,
+                                                            evaluate=evaluate if last else None)}
         rows.append(row)
     after = {n: rows[-1][n] for n in (*before.keys(),)}
     return PruneResult(current, before, after, rows, first.describe(), dict(first.unknown))
+
+
+def _taylor_batches(data: DataBundle | Split, normalizer: Normalizer | None, images: int,
+                    batch: int = 128) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) pairs of the first ``images`` training images, as the model sees them."""
+    split, normalize = resolve_split(data, "train", normalizer)
+    x, y = split.x[:images], split.y[:images]
+    return [(normalize(x[i:i + batch]), y[i:i + batch]) for i in range(0, len(x), batch)]
 
 
 def _output_shape(model: nn.Module, shape: tuple[int, ...]) -> torch.Size:

@@ -19,17 +19,14 @@ from compress.prune.pruner import PruneConfig, PruneResult, prune
 __all__ = ["prune_run"]
 
 
-def _taylor_batches(data, normalizer, images: int, batch: int = 128) -> list:
-    x, y = data.train.x[:images], data.train.y[:images]
-    return [(normalizer(x[i:i + batch]), y[i:i + batch]) for i in range(0, len(x), batch)]
-
-
 def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.PathLike | None = None,
-              overwrite: bool = False, train: Mapping[str, Any] | None = None, latency: bool = False,
+              overwrite: bool = False, train: Mapping[str, Any] | None = None,
+              latency: Callable[..., float] | None = None,
               progress: bool | Callable[[dict], None] | None = False) -> tuple[PruneResult, Any]:
     """Prune the model of run folder ``path``; returns ``(result, run)``, the run written to ``out`` if given.
 
     ``result.before``/``after`` hold the accuracy on the run's evaluation split (test when labeled, else val).
+    ``latency`` (:func:`compress.bench.latency_ms`): times a latency budget and adds the latency column.
     Raises FileNotFoundError for a missing run, FileExistsError for an existing ``out`` (unless ``overwrite``),
     ValueError as :func:`compress.prune.prune` does.
     """
@@ -51,11 +48,10 @@ def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.Pat
         runs.append(fit(model, data, tune_config, progress=progress))
         return runs[-1].model
 
-    batches = _taylor_batches(data, src.normalizer, config.taylor_images) if config.importance == "taylor" else None
-    result = prune(src.model, config, batches=batches, evaluate=score, latency=latency,
+    result = prune(src.model, config, data=data, normalizer=src.normalizer, evaluate=score, latency=latency,
                    finetune=finetune if config.finetune_epochs else None)
     run = runs[-1] if runs else _untrained_run(src, result, data, split)
-    run.info["prune"] = {"source": str(Path(path)), "config": dataclasses.asdict(config), **result.to_dict()}
+    run.info["prune"] = {"source": str(Path(path)), "config": config.to_dict(), **result.to_dict()}
     if out_path is not None:
         write_run(run, out_path, overwrite)
     return result, run

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress import models
+from compress.budget import Budget
 from compress.prune import PruneConfig, build_graph, prune
 
 
@@ -255,7 +256,7 @@ def test_bad_settings(kw, match):
 def test_budget_below_reachable_and_failing_forward():
     model = models.create("cnn", width_mult=0.25)
     with pytest.raises(ValueError, match="budget below the smallest reachable model"):
-        prune(model, max_params=100)
+        prune(model, budget=Budget(max_params=100))
     with pytest.raises(ValueError, match=r"forward fails on input shape \(3, 48, 48\)"):
         prune(model, ratio=0.5, input_shape=(3, 48, 48))
     with pytest.raises(TypeError, match="nn.Module"):

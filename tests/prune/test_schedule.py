@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from compress import models
-from compress.prune import build_graph, importance, prune, select
+from compress.budget import Budget, measure
+from compress.prune import PruneConfig, build_graph, importance, prune, select
 from compress.prune.schedule import fraction_at, step_ratio
 
 
@@ -97,13 +98,11 @@ def test_taylor_needs_batches_and_ranks_dead_channels_last():
 
 @pytest.mark.parametrize("budget", ["max_params", "max_macs", "max_bytes"])
 def test_budget_is_met_with_the_least_pruning(budget):
-    from compress.prune.measure import figure
-
     torch.manual_seed(0)
     model = models.create("cnn", width_mult=0.25)
     name = {"max_params": "param_count", "max_macs": "macs", "max_bytes": "size_bytes"}[budget]
-    start = figure(model, (1, 48, 48), name)
-    result = prune(model, **{budget: start * 0.5})
+    start = measure(model, Budget(), (1, 48, 48), quantities=[name])[name]
+    result = prune(model, budget=Budget(**{budget: start * 0.5}))
     assert result.after[name] <= start * 0.5
     assert result.after[name] > start * 0.35       # not pruned much beyond the budget
     assert result.steps[-1]["ratio"] < 0.5
@@ -111,7 +110,7 @@ def test_budget_is_met_with_the_least_pruning(budget):
 
 def test_a_budget_already_met_returns_a_copy():
     model = models.create("mlp", hidden=[16])
-    result = prune(model, max_params=10**9)
+    result = prune(model, budget=Budget(max_params=10**9))
     assert result.model is not model and result.after["param_count"] == result.before["param_count"]
     assert "widths" not in result.model.card.build_args and model.card is not result.model.card
 
@@ -124,8 +123,8 @@ def test_steps_reach_the_target_and_finetune_runs_after_each():
     def finetune(m, step):
         seen.append((step, _params(m)))
 
-    one = prune(model, max_params=20_000)
-    three = prune(model, max_params=20_000, steps=3, schedule="agp", finetune=finetune)
+    one = prune(model, budget=Budget(max_params=20_000))
+    three = prune(model, budget=Budget(max_params=20_000), steps=3, schedule="agp", finetune=finetune)
     assert [s for s, _ in seen] == [1, 2, 3]
     counts = [n for _, n in seen]
     assert counts == sorted(counts, reverse=True) and counts[-1] <= 20_000
@@ -138,24 +137,53 @@ def test_before_after_table_and_accuracy_column():
     model = models.create("mlp", hidden=[32])
     result = prune(model, ratio=0.5, evaluate=lambda m: 0.5)
     text = result.table()
-    assert "param_count" in text and "acc" in text and "0.5000" in text
+    assert "param_count" in text and "acc" in text and "0.5000" in text and "latency_ms" not in text
     assert set(result.to_dict()) >= {"before", "after", "steps"}
 
 
+def fake_latency(model, input_shape, *, runtime, batch_size, threads):
+    """A stand-in timer, monotone in the width: 1 ms per 100,000 MACs."""
+    return batch_size * measure(model, Budget(), input_shape, quantities=["macs"])["macs"] / 100_000
+
+
+def test_latency_budget_uses_the_latency_function():
+    """max_latency_ms: the bisection times each candidate with the function passed in and keeps the least pruned
+    one that meets the budget (a stand-in timer here, so the result is exact)."""
+    torch.manual_seed(0)
+    model = models.create("mlp", hidden=[1024, 1024])
+    start = fake_latency(model, (1, 48, 48), runtime="eager", batch_size=1, threads=1)
+    result = prune(model, budget=Budget(max_latency_ms=start * 0.5), latency=fake_latency)
+    assert 0 < result.steps[-1]["ratio"] < 0.95
+    assert start * 0.4 < result.after["latency_ms"] <= start * 0.5
+    assert result.before["latency_ms"] == start and "latency_ms" in result.table()
+    with pytest.raises(ValueError, match="budget below the smallest reachable model.*latency_ms"):
+        prune(model, budget=Budget(max_latency_ms=1e-6), latency=fake_latency)
+    with pytest.raises(ValueError, match="latency="):
+        prune(model, budget=Budget(max_latency_ms=1.0))
+    with pytest.raises(ValueError, match="max_latency_ms must be a positive number"):
+        prune(model, budget=Budget(max_latency_ms=-1.0))
+
+
 def test_latency_budget_is_met_by_measurement():
-    """max_latency_ms: the bisection measures each candidate (batch 1, one thread) and keeps the least pruned one
-    whose median meets the budget. Timings are noisy on a shared machine: the re-measured result gets 50% slack,
-    the pruning itself must be real."""
-    from compress.prune.measure import figure
+    """The real timer (compress.bench.latency_ms, batch 1, one thread). Timings are noisy on a shared machine: the
+    re-measured result gets 50% slack, the pruning itself must be real."""
+    from compress.bench import latency_ms
 
     torch.manual_seed(0)
     model = models.create("mlp", hidden=[1024, 1024])       # ~3.4M MACs: latency follows the width
-    start = figure(model, (1, 48, 48), "latency_ms")
-    result = prune(model, max_latency_ms=start * 0.5, latency=True)
+    start = latency_ms(model, (1, 48, 48))
+    result = prune(model, budget=Budget(max_latency_ms=start * 0.5), latency=latency_ms)
     assert 0 < result.steps[-1]["ratio"] < 0.95
     assert result.after["param_count"] < 0.8 * result.before["param_count"]
     assert result.after["latency_ms"] <= start * 0.5 * 1.5
-    with pytest.raises(ValueError, match="budget below the smallest reachable model.*latency_ms"):
-        prune(model, max_latency_ms=1e-6)
-    with pytest.raises(ValueError, match="max_latency_ms must be a positive number"):
-        prune(model, max_latency_ms=-1.0)
+
+
+def test_stored_configs_with_the_older_flat_limits_still_read():
+    config = PruneConfig.from_dict({"max_params": 20_000, "importance": "bn"})
+    assert config.budget == Budget(max_params=20_000) and config.budget.file_format == "pt-fp16"
+    assert PruneConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="not both"):
+        PruneConfig.from_dict({"max_params": 5, "budget": {"max_macs": 7}})
+    with pytest.raises(ValueError, match="not both"):
+        PruneConfig(ratio=0.5, budget=Budget(max_params=5))
+    assert PruneConfig(ratio=0.5, budget=Budget(runtime="onnxruntime")).budget.runtime == "onnxruntime"
