@@ -2,10 +2,10 @@
 
 Rooms:
     config      ``TrainConfig``: every setting, with units
-    loop        ``fit(model, data, config, out=...)``
+    fitting     ``fit(model, data, config, out=...)``: check, run the loop, keep the best weights, write the run
     fused       ``fit_many(models, data, config, seeds=...)``: K seeds of one architecture trained as one
     stack       ``stack_models``: K models as one (grouped convs, stacked BatchNorm, batched linear layers)
-    trainer     the epoch loop, for one model or K stacked members
+    loop        ``TrainingLoop``: the epoch loop, for one model or K stacked members; ``converged``
     inference   ``logits``, ``evaluate``, ``predict``: the one batched-inference loop
     batchnorm   ``recalibrate_batchnorm`` ("precise BN" before each evaluation)
     ema         ``Ema``: weight averaging with warm-up
@@ -18,7 +18,7 @@ from compress.train.config import TrainConfig
 from compress.train.ema import Ema
 from compress.train.inference import evaluate, logits, predict
 from compress.train.fused import fit_many
-from compress.train.loop import fit
+from compress.train.fitting import fit
 from compress.train.runs import RUN_FORMAT, Run, load_run, write_run
 from compress.train.stack import stack_models
 

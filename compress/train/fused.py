@@ -17,7 +17,7 @@ from torch import nn
 
 from compress.data.bundle import DataBundle
 from compress.train.config import TrainConfig
-from compress.train.loop import train_members
+from compress.train.fitting import train_members
 from compress.train.runs import Run
 
 __all__ = ["fit_many"]

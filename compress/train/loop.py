@@ -1,163 +1,246 @@
-"""The training loop: whole dataset resident on the device, batched on-device augmentation.
+"""The epoch loop, for one model or K same-architecture members trained as one (:mod:`compress.train.stack`).
 
-``fit(model, data, config)`` trains, keeps the best weights by validation accuracy (restored at the end) and
-returns a :class:`~compress.train.runs.Run`; with ``out=`` it writes a run folder (:mod:`compress.train.runs`).
-
-Inputs to the model: ``normalize=True`` standardizes with the training split's per-channel mean and std;
-``normalize=False`` feeds raw pixel values 0..255 as floats (the "no normalization" of the seed reports).
+Each member keeps its own random stream (data order, augmentation, BatchNorm recalibration batches), seeded with
+its own seed exactly as a single run is, its own loss (the members' losses are summed, so each gradient is its
+own), its own best epoch and its own early stopping. With one member the model is trained as it is, unstacked.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import sys
-from pathlib import Path
+import math
+import time
 from typing import Callable
 
 import torch
-import torch.nn as nn
+import torch.nn.functional as F
+from torch import nn
 
-from compress.data.bundle import DataBundle
-from compress.device import resolve_device, torch_threads
-from compress.models.card import card_of
+from compress.data.augment import augment
+from compress.data.bundle import DataBundle, Normalizer, Split
+from compress.train.batchnorm import recalibrate_batchnorm
 from compress.train.config import TrainConfig
-from compress.train.distill import resolve_teacher
+from compress.train.distill import distillation_loss
+from compress.train.ema import Ema
 from compress.train.inference import evaluate
-from compress.train.runs import Run, config_json, write_run
-from compress.train.trainer import Trainer
+from compress.train.stack import split_outputs, stack_inputs, unstack_state
 
-__all__ = ["fit", "train_members"]
-
-
-def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
-        out: str | os.PathLike | None = None, overwrite: bool = False,
-        teacher: nn.Module | Run | str | os.PathLike | None = None,
-        progress: bool | Callable[[dict], None] | None = None) -> Run:
-    """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
-
-    ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
-    raises ``FileExistsError`` unless ``overwrite``. ``teacher``: a model, a Run or a run folder for
-    knowledge distillation (overrides ``config.teacher``). ``progress``: None = tqdm on a terminal, one line
-    per epoch otherwise; False = silent; a callable gets each history row.
-    Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
-    RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
-    """
-    return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
-                         overwrite=overwrite, teacher=teacher, progress=progress, stack=False)[0]
+__all__ = ["TrainingLoop", "member_evaluate", "converged"]
 
 
-def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
-                  seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool) -> list[Run]:
-    """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
-    one stacked model), restore each member's best weights, measure, write each member's run folder."""
-    from compress import data as data_mod
-    from compress.train.stack import stack_models
-
-    config = config or TrainConfig()
-    if not isinstance(data, DataBundle):
-        data = data_mod.load(data, seed=config.seed)
-    if data.train is None or not len(data.train) or not data.train.labeled:
-        raise ValueError(f"{data.source}: no labeled training images")
-    if len(data.train) < 2:   # BatchNorm cannot normalize a batch of one image
-        raise ValueError(f"{data.source}: the training split has {len(data.train)} image; training needs at least 2 "
-                         f"(give more rows, or a smaller val_fraction)")
-    out_paths = [Path(o) if o is not None else None for o in outs]
-    for path in out_paths:
-        if path is not None and path.exists() and not overwrite:
-            raise FileExistsError(f"run folder {path} exists (pass overwrite=True / --overwrite)")
-        if path is not None:   # a read-only parent must fail now, not after training
-            folder = path.resolve().parent
-            while not folder.exists() and folder != folder.parent:
-                folder = folder.parent
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise ValueError(f"run folder {path}: {folder} is not writable")
-    device = resolve_device(config.device)
-    configs = [dataclasses.replace(config, seed=s) for s in seeds]
-    with torch_threads(config.num_threads):
-        teacher_model, teacher_norm, teacher_info = resolve_teacher(teacher or config.teacher, device)
-        for m in models:
-            _check_model(m, data, device)
-        if teacher_model is not None:
-            _check_model(teacher_model, data, device, role="teacher")
-        trained = stack_models(models).to(device) if stack else models[0]
-        trainer = Trainer(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm)
-        histories, states, train_metrics = trainer.run(_progress_fn(progress, config.epochs, len(models), seeds))
-        runs = []
-        for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
-                                                                 out_paths):
-            model.to(device)
-            model.load_state_dict(state)
-            model.eval()
-            metrics.update(_final_metrics(model, data, trainer.normalizer, cfg))
-            run = Run(model=model, config=cfg, history=history, metrics=metrics, data_source=data.source,
-                      data_options=dict(data.options), class_names=data.class_names, normalizer=trainer.normalizer,
-                      card=card_of(model))
-            run.info = config_json(run, data, trainer.aug.flip if trainer.aug is not None else False, teacher_info)
-            if out_path is not None:
-                write_run(run, out_path, overwrite)
-            runs.append(run)
-    return runs
-
-
-def _final_metrics(model: nn.Module, data: DataBundle, normalizer, config: TrainConfig) -> dict:
-    metrics = {}
-    val = data.val if data.val is not None and len(data.val) else None
-    for name, split in (("val", val), ("test", data.test)):
-        if split is not None and len(split) and split.labeled:
-            ev = evaluate(model, split, normalizer=normalizer, batch_size=config.eval_batch_size)
-            metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"], f"{name}_n": ev["n"]})
-        else:
-            metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})
-    return metrics
-
-
-def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role: str = "model") -> None:
-    """One forward pass on two training images, so a shape mismatch fails before any training."""
-    model.to(device)
-    x = data.train.x[:2].to(device).float()
-    was = model.training
+@torch.no_grad()
+def member_evaluate(model: nn.Module, split: Split, normalizer: Normalizer, members: int, *,
+                    batch_size: int = 1024, device: torch.device | None = None) -> tuple[list[float], list[float]]:
+    """Per-member mean cross-entropy and accuracy of a stacked model (``members`` side by side) on ``split``."""
+    device = device or next(model.parameters()).device
     model.eval()
-    try:
+    loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
+    correct = torch.zeros(members, device=device, dtype=torch.long)
+    for i in range(0, len(split), batch_size):
+        xb = normalizer(split.x[i:i + batch_size].to(device))
+        y = split.y[i:i + batch_size].to(device)
+        out = split_outputs(model(stack_inputs([xb] * members)).float(), members)        # (K, n, classes)
+        ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.repeat(members), reduction="none")
+        loss_sum += ce.view(members, -1).sum(1).double()
+        correct += (out.argmax(-1) == y).sum(1)
+    n = len(split)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+class TrainingLoop:
+    """Trains ``model`` (``members`` models stacked, or one plain model) with ``config`` and the members' seeds."""
+
+    def __init__(self, model: nn.Module, members: int, data: DataBundle, config: TrainConfig, seeds: list[int],
+                 device: torch.device, teacher: nn.Module | None = None, teacher_norm: Normalizer | None = None):
+        assert len(seeds) == members >= 1
+        self.model, self.k, self.data, self.config, self.seeds = model, members, data, config, list(seeds)
+        self.device, self.teacher, self.teacher_norm = device, teacher, teacher_norm
+        self.normalizer = Normalizer(data.mean, data.std, config.normalize)
+        self.aug = config.augment_config(data.flip_invariant)
+        self.amp = config.amp and device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if (self.amp and torch.cuda.is_bf16_supported()) else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+
+    # ------------------------------------------------------------------------------------------ pieces
+
+    def _optimizer(self, steps_total: int):
+        c = self.config
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BatchNorm and biases
+        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        # One fused kernel per step (CUDA, and CPU since torch 2.4): a small net's step is otherwise dozens of ops.
+        if c.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=c.lr, fused=True)
+        else:
+            opt = torch.optim.SGD(groups, lr=c.lr, momentum=0.9, nesterov=True, fused=True)
+        if c.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=steps_total)
+        elif c.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps_total) / steps_total)))
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        return opt, sched
+
+    def _inputs(self, xs_unit: list[torch.Tensor], layout) -> torch.Tensor:
+        xs = [self.normalizer.from_unit(xb) for xb in xs_unit]
+        x = xs[0] if self.k == 1 else stack_inputs(xs)
+        return x.contiguous(memory_format=layout)
+
+    def _losses(self, out: torch.Tensor, ys: torch.Tensor, xs_unit: list[torch.Tensor]) -> torch.Tensor:
+        """``(K,)`` per-member losses: cross-entropy, mixed with distillation when there is a teacher."""
+        c = self.config
+        outs = split_outputs(out, self.k)                                          # (K, N, classes)
+        ce = F.cross_entropy(outs.reshape(-1, outs.shape[-1]), ys.reshape(-1), reduction="none",
+                             label_smoothing=c.label_smoothing).view(self.k, -1).mean(1)
+        if self.teacher is None or c.alpha == 0:
+            return ce
         with torch.no_grad():
-            y = model(x)
-    except RuntimeError as exc:
-        raise ValueError(f"{role} does not accept {data.in_chans}x{data.image_hw[0]}x{data.image_hw[1]} "
-                         f"images from {data.source}: {str(exc).splitlines()[0]}") from None
-    finally:
-        model.train(was)
-    if y.ndim != 2 or y.shape[1] != data.num_classes:
-        raise ValueError(f"{role} outputs {tuple(y.shape[1:])} per image but {data.source} has "
-                         f"{data.num_classes} classes")
+            x_all = torch.cat(xs_unit)                                             # all members' images at once
+            t_in = self.teacher_norm.from_unit(x_all) if self.teacher_norm else self.normalizer.from_unit(x_all)
+            t_outs = self.teacher(t_in).float().view(self.k, -1, outs.shape[-1])
+        kd = torch.stack([distillation_loss(outs[m], t_outs[m], c.temperature) for m in range(self.k)])
+        return (1 - c.alpha) * ce + c.alpha * kd
+
+    def _bn_penalty(self):
+        """``bn_l1 * sum |gamma|`` over the BatchNorm layers (network slimming's sparsity term; a stacked
+        BatchNorm holds every member's scales, each member's gradient is its own), or 0."""
+        if not self.config.bn_l1:
+            return 0.0
+        return self.config.bn_l1 * sum(m.weight.abs().sum() for m in self.model.modules()
+                                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None)
+
+    def _recalibration_batches(self, x_train, perms, bs, gens, layout):
+        """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
+        count = min(self.config.bn_recalibrate, len(x_train))
+        for i in range(0, count, bs):
+            xs = []
+            for perm, gen in zip(perms, gens):
+                xb = x_train[perm[i:min(i + bs, count)]].float().div_(255.0)
+                xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
+            yield self._inputs(xs, layout)
+
+    def _member_states(self, model: nn.Module) -> list[dict]:
+        state = model.state_dict()
+        if self.k == 1:
+            return [{key: v.detach().to("cpu", copy=True) for key, v in state.items()}]
+        return [{key: v.to("cpu") for key, v in s.items()} for s in unstack_state(state, self.k)]
+
+    def _validate(self, eval_model, val, rows):
+        c = self.config
+        if self.k == 1:
+            ev = evaluate(eval_model, val, normalizer=self.normalizer, batch_size=c.eval_batch_size)
+            losses, accs = [ev["loss"]], [ev["acc"]]
+        else:
+            losses, accs = member_evaluate(eval_model, val, self.normalizer, self.k,
+                                           batch_size=c.eval_batch_size, device=self.device)
+        for row, loss, acc in zip(rows, losses, accs):
+            row.update(val_loss=loss, val_acc=acc)
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    def run(self, report: Callable[[int, dict], None]) -> tuple[list[list[dict]], list[dict], list[dict]]:
+        """Train; returns per member its history, its best state (CPU) and its training metrics."""
+        c, model, dev, k = self.config, self.model, self.device, self.k
+        torch.manual_seed(self.seeds[0])                 # dropout and anything else drawing from the global RNG
+        gens = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
+        x_train, y_train = self.data.train.x.to(dev), self.data.train.y.to(dev)   # uint8, resident on the device
+        n = len(x_train)
+        bs = min(c.batch_size, n)
+        steps_per_epoch = n // bs + (1 if n % bs >= 2 else 0)   # a 1-image tail would break BatchNorm
+        # NHWC only helps convolutions; for stacked members it would make a conv-free model's flatten copy.
+        convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        layout = torch.channels_last if c.channels_last and convs else torch.contiguous_format
+        model.to(memory_format=layout)
+        opt, sched = self._optimizer(steps_per_epoch * c.epochs)
+        ema = Ema(model, c.ema_decay) if c.ema_decay else None
+        val = self.data.val if self.data.val is not None and len(self.data.val) else None
+        histories: list[list[dict]] = [[] for _ in range(k)]
+        best: list[dict | None] = [None] * k
+        best_acc, best_epoch, stale = [-1.0] * k, [0] * k, [0] * k
+        ref_acc = [-1.0] * k                            # patience counts epochs since a gain > min_delta over it
+        active = [True] * k
+        total_images, total_seconds = 0, 0.0
+        for epoch in range(1, c.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            perms = [torch.randperm(n, generator=g, device=dev) for g in gens]
+            lr = opt.param_groups[0]["lr"]
+            loss_sum = torch.zeros(k, device=dev)
+            correct = torch.zeros(k, device=dev, dtype=torch.long)
+            seen = 0
+            for i in range(steps_per_epoch):
+                xs, ys = [], []
+                for perm, gen in zip(perms, gens):
+                    idx = perm[i * bs:(i + 1) * bs]
+                    xb = x_train[idx].float().div_(255.0)
+                    xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
+                    ys.append(y_train[idx])
+                yb = torch.stack(ys)                                                 # (K, N)
+                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
+                    out = model(self._inputs(xs, layout))
+                    losses = self._losses(out, yb, xs)
+                opt.zero_grad(set_to_none=True)
+                self.scaler.scale(losses.sum() + self._bn_penalty()).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+                sched.step()
+                if ema is not None:
+                    ema.update(model)
+                loss_sum += losses.detach().float() * yb.shape[1]
+                correct += (split_outputs(out.detach(), k).argmax(-1) == yb).sum(1)
+                seen += yb.shape[1]
+            eval_model = ema.model if ema is not None else model
+            if c.bn_recalibrate:
+                recalibrate_batchnorm(eval_model, self._recalibration_batches(x_train, perms, bs, gens, layout))
+            rows = [{"epoch": epoch, "train_loss": float(loss_sum[m]) / seen, "train_acc": int(correct[m]) / seen}
+                    for m in range(k)]
+            if val is not None:
+                self._validate(eval_model, val, rows)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = time.perf_counter() - t0
+            total_images += seen * sum(active)
+            total_seconds += seconds
+            improved = []
+            for m, row in enumerate(rows):
+                if not active[m]:
+                    continue                            # stopped: later epochs are not this member's
+                row.update(lr=lr, seconds=seconds)
+                histories[m].append(row)
+                score = row.get("val_acc", row["train_acc"])
+                if score > ref_acc[m] + c.min_delta:
+                    ref_acc[m], stale[m] = score, 0
+                else:
+                    stale[m] += 1
+                if score > best_acc[m]:
+                    best_acc[m], best_epoch[m] = score, epoch
+                    improved.append(m)
+                report(m, row)
+                if c.patience is not None and stale[m] >= c.patience:
+                    active[m] = False
+            if improved:
+                states = self._member_states(eval_model)
+                for m in improved:
+                    best[m] = states[m]
+            if not any(active):
+                break
+        model.to(memory_format=torch.contiguous_format)
+        metrics = [{"best_epoch": best_epoch[m], "epochs_run": len(histories[m]),
+                    "stopped_early": not active[m], "converged": converged(histories[m], c),
+                    "members": k, "train_seconds": total_seconds,
+                    "train_images_per_s": total_images / total_seconds if total_seconds else None}
+                   for m in range(k)]
+        return histories, best, metrics
 
 
-def _progress_fn(progress, epochs: int, members: int = 1, seeds=(0,)) -> Callable[[int, dict], None]:
-    """``report(member, row)``: None = tqdm on a terminal (one model), one line per epoch otherwise; False =
-    silent; a callable gets each history row (with ``seed`` added when several members train together)."""
-    if progress is False:
-        return lambda member, row: None
-    if callable(progress):
-        if members == 1:
-            return lambda member, row: progress(row)
-        return lambda member, row: progress({**row, "seed": seeds[member]})
-    if sys.stderr.isatty() and members == 1:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs, unit="epoch", file=sys.stderr)
-
-        def tick(member, row):
-            bar.update(1)
-            bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "val_acc") if k in row})
-            if row["epoch"] == epochs:
-                bar.close()
-        return tick
-
-    def line(member, row):
-        parts = ([f"seed {seeds[member]}"] if members > 1 else []) + [
-            f"epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}",
-            f"train_acc {row['train_acc']:.4f}"]
-        if "val_acc" in row:
-            parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_acc']:.4f}"]
-        parts += [f"lr {row['lr']:.2e}", f"{row['seconds']:.1f}s"]
-        print("  ".join(parts), file=sys.stderr, flush=True)
-    return line
+def converged(history: list[dict], config: TrainConfig) -> bool:
+    """The stated rule: a run converged when its validation accuracy (training accuracy without a validation
+    split) gained no more than ``config.min_delta`` over its last ``config.patience`` epochs (a run stopped by
+    patience meets it by construction); False when it ran fewer epochs than that or patience is None."""
+    window = config.patience
+    if window is None or len(history) <= window:
+        return False
+    scores = [row.get("val_acc", row["train_acc"]) for row in history]
+    return max(scores[-window:]) <= max(scores[:-window]) + config.min_delta

@@ -1,0 +1,165 @@
+"""``fit``: check the inputs, run the training loop (:mod:`compress.train.loop`), restore the best weights,
+measure, write the run folder.
+
+``fit(model, data, config)`` trains, keeps the best weights by validation accuracy (restored at the end) and
+returns a :class:`~compress.train.runs.Run`; with ``out=`` it writes a run folder (:mod:`compress.train.runs`).
+:func:`~compress.train.fused.fit_many` shares all of it (:func:`train_members`) for K stacked members.
+
+Inputs to the model: ``normalize=True`` standardizes with the training split's per-channel mean and std;
+``normalize=False`` feeds raw pixel values 0..255 as floats (the "no normalization" of the seed reports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from compress.data.bundle import DataBundle
+from compress.device import resolve_device, torch_threads
+from compress.models.card import card_of
+from compress.train.config import TrainConfig
+from compress.train.distill import resolve_teacher
+from compress.train.inference import evaluate
+from compress.train.runs import Run, config_json, write_run
+from compress.train.loop import TrainingLoop
+
+__all__ = ["fit", "train_members"]
+
+
+def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
+        out: str | os.PathLike | None = None, overwrite: bool = False,
+        teacher: nn.Module | Run | str | os.PathLike | None = None,
+        progress: bool | Callable[[dict], None] | None = None) -> Run:
+    """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
+
+    ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
+    raises ``FileExistsError`` unless ``overwrite``. ``teacher``: a model, a Run or a run folder for
+    knowledge distillation (overrides ``config.teacher``). ``progress``: None = tqdm on a terminal, one line
+    per epoch otherwise; False = silent; a callable gets each history row.
+    Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
+    RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
+    """
+    return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
+                         overwrite=overwrite, teacher=teacher, progress=progress, stack=False)[0]
+
+
+def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
+                  seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool) -> list[Run]:
+    """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
+    one stacked model), restore each member's best weights, measure, write each member's run folder."""
+    from compress import data as data_mod
+    from compress.train.stack import stack_models
+
+    config = config or TrainConfig()
+    if not isinstance(data, DataBundle):
+        data = data_mod.load(data, seed=config.seed)
+    if data.train is None or not len(data.train) or not data.train.labeled:
+        raise ValueError(f"{data.source}: no labeled training images")
+    if len(data.train) < 2:   # BatchNorm cannot normalize a batch of one image
+        raise ValueError(f"{data.source}: the training split has {len(data.train)} image; training needs at least 2 "
+                         f"(give more rows, or a smaller val_fraction)")
+    out_paths = [Path(o) if o is not None else None for o in outs]
+    for path in out_paths:
+        if path is not None and path.exists() and not overwrite:
+            raise FileExistsError(f"run folder {path} exists (pass overwrite=True / --overwrite)")
+        if path is not None:   # a read-only parent must fail now, not after training
+            folder = path.resolve().parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"run folder {path}: {folder} is not writable")
+    device = resolve_device(config.device)
+    configs = [dataclasses.replace(config, seed=s) for s in seeds]
+    with torch_threads(config.num_threads):
+        teacher_model, teacher_norm, teacher_info = resolve_teacher(teacher or config.teacher, device)
+        for m in models:
+            _check_model(m, data, device)
+        if teacher_model is not None:
+            _check_model(teacher_model, data, device, role="teacher")
+        trained = stack_models(models).to(device) if stack else models[0]
+        loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm)
+        histories, states, train_metrics = loop.run(_progress_fn(progress, config.epochs, len(models), seeds))
+        runs = []
+        for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
+                                                                 out_paths):
+            model.to(device)
+            model.load_state_dict(state)
+            model.eval()
+            metrics.update(_final_metrics(model, data, loop.normalizer, cfg))
+            run = Run(model=model, config=cfg, history=history, metrics=metrics, data_source=data.source,
+                      data_options=dict(data.options), class_names=data.class_names, normalizer=loop.normalizer,
+                      card=card_of(model))
+            run.info = config_json(run, data, loop.aug.flip if loop.aug is not None else False, teacher_info)
+            if out_path is not None:
+                write_run(run, out_path, overwrite)
+            runs.append(run)
+    return runs
+
+
+def _final_metrics(model: nn.Module, data: DataBundle, normalizer, config: TrainConfig) -> dict:
+    metrics = {}
+    val = data.val if data.val is not None and len(data.val) else None
+    for name, split in (("val", val), ("test", data.test)):
+        if split is not None and len(split) and split.labeled:
+            ev = evaluate(model, split, normalizer=normalizer, batch_size=config.eval_batch_size)
+            metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"], f"{name}_n": ev["n"]})
+        else:
+            metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})
+    return metrics
+
+
+def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role: str = "model") -> None:
+    """One forward pass on two training images, so a shape mismatch fails before any training."""
+    model.to(device)
+    x = data.train.x[:2].to(device).float()
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            y = model(x)
+    except RuntimeError as exc:
+        raise ValueError(f"{role} does not accept {data.in_chans}x{data.image_hw[0]}x{data.image_hw[1]} "
+                         f"images from {data.source}: {str(exc).splitlines()[0]}") from None
+    finally:
+        model.train(was)
+    if y.ndim != 2 or y.shape[1] != data.num_classes:
+        raise ValueError(f"{role} outputs {tuple(y.shape[1:])} per image but {data.source} has "
+                         f"{data.num_classes} classes")
+
+
+def _progress_fn(progress, epochs: int, members: int = 1, seeds=(0,)) -> Callable[[int, dict], None]:
+    """``report(member, row)``: None = tqdm on a terminal (one model), one line per epoch otherwise; False =
+    silent; a callable gets each history row (with ``seed`` added when several members train together)."""
+    if progress is False:
+        return lambda member, row: None
+    if callable(progress):
+        if members == 1:
+            return lambda member, row: progress(row)
+        return lambda member, row: progress({**row, "seed": seeds[member]})
+    if sys.stderr.isatty() and members == 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, unit="epoch", file=sys.stderr)
+
+        def tick(member, row):
+            bar.update(1)
+            bar.set_postfix({k: f"{row[k]:.4f}" for k in ("train_loss", "val_acc") if k in row})
+            if row["epoch"] == epochs:
+                bar.close()
+        return tick
+
+    def line(member, row):
+        parts = ([f"seed {seeds[member]}"] if members > 1 else []) + [
+            f"epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}",
+            f"train_acc {row['train_acc']:.4f}"]
+        if "val_acc" in row:
+            parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_acc']:.4f}"]
+        parts += [f"lr {row['lr']:.2e}", f"{row['seconds']:.1f}s"]
+        print("  ".join(parts), file=sys.stderr, flush=True)
+    return line
