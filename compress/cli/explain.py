@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = cdata.load(args.data) if args.data else loaded.data()
         # The run's normalizer, not the bundle's: inputs must be prepared exactly as in training (a run may use
         # raw pixels, and --data may be another data set whose statistics differ).
-        summary = explain_model(loaded.model, bundle, out, config=config, normalize=loaded.normalizer,
+        summary = explain_model(loaded.model, bundle, out, config=config, normalizer=loaded.normalizer,
                                 title=run_dir.resolve().name)
     c = summary["confusion"]
     print(f"{c['total']} images, accuracy {c['accuracy']:.2%}; "

@@ -1,7 +1,7 @@
 """Looking inside a classifier: confusion matrix, saliency maps, filter visualization, activations.
 
 Everything here works on a model and plain tensors (images ``N,C,H,W``, labels ``N``) plus, for uint8
-images, a ``normalize`` callable; a ``DataBundle`` or one of its splits is accepted where data is asked for.
+images, a ``normalizer`` callable; a ``DataBundle`` or one of its splits is accepted where data is asked for.
 Functions return numbers and tensors; the figures are drawn by :mod:`compress.explain.figures` from those results.
 
 Layers are named as in ``model.named_modules()`` (``"features.3.conv"``). Conv2d and Linear layers are the

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from compress.device import model_device
-from compress.explain.inputs import Normalize, eval_mode, model_input
+from compress.data.bundle import Normalizer
+from compress.explain.inputs import eval_mode, model_input
 from compress.explain.layers import get_layer, layer_output
 
 __all__ = ["Activations", "activations"]
@@ -22,8 +23,8 @@ class Activations:
 
 @torch.no_grad()
 def activations(model: nn.Module, image: torch.Tensor, layer: str | None = None, *,
-                normalize: Normalize | None = None) -> Activations:
-    """``layer``'s output for one image (``C,H,W`` or ``1,C,H,W``; uint8 needs ``normalize``), eval mode.
+                normalizer: Normalizer | None = None) -> Activations:
+    """``layer``'s output for one image (``C,H,W`` or ``1,C,H,W``; uint8 needs ``normalizer``), eval mode.
 
     Raises ``ValueError`` for an unknown layer (listing the eligible ones) or a bad image shape.
     """
@@ -31,7 +32,7 @@ def activations(model: nn.Module, image: torch.Tensor, layer: str | None = None,
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image: expected one image (C, H, W) or (1, C, H, W), got {shape}")
     name, module = get_layer(model, layer)
-    x = model_input(image.reshape(1, *image.shape[-3:]), normalize, model_device(model))
+    x = model_input(image.reshape(1, *image.shape[-3:]), normalizer, model_device(model))
     with eval_mode(model):
         out = layer_output(model, module, name, x)
     return Activations(name, out[0].float().cpu())

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from compress.device import model_device
-from compress.explain.inputs import Normalize, eval_mode, model_input, resolve_data
+from compress.data.bundle import Normalizer
+from compress.explain.inputs import eval_mode, model_input, resolve_data
 from compress.train.inference import predict
 
 __all__ = ["ConfusedPair", "Confusion", "confusion", "pick_examples", "output_width"]
@@ -85,20 +86,20 @@ class Confusion:
 
 
 def confusion(model: nn.Module, data: Any, *, class_names: Sequence[str] | None = None,
-              normalize: Normalize | None = None, split: str | None = None, batch_size: int = 512) -> Confusion:
+              normalizer: Normalizer | None = None, split: str | None = None, batch_size: int = 512) -> Confusion:
     """Confusion matrix of ``model`` on ``data``.
 
     ``data`` is a DataBundle (its ``split``, default test, else val), a split with ``.x`` and ``.y``, or an
-    ``(x, y)`` pair. uint8 images go through ``normalize`` (the bundle's when a bundle is given); float images
+    ``(x, y)`` pair. uint8 images go through ``normalizer`` (the bundle's when a bundle is given); float images
     are used as they are. Class names default to the bundle's, else ``"0"``, ``"1"``, ...; the number of
     classes is the number of names, else the model's output width.
 
     Raises ``ValueError`` for images not ``N,C,H,W``, labels out of range, or too few class names.
     """
-    x, y, normalize, bundle_names = resolve_data(data, split=split, normalize=normalize)
-    pred = predict(model, x, normalize, batch_size=batch_size)
+    x, y, normalizer, bundle_names = resolve_data(data, split=split, normalizer=normalizer)
+    pred = predict(model, x, normalizer, batch_size=batch_size)
     names = list(class_names or bundle_names or [])
-    width = output_width(model, x[:1], normalize)
+    width = output_width(model, x[:1], normalizer)
     if names and width != len(names):
         raise ValueError(f"the model has {width} outputs but the data has {len(names)} classes "
                          f"({', '.join(names)})")
@@ -114,10 +115,10 @@ def confusion(model: nn.Module, data: Any, *, class_names: Sequence[str] | None 
 
 
 @torch.no_grad()
-def output_width(model: nn.Module, x: torch.Tensor, normalize: Normalize | None) -> int:
+def output_width(model: nn.Module, x: torch.Tensor, normalizer: Normalizer | None) -> int:
     """The model's number of outputs (classes), from one forward pass on ``x``."""
     with eval_mode(model):
-        return model(model_input(x, normalize, model_device(model))).shape[1]
+        return model(model_input(x, normalizer, model_device(model))).shape[1]
 
 
 def pick_examples(labels: torch.Tensor, predictions: torch.Tensor, *, per_class: int = 1

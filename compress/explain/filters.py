@@ -70,7 +70,7 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
 
     ``filters``: how many (the first N channels, capped at the layer's width) or which channel indices.
     ``input_shape`` (C, H, W) defaults to the model card's (:func:`compress.models.card_of`).
-    ``value_range`` (low, high) clamps the image to valid model inputs (e.g. ``normalize`` of 0 and 255).
+    ``value_range`` (low, high) clamps the image to valid model inputs (e.g. ``normalizer`` of 0 and 255).
     The start image is ``init_value`` plus Gaussian noise of std ``config.init_std``.
     All channels are optimized together as one batch (eval mode keeps the batch items independent).
     Jitter and blur assume translation-equivariant features; for a model without Conv2d layers (an MLP, whose

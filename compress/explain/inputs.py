@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from compress.data.bundle import DataBundle, Split
+from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
 
-__all__ = ["Normalize", "resolve_data", "check_images", "model_input", "eval_mode"]
-
-Normalize = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["resolve_data", "check_images", "model_input", "eval_mode"]
 
 
-def resolve_data(data: Any, *, split: str | None = None, normalize: Normalize | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, Normalize | None, list[str] | None]:
-    """``(x, y, normalize, class_names)`` from a DataBundle (its ``split``; default: ``DataBundle.split()``'s, test
-    else val), a Split or an ``(x, y)`` pair. ``class_names`` is None unless a bundle was given.
+def resolve_data(data: Any, *, split: str | None = None, normalizer: Normalizer | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, Normalizer | None, list[str] | None]:
+    """``(x, y, normalizer, class_names)`` from a DataBundle (its ``split``; default: ``DataBundle.split()``'s, test
+    else val) or a Split, the one way compress takes data (:func:`compress.data.resolve_split`), or an ``(x, y)``
+    pair of image and label tensors. ``normalizer`` (a :class:`~compress.data.Normalizer` or any callable;
+    default: the data's own) turns uint8 images into model input. ``class_names`` is None unless a bundle was
+    given.
 
     Raises ``ValueError`` for a missing split, images not ``N,C,H,W``, labels that don't match, or uint8
-    images without a ``normalize``; ``TypeError`` for anything else."""
+    images without a ``normalizer``; ``TypeError`` for anything else."""
     class_names = None
     if isinstance(data, DataBundle):
-        normalize = normalize or data.normalize
         class_names = list(data.class_names) or None
-        data = data.split(split)
-    if isinstance(data, Split):
-        normalize = normalize or data.normalize
-        x, y = data.x, data.y
+    if isinstance(data, (DataBundle, Split)):
+        chosen, normalizer = resolve_split(data, split, normalizer)
+        x, y = chosen.x, chosen.y
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
     else:
@@ -39,10 +38,10 @@ def resolve_data(data: Any, *, split: str | None = None, normalize: Normalize | 
     check_images(x, "data.x")
     if y.ndim != 1 or len(y) != len(x) or y.dtype.is_floating_point:
         raise ValueError(f"data.y: expected {len(x)} integer labels, got shape {tuple(y.shape)} {y.dtype}")
-    if x.dtype == torch.uint8 and normalize is None:
-        raise ValueError("data.x: images are uint8; pass normalize= (the bundle's normalize) to turn them "
+    if x.dtype == torch.uint8 and normalizer is None:
+        raise ValueError("data.x: images are uint8; pass normalizer= (the bundle's normalizer) to turn them "
                          "into the model's input")
-    return x, y.long(), normalize, class_names
+    return x, y.long(), normalizer, class_names
 
 
 def check_images(x: torch.Tensor, name: str) -> None:
@@ -54,12 +53,12 @@ def check_images(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name}: no images")
 
 
-def model_input(x: torch.Tensor, normalize: Normalize | None, device: torch.device) -> torch.Tensor:
-    """Float32 model input on ``device``: uint8 images through ``normalize``, float images as they are."""
+def model_input(x: torch.Tensor, normalizer: Normalizer | None, device: torch.device) -> torch.Tensor:
+    """Float32 model input on ``device``: uint8 images through ``normalizer``, float images as they are."""
     if x.dtype == torch.uint8:
-        if normalize is None:
-            raise ValueError("images are uint8; pass normalize= to turn them into the model's input")
-        x = normalize(x)
+        if normalizer is None:
+            raise ValueError("images are uint8; pass normalizer= to turn them into the model's input")
+        x = normalizer(x)
     return x.to(device=device, dtype=torch.float32)
 
 

@@ -11,7 +11,8 @@ from torch import nn
 
 from compress.device import model_device
 from compress.explain.confusion import output_width
-from compress.explain.inputs import Normalize, check_images, eval_mode, model_input
+from compress.data.bundle import Normalizer
+from compress.explain.inputs import check_images, eval_mode, model_input
 from compress.train.inference import predict
 
 __all__ = ["SALIENCY_METHODS", "saliency", "rank_correlation", "reinitialized", "RandomizationCheck",
@@ -21,11 +22,11 @@ SALIENCY_METHODS = ("gradient", "smoothgrad")
 
 
 def saliency(model: nn.Module, images: torch.Tensor, *, target: int | torch.Tensor | None = None,
-             method: str = "gradient", normalize: Normalize | None = None, n_samples: int = 25,
+             method: str = "gradient", normalizer: Normalizer | None = None, n_samples: int = 25,
              noise_level: float = 0.15, seed: int = 0, batch_size: int = 64) -> torch.Tensor:
     """Saliency maps (float32, N, H, W, on CPU): |d score_target / d input|, max over channels.
 
-    ``images`` are model inputs (float) or uint8 with ``normalize``. ``target``: class per image (None: the
+    ``images`` are model inputs (float) or uint8 with ``normalizer``. ``target``: class per image (None: the
     predicted class), one int for all, or an int64 tensor (N,). The score is the target's logit (pre-softmax,
     as in Simonyan et al. 2014). ``method="smoothgrad"`` averages the map over ``n_samples`` copies with
     Gaussian noise of std ``noise_level`` x (max - min) of each image (Smilkov et al. 2017), seeded by ``seed``.
@@ -42,9 +43,9 @@ def saliency(model: nn.Module, images: torch.Tensor, *, target: int | torch.Tens
     gen = torch.Generator().manual_seed(seed)
     maps = []
     with eval_mode(model):
-        targets = _targets(model, images, target, normalize, device)
+        targets = _targets(model, images, target, normalizer, device)
         for i in range(0, len(images), batch_size):
-            x = model_input(images[i:i + batch_size], normalize, device)
+            x = model_input(images[i:i + batch_size], normalizer, device)
             t = targets[i:i + batch_size].to(device)
             if method == "gradient":
                 maps.append(_gradient_map(model, x, t))
@@ -66,16 +67,16 @@ def _gradient_map(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> to
     return grad.abs().amax(1)
 
 
-def _targets(model: nn.Module, images: torch.Tensor, target: Any, normalize: Normalize | None,
+def _targets(model: nn.Module, images: torch.Tensor, target: Any, normalizer: Normalizer | None,
              device: torch.device) -> torch.Tensor:
     n = len(images)
     if target is None:
-        return predict(model, images, normalize)
+        return predict(model, images, normalizer)
     t = torch.as_tensor(target)
     if t.dtype.is_floating_point or t.ndim > 1 or (t.ndim == 1 and len(t) != n):
         raise ValueError(f"target: expected an int or {n} integer class indices, got {tuple(t.shape)} {t.dtype}")
     t = t.long().expand(n) if t.ndim == 0 else t.long()
-    k = output_width(model, images[:1], normalize)
+    k = output_width(model, images[:1], normalizer)
     if t.min() < 0 or t.max() >= k:
         raise ValueError(f"target: class indices must lie in [0, {k - 1}], got {t.min()}..{t.max()}")
     return t
@@ -119,15 +120,15 @@ class RandomizationCheck:
 
 
 def randomization_check(model: nn.Module, images: torch.Tensor, *, method: str = "gradient",
-                        normalize: Normalize | None = None, target: Any = None, n_samples: int = 25,
+                        normalizer: Normalizer | None = None, target: Any = None, n_samples: int = 25,
                         noise_level: float = 0.15, seed: int = 0) -> RandomizationCheck:
     """Saliency of ``model`` vs the same architecture re-initialized (:func:`reinitialized`), for the same images
     and target classes (the trained model's predictions when ``target`` is None); options as :func:`saliency`.
     Low correlation passes the check."""
     check_images(images, "images")
     if target is None:
-        target = predict(model, images, normalize)
-    kw = dict(method=method, normalize=normalize, target=target, n_samples=n_samples, noise_level=noise_level,
+        target = predict(model, images, normalizer)
+    kw = dict(method=method, normalizer=normalizer, target=target, n_samples=n_samples, noise_level=noise_level,
               seed=seed)
     trained = saliency(model, images, **kw)
     random = saliency(reinitialized(model, seed=seed), images, **kw)

@@ -13,7 +13,8 @@ from compress.data.bundle import DataBundle
 from compress.explain.activations import activations
 from compress.explain.confusion import confusion, pick_examples
 from compress.explain.filters import FilterConfig, visualize_filters
-from compress.explain.inputs import Normalize, resolve_data
+from compress.data.bundle import Normalizer
+from compress.explain.inputs import resolve_data
 from compress.explain.layers import get_layer
 from compress.explain.saliency import SALIENCY_METHODS, randomization_check, saliency
 
@@ -44,11 +45,11 @@ class ExplainConfig:
 
 
 def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainConfig | None = None,
-                  normalize: Normalize | None = None, title: str | None = None) -> dict[str, Any]:
+                  normalizer: Normalizer | None = None, title: str | None = None) -> dict[str, Any]:
     """Write ``confusion.png``, ``saliency.png``, ``filters.png``, ``activations.png``, ``explain.json`` and
     ``explain.md`` (a self-contained Markdown section with relative image links) into ``out_dir``.
 
-    ``data`` is a DataBundle (or anything :func:`resolve_data` takes); ``normalize`` (default: the bundle's)
+    ``data`` is a DataBundle (or anything :func:`resolve_data` takes); ``normalizer`` (default: the bundle's)
     turns its uint8 images into model input the way the model was trained. Returns the summary written to
     ``explain.json``. Raises ``ValueError`` for bad settings, an unknown layer or data that doesn't fit.
     """
@@ -59,28 +60,28 @@ def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainC
 
     config = config or ExplainConfig()
     out = Path(out_dir)
-    x, y, normalize, names = resolve_data(data, split=config.split, normalize=normalize)
+    x, y, normalizer, names = resolve_data(data, split=config.split, normalizer=normalizer)
     if (y < 0).any():
         raise ValueError("data: the split is unlabeled (labels -1); choose a labeled split with --split")
-    conf = confusion(model, (x, y), class_names=names, normalize=normalize)
+    conf = confusion(model, (x, y), class_names=names, normalizer=normalizer)
     figures.confusion_matrix(conf.counts, conf.class_names, out / "confusion.png",
                            title=f"{title + ': ' if title else ''}accuracy {conf.accuracy:.1%} on {conf.total} images")
 
     picks = pick_examples(conf.labels, conf.predictions, per_class=config.per_class)
     idx = torch.tensor([i for i, _ in picks])
     target = conf.predictions[idx]
-    maps = saliency(model, x[idx], target=target, method=config.method, normalize=normalize, seed=config.seed)
+    maps = saliency(model, x[idx], target=target, method=config.method, normalizer=normalizer, seed=config.seed)
     cn = conf.class_names
     figures.saliency_maps(x[idx], maps, out / "saliency.png",
                         titles=[f"{cn[int(conf.labels[i])]}→{cn[int(conf.predictions[i])]}" + ("" if ok else " ✗")
                                 for i, ok in picks],
                         title=f"{config.method} saliency of the predicted class")
-    check = randomization_check(model, x[idx], method=config.method, normalize=normalize, target=target,
+    check = randomization_check(model, x[idx], method=config.method, normalizer=normalizer, target=target,
                                 seed=config.seed)
 
     name, _ = get_layer(model, config.layer)
     fv = visualize_filters(model, name, filters=config.filters, input_shape=tuple(x.shape[1:]),
-                           **_filter_inputs(x, normalize, config))
+                           **_filter_inputs(x, normalizer, config))
     figures.filter_grid(fv.images, out / "filters.png",
                       titles=[f"#{c}: {s:.2g}→{e:.2g}" for c, s, e in
                               zip(fv.channels, fv.activation_start.tolist(), fv.activation_end.tolist())],
@@ -88,7 +89,7 @@ def explain_model(model: nn.Module, data: Any, out_dir: Any, *, config: ExplainC
     first = picks[0][0]
     convs = [n for n, m in model.named_modules() if n and isinstance(m, nn.Conv2d)]
     act_name = config.activation_layer or config.layer or (convs[0] if convs else name)
-    act = activations(model, x[first], act_name, normalize=normalize)
+    act = activations(model, x[first], act_name, normalizer=normalizer)
     figures.activation_grid(act.maps, out / "activations.png", image=x[first],
                           title=f"{act_name} for image {first} (class {cn[int(conf.labels[first])]})")
 
@@ -114,19 +115,19 @@ def _split_name(data: Any, split: str | None) -> str | None:
     return data.split_name(data.split(split))
 
 
-def _filter_inputs(x: torch.Tensor, normalize: Normalize | None, config: ExplainConfig) -> dict[str, Any]:
-    """Gradient-ascent settings in the units of this model's input. With uint8 images and ``normalize``: clamp
+def _filter_inputs(x: torch.Tensor, normalizer: Normalizer | None, config: ExplainConfig) -> dict[str, Any]:
+    """Gradient-ascent settings in the units of this model's input. With uint8 images and ``normalizer``: clamp
     to the values of black and white pixels, start from the mean pixel, and read ``lr`` and ``init_std`` in
     units of a quarter of the black-to-white span (about one std of a standardized image; 64 for raw 0..255
     pixels), so one setting works for standardized and raw inputs alike."""
     filter_config = dataclasses.replace(config.filter, seed=config.seed)
-    if x.dtype != torch.uint8 or normalize is None:
+    if x.dtype != torch.uint8 or normalizer is None:
         return {"config": filter_config}
     chans = x.shape[1]
-    ends = normalize(torch.tensor([0, 255], dtype=torch.uint8).reshape(2, 1, 1, 1).expand(2, chans, 1, 1))
+    ends = normalizer(torch.tensor([0, 255], dtype=torch.uint8).reshape(2, 1, 1, 1).expand(2, chans, 1, 1))
     low, high = float(ends.min()), float(ends.max())
     mean_pixel = int(x[:1000].float().mean().round())
-    center = float(normalize(torch.full((1, chans, 1, 1), mean_pixel, dtype=torch.uint8)).mean())
+    center = float(normalizer(torch.full((1, chans, 1, 1), mean_pixel, dtype=torch.uint8)).mean())
     unit = (high - low) / 4
     filter_config = dataclasses.replace(filter_config, lr=filter_config.lr * unit,
                                         init_std=filter_config.init_std * unit)

@@ -55,6 +55,7 @@ from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_state
 from compress.quant.layer_codecs import decode_all
 from compress.models.fold import count_batchnorm, fold_batchnorm
 from compress.quant.model import load_decoded
+from compress.quant.api import CodecConfig, PlanConfig
 from compress.quant.plan import Plan, encode_with_plan
 
 __all__ = ["ArtifactError", "FORMAT", "FORMATS", "save", "serialize", "load", "read", "restore", "breakdown",
@@ -120,8 +121,10 @@ def format_of(path: Path, fmt: str | None) -> str:
 
 def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = False, format: str = "npz",
               compression: str = "auto", meta: Mapping[str, Any] | None = None, plan: Plan | None = None,
-              **codec_options) -> bytes:
+              config: CodecConfig | PlanConfig | None = None, **codec_options) -> bytes:
     """The bytes :func:`save` writes (see there)."""
+    if config is not None:
+        codec, fold_bn, plan = _storage(config, codec_options)
     codec = Codec.parse(codec, **codec_options)
     if plan is not None:
         if not isinstance(plan, Plan):
@@ -165,9 +168,20 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
     return best
 
 
+def _storage(config: CodecConfig | PlanConfig, codec_options: Mapping) -> tuple[Codec | str, bool, Plan | None]:
+    """``(codec, fold_bn, plan)`` of a storage config (what :func:`save`'s ``config=`` stands for)."""
+    if codec_options:
+        raise TypeError(f"pass codec options inside the config, not beside it: {sorted(codec_options)}")
+    if isinstance(config, CodecConfig):
+        return config.codec, config.fold_bn, None
+    if isinstance(config, PlanConfig):
+        return "fp16", False, config.plan
+    raise TypeError(f"config must be a CodecConfig or a PlanConfig (what a file stores), got {type(config).__name__}")
+
+
 def save(model: nn.Module, path: str | os.PathLike, *, codec: Codec | str = "fp16", fold_bn: bool = False,
          format: str | None = None, compression: str = "auto", meta: Mapping[str, Any] | None = None,
-         plan: Plan | None = None, **codec_options) -> Path:
+         plan: Plan | None = None, config: CodecConfig | PlanConfig | None = None, **codec_options) -> Path:
     """Write ``model`` through ``codec`` (``"fp32"``, ``"fp16"``, ``"int8"``, ``"int8-tensor"``, ``"kmeans4"``,
     or a :class:`~compress.quant.Codec`; ``codec_options`` such as ``bits=4``, ``scale_dtype="float32"``
     override its fields) to ``path`` atomically. ``fold_bn`` folds BatchNorm into the preceding conv/linear
@@ -175,12 +189,14 @@ def save(model: nn.Module, path: str | os.PathLike, *, codec: Codec | str = "fp1
     ``"auto"`` keeps the smaller of deflated and stored. ``meta``: JSON-serializable facts to keep with the
     model (the export command stores the input normalization and class names). ``plan``: a per-layer
     :class:`~compress.quant.Plan` (mixed precision, sparse, entropy coded) instead of one ``codec``; its layer
-    names are those of the model as written (after folding). The model is not modified.
+    names are those of the model as written (after folding). ``config``: the same as a
+    :class:`~compress.quant.CodecConfig` (codec + ``fold_bn``) or :class:`~compress.quant.PlanConfig`, the
+    storage configs of :func:`compress.quant.quantize`. The model is not modified.
     Returns the path; its size in bytes is ``os.path.getsize(path)``.
     """
     path = Path(path)
     data = serialize(model, codec=codec, fold_bn=fold_bn, format=format_of(path, format),
-                     compression=compression, meta=meta, plan=plan, **codec_options)
+                     compression=compression, meta=meta, plan=plan, config=config, **codec_options)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

@@ -25,8 +25,10 @@ from compress.quant.linear import dequantize_linear, quantize_linear
 from compress.quant.model import encode_model, load_decoded, quantize_model
 from compress.quant.plan import LayerPlan, Plan, encode_with_plan, quantize_with_plan
 from compress.quant.deep import DeepConfig, DeepResult, deep_compress
+from compress.quant.api import CodecConfig, PlanConfig, Quantized, quantize, register_quantizer
 
 __all__ = ["CODEC_NAMES", "Codec", "Encoded", "to_fp16", "quantize_linear", "dequantize_linear", "kmeans_codebook",
            "quantize_kmeans", "dequantize_kmeans", "nearest_index", "pack_bits", "unpack_bits", "quantizable",
            "encode_tensor", "decode_tensor", "encode_state_dict", "decode_state_dict", "quantize_model", "encode_model", "load_decoded", "LayerPlan", "Plan", "encode_with_plan",
-           "quantize_with_plan", "DeepConfig", "DeepResult", "deep_compress"]
+           "quantize_with_plan", "DeepConfig", "DeepResult", "deep_compress", "quantize", "CodecConfig", "PlanConfig",
+           "Quantized", "register_quantizer"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from compress.study.executors import Executor
-from compress.study.sweep import SweepConfig
+from compress.study.config import SweepConfig
 
 __all__ = ["STUDY_ABLATIONS", "run_study", "default_folder"]
 
@@ -45,5 +45,5 @@ def _explain(out: Path, record: dict) -> Path:
     target = out / "explain"
     # 8 filters x 60 steps keep the study's explain step to seconds; `compress explain` does more.
     config = ExplainConfig(filters=8, filter=FilterConfig(steps=60))
-    explain_model(run.model, run.data(), target, config=config, normalize=run.normalizer, title=record["run_id"])
+    explain_model(run.model, run.data(), target, config=config, normalizer=run.normalizer, title=record["run_id"])
     return target / "explain.md"

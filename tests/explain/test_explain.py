@@ -311,7 +311,7 @@ def test_explain_model_writes_a_self_contained_section(trained, tmp_path):
         return u.float() / 40 - 2
 
     config = E.ExplainConfig(filters=4, filter=E.FilterConfig(steps=20))
-    summary = E.explain_model(model, (pixels, y), tmp_path / "ex", config=config, normalize=normalize,
+    summary = E.explain_model(model, (pixels, y), tmp_path / "ex", config=config, normalizer=normalize,
                               title="tiny")
     files = sorted(p.name for p in (tmp_path / "ex").iterdir())
     assert files == ["activations.png", "confusion.png", "explain.json", "explain.md", "filters.png",
