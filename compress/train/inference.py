@@ -13,8 +13,9 @@ from torch import nn
 
 from compress.data.bundle import DataBundle, Split
 from compress.device import model_device
+from compress.train.stack import split_outputs, stack_inputs
 
-__all__ = ["logits", "evaluate", "predict"]
+__all__ = ["logits", "evaluate", "evaluate_members", "predict"]
 
 
 @torch.no_grad()
@@ -58,6 +59,24 @@ def evaluate(model: nn.Module, data: DataBundle | Split, *, normalizer: Callable
     y = split.y
     return {"loss": float(F.cross_entropy(out, y)), "acc": float((out.argmax(1) == y).float().mean()),
             "n": len(y)}
+
+
+def evaluate_members(model: nn.Module, split: Split, normalizer: Callable, members: int, *, batch_size: int = 1024,
+                     device: torch.device | str | None = None) -> tuple[list[float], list[float]]:
+    """Per-member mean cross-entropy and accuracy of a stacked model (``members`` side by side,
+    :mod:`compress.train.stack`) on a labeled ``split``: every member sees every image. Raises ValueError for an
+    empty or unlabeled split."""
+    if not len(split) or not split.labeled:
+        raise ValueError("evaluate_members needs a labeled split with at least one image")
+    out = logits(model, split.x, lambda xb: stack_inputs([normalizer(xb)] * members), batch_size=batch_size,
+                 device=device)
+    out = split_outputs(out, members)                                                    # (K, n, classes)
+    n, y = len(split), split.y
+    ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.repeat(members), reduction="none").view(members, n)
+    # summed batch by batch (float32) and over the batches in float64, as fused training always has
+    loss_sum = sum(ce[:, i:i + batch_size].sum(1).double() for i in range(0, n, batch_size))
+    correct = (out.argmax(-1) == y).sum(1)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 
 
 def predict(model: nn.Module, x: torch.Tensor, normalizer: Callable | None = None, *,

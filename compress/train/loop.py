@@ -16,34 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.data.augment import augment
-from compress.data.bundle import DataBundle, Normalizer, Split
+from compress.data.bundle import DataBundle, Normalizer
 from compress.train.batchnorm import recalibrate_batchnorm
 from compress.train.config import TrainConfig
 from compress.train.distill import distillation_loss
 from compress.train.ema import Ema
-from compress.train.inference import evaluate
+from compress.train.inference import evaluate, evaluate_members
 from compress.train.stack import split_outputs, stack_inputs, unstack_state
 
-__all__ = ["TrainingLoop", "member_evaluate", "converged"]
-
-
-@torch.no_grad()
-def member_evaluate(model: nn.Module, split: Split, normalizer: Normalizer, members: int, *,
-                    batch_size: int = 1024, device: torch.device | None = None) -> tuple[list[float], list[float]]:
-    """Per-member mean cross-entropy and accuracy of a stacked model (``members`` side by side) on ``split``."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
-    correct = torch.zeros(members, device=device, dtype=torch.long)
-    for i in range(0, len(split), batch_size):
-        xb = normalizer(split.x[i:i + batch_size].to(device))
-        y = split.y[i:i + batch_size].to(device)
-        out = split_outputs(model(stack_inputs([xb] * members)).float(), members)        # (K, n, classes)
-        ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.repeat(members), reduction="none")
-        loss_sum += ce.view(members, -1).sum(1).double()
-        correct += (out.argmax(-1) == y).sum(1)
-    n = len(split)
-    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+__all__ = ["TrainingLoop", "converged"]
 
 
 class TrainingLoop:
@@ -133,8 +114,8 @@ class TrainingLoop:
             ev = evaluate(eval_model, val, normalizer=self.normalizer, batch_size=c.eval_batch_size)
             losses, accs = [ev["loss"]], [ev["acc"]]
         else:
-            losses, accs = member_evaluate(eval_model, val, self.normalizer, self.k,
-                                           batch_size=c.eval_batch_size, device=self.device)
+            losses, accs = evaluate_members(eval_model, val, self.normalizer, self.k, batch_size=c.eval_batch_size,
+                                            device=self.device)
         for row, loss, acc in zip(rows, losses, accs):
             row.update(val_loss=loss, val_acc=acc)
 
