@@ -9,22 +9,25 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from compress.models.layers import weight_layers
+
 __all__ = ["ELIGIBLE_TYPES", "list_layers", "default_layer", "get_layer", "layer_output", "channel_means"]
 
-ELIGIBLE_TYPES = (nn.Conv2d, nn.Linear)
+ELIGIBLE_TYPES = (nn.Conv2d, nn.Linear)   # images in, so 2-d convolutions; linear layers for MLPs
 
 
 def list_layers(model: nn.Module) -> list[str]:
-    """Names (as in ``named_modules()``) of the Conv2d and Linear layers, in definition order."""
-    return [name for name, m in model.named_modules() if name and isinstance(m, ELIGIBLE_TYPES)]
+    """Names (as in ``named_modules()``) of the Conv2d and Linear layers, in definition order
+    (:func:`compress.models.layers.weight_layers`, the one layer selection)."""
+    return [name for name, _ in weight_layers(model, types=ELIGIBLE_TYPES) if name]
 
 
 def default_layer(model: nn.Module) -> str:
     """The last Conv2d; for a model without convolutions, the last hidden Linear layer (not the classifier)."""
-    convs = [n for n, m in model.named_modules() if n and isinstance(m, nn.Conv2d)]
+    convs = [n for n, _ in weight_layers(model, types=(nn.Conv2d,)) if n]
     if convs:
         return convs[-1]
-    linears = [n for n, m in model.named_modules() if n and isinstance(m, nn.Linear)]
+    linears = [n for n, _ in weight_layers(model, types=(nn.Linear,)) if n]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no Conv2d or Linear layer to look at")
     return linears[-2] if len(linears) > 1 else linears[-1]

@@ -38,7 +38,7 @@ aten = torch.ops.aten
 
 CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-LAYERS = CONV + NORM + (nn.Linear, nn.LayerNorm)
+TRACED_MODULES = CONV + NORM + (nn.Linear, nn.LayerNorm)   # traced as one layer by their channel rules
 
 
 def is_depthwise(m: nn.Module) -> bool:
@@ -409,7 +409,7 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True) 
     trace = Trace()
     names = {m: n for n, m in model.named_modules()}
     tracer = _Tracer(trace, names)
-    layers = {m for m in names if isinstance(m, LAYERS)}
+    layers = {m for m in names if isinstance(m, TRACED_MODULES)}
 
     def pre(module, args):
         if module in layers:

@@ -17,19 +17,18 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from compress.models.layers import weight_layers
+
 __all__ = ["SCOPES", "prunable", "lamp_scores", "magnitude_masks", "sparsity_of"]
 
 SCOPES = ("global", "layer")
 
 
 def prunable(model: nn.Module, *, min_numel: int = 1024) -> list[str]:
-    """Names (state_dict keys) of the weights of conv and linear layers with at least ``min_numel`` elements;
-    smaller ones (a 1-channel stem, narrow depthwise kernels) cost few bytes and hurt most when pruned."""
-    out = []
-    for mod_name, mod in model.named_modules():
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and mod.weight.numel() >= min_numel:
-            out.append(f"{mod_name}.weight" if mod_name else "weight")
-    return out
+    """Names (state_dict keys) of the weights of conv and linear layers with at least ``min_numel`` elements
+    (:func:`compress.models.layers.weight_layers`, the one layer selection); smaller ones (a 1-channel stem,
+    narrow depthwise kernels) cost few bytes and hurt most when pruned."""
+    return [f"{name}.weight" if name else "weight" for name, _ in weight_layers(model, min_numel=min_numel)]
 
 
 def lamp_scores(w: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ that loses the bulk of a tensor to a few outliers. Values are never clipped or o
 or codebook entry beyond its storage dtype's range (float16: 65504) raises, naming the tensor and the float32
 option. Decoding refuses stored tables whose values decode to NaN or inf.
 
-Which tensors get quantized (:func:`quantizable`): floating tensors with 2 or more dimensions (conv and linear
-weights) and at least ``Codec.min_numel`` elements, and for k-means only when the packed indices plus codebook
+Which tensors get quantized (:func:`quantizable`, the tensor form of :func:`compress.models.layers.weight_layers`,
+the one layer selection): floating tensors with 2 or more dimensions (conv and linear weights) and at least ``Codec.min_numel`` elements, and for k-means only when the packed indices plus codebook
 are smaller than keeping the tensor. Everything else -- biases, BatchNorm vectors and running statistics, small
 kernels such as a 1-channel stem -- stays in ``Codec.keep_dtype`` (float16; float32 for the fp32 codec): they
 are a small share of the bytes and the most sensitive to error. ``num_batches_tracked`` counters are dropped:
