@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,10 +62,21 @@ def test_export_bad_arguments(run_dir, tmp_path, capsys):
 
 
 def test_export_onnx(run_dir, tmp_path):
-    pytest.importorskip("onnxruntime")
+    """The ONNX file runs the model the artifact reloads to: same logits on the run's own images, batch dynamic."""
+    ort = pytest.importorskip("onnxruntime")
+    from compress.export import load
+    from compress.train import load_run
+
     out, onnx = tmp_path / "m.npz", tmp_path / "m.onnx"
     assert main(["export", str(run_dir), "--codec", "fp16", "--out", str(out), "--onnx", str(onnx)]) == 0
-    assert onnx.stat().st_size > 0
+    run = load_run(run_dir)
+    x = run.normalizer(run.data().val.x[:5])
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        want = load(out)(x).numpy()
+    assert got.shape == want.shape == (5, run.card.num_classes)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_fit_budget_cli(tmp_path, capsys):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from compress.quant import Codec, decode_state_dict, decode_tensor, encode_state_dict, encode_tensor
+from compress.quant.checks import BULK_ERROR_LIMIT
 
 CODECS = ["fp32", "fp16", "int8", "int8-tensor", "kmeans1", "kmeans3", "kmeans8"]
 _FINITE = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
@@ -103,12 +104,22 @@ def test_stored_values_that_decode_to_nan_are_refused():
         decode_state_dict(enc)
 
 
-def test_trained_like_weights_are_not_refused():
-    """The bulk rule stays far from heavy-tailed but legitimate weights (Student-t, 3 degrees of freedom)."""
+@pytest.mark.parametrize("label, max_relative_rms", [("int8", 0.02), ("int8-tensor", 0.08), ("kmeans4", 0.26),
+                                                     ("kmeans1", 0.80)])
+def test_trained_like_weights_are_not_refused(label, max_relative_rms):
+    """The bulk rule stays far from heavy-tailed but legitimate weights (Student-t, 3 degrees of freedom), and
+    what they decode to stays within each codec's error: int8 within half a step of its grid everywhere, the
+    relative RMS error below the limits measured here (int8 1.7%, per tensor 7.3%, kmeans4 24%, kmeans1 75%),
+    all below the bulk rule's 90%."""
     torch.manual_seed(1)
     w = torch.distributions.StudentT(3.0).sample((256, 288)) * 0.05
-    for label in ("int8", "int8-tensor", "kmeans1", "kmeans4"):
-        decode_state_dict(encode_state_dict({"w": w}, label))
+    enc = encode_state_dict({"w": w}, label)
+    back = decode_state_dict(enc)["w"]
+    relative_rms = float((back - w).square().mean().sqrt() / w.square().mean().sqrt())
+    assert relative_rms < max_relative_rms < BULK_ERROR_LIMIT
+    if label.startswith("int8"):
+        scale = enc["w"].arrays["scale"].float().reshape(-1, 1)
+        assert ((back - w).abs().reshape(len(scale), -1) <= scale / 2 + 1e-7).all()
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])
