@@ -5,6 +5,7 @@ The two-node test with a killed node is tests/study/test_ray_cluster.py (slow)."
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,6 @@ def test_good_options():
 
 
 def test_make_executor_kinds():
-    ex = make_executor(kind="ray", ray=RayOptions(cpus_per_run=2))
-    assert isinstance(ex, RayExecutor) and ex.options.cpus_per_run == 2
     assert isinstance(make_executor(1), SequentialExecutor)
     with pytest.raises(ValueError, match="jobs=2 is for the local executor"):
         make_executor(2, kind="ray")
@@ -57,6 +56,20 @@ def test_make_executor_kinds():
         make_executor(kind="dask")
     with pytest.raises(ValueError, match="Ray options given"):
         make_executor(1, ray=RayOptions())
+
+
+def test_make_executor_ray():
+    pytest.importorskip("ray")   # RayExecutor refuses to exist without Ray (a ValueError naming the extra)
+    ex = make_executor(kind="ray", ray=RayOptions(cpus_per_run=2))
+    assert isinstance(ex, RayExecutor) and ex.options.cpus_per_run == 2
+
+
+def test_the_ray_executor_without_ray_is_refused_naming_the_extra(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)   # as where Ray is not installed: `import ray` raises ImportError
+    with pytest.raises(ValueError, match=r"needs Ray: pip install \"compress\[ray\]\""):
+        make_executor(kind="ray")
+    assert main(["sweep", "--data", DATA, "--out", str(tmp_path), "--executor", "ray"]) == 2
+    assert "needs Ray" in capsys.readouterr().err and not (tmp_path / "sweep.json").exists()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,8 +214,6 @@ class DiesOnWorker:
 
 
 def test_a_killed_worker_is_retried_and_a_lost_run_is_failed(local_ray, tmp_path):
-    import sys
-
     local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers cannot import this file
     results = list(RayExecutor(RayOptions(max_retries=1)).run(DiesOnWorker(tmp_path), ["ok", "once-a", "always-b"]))
     assert len(results) == 3 and sorted(r for r in results if not r.startswith("failed")) == ["ok", "once-a"]
@@ -217,6 +228,7 @@ def test_a_killed_worker_is_retried_and_a_lost_run_is_failed(local_ray, tmp_path
 def test_an_address_where_nothing_answers_is_refused_at_once(tmp_path, capsys):
     import socket
 
+    pytest.importorskip("ray")   # without Ray, RayExecutor refuses before it looks at the address
     with socket.socket() as s:   # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
