@@ -1,9 +1,12 @@
 """compress: model-compression research for small image classifiers.
 
-One capability per subpackage: ``models`` (architectures, registry, model cards, budget scaling), ``data``,
-``profile`` (exact counts), ``train``, ``quant`` (codecs, BatchNorm folding), ``export`` (artifacts, byte budgets,
-ONNX), ``bench`` (latency), ``explain``, ``study`` (sweeps, statistics, figures, reports) and the ``compress``
-command in ``cli``; ``blocks`` holds the layers.
+One capability per subpackage, layers pointing down this list: ``blocks`` (the layers), ``budget`` (one Budget,
+one measure per quantity, one bisection), ``models`` (architectures, registry, model cards, BatchNorm folding,
+scaling to a budget), ``data``, ``profile`` (exact counts), ``train`` (one training loop), ``quant`` (storage
+codecs, per-layer plans, trained quantization, Deep Compression: one verb ``quantize``), ``prune`` (structured and
+unstructured), ``onnx`` and ``int8`` (ONNX files; int8 execution: calibration, QDQ graphs, checks), ``export``
+(artifacts, byte budgets), ``bench`` (runtimes as records, latency), ``explain``, ``study`` (sweeps, statistics,
+figures, reports) and the ``compress`` command in ``cli``. ``DEVELOPERS.md`` has the module map.
 
 The entry points a user types first are here too, imported on first use (``import compress`` itself loads nothing
 beyond this file)::
@@ -12,9 +15,11 @@ beyond this file)::
     run = compress.fit(model, compress.load_data("default"), compress.TrainConfig(epochs=3))
     compress.save(run.model, "model.npz", codec="int8", fold_bn=True)
     same = compress.load("model.npz")
+    small = compress.prune.prune(run.model, budget=compress.Budget(max_params=20_000)).model
 
-The counting function lives in its package, ``compress.profile.profile(model, input_shape)``: a top-level
-``profile`` would be shadowed by the subpackage of that name.
+The counting and pruning functions live in their packages, ``compress.profile.profile(model, input_shape)`` and
+``compress.prune.prune(model, ...)``: a top-level ``profile`` or ``prune`` would be shadowed by the subpackage of
+that name.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ _ENTRY_POINTS = {
     "list_models": ("compress.models", "list_models"),
     "ModelCard": ("compress.models", "ModelCard"),
     "card_of": ("compress.models", "card_of"),
+    "rebuild": ("compress.models", "rebuild"),
+    "Budget": ("compress.budget", "Budget"),
     "load_data": ("compress.data", "load"),
     "TrainConfig": ("compress.train", "TrainConfig"),
     "fit": ("compress.train", "fit"),
@@ -36,7 +43,7 @@ _ENTRY_POINTS = {
     "load_run": ("compress.train", "load_run"),
     "save": ("compress.export", "save"),
     "load": ("compress.export", "load"),
-    "quantize_model": ("compress.quant", "quantize_model"),
+    "quantize": ("compress.quant", "quantize"),
     "measure_latency": ("compress.bench", "measure"),
 }
 
