@@ -66,8 +66,9 @@ def register(sub) -> None:
     add_field(g, "--teacher", TrainConfig, "teacher", metavar="RUN", help="run folder of a teacher (distillation)")
     add_field(g, "--temperature", TrainConfig, "temperature", type=finite_float, help="distillation temperature")
     add_field(g, "--alpha", TrainConfig, "alpha", type=finite_float, help="distillation weight")
-    add_field(g, "--bn-l1", TrainConfig, "bn_l1", type=finite_float,
-              help="L1 penalty on BatchNorm scales (for pruning)")
+    g.add_argument("--bn-l1", type=finite_float, metavar="WEIGHT",
+                   help="network slimming before pruning: L1 penalty on BatchNorm scales per unit |gamma|, e.g. 1e-4 "
+                        "(compress.prune.BatchNormL1; default none: no penalty)")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig setting, e.g. --set eval_batch_size=512 (JSON value), repeatable")
     p.add_argument("--seeds", type=positive_int, default=1,
@@ -85,10 +86,14 @@ def run(args) -> int:
     from compress import _io
     from compress import data as data_mod
     from compress.models import create
+    from compress.prune.regularize import BatchNormL1
     from compress.study.plots import training_curves
     from compress.train import TrainConfig, fit_many
 
     config = TrainConfig.from_dict({**dict(args.set), **given(args, TrainConfig)})
+    regularizer = BatchNormL1(args.bn_l1) if args.bn_l1 is not None else None
+    if regularizer is not None and not regularizer.weight:
+        regularizer = None                                      # --bn-l1 0: no penalty, as without the option
     seeds = list(range(config.seed, config.seed + args.seeds))
     outs = [Path(args.out)] if args.seeds == 1 else [Path(f"{args.out}-s{s}") for s in seeds]
     for out in outs:   # before any work: never an input (the data, the teacher), existing only with --overwrite
@@ -106,7 +111,7 @@ def run(args) -> int:
         models.append(create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
                              input_size=bundle.input_size, **given(args, create), **dict(args.model_opt)))
     results = fit_many(models, bundle, config, seeds=seeds, outs=outs, overwrite=args.overwrite,
-                       progress=False if args.quiet else None)
+                       progress=False if args.quiet else None, regularizer=regularizer)
     for result in results:
         training_curves(result.history, result.path / "curves.png", title=result.info.get("model", {}).get("class"))
         m = result.metrics

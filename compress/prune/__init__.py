@@ -2,14 +2,17 @@
 
 Rooms, as Torch-Pruning has them: ``trace`` + ``graph`` (which channels are coupled), ``importance`` (scores),
 ``schedule`` (which channels go, over how many steps), ``surgery`` (slicing the layers), ``pruner`` (the verb),
-``measure`` (the before/after figures), ``runs`` (pruning a run folder, with fine-tuning).
+``measure`` (the before/after figures), ``runs`` (pruning a run folder, with fine-tuning), ``regularize``
+(``BatchNormL1``: the loss term that prepares a model for ``bn`` importance, passed to ``compress.train.fit``).
 """
 
 from compress.prune.graph import DependencyGraph, Group, build_graph
 from compress.prune.importance import IMPORTANCES, importance, register_importance
 from compress.prune.pruner import PruneConfig, PruneResult, prune
+from compress.prune.regularize import BatchNormL1
 from compress.prune.schedule import SCHEDULES, select
 from compress.prune.surgery import remove_channels
 
 __all__ = ["prune", "PruneConfig", "PruneResult", "build_graph", "DependencyGraph", "Group", "importance",
-           "register_importance", "IMPORTANCES", "select", "SCHEDULES", "remove_channels"]
+           "register_importance", "IMPORTANCES", "select", "SCHEDULES", "remove_channels",
+           "BatchNormL1"]

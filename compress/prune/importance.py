@@ -7,7 +7,8 @@ Scores are keyed by channel (a union-find root of the graph); every score is ">=
   ``|w|``; L2: square root of the sum of ``w**2``). Li et al. 2017 ("Pruning Filters for Efficient ConvNets")
   is the filters-only special case.
 * ``bn``: ``|gamma|`` of the BatchNorm layers on the channel (network slimming, Liu et al. 2017; train with
-  ``TrainConfig(bn_l1=...)`` for the sparsity it expects). Groups without a norm fall back to ``l1``.
+  ``fit(..., regularizer=BatchNormL1(1e-4))`` from :mod:`compress.prune.regularize`, or ``compress train --bn-l1``,
+  for the sparsity it expects). Groups without a norm fall back to ``l1``.
 * ``taylor``: first-order Taylor expansion of the loss, Molchanov et al. 2017: per image
   ``|sum over positions of activation x gradient|`` at each layer making the channel, averaged over the batches
   given (``batches``: (images, labels) pairs, images normalized as the model expects).

@@ -47,8 +47,6 @@ class TrainConfig:
     teacher: str | None = None                # run folder of a teacher model (or pass teacher= to fit)
     temperature: float = 4.0                  # distillation temperature T
     alpha: float = 0.5                        # loss = (1 - alpha) CE + alpha T^2 KL(teacher_T || student_T)
-    bn_l1: float = 0.0                        # L1 penalty on BatchNorm scales, per unit |gamma| (network
-                                              # slimming, Liu et al. 2017: 1e-4 .. 1e-5); 0 = off
 
     def __post_init__(self):
         self._check_types()
@@ -70,7 +68,6 @@ class TrainConfig:
             (self.bn_recalibrate >= 0, "bn_recalibrate must be >= 0 images"),
             (self.temperature > 0, "temperature must be > 0"),
             (0 <= self.alpha <= 1, "alpha must be in [0, 1]"),
-            (self.bn_l1 >= 0, "bn_l1 must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -126,6 +123,5 @@ _KINDS = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "sche
           "label_smoothing": float, "augment": bool, "flip": bool, "rotate_deg": float, "translate_frac": float,
           "scale_range": tuple, "erase_prob": float, "normalize": bool, "seed": int, "device": str, "amp": bool,
           "ema_decay": float, "patience": int, "num_threads": int, "eval_batch_size": int, "bn_recalibrate": int,
-          "channels_last": bool, "teacher": str, "temperature": float, "alpha": float, "min_delta": float,
-          "bn_l1": float}
+          "channels_last": bool, "teacher": str, "temperature": float, "alpha": float, "min_delta": float}
 _OPTIONAL = {"flip", "ema_decay", "patience", "num_threads", "teacher"}

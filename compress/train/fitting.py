@@ -25,6 +25,7 @@ from compress.device import resolve_device, torch_threads
 from compress.models.card import card_of
 from compress.train.config import TrainConfig
 from compress.train.distill import resolve_teacher
+from compress.train.hooks import Regularizer, regularizer_record
 from compress.train.inference import evaluate
 from compress.train.runs import Run, config_json, write_run
 from compress.train.loop import TrainingLoop
@@ -35,28 +36,33 @@ __all__ = ["fit", "train_members"]
 def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
         out: str | os.PathLike | None = None, overwrite: bool = False,
         teacher: nn.Module | Run | str | os.PathLike | None = None,
-        progress: bool | Callable[[dict], None] | None = None) -> Run:
+        progress: bool | Callable[[dict], None] | None = None, regularizer: Regularizer | None = None) -> Run:
     """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
 
     ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
     raises ``FileExistsError`` unless ``overwrite``. ``teacher``: a model, a Run or a run folder for
     knowledge distillation (overrides ``config.teacher``). ``progress``: None = tqdm on a terminal, one line
-    per epoch otherwise; False = silent; a callable gets each history row.
+    per epoch otherwise; False = silent; a callable gets each history row. ``regularizer``: ``model -> loss term``
+    added at every step (e.g. ``compress.prune.BatchNormL1``), recorded in config.json as its ``to_dict()``.
     Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
     RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
     """
     return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
-                         overwrite=overwrite, teacher=teacher, progress=progress, stack=False)[0]
+                         overwrite=overwrite, teacher=teacher, progress=progress, stack=False,
+                         regularizer=regularizer)[0]
 
 
 def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
-                  seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool) -> list[Run]:
+                  seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool,
+                  regularizer: Regularizer | None = None) -> list[Run]:
     """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
     one stacked model), restore each member's best weights, measure, write each member's run folder."""
     from compress import data as data_mod
     from compress.train.stack import stack_models
 
     config = config or TrainConfig()
+    if regularizer is not None and not callable(regularizer):
+        raise TypeError(f"regularizer must be a callable model -> loss term, got {type(regularizer).__name__}")
     if not isinstance(data, DataBundle):
         data = data_mod.load(data, seed=config.seed)
     if data.train is None or not len(data.train) or not data.train.labeled:
@@ -83,7 +89,8 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
         if teacher_model is not None:
             _check_model(teacher_model, data, device, role="teacher")
         trained = stack_models(models).to(device) if stack else models[0]
-        loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm)
+        loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm,
+                            regularizer=regularizer)
         histories, states, train_metrics = loop.run(_progress_fn(progress, config.epochs, len(models), seeds))
         runs = []
         for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
@@ -95,7 +102,8 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             run = Run(model=model, config=cfg, history=history, metrics=metrics, data_source=data.source,
                       data_options=dict(data.options), class_names=data.class_names, normalizer=loop.normalizer,
                       card=card_of(model))
-            run.info = config_json(run, data, loop.aug.flip if loop.aug is not None else False, teacher_info)
+            run.info = config_json(run, data, loop.aug.flip if loop.aug is not None else False, teacher_info,
+                                   regularizer=regularizer_record(regularizer))
             if out_path is not None:
                 write_run(run, out_path, overwrite)
             runs.append(run)

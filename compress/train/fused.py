@@ -18,6 +18,7 @@ from torch import nn
 from compress.data.bundle import DataBundle
 from compress.train.config import TrainConfig
 from compress.train.fitting import train_members
+from compress.train.hooks import Regularizer
 from compress.train.runs import Run
 
 __all__ = ["fit_many"]
@@ -26,12 +27,14 @@ __all__ = ["fit_many"]
 def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainConfig | None = None, *,
              seeds: Sequence[int] | None = None, outs: Sequence[str | os.PathLike | None] | None = None,
              overwrite: bool = False, teacher: nn.Module | Run | str | os.PathLike | None = None,
-             progress: bool | Callable[[dict], None] | None = None) -> list[Run]:
+             progress: bool | Callable[[dict], None] | None = None,
+             regularizer: Regularizer | None = None) -> list[Run]:
     """Train ``models`` (same architecture, different initial weights) together; returns their runs in order.
 
     ``seeds``: one per model (default ``config.seed, config.seed + 1, ...``): member ``k`` trains as
     ``fit(models[k], data, replace(config, seed=seeds[k]))`` would. ``outs``: a run folder per model (or None).
-    ``progress`` as in ``fit``; a callable's rows carry the member's ``seed``.
+    ``progress`` as in ``fit``; a callable's rows carry the member's ``seed``. ``regularizer`` as in ``fit``,
+    given the stacked model (a regularizer summed over layers is then each member's own).
     Raises ValueError for no models, mismatched lengths, repeated seeds or models that cannot be stacked.
     """
     models = list(models)
@@ -53,4 +56,4 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     if len(set(given)) != len(given):
         raise ValueError("fit_many: two members share a run folder")
     return train_members(models, data, config, seeds=seeds, outs=outs, overwrite=overwrite, teacher=teacher,
-                         progress=progress, stack=len(models) > 1)
+                         progress=progress, stack=len(models) > 1, regularizer=regularizer)

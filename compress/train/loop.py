@@ -21,6 +21,7 @@ from compress.train.batchnorm import recalibrate_batchnorm
 from compress.train.config import TrainConfig
 from compress.train.distill import distillation_loss
 from compress.train.ema import Ema
+from compress.train.hooks import Regularizer
 from compress.train.inference import evaluate, evaluate_members
 from compress.train.stack import split_outputs, stack_inputs, unstack_state
 
@@ -31,10 +32,12 @@ class TrainingLoop:
     """Trains ``model`` (``members`` models stacked, or one plain model) with ``config`` and the members' seeds."""
 
     def __init__(self, model: nn.Module, members: int, data: DataBundle, config: TrainConfig, seeds: list[int],
-                 device: torch.device, teacher: nn.Module | None = None, teacher_norm: Normalizer | None = None):
+                 device: torch.device, teacher: nn.Module | None = None, teacher_norm: Normalizer | None = None,
+                 regularizer: Regularizer | None = None):
         assert len(seeds) == members >= 1
         self.model, self.k, self.data, self.config, self.seeds = model, members, data, config, list(seeds)
         self.device, self.teacher, self.teacher_norm = device, teacher, teacher_norm
+        self.regularizer = regularizer
         self.normalizer = Normalizer(data.mean, data.std, config.normalize)
         self.aug = config.augment_config(data.flip_invariant)
         self.amp = config.amp and device.type == "cuda"
@@ -83,14 +86,6 @@ class TrainingLoop:
             t_outs = self.teacher(t_in).float().view(self.k, -1, outs.shape[-1])
         kd = torch.stack([distillation_loss(outs[m], t_outs[m], c.temperature) for m in range(self.k)])
         return (1 - c.alpha) * ce + c.alpha * kd
-
-    def _bn_penalty(self):
-        """``bn_l1 * sum |gamma|`` over the BatchNorm layers (network slimming's sparsity term; a stacked
-        BatchNorm holds every member's scales, each member's gradient is its own), or 0."""
-        if not self.config.bn_l1:
-            return 0.0
-        return self.config.bn_l1 * sum(m.weight.abs().sum() for m in self.model.modules()
-                                       if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None)
 
     def _recalibration_batches(self, x_train, perms, bs, gens, layout):
         """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
@@ -162,8 +157,11 @@ class TrainingLoop:
                 with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
                     out = model(self._inputs(xs, layout))
                     losses = self._losses(out, yb, xs)
+                loss = losses.sum()                        # members' losses summed: each gradient is its own
+                if self.regularizer is not None:
+                    loss = loss + self.regularizer(model)
                 opt.zero_grad(set_to_none=True)
-                self.scaler.scale(losses.sum() + self._bn_penalty()).backward()
+                self.scaler.scale(loss).backward()
                 self.scaler.step(opt)
                 self.scaler.update()
                 sched.step()

@@ -4,7 +4,7 @@
 
     config.json       {"format", "train": TrainConfig, "model": {card, class, param_count},
                        "data": {source, options, class_names, in_chans, input_size, mean, std, sizes},
-                       "teacher": ...}
+                       "teacher": ..., "regularizer": {"name", ...} or null}
     history.json      one row per epoch: epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds
     metrics.json      best_epoch, val_loss/val_acc, test_loss/test_acc (null without a test split), ...
     environment.json  python / torch / numpy versions, device name, threads
@@ -15,7 +15,8 @@ the end, so a failed run leaves nothing behind; a killed one can leave its stagi
 writing into the same parent folder removes once that PID is dead. ``load_run(path)`` reads it back and refuses,
 with one line naming the file, a checkpoint that is truncated or holds anything but tensors (it is read with
 ``weights_only=True``: a pickled payload is refused, never executed) and a ``config.json`` with missing keys or
-values of the wrong type.
+values of the wrong type. Folders written while ``TrainConfig`` held ``bn_l1`` (network slimming's weight, now
+``compress.prune.BatchNormL1``) load with it moved to ``info["regularizer"]``.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class Run:
         return predict(self.model, x, self.normalizer, **kw)
 
 
-def config_json(run: Run, data: DataBundle, flip_resolved: bool, teacher_info: dict | None) -> dict:
-    """What ``config.json`` holds: the settings, the model's card, the data and its normalization, the teacher."""
+def config_json(run: Run, data: DataBundle, flip_resolved: bool, teacher_info: dict | None, *,
+                regularizer: dict | None = None) -> dict:
+    """What ``config.json`` holds: the settings, the model's card, the data and its normalization, the teacher,
+    the regularizer's record (:func:`compress.train.hooks.regularizer_record`)."""
     cfg = asdict(run.config)
     cfg["flip_resolved"] = flip_resolved
     return {
@@ -91,6 +94,7 @@ def config_json(run: Run, data: DataBundle, flip_resolved: bool, teacher_info: d
                  "n_train": len(data.train), "n_val": len(data.val) if data.val is not None else 0,
                  "n_test": len(data.test) if data.test is not None else 0, "skipped_rows": len(data.skipped)},
         "teacher": teacher_info,
+        "regularizer": regularizer,
     }
 
 
@@ -148,6 +152,7 @@ def load_run(path: str | os.PathLike, *, model: nn.Module | None = None,
     model.to(device).eval()
     train_cfg = dict(info["train"])
     train_cfg.pop("flip_resolved", None)
+    _legacy_regularizer(info, train_cfg, path)
     d = info["data"]
     norm = d["normalizer"]
     options = dict(d["options"])
@@ -194,6 +199,21 @@ def _read_json_files(path: Path) -> tuple[dict, list, dict]:
     if not all(isinstance(c, str) for c in info["data"]["class_names"]):
         raise ValueError(f"{where}: data.class_names must be a list of strings")
     return info, loaded["history.json"], loaded["metrics.json"]
+
+
+def _legacy_regularizer(info: dict, train_cfg: dict, path: Path) -> None:
+    """Folders written before the regularizer left TrainConfig hold ``train.bn_l1``: move it to
+    ``info["regularizer"]`` (a weight of 0 was no regularizer); check a newer folder's record is an object."""
+    where = path / "config.json"
+    if "bn_l1" in train_cfg:
+        weight = train_cfg.pop("bn_l1")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"{where}: train.bn_l1 must be a finite number >= 0, got {weight!r}")
+        if weight and info.get("regularizer") is None:
+            info["regularizer"] = {"name": "bn_l1", "weight": weight}
+    if not isinstance(info.get("regularizer"), (dict, type(None))):
+        raise ValueError(f"{where}: regularizer must be a JSON object or null, "
+                         f"got {type(info['regularizer']).__name__}")
 
 
 def _check_keys(d: dict, keys: dict, where: Path, prefix: str) -> None:

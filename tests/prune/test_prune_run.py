@@ -74,18 +74,23 @@ def test_missing_run_and_existing_out(run_dir, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
-def test_bn_l1_shrinks_batchnorm_scales():
+def test_bn_l1_shrinks_batchnorm_scales(run_dir):
     from compress import models
+    from compress.prune import BatchNormL1
     from compress.train import TrainConfig, fit
 
-    def scales(bn_l1):
+    def scales(regularizer):
         torch.manual_seed(0)
         model = models.create("cnn", channels=[8, 8], input_size=16, num_classes=3)
-        fit(model, DATA, TrainConfig(epochs=3, batch_size=16, lr=0.05, bn_l1=bn_l1, augment=False, device="cpu",
+        fit(model, DATA, TrainConfig(epochs=3, batch_size=16, lr=0.05, augment=False, device="cpu",
                                     bn_recalibrate=0),
-            progress=False)
+            regularizer=regularizer, progress=False)
         return sum(m.weight.abs().sum().item() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
-    assert scales(0.1) < 0.8 * scales(0.0)
-    with pytest.raises(ValueError, match="bn_l1"):
-        TrainConfig(bn_l1=-1)
+    assert scales(BatchNormL1(0.1)) < 0.8 * scales(None)
+    for bad in (-1, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="bn_l1"):
+            BatchNormL1(bad)
+    # `compress train --bn-l1 1e-4` (the run_dir fixture) records it beside the training settings
+    info = json.loads((run_dir / "config.json").read_text())
+    assert info["regularizer"] == {"name": "bn_l1", "weight": 1e-4} and "bn_l1" not in info["train"]

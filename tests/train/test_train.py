@@ -117,6 +117,48 @@ def test_load_run_reads_version_1_folders(tmp_path, bundle):
     assert back.card == run.card and torch.equal(back.data().val.x, bundle.val.x)
 
 
+def test_load_run_reads_folders_whose_train_settings_held_bn_l1(tmp_path):
+    """legacy/bn_l1_run was written by `compress train --bn-l1 1e-4` while TrainConfig held bn_l1."""
+    import shutil
+    from pathlib import Path
+
+    legacy = Path(__file__).parent / "legacy" / "bn_l1_run"
+    assert json.loads((legacy / "config.json").read_text())["train"]["bn_l1"] == 1e-4
+    run = load_run(legacy)
+    assert run.info["regularizer"] == {"name": "bn_l1", "weight": 1e-4}
+    assert run.config == TrainConfig(epochs=1, device="cpu")
+    assert run.evaluate(run.data().test)["loss"] == pytest.approx(run.metrics["test_loss"], rel=1e-6)
+    copy = tmp_path / "run"
+    shutil.copytree(legacy, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["train"]["bn_l1"] = 0.0                 # a weight of 0 was no regularizer
+    (copy / "config.json").write_text(json.dumps(config))
+    assert load_run(copy).info.get("regularizer") is None
+    config["train"]["bn_l1"] = "strong"
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config.json: train.bn_l1"):
+        load_run(copy)
+
+
+def test_a_regularizer_is_added_to_the_loss_and_recorded(tmp_path, bundle):
+    seen = []
+
+    def shrink_first_layer(model):
+        seen.append(model)
+        return 10.0 * model[1].weight.abs().sum()
+
+    plain = fit(_tiny(), bundle, _cfg(epochs=1), progress=False)
+    run = fit(_tiny(), bundle, _cfg(epochs=1), out=tmp_path / "r", regularizer=shrink_first_layer, progress=False)
+    assert seen and all(m is run.model for m in seen)
+    assert run.model[1].weight.abs().sum() < 0.5 * plain.model[1].weight.abs().sum()
+    assert load_run(tmp_path / "r", model=_tiny()).info["regularizer"] == {
+        "name": "test_a_regularizer_is_added_to_the_loss_and_recorded.<locals>.shrink_first_layer"}
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["regularizer"] is not None
+    assert "bn_l1" not in json.loads((tmp_path / "r" / "config.json").read_text())["train"]
+    with pytest.raises(TypeError, match="regularizer"):
+        fit(_tiny(), bundle, _cfg(epochs=1), regularizer=0.1, progress=False)
+
+
 def test_load_run_without_a_card_asks_for_the_model(tmp_path, bundle):
     fit(_tiny(), bundle, _cfg(epochs=1), out=tmp_path / "r", progress=False)
     with pytest.raises(ValueError, match=r"pass the model, load_run\(path, model=\.\.\.\)"):
