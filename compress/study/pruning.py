@@ -18,9 +18,10 @@ and add Scratch-B (the small model trained for the large model's compute); with 
 converged before its cap would not use more epochs, so Scratch-B is not a separate method here.
 
 All runs go through the sweep's executor (``run(fn, tasks)``: in this process, ``--jobs N`` worker processes,
-or Ray), in two waves: the sources (:class:`~compress.study.pruning_tasks.PruneTask`, method ``source``, the
-seeds of a family trained together), then every (family, budget, method) with its seeds. The driver prunes;
-workers only train. Kill-safe and resumable like the sweep: a run counts once its record is written.
+or Ray) with the sweep's runner (:class:`~compress.study.runner.TaskRunner`), in two waves: the sources
+(:class:`~compress.study.pruning_tasks.PruneTask`, method ``source``, the seeds of a family trained together), then
+every (family, budget, method) with its seeds. The driver prunes; workers only train. Kill-safe and resumable
+like the sweep: a run counts once its record is written (:class:`~compress.study.records.RecordBook`).
 
 Folder (beside the sweep's)::
 
@@ -41,13 +42,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from compress import _io
-from compress.study.pruning_tasks import PruneTask, PruneTrainer, run_id
-from compress.study.sweep import SweepConfig, run_sweep
+from compress.study.config import SweepConfig
+from compress.study.data_cache import sweep_data
+from compress.study.pruning_tasks import PruneTask, prune_run_id, prune_tasks, source_tasks
+from compress.study.records import RecordBook
+from compress.study.runner import TaskRunner
+from compress.study.sweep import run_sweep
+from compress.study.tasks import longest_first
 
 __all__ = ["PRUNE_METHODS", "PRUNING_FORMAT", "run_pruning_study", "load_pruning"]
 
 PRUNE_METHODS = ("scale", "prune", "prune-scratch")
 PRUNING_FORMAT = "compress.prune-study/2"
+
+Say = Callable[[str], None]
 
 
 def _check(config: SweepConfig, methods, source_factor: float) -> tuple[str, ...]:
@@ -68,7 +76,7 @@ def _check(config: SweepConfig, methods, source_factor: float) -> tuple[str, ...
 
 def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PRUNE_METHODS,
                       source_factor: float = 4.0, importance: str = "l1", executor: Any = None,
-                      overwrite: bool = False, progress: Callable[[str], None] | None = print) -> dict:
+                      overwrite: bool = False, progress: Say | None = print) -> dict:
     """Run (or resume) the sweep in ``out`` and the pruning comparison beside it; returns ``pruning.json``'s dict.
 
     ``methods``: any of :data:`PRUNE_METHODS` (``scale`` is the sweep itself and always runs). ``source_factor``:
@@ -85,7 +93,7 @@ def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PR
     results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress)
     settings = {"source_factor": source_factor, "importance": importance}
     with folder_lock(out):      # one writer at a time, as the sweep itself
-        return _compare(config, settings, Path(out), results, methods, executor, overwrite, progress)
+        return _compare(config, settings, Path(out), results, methods, executor, overwrite, progress or _quiet)
 
 
 def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> None:
@@ -103,129 +111,63 @@ def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> 
 
 
 def _compare(config: SweepConfig, settings: dict, out: Path, results: dict, methods: tuple[str, ...], executor,
-             overwrite: bool, progress) -> dict:
-    from compress.study.sweep import clean_partial_runs, load_data, read_records
-
+             overwrite: bool, say: Say) -> dict:
+    """The comparison beside the finished sweep: the sources still to train, then the pruned runs."""
     root = out / "pruning"
     _start(root, config, settings, overwrite)
-    native = load_data(config.data, config.data_options).input_size
-    options = config.sized_options(native)       # the images the sweep's runs trained on
-    bundle = load_data(config.data, options)
-    records = {r["run_id"]: r for r in read_records(root)}
-    clean_partial_runs(root, set(records))
-    shutil.rmtree(root / "failed", ignore_errors=True)
-    say = progress or (lambda s: None)
+    bundle, options = sweep_data(config)       # the images the sweep's runs trained on
+    book = RecordBook.resume(root)
+    runner = TaskRunner(bundle)
+    missing = _missing(config, methods, book)
+    needs = sorted({(f, s) for f, _, _, s in missing if prune_run_id(f, None, "source", s) not in book.finished})
+    _run(executor, runner, source_tasks(config, settings, bundle, options, root, needs), book, say)
+    tasks = prune_tasks(config, settings, options, root, missing, book.finished, book.skipped, say)
+    _run(executor, runner, tasks, book, say)
+    return _write(out, config, settings, methods, results, book)
+
+
+def _missing(config: SweepConfig, methods: tuple[str, ...], book: RecordBook) -> list[tuple]:
+    """(family, budget, method, seed) of every pruned run with no record yet."""
     todo = tuple(m for m in methods if m != "scale")
     wanted = {(f, b, m, s) for f in config.families for b in config.budgets for m in todo for s in range(config.seeds)}
-    missing = sorted(k for k in wanted if run_id(*k) not in records)
-    state = {"records": records, "failed": {}, "skipped": []}
-    fn = PruneTrainer(bundle)
-    needs = sorted({(f, s) for f, _, _, s in missing if run_id(f, None, "source", s) not in records})
-    _run(executor, fn, _source_tasks(config, settings, bundle, options, root, needs), root, state, say)
-    tasks = _prune_tasks(config, settings, bundle, options, root, missing, state, say)
-    _run(executor, fn, tasks, root, state, say)
-    return _write(out, config, settings, methods, results, state)
+    return sorted(k for k in wanted if prune_run_id(*k) not in book.finished)
 
 
-def _run(executor, fn: PruneTrainer, tasks: list[PruneTask], root: Path, state: dict, say) -> None:
-    """Run ``tasks`` through ``executor`` (longest first), writing each record as its task finishes."""
-    # Longest first (a cost proxy: parameters x epochs x seeds; a source is the largest model), as the sweep
-    tasks = sorted(tasks, key=lambda t: -(t.budget or 10 ** 12) * t.train["epochs"] * len(t.seeds))
-    for point in executor.run(fn, tasks):
-        for r in point:
-            if "error" in r:
-                _io.write_json(root / "failed" / f"{r['run_id']}.json", r)
-                state["failed"][r["run_id"]] = r
-                say(f"{r['run_id']}: FAILED: {r['error']}")
-                continue
-            if r["method"] != "source":
-                src = state["records"][run_id(r["family"], None, "source", r["seed"])]
+def _run(executor, runner: TaskRunner, tasks: list[PruneTask], book: RecordBook, say: Say) -> None:
+    """Run ``tasks`` through ``executor`` (longest first), writing each record as its task finishes; a pruned
+    run's record gets its source's size and epochs."""
+    for records in executor.run(runner, longest_first(tasks)):
+        for r in records:
+            if "error" not in r and r["method"] != "source":
+                src = book.finished[prune_run_id(r["family"], None, "source", r["seed"])]
                 r = {**r, "source_param_count": src["param_count"], "source_epochs": src["epochs"]}
-            _io.write_json(root / "records" / f"{r['run_id']}.json", r)
-            state["records"][r["run_id"]] = r
-            acc = r["test_acc"] if r["test_acc"] is not None else r["val_acc"]
-            say(f"{r['run_id']}: {r['param_count']:,} params, acc {acc:.3f}, {r['epochs']} epochs, "
-                f"{r['train_seconds']:.1f} s")
+            book.add(r)
+            say(_line(r))
 
 
-def _task(family, budget, method, seeds, card, states, config, epochs, options, root) -> PruneTask:
-    return PruneTask(task_id=run_id(family, budget, method, seeds[0]).rsplit("-s", 1)[0], family=family,
-                     budget=budget, method=method, seeds=tuple(seeds), card=card, states=tuple(states),
-                     train=config.train_settings(seeds[0], {"epochs": epochs}), data=config.data,
-                     data_options=options,
-                     run_dirs=tuple(str(root / "runs" / run_id(family, budget, method, s)) for s in seeds))
-
-
-def _source_tasks(config: SweepConfig, settings: dict, bundle, options: dict, root: Path,
-                  needs: list[tuple[str, int]]) -> list[PruneTask]:
-    """One task per family: its seeds' larger models (``source_factor`` x the largest budget), ``E // 2`` epochs."""
-    from compress.models import scaling
-    from compress.models.card import ModelCard
-
-    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes,
-              policy=config.policies[0], min_channels=config.min_channels)
-    if config.channel_divisor is not None:
-        kw["channel_divisor"] = config.channel_divisor
-    tasks = []
-    for family in sorted({f for f, _ in needs}):
-        sized = scaling.fit(family, max_params=settings["source_factor"] * max(config.budgets), **kw)
-        seeds = [s for f, s in needs if f == family]
-        tasks.append(_task(family, None, "source", seeds, ModelCard(sized.build_args), (), config,
-                           config.epochs // 2, options, root))
-    return tasks
-
-
-def _prune_tasks(config: SweepConfig, settings: dict, bundle, options: dict, root: Path, missing: list[tuple],
-                 state: dict, say) -> list[PruneTask]:
-    """Prune each seed's source to each budget (here, in the driver: seconds) and group the runs still to do
-    into tasks: one per (family, budget, method) and pruned architecture (seeds pruned alike train together)."""
-    from compress.models.card import card_of
-    from compress.prune import prune
-    from compress.train import load_run
-
-    groups: dict[tuple, list] = {}
-    for family, budget in sorted({(f, b) for f, b, _, _ in missing}):
-        for seed in sorted({s for f, b, _, s in missing if (f, b) == (family, budget)}):
-            source = state["records"].get(run_id(family, None, "source", seed))
-            if source is None:
-                continue            # its source failed (listed in failed); a rerun tries it again
-            try:
-                model = prune(load_run(root / "runs" / source["run_id"]).model, max_params=budget,
-                              importance=settings["importance"]).model
-            except ValueError as exc:    # a budget below what pruning the larger model can reach
-                state["skipped"].append({"family": family, "budget": budget, "seed": seed, "reason": str(exc)})
-                say(f"skip {family} at {budget:,} params (seed {seed}): {exc}")
-                continue
-            card = card_of(model)
-            weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            for method in sorted(m for f, b, m, s in missing if (f, b, s) == (family, budget, seed)):
-                key = (family, budget, method, json.dumps(card.build_args, sort_keys=True))
-                groups.setdefault(key, [card, [], []])
-                groups[key][1].append(seed)
-                groups[key][2].append(weights)
-    tasks = []
-    for (family, budget, method, _), (card, seeds, weights) in groups.items():
-        fine_tune = method == "prune"
-        epochs = config.epochs - config.epochs // 2 if fine_tune else config.epochs
-        tasks.append(_task(family, budget, method, seeds, card, weights if fine_tune else (), config, epochs,
-                           options, root))
-    return tasks
+def _line(r: dict) -> str:
+    if "error" in r:
+        return f"{r['run_id']}: FAILED: {r['error']}"
+    acc = r["test_acc"] if r["test_acc"] is not None else r["val_acc"]
+    return (f"{r['run_id']}: {r['param_count']:,} params, acc {acc:.3f}, {r['epochs']} epochs, "
+            f"{r['train_seconds']:.1f} s")
 
 
 def _write(out: Path, config: SweepConfig, settings: dict, methods: tuple[str, ...], results: dict,
-           state: dict) -> dict:
+           book: RecordBook) -> dict:
+    """``pruning.json``: the sweep's scale records (its first policy, variant ``full``) beside the pruned ones."""
     policy = config.policies[0]
     scale = [{**{k: r.get(k) for k in ("run_id", "family", "budget", "seed", "param_count", "macs", "val_acc",
                                        "test_acc", "best_epoch", "epochs", "converged", "train_seconds",
                                        "run_dir")}, "method": "scale", "max_epochs": config.epochs}
              for r in results["records"] if r.get("policy", "width") == policy and r["variant"] == "full"]
-    pruned = [r for r in state["records"].values() if r["method"] != "source"]
+    pruned = [r for r in book.finished.values() if r["method"] != "source"]
     order = lambda r: (r["family"], r["budget"], PRUNE_METHODS.index(r["method"]), r["seed"])  # noqa: E731
     doc = {"format": PRUNING_FORMAT, "config": config.to_dict(), "settings": settings, "methods": list(methods),
            "records": sorted((r for r in scale + pruned if r["method"] in methods), key=order),
-           "sources": sorted((r for r in state["records"].values() if r["method"] == "source"),
+           "sources": sorted((r for r in book.finished.values() if r["method"] == "source"),
                              key=lambda r: (r["family"], r["seed"])),
-           "skipped": state["skipped"], "failed": sorted(state["failed"].values(), key=lambda r: r["run_id"])}
+           "skipped": book.skipped, "failed": sorted(book.failed.values(), key=lambda r: r["run_id"])}
     _io.write_json(out / "pruning.json", doc)
     return doc
 
@@ -240,3 +182,7 @@ def load_pruning(sweep_dir: str | os.PathLike) -> dict | None:
         raise ValueError(f"{path}: format {doc.get('format')!r}, expected {PRUNING_FORMAT!r}; rerun the sweep "
                          "command to rewrite it")
     return doc
+
+
+def _quiet(line: str) -> None:
+    pass

@@ -1,88 +1,142 @@
-"""The units of work of the pruning comparison (:mod:`compress.study.pruning`), shaped like the sweep's points so
-the same executors run them (in this process, a local process pool, or Ray: :mod:`compress.study.executors`).
+"""The units of work of the pruning comparison (:mod:`compress.study.pruning`), study tasks like the sweep's points
+(:class:`~compress.study.tasks.Task`), so that the same runner and executors run them: in this process, a local
+process pool, or Ray (:mod:`compress.study.executors`).
 
 A :class:`PruneTask` is one group of seeds that train together as one stacked model
-(:func:`compress.train.fit_many`): the larger source models of a family (method ``source``), or one
-(family, budget, method) for ``prune`` (start from the pruned weights, shipped in the task) and
-``prune-scratch`` (the pruned architecture from random weights). The driver prunes (seconds); workers only train.
+(:func:`compress.train.fit_many`): the larger source models of a family (method ``source``,
+:func:`source_tasks`), or one (family, budget, method) for ``prune`` (start from the pruned weights, shipped in
+the task) and ``prune-scratch`` (the pruned architecture from random weights) (:func:`prune_tasks`). The driver
+prunes (seconds); workers only train.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from compress.models.card import ModelCard
+from compress.study.config import SweepConfig
+from compress.study.tasks import Task, run_id
 
-__all__ = ["PruneTask", "PruneTrainer", "train_task"]
+__all__ = ["PruneTask", "prune_run_id", "source_tasks", "prune_tasks"]
 
 
-@dataclass(frozen=True)
-class PruneTask:
-    """One group of seeds of one method, self-contained and picklable. ``states``: per seed, the weights the
-    run starts from (``prune``), or empty (random weights, ``torch.manual_seed(seed)`` before ``rebuild(card)``)."""
+@dataclass(frozen=True, kw_only=True)
+class PruneTask(Task):
+    """One group of seeds of one method. ``states`` (``prune``): per seed, the pruned weights the run starts
+    from."""
 
-    task_id: str                  # "family-budget-method" or "family-source" (+ "-gN" when seeds differ in card)
     family: str
-    budget: int | None            # None for the source models
+    budget: int | None            # parameters; None for the source models
     method: str                   # "source", "prune" or "prune-scratch"
-    seeds: tuple[int, ...]
-    card: ModelCard               # the architecture every seed of the task trains
-    states: tuple                 # () or one state_dict per seed
-    train: dict                   # TrainConfig settings (epochs: this method's share)
-    data: str
-    data_options: dict
-    run_dirs: tuple[str, ...]     # one run folder per seed (RayExecutor relocates them)
 
-    def run_id(self, seed: int) -> str:
-        return run_id(self.family, self.budget, self.method, seed)
+    @staticmethod
+    def make_id(family: str, budget: int | None, method: str) -> str:
+        """A task id: ``family-budget-method``, or ``family-source`` for the larger models seeds prune from."""
+        return f"{family}-source" if method == "source" else f"{family}-{budget}-{method}"
 
+    @property
+    def cost(self) -> float:
+        # parameters x epochs x seeds; a source is the largest model
+        return (self.budget or 10 ** 12) * self.train["epochs"] * len(self.seeds)
 
-def run_id(family: str, budget: int | None, method: str, seed: int) -> str:
-    """``family-budget-method-sSEED``, or ``family-source-sSEED`` for the larger model a seed prunes from."""
-    return f"{family}-source-s{seed}" if method == "source" else f"{family}-{budget}-{method}-s{seed}"
+    def labels(self) -> dict:
+        return {"family": self.family, "budget": self.budget, "method": self.method}
 
+    def record(self, seed: int, run: Any, seconds: float, bundle: Any) -> dict:
+        from compress.profile import profile
 
-def train_task(task: PruneTask, bundle: Any = None) -> list[dict]:
-    """Train the task's seeds together; returns one record per seed. Module-level so worker processes run it."""
-    from compress.study.sweep import load_data, train_seeds
-
-    bundle = bundle if bundle is not None else load_data(task.data, task.data_options)
-    runs, seconds = train_seeds(task, bundle, task.states)
-    return [_record(task, seed, run, seconds) for seed, run in zip(task.seeds, runs)]
-
-
-def _record(task: PruneTask, seed: int, run, seconds: float) -> dict:
-    from compress.profile import profile
-
-    model = run.model.cpu().eval()
-    m = run.metrics
-    return {"run_id": task.run_id(seed), "family": task.family, "budget": task.budget, "method": task.method,
-            "seed": seed, "param_count": sum(p.numel() for p in model.parameters()),
-            "macs": profile(model, task.card.input_shape, execute="meta", serialize=False).macs,
-            "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
-            "epochs": len(run.history), "max_epochs": task.train["epochs"], "converged": m.get("converged"),
-            "train_seconds": round(seconds, 3),
-            # relative to the sweep folder; the last two parts survive RayExecutor's relocation
-            "run_dir": os.path.join("pruning", os.path.relpath(run.path, Path(run.path).parent.parent))}
+        model = run.model.cpu().eval()
+        m = run.metrics
+        return {"run_id": self.run_id(seed), **self.labels(), "seed": seed,
+                "param_count": sum(p.numel() for p in model.parameters()),
+                "macs": profile(model, self.card.input_shape, execute="meta", serialize=False).macs,
+                "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"), "best_epoch": m.get("best_epoch"),
+                "epochs": len(run.history), "max_epochs": self.train["epochs"], "converged": m.get("converged"),
+                "train_seconds": round(seconds, 3),
+                # relative to the sweep folder; the last two parts survive RayExecutor's relocation
+                "run_dir": os.path.join("pruning", os.path.relpath(run.path, Path(run.path).parent.parent))}
 
 
-@dataclass(frozen=True)
-class PruneTrainer:
-    """What the comparison hands its executor as ``fn``: :func:`train_task` with the sweep's data bundle (shipped
-    once per worker). A task that raises comes back as failed records, as the sweep's ``Trainer`` does."""
+def prune_run_id(family: str, budget: int | None, method: str, seed: int) -> str:
+    """The run id of one seed of (family, budget, method): :func:`~compress.study.tasks.run_id` of its task."""
+    return run_id(PruneTask.make_id(family, budget, method), seed)
 
-    bundle: Any = None
 
-    def __call__(self, task: PruneTask) -> list[dict]:
-        try:
-            return train_task(task, self.bundle)
-        except Exception as exc:   # one bad task is recorded; the others go on
-            return self.failed(task, exc)
+def _task(config: SweepConfig, root: Path, family: str, budget: int | None, method: str, seeds: list[int],
+          card: ModelCard, states: list, epochs: int, options: dict) -> PruneTask:
+    task_id = PruneTask.make_id(family, budget, method)
+    return PruneTask(task_id=task_id, family=family, budget=budget, method=method, seeds=tuple(seeds), card=card,
+                     states=tuple(states), train=config.train_settings(seeds[0], {"epochs": epochs}),
+                     data=config.data, data_options=options,
+                     run_dirs=tuple(str(root / "runs" / run_id(task_id, s)) for s in seeds))
 
-    def failed(self, task: PruneTask, error: BaseException | str) -> list[dict]:
-        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        return [{"run_id": task.run_id(seed), "family": task.family, "budget": task.budget, "method": task.method,
-                 "seed": seed, "error": text} for seed in task.seeds]
+
+def source_tasks(config: SweepConfig, settings: dict, bundle: Any, options: dict, root: Path,
+                 needs: list[tuple[str, int]]) -> list[PruneTask]:
+    """One task per family in ``needs`` ((family, seed) pairs): its seeds' larger models (``source_factor`` x the
+    largest budget, the sweep's first policy), trained ``E // 2`` epochs."""
+    from compress.models import scaling
+
+    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes,
+              policy=config.policies[0], min_channels=config.min_channels)
+    if config.channel_divisor is not None:
+        kw["channel_divisor"] = config.channel_divisor
+    tasks = []
+    for family in sorted({f for f, _ in needs}):
+        sized = scaling.fit(family, max_params=settings["source_factor"] * max(config.budgets), **kw)
+        seeds = [s for f, s in needs if f == family]
+        tasks.append(_task(config, root, family, None, "source", seeds, ModelCard(sized.build_args), [],
+                           config.epochs // 2, options))
+    return tasks
+
+
+def prune_tasks(config: SweepConfig, settings: dict, options: dict, root: Path, missing: list[tuple],
+                sources: dict[str, dict], skipped: list[dict], say: Callable[[str], None]) -> list[PruneTask]:
+    """Prune each seed's source (its record in ``sources``, by run id) to each budget of ``missing`` ((family,
+    budget, method, seed) still to run), here in the driver (seconds), and group the runs into tasks: one per
+    (family, budget, method) and pruned architecture, since seeds pruned alike train together. A budget that
+    pruning cannot reach is appended to ``skipped``."""
+    groups: dict[tuple, list] = {}
+    for family, budget in sorted({(f, b) for f, b, _, _ in missing}):
+        for seed in sorted({s for f, b, _, s in missing if (f, b) == (family, budget)}):
+            source = sources.get(prune_run_id(family, None, "source", seed))
+            if source is None:
+                continue            # its source failed (listed in failed); a rerun tries it again
+            pruned = _prune(root, source, budget, settings, skipped, say)
+            if pruned is None:
+                continue
+            card, weights = pruned
+            for method in sorted(m for f, b, m, s in missing if (f, b, s) == (family, budget, seed)):
+                group = groups.setdefault((family, budget, method, json.dumps(card.build_args, sort_keys=True)),
+                                          [card, [], []])
+                group[1].append(seed)
+                group[2].append(weights)
+    tasks = []
+    for (family, budget, method, _), (card, seeds, weights) in groups.items():
+        fine_tune = method == "prune"
+        epochs = config.epochs - config.epochs // 2 if fine_tune else config.epochs
+        tasks.append(_task(config, root, family, budget, method, seeds, card, weights if fine_tune else [], epochs,
+                           options))
+    return tasks
+
+
+def _prune(root: Path, source: dict, budget: int, settings: dict, skipped: list[dict],
+           say: Callable[[str], None]) -> tuple[ModelCard, dict] | None:
+    """``source``'s trained model pruned to ``budget`` parameters: its card and weights; None (and an entry in
+    ``skipped``) when pruning cannot reach the budget."""
+    from compress.models.card import card_of
+    from compress.prune import prune
+    from compress.train import load_run
+
+    try:
+        model = prune(load_run(root / "runs" / source["run_id"]).model, max_params=budget,
+                      importance=settings["importance"]).model
+    except ValueError as exc:    # a budget below what pruning the larger model can reach
+        skipped.append({"family": source["family"], "budget": budget, "seed": source["seed"], "reason": str(exc)})
+        say(f"skip {source['family']} at {budget:,} params (seed {source['seed']}): {exc}")
+        return None
+    return card_of(model), {k: v.detach().clone() for k, v in model.state_dict().items()}

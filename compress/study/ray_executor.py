@@ -2,8 +2,8 @@
 
 Ray is used the way it is meant to be used, with no runner of our own around it:
 
-- ``fn`` (the sweep's :class:`~compress.study.sweep.Trainer`, which holds the data bundle) goes into the object
-  store once (``ray.put``); every task reads it from there, so no worker reads the data source itself.
+- ``fn`` (the study's :class:`~compress.study.runner.TaskRunner`, which holds the data bundle) goes into the
+  object store once (``ray.put``); every task reads it from there, so no worker reads the data source itself.
 - No shared filesystem: a task writes its run folders (the task's ``run_dir``, or each of its ``run_dirs``) into a
   private temporary folder on its worker and returns their files with its result; the driver writes them where
   the task named them (staged beside the target, then renamed) before it yields the result, so the sweep writes

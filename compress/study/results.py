@@ -1,7 +1,7 @@
 """A sweep's results: reading ``results.json``, per-point summaries with intervals, the best run.
 
-``results.json`` is ``{"format", "config", "records", "skipped"}``, one record per finished run
-(:mod:`compress.study.sweep` writes it).
+``results.json`` is ``{"format", "config", "records", "skipped", "failed"}``, one record per finished run
+(:func:`compress.study.records.write_results` writes it).
 """
 
 from __future__ import annotations

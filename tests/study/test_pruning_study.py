@@ -39,7 +39,7 @@ class Interrupting:
         for task in tasks:
             if len(self.tasks) == self.limit:
                 raise KeyboardInterrupt
-            self.tasks.append(getattr(task, "task_id", None) or task.point_id)
+            self.tasks.append(task.task_id)
             yield fn(task)
 
 

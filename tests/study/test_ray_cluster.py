@@ -166,8 +166,8 @@ class SlowFirstAttempt:
     def __call__(self, task):
         import ray
 
-        first = not any(m.split("~")[1] == task.point_id for m in os.listdir(self.markers))
-        Path(self.markers, f"{ray.util.get_node_ip_address()}~{task.point_id}~{os.getpid()}").touch()
+        first = not any(m.split("~")[1] == task.task_id for m in os.listdir(self.markers))
+        Path(self.markers, f"{ray.util.get_node_ip_address()}~{task.task_id}~{os.getpid()}").touch()
         if first:
             time.sleep(2)
         return self.fn(task)

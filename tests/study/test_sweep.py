@@ -1,11 +1,13 @@
 import csv
+import dataclasses
 import json
 
 import pytest
 
 from compress.bench import FLOAT_RUNTIMES
-from compress.study import sweep
 from compress.study import ProcessExecutor, SweepConfig, run_sweep, summarize
+from compress.study.data_cache import load_data
+from compress.study.records import CSV_COLUMNS
 
 DATA = "synthetic:n=240,classes=3,size=12"
 
@@ -29,6 +31,29 @@ class Interrupting:
             yield fn(task)
 
 
+class Recording:
+    """Runs tasks in this process and notes what it was given: (task id, seeds) of each task."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, fn, tasks):
+        for task in tasks:
+            self.calls.append((task.task_id, task.seeds))
+            yield fn(task)
+
+
+class BreakingCnn:
+    """Runs tasks in this process after giving the cnn points a teacher run that does not exist, so that they
+    raise inside the runner, as a point with a bad setting does."""
+
+    def run(self, fn, tasks):
+        for task in tasks:
+            if task.family == "cnn":
+                task = dataclasses.replace(task, train={**task.train, "teacher": "/nonexistent/run"})
+            yield fn(task)
+
+
 def test_sweep_writes_results_and_matches_budgets(tmp_path):
     results = run_sweep(tiny(), tmp_path, progress=None)
     recs = results["records"]
@@ -38,13 +63,13 @@ def test_sweep_writes_results_and_matches_budgets(tmp_path):
         assert 0 <= r["val_acc"] <= 1 and r["macs"] > 0
         assert (tmp_path / r["run_dir"] / "checkpoint.pt").exists()
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
-    assert len(rows) == len(recs) and set(sweep.CSV_COLUMNS) <= set(rows[0])
+    assert len(rows) == len(recs) and set(CSV_COLUMNS) <= set(rows[0])
     # families sized to the same budget have matched parameter counts (within the budget's step)
     by = {(r["family"], r["budget"]): r["param_count"] for r in recs}
     assert abs(by[("cnn", 12_000)] - by[("mlp", 12_000)]) / 12_000 < 0.05
 
 
-def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path, monkeypatch):
+def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path):
     config = tiny()
     with pytest.raises(KeyboardInterrupt):
         run_sweep(config, tmp_path, executor=Interrupting(3), progress=None)   # 3 of 4 points, 2 seeds each
@@ -55,20 +80,18 @@ def test_resume_after_kill_keeps_finished_and_redoes_interrupted(tmp_path, monke
     # a point killed part-way: a staging folder and a run folder without a record
     (tmp_path / "runs" / ".mlp-5000-width-full-s0.partial-999").mkdir()
     (tmp_path / "runs" / "mlp-5000-width-full-s1").mkdir()
-    calls = []
-    real = sweep.execute
-    monkeypatch.setattr(sweep, "execute", lambda t, bundle=None: calls.append((t.point_id, t.seeds)) or real(t, bundle))
-    results = run_sweep(config, tmp_path, progress=None)
+    ex = Recording()
+    results = run_sweep(config, tmp_path, executor=ex, progress=None)
     assert len(results["records"]) == 8
-    assert calls == [("mlp-5000-width-full", (0, 1))]
+    assert ex.calls == [("mlp-5000-width-full", (0, 1))]
     assert not (tmp_path / "runs" / ".mlp-5000-width-full-s0.partial-999").exists()
     # a rerun of a finished sweep trains nothing; a lost record retrains only its seed
-    calls.clear()
-    run_sweep(config, tmp_path, progress=None)
-    assert calls == []
+    ex = Recording()
+    run_sweep(config, tmp_path, executor=ex, progress=None)
+    assert ex.calls == []
     (tmp_path / "records" / "cnn-5000-width-full-s1.json").unlink()
-    results = run_sweep(config, tmp_path, progress=None)
-    assert calls == [("cnn-5000-width-full", (1,))] and len(results["records"]) == 8
+    results = run_sweep(config, tmp_path, executor=ex, progress=None)
+    assert ex.calls == [("cnn-5000-width-full", (1,))] and len(results["records"]) == 8
 
 
 def test_changed_config_is_refused_unless_overwrite(tmp_path):
@@ -89,18 +112,20 @@ def test_ablation_and_skipped_points(tmp_path):
     assert all(r["budget"] == 12_000 for r in ab)
 
 
-def test_latency_is_measured_after_training_and_kept_on_resume(tmp_path, monkeypatch):
+def test_latency_is_measured_after_training_and_kept_on_resume(tmp_path):
     config = tiny(seeds=1, budgets=(5_000,), families=("mlp",), latency=True)
     results = run_sweep(config, tmp_path, progress=None)
     (record,) = results["records"]
     assert record["latency_ms"] > 0
-    stored = json.loads((tmp_path / "records" / f"{record['run_id']}.json").read_text())
+    path = tmp_path / "records" / f"{record['run_id']}.json"
+    stored = json.loads(path.read_text())
     assert stored["latency_ms"] == record["latency_ms"]
     (row,) = csv.DictReader((tmp_path / "results.csv").open())     # the CSV names the runtime it was timed in
     assert row["latency_runtime"] == record["latency_runtime"] and row["latency_runtime"] in FLOAT_RUNTIMES
-    import compress.bench.latency
-    monkeypatch.setattr(compress.bench.latency, "measure", lambda *a, **k: pytest.fail("measured twice"))
-    run_sweep(config, tmp_path, progress=None)
+    # a rerun measures nothing again: the record file is not rewritten (every write is a new file, renamed)
+    inode = path.stat().st_ino
+    again = run_sweep(config, tmp_path, progress=None)
+    assert path.stat().st_ino == inode and again["records"] == results["records"]
 
 
 def test_process_executor_gives_same_records(tmp_path):
@@ -121,7 +146,7 @@ def test_point_trains_its_seeds_together_like_separate_runs(tmp_path):
     config = tiny(seeds=2, budgets=(5_000,), families=("mlp",), epochs=2)
     results = run_sweep(config, tmp_path, progress=None)
     sizing = json.loads((tmp_path / "sizing.json").read_text())["mlp"]["width"]["5000"]
-    bundle = sweep.load_data(config.data, config.data_options)
+    bundle = load_data(config.data, config.data_options)
     for r in results["records"]:
         assert r["members"] == 2 and r["policy"] == "width" and r["epochs"] == 2
         torch.manual_seed(r["seed"])
@@ -176,25 +201,21 @@ def test_cli_sweep_and_report(tmp_path, capsys):
     assert "another config" in capsys.readouterr().err
 
 
-def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
+def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path):
     config = tiny(seeds=1, budgets=(5_000,))
-    real = sweep.execute
-
-    def flaky(task, bundle=None):
-        if task.family == "cnn":
-            raise ValueError("bad setting for this run")
-        return real(task, bundle)
-
-    monkeypatch.setattr(sweep, "execute", flaky)
-    results = run_sweep(config, tmp_path, progress=None)
+    results = run_sweep(config, tmp_path, executor=BreakingCnn(), progress=None)
     assert [r["run_id"] for r in results["records"]] == ["mlp-5000-width-full-s0"]
     (failed,) = results["failed"]
-    assert failed["run_id"] == "cnn-5000-width-full-s0" and failed["error"] == "ValueError: bad setting for this run"
-    assert (tmp_path / "failed" / "cnn-5000-width-full-s0.json").exists()
+    assert failed["run_id"] == "cnn-5000-width-full-s0" and failed["error"].startswith("FileNotFoundError: ")
+    assert "/nonexistent/run" in failed["error"]
+    assert {k: failed[k] for k in ("family", "budget", "policy", "variant", "seed")} == \
+        {"family": "cnn", "budget": 5_000, "policy": "width", "variant": "full", "seed": 0}
+    assert json.loads((tmp_path / "failed" / "cnn-5000-width-full-s0.json").read_text()) == failed
     assert not (tmp_path / "records" / "cnn-5000-width-full-s0.json").exists()
     # a rerun tries the failed run again (and only it)
-    monkeypatch.setattr(sweep, "execute", real)
-    results = run_sweep(config, tmp_path, progress=None)
+    ex = Recording()
+    results = run_sweep(config, tmp_path, executor=ex, progress=None)
+    assert ex.calls == [("cnn-5000-width-full", (0,))]
     assert len(results["records"]) == 2 and results["failed"] == [] and not (tmp_path / "failed").exists()
 
 

@@ -1,0 +1,114 @@
+"""What a sweep trains: :class:`SweepConfig` (families x budgets x scaling policies x seeds, training settings)
+and the ablations a sweep may add (:data:`ABLATIONS`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from compress._settings import from_known
+
+__all__ = ["SweepConfig", "ABLATIONS"]
+
+# ablation name -> the TrainConfig settings that switch it off (variant "no_<name>")
+ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
+
+
+@dataclass
+class SweepConfig:
+    """What a sweep trains. Budgets are parameter counts; ``train`` holds extra TrainConfig settings."""
+
+    data: str = "default"
+    families: tuple[str, ...] = ("mobilenet_v1", "cnn", "mlp")
+    budgets: tuple[int, ...] = (5_000, 20_000, 80_000)
+    # The default study: the digits at half their side (14x14), each family sized by EfficientNet's compound rule
+    # (depth and width) and, as the ablation, by its width only; 5 seeds trained together; converged by early
+    # stopping within 15 epochs. Half the side keeps the study within 5 minutes on 2 cores.
+    resolution: float = 0.5              # images resized to this fraction of their side (1: as stored)
+    policies: tuple[str, ...] = ("compound", "width")   # scaling policies (scaling.POLICIES), each a point
+    min_channels: int = 8                # for the "min_channels" policy
+    seeds: int = 5                       # seeds 0 .. seeds-1 per point, trained together as one stacked model
+    epochs: int = 15                     # the most epochs a run trains (the cosine schedule spans them)
+    patience: int | None = 4             # early stopping: epochs without a validation gain above min_delta
+    min_delta: float = 0.005             # accuracy gain (fraction) that resets patience: 2 of 400 validation images
+    batch_size: int = 128                # images per step
+    lr: float = 1e-2                     # peak learning rate (AdamW, cosine)
+    ablate: tuple[str, ...] = ()         # "augment", "normalize": the same model with each switched off
+    ablate_family: str = "cnn"
+    ablate_budget: int | None = None     # default: the largest budget
+    ablate_policy: str | None = None     # default: the first policy
+    latency: bool = True                 # CPU latency at batch 1, 1 thread: the fastest float runtime
+    val_fraction: float = 0.1
+    data_seed: int = 0                   # the train/validation split is the same for every run
+    channel_divisor: int | None = 1      # 1: any channel count, so families match the budgets closely
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from compress.models import list_models
+        from compress.train import TrainConfig
+
+        from compress.models.scaling import POLICIES
+
+        self.families = tuple(self.families)
+        self.budgets = tuple(sorted(int(b) for b in self.budgets))
+        self.ablate = tuple(self.ablate)
+        self.policies = tuple(self.policies)
+        if not self.policies or len(set(self.policies)) != len(self.policies):
+            raise ValueError(f"sweep: give distinct policies, got {list(self.policies)}")
+        for p in self.policies + ((self.ablate_policy,) if self.ablate_policy is not None else ()):
+            if p not in POLICIES:
+                raise ValueError(f"sweep: unknown policy {p!r}; known: {', '.join(POLICIES)}")
+        if isinstance(self.min_channels, bool) or not isinstance(self.min_channels, int) or self.min_channels < 1:
+            raise ValueError(f"sweep: min_channels must be a positive int, got {self.min_channels!r}")
+        known = list_models()
+        for f in self.families + ((self.ablate_family,) if self.ablate else ()):
+            if f not in known:
+                raise ValueError(f"sweep: unknown family {f!r}; known: {', '.join(known)}")
+        if not self.families:
+            raise ValueError("sweep: no families given")
+        if not self.budgets or any(b <= 0 for b in self.budgets):
+            raise ValueError(f"sweep: budgets must be positive parameter counts, got {list(self.budgets)}")
+        for a in self.ablate:
+            if a not in ABLATIONS:
+                raise ValueError(f"sweep: unknown ablation {a!r}; known: {', '.join(ABLATIONS)}")
+        if isinstance(self.resolution, bool) or not isinstance(self.resolution, (int, float)) \
+                or not 0 < self.resolution <= 1:
+            raise ValueError(f"sweep: resolution must be a fraction of the image side in (0, 1], got "
+                             f"{self.resolution!r}")
+        if not 0 <= self.min_delta < 1:
+            raise ValueError(f"sweep: min_delta must be an accuracy gain in [0, 1), got {self.min_delta!r}")
+        if self.seeds < 1 or self.epochs < 1:
+            raise ValueError(f"sweep: seeds and epochs must be >= 1, got seeds={self.seeds}, epochs={self.epochs}")
+        if self.ablate_budget is not None and self.ablate_budget <= 0:
+            raise ValueError(f"sweep: ablate_budget must be positive, got {self.ablate_budget}")
+        TrainConfig.from_dict(self.train_settings(0, {}))   # validates the training settings
+
+    @property
+    def data_options(self) -> dict:
+        """Options for ``compress.data.load``: one split for every run (the images as stored)."""
+        return {"val_fraction": self.val_fraction, "seed": self.data_seed}
+
+    def sized_options(self, native: int) -> dict:
+        """``data_options`` with the images resized to ``resolution`` of their side ``native`` (at least 8 px)."""
+        if self.resolution == 1:
+            return self.data_options
+        return {**self.data_options, "input_size": max(8, round(native * self.resolution))}
+
+    def train_settings(self, seed: int, overrides: dict) -> dict:
+        extra = {"patience": self.patience, "min_delta": self.min_delta} if self.patience is not None else {}
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed, **extra,
+                **self.train, **overrides}
+
+    @property
+    def ablation_point(self) -> tuple[str, int, str]:
+        """(family, budget, policy) of the ablation runs."""
+        return (self.ablate_family, self.ablate_budget or max(self.budgets), self.ablate_policy or self.policies[0])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("families", "budgets", "ablate", "policies"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepConfig":
+        return from_known(cls, d)
