@@ -127,8 +127,8 @@ def main(argv=None) -> int:
     sides: dict[str, tuple] = {}
     errors: dict[str, str] = {}
     # int8 runtimes change the outputs (benchmarks/latency_ratio_int8.py measures them)
-    runtimes = [r for r in latency.RUNTIMES if (r != "compile" or args.compile) and r not in latency.INT8_RUNTIMES
-                and (not r.startswith("cuda_graph") or args.device == "cuda")]
+    runtimes = [r for r in latency.available_runtimes(args.device) if (r != "compile" or args.compile)
+                and latency.get_runtime(r).kind != "int8"]
     for runtime in runtimes:
         for i in range(1 if runtime == "compile" else args.sessions):
             try:
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
         results[name] = dict(median_ms=median, iqr_ms=iqr, p95_ms=p95, calls=len(ts), max_abs_diff=diffs[name],
                              session_medians_ms=[statistics.median(per_session[k]) for k in keys],
                              notes=sides[keys[0]][2])
-    ours = {k: v for k, v in results.items() if k in latency.RUNTIMES}
+    ours = {k: v for k, v in results.items() if k in latency.runtime_names()}
     fastest = min(ours, key=lambda k: ours[k]["median_ms"]) if ours else None
 
     device_name = cpu_or_gpu_name(args.device)

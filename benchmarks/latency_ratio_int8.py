@@ -34,7 +34,7 @@ from compress import _io, data, models, train
 from compress import bench as latency
 from compress.device import device_name
 from compress.export import export_run, read, restore
-from compress.export.onnx_int8 import Int8Config, int8_weights, training_images
+from compress.int8 import int8_weights
 
 SIDES = ("eager", "onnxruntime", "onnxruntime_int8", "torch_int8", "openvino", "openvino_int8")
 
@@ -53,14 +53,14 @@ def sides_for(run, artifact: Path, batch: int, threads: int, sides=SIDES) -> dic
     """``{side: (call, output)}`` on ``batch`` normalized test images."""
     bundle = run.data()
     x = run.normalizer(bundle.split().x[:batch])
-    calib = training_images(bundle.train.x, Int8Config().calibration_images, run.normalizer)
     manifest, encoded = read(artifact)
     decoded, weights = restore(manifest, encoded), int8_weights(manifest["codec"], encoded)
     out = {}
     for side in sides:
-        int8 = side in latency.INT8_RUNTIMES
+        int8 = latency.get_runtime(side).kind == "int8"
         runner = latency.make_runner(decoded if int8 else run.model, x.shape[1:], runtime=side, threads=threads,
-                                     weights=weights if int8 else None, calibration=calib if int8 else None)
+                                     weights=weights if int8 else None, data=bundle if int8 else None,
+                                     normalizer=run.normalizer)
         out[side] = runner(x)
     return out
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         print(f"\n{name} width {width:g}: {row['param_count']:,} params; fp32 test {row['fp32_test_acc']:.2f}%; "
               f"{check.summary()}")
         sides = [s for s in SIDES if s in latency.available_runtimes("cpu")]
-        row["int8_accuracy"] = int8_accuracy(run, export.path, [s for s in sides if s in latency.INT8_RUNTIMES])
+        row["int8_accuracy"] = int8_accuracy(run, export.path, [s for s in sides if latency.get_runtime(s).kind == "int8"])
         for side, acc in row["int8_accuracy"].items():
             print(f"  {side}: {100 * acc['agreement']:.1f}% same predictions as the float decode, accuracy "
                   f"{acc['accuracy']:.2f}% ({acc['accuracy'] - acc['float_decode_accuracy']:+.2f} points)")
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
             fastest = min(medians, key=medians.get)
             print(f"  batch {batch}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in medians.items()))
             print("    " + ", ".join(f"onnxruntime / {k} = {medians['onnxruntime'] / medians[k]:.2f}x"
-                                     for k in medians if k in latency.INT8_RUNTIMES or k == "openvino")
+                                     for k in medians if latency.get_runtime(k).kind == "int8" or k == "openvino")
                   + f", eager / fastest ({fastest}) = {medians['eager'] / medians[fastest]:.2f}x")
         results.append(row)
     load_after = os.getloadavg()

@@ -1,11 +1,13 @@
-"""The int8 latency runtimes: ``onnxruntime_int8`` (a QDQ ONNX file, :mod:`compress.export.onnx_int8`) and
-``torch_int8`` (torch's own x86 int8 kernels, FX graph mode: ``prepare_fx``/``convert_fx``, fbgemm/oneDNN).
+"""The int8 latency runtimes (CPU): ``onnxruntime_int8`` (a QDQ ONNX file, :mod:`compress.int8.writer`, in an ONNX
+Runtime session) and ``torch_int8`` (torch's own x86 int8 kernels, FX graph mode: ``prepare_fx``/``convert_fx``,
+fbgemm/oneDNN).
 
 Both run the weights an int8 artifact stores: given ``weights`` (an int8 artifact's values and scales, what
-:func:`compress.bench.latency.measure` passes for such an artifact) they use those exactly; given a float
-model they first apply what ``compress export --codec int8 --fold-bn`` writes (BatchNorm folded, int8 per
-output channel) and use that. Activation ranges come from ``calibration`` (model inputs) or, without it,
-from N(0, 1) random inputs, and the records say which.
+:func:`compress.bench.latency.measure` passes for such an artifact) they use those exactly; given a float model they
+first apply what ``compress export --codec int8 --fold-bn`` writes (:func:`compress.int8.int8_source`). Activation
+ranges come from ``calibration`` (model inputs) or, without it, from N(0, 1) random inputs, and the records say
+which. Outputs are checked against eager at ``INT8_TOLERANCE`` (20% of the largest output): a sanity check, since
+``compress export --int8`` checks accuracy.
 """
 
 from __future__ import annotations
@@ -13,50 +15,21 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from compress.bench.runtimes import INT8_TOLERANCE, Runner, ort_runner, torch_runner
-from compress.export.onnx import ort_session_options, require_onnxruntime
-from compress.export.onnx_int8 import Int8Config, export_int8_onnx, int8_weights
-from compress.quant.codecs import Codec, decode_state_dict, encode_state_dict
-from compress.models.fold import count_batchnorm, fold_batchnorm
-from compress.quant.model import load_decoded
+from compress.bench.ort import ort_runner
+from compress.bench.registry import INT8_TOLERANCE, Runner, Runtime, register_runtime
+from compress.bench.torch_runtimes import torch_runner
+from compress.int8.config import Int8Config
+from compress.int8.prepare import calibration_batch, int8_source
+from compress.int8.writer import export_int8_onnx
+from compress.onnx import ort_session_options, require_onnxruntime
 
-__all__ = ["int8_source", "calibration_batch", "onnxruntime_int8", "torch_int8", "RANDOM_CALIBRATION_IMAGES"]
-
-RANDOM_CALIBRATION_IMAGES = 64   # N(0, 1) inputs (count) when no calibration images are given
-
-
-def int8_source(model: nn.Module, weights: Mapping | None) -> tuple[nn.Module, dict, list[str]]:
-    """(float model whose weights are ``q * scale``, ``{name: (q, scale)}``, notes). ``weights`` None: the
-    int8+fold codec applied to ``model`` here (a copy; ``model`` is not modified)."""
-    if weights is not None:
-        if count_batchnorm(model) != count_batchnorm(fold_batchnorm(model)):
-            raise ValueError("int8 execution needs BatchNorm folded before quantization (the stored int8 values "
-                             "would change when folding); write the artifact with --codec int8 --fold-bn")
-        return model, dict(weights), ["weights: the artifact's int8 values and scales"]
-    codec = Codec("int8")
-    folded = fold_batchnorm(model).float().eval()
-    encoded = encode_state_dict(folded.state_dict(), codec)
-    load_decoded(folded, decode_state_dict(encoded))
-    return folded, int8_weights(codec, encoded), [
-        "weights: int8 per output channel after BatchNorm folding, as compress export --codec int8 --fold-bn writes"]
-
-
-def calibration_batch(calibration: torch.Tensor | None, shape: Sequence[int]) -> tuple[torch.Tensor, str]:
-    """(model inputs to calibrate on, a note saying what they are)."""
-    if calibration is None:
-        gen = torch.Generator().manual_seed(0)
-        return (torch.randn(RANDOM_CALIBRATION_IMAGES, *shape, generator=gen),
-                f"activation ranges from {RANDOM_CALIBRATION_IMAGES} N(0, 1) random inputs (no calibration images)")
-    if not isinstance(calibration, torch.Tensor) or tuple(calibration.shape[1:]) != tuple(shape):
-        raise ValueError(f"calibration images must be a tensor of shape (N, {', '.join(map(str, shape))}), "
-                         f"got {getattr(calibration, 'shape', type(calibration).__name__)}")
-    return calibration.float().cpu(), f"activation ranges from {len(calibration)} calibration images"
+__all__ = ["onnxruntime_int8", "torch_int8", "torch_int8_engine"]
 
 
 def onnxruntime_int8(model: nn.Module, shape: tuple[int, ...], *, threads: int, weights: Mapping | None = None,
@@ -87,8 +60,6 @@ def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | N
     from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    from compress.bench.runtimes import torch_int8_engine
-
     engine, previous = torch_int8_engine(), torch.backends.quantized.engine
     model, weights, notes = int8_source(model, weights)
     images, note = calibration_batch(calibration, shape)
@@ -113,6 +84,12 @@ def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | N
                   quantized, tolerance=INT8_TOLERANCE)
 
 
+def torch_int8_engine() -> str | None:
+    """torch's quantized engine for x86 CPUs (x86 picks fbgemm or oneDNN per op), or None."""
+    engines = torch.backends.quantized.supported_engines
+    return next((e for e in ("x86", "fbgemm", "onednn") if e in engines), None)
+
+
 def _set_int8_weights(quantized: nn.Module, weights: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> int:
     """Give each quantized conv/linear of ``quantized`` the stored int8 weight of the same name; returns the count."""
     count = 0
@@ -129,3 +106,22 @@ def _set_int8_weights(quantized: nn.Module, weights: Mapping[str, tuple[np.ndarr
         module.set_weight_bias(qw, module.bias())
         count += 1
     return count
+
+
+def _onnxruntime_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
+    return onnxruntime_int8(model, shape, threads=threads, weights=weights, calibration=calibration)
+
+
+def _torch_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
+    return torch_int8(model, shape, weights=weights, calibration=calibration)
+
+
+def _x86_engine(device: str) -> None:
+    if not torch_int8_engine():
+        raise ValueError(f"runtime 'torch_int8' needs torch's x86, fbgemm or onednn quantized engine; this torch has "
+                         f"{', '.join(torch.backends.quantized.supported_engines)}")
+
+
+for _record in (Runtime("onnxruntime_int8", _onnxruntime_int8, kind="int8", needs=("onnxruntime",), extra="onnx"),
+                Runtime("torch_int8", _torch_int8, kind="int8", check=_x86_engine)):
+    register_runtime(_record)

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.bench.int8 import calibration_batch, int8_source
-from compress.bench.runtimes import INT8_TOLERANCE, Runner
-from compress.export.onnx import export_onnx, require_onnxruntime
-from compress.export.onnx_int8 import Int8Config, export_int8_onnx
+from compress.bench.registry import INT8_TOLERANCE, Runner, Runtime, register_runtime
+from compress.int8.config import Int8Config
+from compress.int8.prepare import calibration_batch, int8_source
+from compress.int8.writer import export_int8_onnx
+from compress.onnx import export_onnx, require_onnxruntime
 
 __all__ = ["require_openvino", "openvino_float", "openvino_int8", "openvino_runner", "openvino_config"]
 
@@ -93,3 +94,18 @@ def openvino_int8(model: nn.Module, shape: tuple[int, ...], *, threads: int, wei
                                   config=dataclasses.replace(config, calibration_images=len(images)))
         return openvino_runner(export.path, threads, ["int8 QDQ graph", *notes, *export.notes(), note],
                                tolerance=INT8_TOLERANCE)
+
+
+def _openvino(model, shape, *, dtype, device, threads) -> Runner:
+    return openvino_float(model, shape, threads=threads)
+
+
+def _openvino_int8(model, shape, *, dtype, device, threads, weights=None, calibration=None) -> Runner:
+    return openvino_int8(model, shape, threads=threads, weights=weights, calibration=calibration)
+
+
+# both read the ONNX export, and openvino_int8 calibrates in ONNX Runtime: onnxruntime is needed too
+for _record in (Runtime("openvino", _openvino, needs=("openvino", "onnxruntime"), extra="openvino"),
+                Runtime("openvino_int8", _openvino_int8, kind="int8", needs=("openvino", "onnxruntime"),
+                        extra="openvino")):
+    register_runtime(_record)

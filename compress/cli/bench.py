@@ -5,13 +5,10 @@ images/s) and with ``--json`` writes the records (see ``compress.bench.LatencyRe
 a run folder written by ``compress train``, an artifact file written by ``compress.export``, or a model
 name from ``compress.models`` (built with ``--width``, random weights: latency does not depend on them).
 
-Runtimes: eager, folded (BatchNorm folded into convs), channels_last, compile (torch.compile; compile
-time reported separately), onnxruntime (needs ``pip install 'compress[onnx]'``), cuda_graph (CUDA only:
-the folded model captured as a CUDA graph and replayed), cuda_graph_fp16 and cuda_graph_bf16 (the same in
-half precision), openvino (needs ``pip install 'compress[openvino]'``: the ONNX export in OpenVINO, float32),
-onnxruntime_int8, torch_int8 and openvino_int8 (CPU int8: an int8 artifact's stored weights, or a float
-model through the int8+fold codec; activation ranges calibrated on the run's training images, else on
-random inputs). The last lines name the fastest runtime that passed its output check at each batch size.
+Every runtime's outputs are checked against eager first; one that disagrees gets an error, not a time. The
+int8 runtimes run an int8 artifact's stored weights, or a float model through the int8+fold codec, with
+activation ranges calibrated on the run's training images (else on random inputs). The last lines name the
+fastest runtime that passed its output check at each batch size.
 """
 
 from __future__ import annotations
@@ -22,16 +19,14 @@ from pathlib import Path
 from compress.cli._common import (add_field, finite_float, given, non_negative_int, parse_csv, parse_int_list,
                                   parse_shape, positive_int)
 
-DEFAULT_RUNTIMES = ("eager", "folded", "channels_last", "onnxruntime", "openvino", "onnxruntime_int8", "torch_int8",
-                    "openvino_int8", "cuda_graph", "cuda_graph_fp16", "cuda_graph_bf16")
-
 
 def register(subparsers) -> None:
     from compress.bench import measure
     from compress.models import create
 
     p = subparsers.add_parser("bench", help="inference latency across runtimes and batch sizes",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=f"{__doc__}\n{_runtimes_help()}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="RUN|ARTIFACT|MODEL_NAME",
                    help="run folder, artifact file, or registered model name")
     add_field(p, "--width", create, "width_mult", metavar="W", type=finite_float,
@@ -40,11 +35,9 @@ def register(subparsers) -> None:
                    help="one input image's shape (default: the model's own)")
     add_field(p, "--device", measure, "device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--runtimes", metavar="LIST", type=parse_csv, default=None,
-                   help="comma-separated runtimes (default: eager,folded,channels_last, onnxruntime, "
-                        "onnxruntime_int8, openvino and openvino_int8 when installed, torch_int8 (int8 only "
-                        "for int8 artifacts), "
-                        "cuda_graph[_fp16,_bf16] on cuda; compile only on request: it takes a minute per batch "
-                        "size on CPU)")
+                   help="comma-separated runtimes (default: those of the default set that run here on the "
+                        "device, the int8 ones only for a model name, a run or an int8 artifact; see the list "
+                        "above)")
     p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],
                    help="comma-separated batch sizes (default 1,32)")
     add_field(p, "--threads", measure, "threads", metavar="N", type=positive_int,
@@ -58,7 +51,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import _io
-    from compress.bench import INT8_RUNTIMES, fastest_summary, format_table, measure
+    from compress.bench import LatencyResult, get_runtime, measure
 
     if args.json:
         _io.check_output(args.json, inputs=[args.target], overwrite=args.overwrite, what="--json")
@@ -66,32 +59,50 @@ def run(args: argparse.Namespace) -> int:
     device = options.get("device", "cpu")
     model, input_shape = _target(args.target, args.input, args)
     runtimes = _runtimes(args.runtimes, device, int8=_has_int8_path(model))
-    calibration = _calibration(args.target, input_shape) if set(runtimes) & set(INT8_RUNTIMES) else None
-    records = []
+    int8 = any(get_runtime(r).kind == "int8" for r in runtimes)
+    data, normalizer = _calibration(args.target, input_shape) if int8 else (None, None)
+    result = LatencyResult()
     for runtime in runtimes:
-        records += measure(model, input_shape, runtime=runtime, batch_sizes=args.batch_sizes,
-                           calibration=calibration, **options)
-    print(format_table(records))
-    print(fastest_summary(records))
+        result += measure(model, input_shape, runtime=runtime, batch_sizes=args.batch_sizes, data=data,
+                          normalizer=normalizer, **options)
+    print(result.summary())
     if args.json:
-        _io.write_json(args.json, [r.to_dict() for r in records])
+        _io.write_json(args.json, [r.to_dict() for r in result])
         print(f"wrote {args.json}")
-    return 1 if all(r.error for r in records) else 0
+    return 1 if all(r.error for r in result) else 0
 
 
 def _runtimes(names: list[str] | None, device: str, *, int8: bool = True) -> list[str]:
-    from compress.bench import INT8_RUNTIMES, RUNTIMES, available_runtimes, check_runtime
+    from compress.bench import check_runtime, default_runtimes, runtime_names
     from compress.device import resolve_device
 
     device = resolve_device(device).type
     if names is None:
-        available = available_runtimes(device)
-        return [r for r in DEFAULT_RUNTIMES if r in available and (int8 or r not in INT8_RUNTIMES)]
+        return default_runtimes(device, int8=int8)
     if not names:
-        raise ValueError(f"--runtimes names no runtime; known: {', '.join(RUNTIMES)}")
+        raise ValueError(f"--runtimes names no runtime; known: {', '.join(runtime_names())}")
     for name in names:
         check_runtime(name, device)
     return names
+
+
+def _runtimes_help() -> str:
+    """The registered runtimes by kind, read from their records: where each runs, the extra it needs, and
+    which are left out of the default set."""
+    import textwrap
+
+    from compress.bench import registered_runtimes
+
+    where = {("cpu",): ["CPU only"], ("cuda",): ["CUDA only"]}
+    lines = ["runtimes (* = only on request, not in the default set):"]
+    for kind in ("float", "half", "int8"):
+        names = []
+        for r in registered_runtimes(kind=kind):
+            notes = where.get(r.devices, []) + ([f"pip install 'compress[{r.extra}]'"] if r.extra else [])
+            names.append(r.name + ("*" if not r.default else "") + (f" ({', '.join(notes)})" if notes else ""))
+        if names:
+            lines += textwrap.wrap(f"{kind}: {', '.join(names)}", 110, initial_indent="  ", subsequent_indent="    ")
+    return "\n".join(lines)
 
 
 def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Namespace):
@@ -130,16 +141,16 @@ def _has_int8_path(model) -> bool:
     if not isinstance(model, Path):
         return True
     from compress.export import read
-    from compress.export.onnx_int8 import INT8_CODECS
+    from compress.int8 import INT8_CODECS
     from compress.quant.codecs import Codec
 
     return Codec.from_json(read(model)[0]["codec"]).label in INT8_CODECS
 
 
 def _calibration(target: str, input_shape):
-    """Normalized training images of the run ``target`` is (or, for an artifact, came from) to calibrate int8
-    activations on; None (random inputs) for a model name or when that run folder is gone."""
-    from compress.export.onnx_int8 import Int8Config, training_images
+    """``(data, normalizer)`` of the run ``target`` is (or, for an artifact, came from), whose training images
+    calibrate int8 activations; ``(None, None)`` (random inputs) for a model name, when that run folder is gone, or
+    when its images are not of ``input_shape``."""
     from compress.train import load_run
 
     path = Path(target)
@@ -148,13 +159,15 @@ def _calibration(target: str, input_shape):
 
         run_dir = read(path)[0]["meta"].get("run")
         if not run_dir:
-            return None
+            return None, None
         path = Path(run_dir)
     if not path.is_dir() or not (path / "config.json").is_file():
-        return None
+        return None, None
     run = load_run(path)
-    images = training_images(run.data().train.x, Int8Config().calibration_images, run.normalizer)
-    return images if tuple(images.shape[1:]) == tuple(input_shape) else None
+    data = run.data()
+    if tuple(data.train.x.shape[1:]) != tuple(input_shape):
+        return None, None
+    return data, run.normalizer
 
 
 def _card_shape(card, target: str) -> tuple[int, int, int]:

@@ -17,8 +17,7 @@ def register(sub) -> None:
     from compress.export import export_run
     from compress.export.budget import DEFAULT_CANDIDATES
     from compress.export.runs import DEEP_MODES
-    from compress.export.onnx_int8 import ACTIVATION_TYPES
-    from compress.quant.calibrate import CALIBRATION_METHODS
+    from compress.int8 import ACTIVATION_TYPES, CALIBRATION_METHODS
     from compress.quant.deep import DeepConfig
 
     p = sub.add_parser("export", help="write a run as a compressed artifact (.npz/.pt), within a byte budget",

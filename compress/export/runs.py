@@ -18,7 +18,8 @@ from typing import Any, Callable, Sequence
 from compress import _io
 from compress.export.artifact import breakdown, format_of, load, read, serialize
 from compress.export.budget import DEFAULT_CANDIDATES, BudgetError, BudgetResult, fit_bytes, parse_candidate
-from compress.export.onnx_int8 import INT8_CODECS, Int8Config, export_int8_artifact, training_images
+from compress.export.int8 import export_int8_artifact
+from compress.int8 import INT8_CODECS, Int8Config
 from compress.quant.deep import DeepConfig
 
 __all__ = ["DEEP_MODES", "Export", "export_run"]
@@ -35,7 +36,7 @@ class Export:
     path: Path
     breakdown: dict[str, int]
     onnx: Path | None = None
-    int8: Any = None      # compress.export.onnx_int8.Int8Check of an --int8 ONNX file
+    int8: Any = None      # compress.int8.Int8Check of an --int8 ONNX file
     plan: Any = None      # compress.quant.Plan of the written file, if it has one
     entropy: dict[str, int] | None = None
     deep_log: list[str] | None = None
@@ -121,12 +122,12 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     written model (as reloaded from the file) to that ONNX path; with ``int8`` as an int8 QDQ graph of the
     file's stored int8 weights, activations calibrated (``calibration``: minmax, percentile or entropy) on the run's
     training images, those with negative values in ``int8_activations`` (uint8, or int8: symmetric, for OpenVINO) and checked against the file's float decode on its test split
-    (:func:`~compress.export.onnx_int8.export_int8_artifact`). Raises ValueError for settings that contradict
+    (:func:`~compress.export.int8.export_int8_artifact`). Raises ValueError for settings that contradict
     each other or a codec without an int8 path, :class:`~compress.export.budget.BudgetError` when nothing fits.
     ``out`` and ``onnx`` are checked before any work: never one of the run's files, an existing file only with
     ``overwrite``.
     """
-    from compress.export.onnx import export_onnx
+    from compress.onnx import export_onnx
     from compress.quant.layer_codecs import entropy_report
     from compress.quant.plan import Plan
     from compress.train.runs import load_run
@@ -176,10 +177,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                        transform=src.normalizer, meta=meta, tolerance_points=tolerance_points, prepared=prepared)
     onnx_path, check = None, None
     if onnx is not None and int8:
-        split = bundle.split()
-        calib = training_images(bundle.train.x, int8_config.calibration_images, src.normalizer)
         onnx_path = Path(onnx)
-        check = export_int8_artifact(path, onnx_path, calib, src.normalizer(split.x), split.y, config=int8_config)[1]
+        check = export_int8_artifact(path, onnx_path, bundle, normalizer=src.normalizer, config=int8_config).check
     elif onnx is not None:
         d = src.info["data"]
         shape = src.card.input_shape if src.card is not None else (d["in_chans"], *d["input_size"])

@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from compress import bench
 from compress.bench import latency, runtimes
+from compress.bench.torch_runtimes import torch_runner
 from compress.cli import main
 
 SHAPE = (1, 16, 16)
@@ -136,17 +138,18 @@ def test_failing_runtime_gives_error_records_not_a_crash(monkeypatch):
 
 def test_runtime_that_disagrees_with_eager_gets_no_time():
     def shifted(model, shape, **_):   # a runtime whose outputs are off by one
-        return runtimes.torch_runner(nn.Sequential(model, _AddOne()))
+        return torch_runner(nn.Sequential(model, _AddOne()))
 
-    runtimes.register_runtime("shifted", shifted)
+    bench.register_runtime("shifted", shifted)
     try:
         with pytest.raises(ValueError, match="already registered"):
-            runtimes.register_runtime("shifted", shifted)
+            bench.register_runtime("shifted", shifted)
         (record,) = latency.measure(small_net(), SHAPE, runtime="shifted", batch_sizes=(1,), threads=1, **FAST)
     finally:
-        del runtimes.RUNTIME_FACTORIES["shifted"]
+        bench.unregister_runtime("shifted")
     assert record.median_ms is None
     assert "differ from eager" in record.error and record.max_abs_diff == pytest.approx(1.0)
+    assert "shifted" not in bench.runtime_names()
 
 
 class _AddOne(nn.Module):

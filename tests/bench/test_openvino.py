@@ -8,14 +8,21 @@ import sys
 import pytest
 import torch
 
-from compress.bench import available_runtimes, fastest, latency, runtimes
+from compress.bench import available_runtimes, fastest_latency, float_runtimes, latency, runtimes
 from compress.cli import main
+from compress.data import Split
 from compress.export import artifact as A
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 SHAPE = (1, 16, 16)
 FAST = dict(warmup=1, repeats=3, threads=1)
+
+
+def _images(n: int) -> Split:
+    torch.manual_seed(1)
+    return Split(torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8), torch.zeros(n, dtype=torch.long),
+                 mean=(0.5,), std=(0.25,))
 
 
 def test_openvino_float_matches_eager_at_float32_tolerance_for_each_batch_size(net):
@@ -28,8 +35,7 @@ def test_openvino_float_matches_eager_at_float32_tolerance_for_each_batch_size(n
 
 def test_openvino_int8_runs_an_int8_artifacts_stored_values_with_signed_activations(net, tmp_path):
     path = A.save(net, tmp_path / "m.npz", codec="int8", fold_bn=True)
-    records = latency.measure(path, SHAPE, runtime="openvino_int8", batch_sizes=(1, 4),
-                              calibration=torch.randn(40, *SHAPE), **FAST)
+    records = latency.measure(path, SHAPE, runtime="openvino_int8", batch_sizes=(1, 4), data=_images(40), **FAST)
     for r in records:
         assert r.error is None, r.error
         notes = " ".join(r.notes)
@@ -39,7 +45,7 @@ def test_openvino_int8_runs_an_int8_artifacts_stored_values_with_signed_activati
 
 def test_openvino_int8_outputs_are_close_to_the_int8_decode(net):
     x = torch.randn(8, *SHAPE)
-    runner = runtimes.make_runner(net, SHAPE, runtime="openvino_int8", calibration=torch.randn(64, *SHAPE))
+    runner = runtimes.make_runner(net, SHAPE, runtime="openvino_int8", data=_images(64))
     call, output = runner(x)
     got = output(call())
     with torch.no_grad():
@@ -49,10 +55,9 @@ def test_openvino_int8_outputs_are_close_to_the_int8_decode(net):
 
 def test_openvino_is_offered_and_can_be_the_fastest(net):
     assert {"openvino", "openvino_int8"} <= set(available_runtimes("cpu"))
-    records = [r for rt in ("onnxruntime", "openvino") for r in latency.measure(net, SHAPE, runtime=rt,
-                                                                                    batch_sizes=(1,), **FAST)]
-    best = fastest(records)[1]
-    assert best.runtime in ("onnxruntime", "openvino") and best.median_ms == min(r.median_ms for r in records)
+    assert "openvino" in float_runtimes("cpu") and "openvino_int8" not in float_runtimes("cpu")
+    ms, runtime = fastest_latency(net, SHAPE, runtimes=("openvino", "no_such_runtime"), warmup=1, repeats=3)
+    assert runtime == "openvino" and ms > 0   # a candidate for the study's latency column, timed and named
 
 
 def test_openvino_refuses_cuda_an_artifact_without_int8_path_and_a_missing_package(net, tmp_path, monkeypatch,

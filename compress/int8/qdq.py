@@ -10,7 +10,7 @@ op; at graph optimization level EXTENDED and above ONNX Runtime fuses ``DQ -> Co
 - its float bias becomes int32 at scale ``input_scale * weight_scale`` (what the int8 kernels accumulate in);
 - every activation a node reads (the graph input and every node output some node consumes) goes through a
   ``QuantizeLinear -> DequantizeLinear`` pair with the uint8 ``(scale, zero_point)`` of its calibrated range
-  (:func:`compress.quant.calibrate.uint8_params`). The graph output stays float.
+  (:func:`compress.int8.calibrate.uint8_params`). The graph output stays float.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from compress.quant.calibrate import uint8_params
+from compress.int8.calibrate import uint8_params
 
 __all__ = ["WEIGHT_OPS", "activation_tensors", "quantize_graph", "int8_params"]
 

@@ -1,4 +1,4 @@
-"""compress.export.onnx: verified, atomically written ONNX files."""
+"""compress.onnx: verified, atomically written ONNX files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.export import onnx as O
+from compress import onnx as O
 
 SHAPE = (1, 16, 16)
 

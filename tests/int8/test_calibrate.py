@@ -1,11 +1,11 @@
-"""compress.quant.calibrate: activation ranges and uint8 parameters, checked against values computed by hand."""
+"""compress.int8.calibrate: activation ranges and uint8 parameters, checked against values computed by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from compress.quant.calibrate import RangeCalibrator, entropy_window, uint8_params
+from compress.int8.calibrate import RangeCalibrator, entropy_window, uint8_params
 
 
 def _run(calib: RangeCalibrator, batches: list[dict]) -> dict:
@@ -74,26 +74,62 @@ def test_uint8_params_make_zero_exact_and_cover_the_range():
     assert uint8_params(0.0, 0.0) == (1.0, 0)
 
 
-def test_bad_settings_and_missing_passes_raise():
+def test_an_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown calibration method 'entropy2'"):
         RangeCalibrator("entropy2")
-    with pytest.raises(ValueError, match="percentile"):
-        RangeCalibrator("percentile", percentile=40)
+
+
+@pytest.mark.parametrize("percentile", [40, 50, 100.5])
+def test_a_percentile_outside_50_to_100_is_refused(percentile):
+    with pytest.raises(ValueError, match="percentile must be in"):
+        RangeCalibrator("percentile", percentile=percentile)
+
+
+@pytest.mark.parametrize("bins", [1, 2.5, True])
+def test_fewer_than_two_or_non_integer_bins_are_refused(bins):
+    with pytest.raises(ValueError, match="bins must be an integer >= 2"):
+        RangeCalibrator("percentile", bins=bins)
+
+
+def test_entropy_needs_more_bins_than_uint8_steps():
+    with pytest.raises(ValueError, match="more than 255 bins"):
+        RangeCalibrator("entropy", bins=200)
+    assert RangeCalibrator("entropy", bins=256).bins == 256
+
+
+def test_ranges_before_any_tensor_is_refused():
     with pytest.raises(ValueError, match="no tensors"):
         RangeCalibrator().ranges()
+    with pytest.raises(ValueError, match="no tensors"):
+        RangeCalibrator().end_pass()
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_methods_refuse_ranges_without_the_second_pass(method):
+    calib = RangeCalibrator(method)
+    calib.observe({"x": np.ones(3)})
+    calib.end_pass()
+    assert calib.needs_second_pass
+    with pytest.raises(ValueError, match=f"{method} calibration needs a second pass"):
+        calib.ranges()
+
+
+def test_a_tensor_new_in_the_second_pass_is_refused():
     calib = RangeCalibrator("percentile")
     calib.observe({"x": np.ones(3)})
     calib.end_pass()
-    with pytest.raises(ValueError, match="second pass"):
-        calib.ranges()
-    with pytest.raises(ValueError, match="not seen in the first"):
+    with pytest.raises(ValueError, match="'y' was not seen in the first"):
         calib.observe({"y": np.ones(3)})
-    with pytest.raises(ValueError, match="more than 255 bins"):
-        RangeCalibrator("entropy", bins=200)
-    calib = RangeCalibrator("entropy")
-    calib.observe({"x": np.ones(3)})
+
+
+def test_minmax_needs_one_pass_only():
+    calib = RangeCalibrator("minmax")
+    calib.observe({"x": np.array([-1.0, 2.0])})
     calib.end_pass()
-    with pytest.raises(ValueError, match="entropy calibration needs a second pass"):
-        calib.ranges()
+    assert not calib.needs_second_pass and calib.ranges() == {"x": (-1.0, 2.0)}
+
+
+@pytest.mark.parametrize("low, high", [(-np.inf, 1.0), (0.0, np.nan)])
+def test_uint8_params_refuse_a_range_that_is_not_finite(low, high):
     with pytest.raises(ValueError, match="not finite"):
-        uint8_params(-np.inf, 1.0)
+        uint8_params(low, high)

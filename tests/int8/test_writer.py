@@ -1,19 +1,17 @@
-"""compress.export.onnx_int8 / qdq and ``compress export --onnx F --int8``: the int8 file holds the artifact's
-int8 numbers exactly, ONNX Runtime runs it with int8 kernels, and the check guards what is written."""
+"""compress.int8 (writer, qdq, check): the int8 file holds the artifact's int8 numbers exactly, ONNX Runtime runs it
+with int8 kernels, and the check tells the decode from another model."""
 
 from __future__ import annotations
 
 import copy
-import json
 
 import numpy as np
 import pytest
 import torch
 
+from compress import int8 as O
 from compress import models
-from compress.cli import main
 from compress.export import artifact as A
-from compress.export import onnx_int8 as O
 from compress.quant.codecs import Codec
 
 onnx = pytest.importorskip("onnx")
@@ -34,7 +32,7 @@ def _artifact(model, path, codec="int8", fold_bn=True):
 
 
 def _optimized_ops(path, tmp_path) -> list[str]:
-    from compress.export.onnx import ort_session_options
+    from compress.onnx import ort_session_options
 
     options = ort_session_options(ort, threads=1)
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
@@ -93,8 +91,8 @@ def test_signed_activations_are_symmetric_int8_and_relu_outputs_stay_uint8(net, 
 
 
 def test_float_ops_stay_float_and_only_their_inputs_skip_quantization(net, tmp_path):
-    from compress.export.onnx import export_onnx
-    from compress.export.qdq import activation_tensors, quantize_graph
+    from compress.int8.qdq import activation_tensors, quantize_graph
+    from compress.onnx import export_onnx
 
     decoded, weights, _ = _artifact(net, tmp_path / "m.npz")
     float_model = onnx.load(str(export_onnx(decoded, tmp_path / "f.onnx", SHAPE, fold_bn=True)))
@@ -124,14 +122,9 @@ def test_per_tensor_codec_works_too(net, tmp_path):
     assert "QLinearConv" in _optimized_ops(tmp_path / "m.onnx", tmp_path)
 
 
-def test_codec_without_int8_path_names_the_supported_ones(net, tmp_path):
+def test_codec_without_int8_path_names_the_supported_ones():
     with pytest.raises(ValueError, match="codec fp16 has no int8 execution path; supported: int8, int8-tensor"):
         O.int8_weights(Codec.parse("fp16"), {})
-    A.save(net, tmp_path / "k.npz", codec="kmeans4", fold_bn=True)
-    x, y = torch.randn(8, *SHAPE), torch.zeros(8, dtype=torch.long)
-    with pytest.raises(ValueError, match="kmeans4 has no int8 execution path"):
-        O.export_int8_artifact(tmp_path / "k.npz", tmp_path / "k.onnx", x, x, y)
-    assert not (tmp_path / "k.onnx").exists()
 
 
 def test_int8_before_batchnorm_folding_is_refused(net, tmp_path):
@@ -166,65 +159,3 @@ def test_bad_calibration_and_settings_raise(net, tmp_path):
     with pytest.raises(ValueError, match="unknown calibration 'kl'"):
         O.Int8Config(calibration="kl")
     assert not (tmp_path / "m.onnx").exists()
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from compress import data, train
-
-    bundle = data.load("synthetic:n=300,classes=3,size=16")
-    torch.manual_seed(0)
-    model = models.create("cnn", channels=[8, 16], num_classes=3, input_size=16)
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    train.fit(model, bundle, train.TrainConfig(epochs=2, augment=False), out=out, progress=False)
-    return out
-
-
-@pytest.mark.parametrize("calibration", ["minmax", "percentile", "entropy"])
-def test_cli_export_int8_onnx(run_dir, tmp_path, capsys, calibration):
-    args = ["export", str(run_dir), "--codec", "int8", "--fold-bn", "--out", str(tmp_path / "m.npz"),
-            "--onnx", str(tmp_path / "m.onnx"), "--int8", "--calibration", calibration, "--json"]
-    assert main(args) == 0
-    check = json.loads(capsys.readouterr().out)["int8_check"]
-    assert check["passed"] and check["agreement"] >= 0.99 and check["images"] > 0
-    assert "QLinearConv" in _optimized_ops(tmp_path / "m.onnx", tmp_path)
-
-
-def test_cli_export_int8_symmetric_activations(run_dir, tmp_path, capsys):
-    args = ["export", str(run_dir), "--codec", "int8", "--fold-bn", "--out", str(tmp_path / "m.npz"),
-            "--onnx", str(tmp_path / "m.onnx"), "--int8", "--int8-activations", "int8", "--json"]
-    assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["int8_check"]["passed"]
-    zero = next(i for i in onnx.load(str(tmp_path / "m.onnx")).graph.initializer if i.name == "input_zero_point")
-    assert onnx.numpy_helper.to_array(zero).dtype == np.int8           # the normalized input has negative values
-    with pytest.raises(SystemExit) as exit_info:   # argparse's one line and status 2
-        main(args[:-3] + ["--int8-activations", "int4"])
-    assert exit_info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
-
-
-def test_cli_export_int8_bad_input(run_dir, tmp_path, capsys):
-    out = ["--out", str(tmp_path / "m.npz")]
-    assert main(["export", str(run_dir), "--codec", "fp16", *out, "--onnx", str(tmp_path / "m.onnx"), "--int8"]) == 2
-    assert "codec fp16 has no int8 execution path; supported: int8, int8-tensor" in capsys.readouterr().err
-    assert main(["export", str(run_dir), "--codec", "int8", *out, "--onnx", str(tmp_path / "m.onnx"), "--int8"]) == 2
-    assert "add --fold-bn" in capsys.readouterr().err
-    assert main(["export", str(run_dir), "--codec", "int8", "--fold-bn", *out, "--int8"]) == 2
-    assert "give --onnx" in capsys.readouterr().err
-    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.npz").exists()
-
-
-def test_a_failed_check_writes_no_onnx_file(run_dir, tmp_path, monkeypatch):
-    def failing(*args, **kwargs):
-        raise O.Int8CheckError("int8 vs float decode: 50.00% same predictions")
-
-    monkeypatch.setattr(O, "check_int8", failing)
-    with pytest.raises(O.Int8CheckError):
-        O.export_int8_artifact(_int8_artifact(run_dir, tmp_path), tmp_path / "m.onnx", torch.randn(8, *SHAPE),
-                               torch.randn(8, *SHAPE), torch.zeros(8, dtype=torch.long))
-    assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.glob(".m.onnx*"))
-
-
-def _int8_artifact(run_dir, tmp_path):
-    from compress.train import load_run
-
-    return A.save(load_run(run_dir).model, tmp_path / "m.npz", codec="int8", fold_bn=True)

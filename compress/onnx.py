@@ -1,4 +1,6 @@
-"""ONNX export: a verified, atomically written ``.onnx`` file, and the ONNX Runtime session settings compress uses."""
+"""Float ONNX plumbing: a verified, atomically written ``.onnx`` file, and the ONNX Runtime session settings compress
+uses. Shared by :mod:`compress.export` (``--onnx``), :mod:`compress.int8` (the QDQ graph starts from this export) and
+:mod:`compress.bench` (the ``onnxruntime`` and ``openvino`` runtimes), so it sits below all three."""
 
 from __future__ import annotations
 
