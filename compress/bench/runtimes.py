@@ -8,6 +8,7 @@ A runtime added with :func:`compress.bench.register_runtime` is part of every an
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Callable, Sequence
 
 import torch
@@ -44,7 +45,10 @@ def check_runtime(runtime: str, device: str = "cpu") -> None:
 
 
 def available_runtimes(device: str = "cpu") -> list[str]:
-    """The registered runtimes that can run here on ``device``, in registration order."""
+    """The registered runtimes that can run here on ``device``, in registration order: none on CUDA without CUDA.
+    Raises ValueError for a name that is no device."""
+    if re.fullmatch(r"cuda(:\d+)?", str(device)) and not torch.cuda.is_available():
+        return []
     device = resolve_device(device).type
     out = []
     for record in registered_runtimes():

@@ -131,3 +131,10 @@ def test_bad_records_and_registrations_raise():
         bench.register_runtime(Runtime("toy_x", cached), cached)
     with pytest.raises(ValueError, match="unknown runtime 'toy_never'; known: eager, "):
         bench.unregister_runtime("toy_never")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_no_runtime_is_available_on_cuda_without_cuda_and_a_bad_device_name_raises():
+    assert bench.available_runtimes("cuda") == [] and bench.default_runtimes("cuda:1") == []
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'tpu'"):
+        bench.available_runtimes("tpu")
