@@ -28,12 +28,13 @@ import torch.nn.functional as F
 from compress import data, train
 from compress.data.bundle import Split
 from compress.device import device_name, resolve_device
+from compress.budget import Budget
 from compress.models import scaling
 
 MODELS = "mlp:80000,cnn:20000,cnn:80000,mobilenet_v1:20000,mobilenet_v1:80000"
 
 
-def _members(fit: scaling.Fit, k: int) -> list[torch.nn.Module]:
+def _members(fit: scaling.Scaled, k: int) -> list[torch.nn.Module]:
     out = []
     for seed in range(k):
         torch.manual_seed(seed)
@@ -47,7 +48,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def train_sides(fit: scaling.Fit, bundle, config: train.TrainConfig, k: int, rounds: int) -> dict:
+def train_sides(fit: scaling.Scaled, bundle, config: train.TrainConfig, k: int, rounds: int) -> dict:
     images = k * len(bundle.train) * config.epochs
     fused, separate = [], []
     for r in range(rounds):
@@ -67,7 +68,7 @@ def train_sides(fit: scaling.Fit, bundle, config: train.TrainConfig, k: int, rou
     return {"fused_images_per_s": f, "separate_images_per_s": s, "ratio": f / s}
 
 
-def step_sides(fit: scaling.Fit, k: int, batch: int, device, repeats: int = 20) -> dict:
+def step_sides(fit: scaling.Scaled, k: int, batch: int, device, repeats: int = 20) -> dict:
     """Steps/s of the K members through torch.func.vmap and through the stacked model (no data, no eval)."""
     from torch.func import functional_call, stack_module_state, vmap
 
@@ -118,12 +119,12 @@ def step_sides(fit: scaling.Fit, k: int, batch: int, device, repeats: int = 20) 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--models", default=MODELS, help=f"FAMILY:PARAMS,... sized with scaling.fit (default {MODELS})")
+    p.add_argument("--models", default=MODELS, help=f"FAMILY:PARAMS,... sized with scaling.scale_to (default {MODELS})")
     p.add_argument("--members", default="3,8", help="K values (default 3,8)")
     p.add_argument("--data", default="default")
     p.add_argument("--input-size", type=int, default=None,
                    help="resize the images to this side (default: as stored; the default study uses 14)")
-    p.add_argument("--policy", default="width", help="scaling policy of scaling.fit (default width; the study: "
+    p.add_argument("--policy", default="width", help="scaling policy of scaling.scale_to (default width; the study: "
                                                      "compound)")
     p.add_argument("--train-images", type=int, default=1024, help="training images used (default 1024)")
     p.add_argument("--epochs", type=int, default=2)
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
               channel_divisor=1)
     for item in args.models.split(","):
         family, _, budget = item.partition(":")
-        fit = scaling.fit(family, max_params=int(budget), policy=args.policy, **kw)
+        fit = scaling.scale_to(family, Budget(max_params=int(budget)), policy=args.policy, **kw)
         for k in (int(v) for v in args.members.split(",")):
             r = train_sides(fit, bundle, config, k, args.rounds)
             line = (f"{family + ':' + budget:<22}{fit.param_count:>8,}{k:>3}{r['fused_images_per_s']:>13.0f}"

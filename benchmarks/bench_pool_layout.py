@@ -26,6 +26,7 @@ from torch import nn
 
 from compress.blocks import GlobalAvgPool
 from compress.device import device_name
+from compress.budget import Budget
 from compress.models import scaling
 
 MODELS = "mobilenet_v1:5000,mobilenet_v1:20000,mobilenet_v1:80000,mobilenet_v2:80000,cnn:20000"
@@ -49,7 +50,7 @@ def step_ms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> f
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=MODELS, help=f"FAMILY:PARAMS,... sized with scaling.fit (default {MODELS})")
+    p.add_argument("--models", default=MODELS, help=f"FAMILY:PARAMS,... sized with scaling.scale_to (default {MODELS})")
     p.add_argument("--policy", default="compound", help="scaling policy (default compound, the study's)")
     p.add_argument("--input-size", type=int, default=14, help="image side (default 14, the study's)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     print(f"{'model':<22}{'params':>8}{'AdaptiveAvgPool2d ms':>22}{'GlobalAvgPool ms':>18}{'speedup':>9}")
     for item in args.models.split(","):
         family, _, budget = item.partition(":")
-        fit = scaling.fit(family, max_params=int(budget), policy=args.policy, in_chans=1,
+        fit = scaling.scale_to(family, Budget(max_params=int(budget)), policy=args.policy, in_chans=1,
                           input_size=args.input_size, num_classes=10, channel_divisor=1)
         torch.manual_seed(0)
         ours = fit.create().to(memory_format=cl)

@@ -273,7 +273,3 @@ def match(reference: nn.Module | int, family: str, *, tolerance: float = 0.05, *
                          f"{best.param_count:,} params (width_mult={best.width_mult:.4g}, off by {error:.1%})")
     return best
 
-
-def fit(name: str, *, max_params=None, max_macs=None, max_bytes=None, max_latency_ms=None, **kw: Any) -> Scaled:
-    """Transitional: ``scale_to(name, Budget(...), **kw)`` for the call sites not yet moved (removed in this change)."""
-    return scale_to(name, Budget(max_params, max_macs, max_bytes, max_latency_ms), **kw)

@@ -91,6 +91,7 @@ def run_ids(config: SweepConfig) -> set[str]:
 def size_points(config: SweepConfig, out: Path, bundle: Any) -> dict:
     """family -> policy -> budget -> the sized model (``Fit.to_dict()``, or ``{"skipped": reason}`` for a budget
     the family cannot reach); cached in ``out/sizing.json``, so a resumed sweep sizes only what is new."""
+    from compress.budget import Budget
     from compress.models import scaling
 
     path = out / "sizing.json"
@@ -104,8 +105,8 @@ def size_points(config: SweepConfig, out: Path, bundle: Any) -> dict:
         if str(budget) in entry:
             continue
         try:
-            entry[str(budget)] = scaling.fit(family, max_params=budget, policy=policy,
-                                             min_channels=config.min_channels, **kw).to_dict()
+            entry[str(budget)] = scaling.scale_to(family, Budget(max_params=budget), policy=policy,
+                                                  min_channels=config.min_channels, **kw).to_dict()
         except ValueError as exc:
             entry[str(budget)] = {"skipped": str(exc)}
         changed = True

@@ -2,7 +2,7 @@
 
 ``compress sweep --methods scale,prune,prune-scratch`` compares, at each budget and seed:
 
-* ``scale``: the family scaled to the budget (``compress.models.scaling.fit``, the sweep's first policy) and
+* ``scale``: the family scaled to the budget (``compress.models.scaling.scale_to``, the sweep's first policy) and
   trained from scratch: the sweep's own runs (``results.json``, variant ``full``);
 * ``prune``: a larger model of the family (``source_factor`` times the largest budget, same policy) trained,
   pruned to the budget (:func:`compress.prune.prune`, ``max_params``, the same ratio in every layer) and

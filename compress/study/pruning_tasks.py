@@ -79,6 +79,7 @@ def source_tasks(config: SweepConfig, settings: dict, bundle: Any, options: dict
                  needs: list[tuple[str, int]]) -> list[PruneTask]:
     """One task per family in ``needs`` ((family, seed) pairs): its seeds' larger models (``source_factor`` x the
     largest budget, the sweep's first policy), trained ``E // 2`` epochs."""
+    from compress.budget import Budget
     from compress.models import scaling
 
     kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes,
@@ -87,7 +88,7 @@ def source_tasks(config: SweepConfig, settings: dict, bundle: Any, options: dict
         kw["channel_divisor"] = config.channel_divisor
     tasks = []
     for family in sorted({f for f, _ in needs}):
-        sized = scaling.fit(family, max_params=settings["source_factor"] * max(config.budgets), **kw)
+        sized = scaling.scale_to(family, Budget(max_params=settings["source_factor"] * max(config.budgets)), **kw)
         seeds = [s for f, s in needs if f == family]
         tasks.append(_task(config, root, family, None, "source", seeds, ModelCard(sized.build_args), [],
                            config.epochs // 2, options))
@@ -128,12 +129,13 @@ def _prune(root: Path, source: dict, budget: int, settings: dict, skipped: list[
            say: Callable[[str], None]) -> tuple[ModelCard, dict] | None:
     """``source``'s trained model pruned to ``budget`` parameters: its card and weights; None (and an entry in
     ``skipped``) when pruning cannot reach the budget."""
+    from compress.budget import Budget
     from compress.models.card import card_of
     from compress.prune import prune
     from compress.train import load_run
 
     try:
-        model = prune(load_run(root / "runs" / source["run_id"]).model, max_params=budget,
+        model = prune(load_run(root / "runs" / source["run_id"]).model, budget=Budget(max_params=budget),
                       importance=settings["importance"]).model
     except ValueError as exc:    # a budget below what pruning the larger model can reach
         skipped.append({"family": source["family"], "budget": budget, "seed": source["seed"], "reason": str(exc)})

@@ -294,7 +294,7 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
              f"{data.get('test', '?')} test images, {data.get('in_chans', '?')}x{data.get('input_size', '?')}x"
              f"{data.get('input_size', '?')}, {len(data.get('class_names', [])) or '?'} classes)",
              f"- families: {', '.join(families)}; parameter budgets: {', '.join(f'{b:,}' for b in config['budgets'])}; "
-             f"each family sized to each budget with `compress.models.scaling.fit` along the scaling "
+             f"each family sized to each budget with `compress.models.scaling.scale_to` along the scaling "
              f"polic{'ies' if len(policies) > 1 else 'y'} {', '.join(f'`{p}`' for p in policies)} (the largest "
              "model within the budget)",
              _training_line(config),
