@@ -35,9 +35,3 @@ __all__ = ["measure", "latency_ms", "LATENCY_WARMUP", "LATENCY_REPEATS", "Latenc
            "float_runtimes", "runtime_names", "check_runtime", "make_runner", "OutputMismatchError", "tolerance",
            "INT8_TOLERANCE", "fastest", "fastest_summary", "fastest_latency"]
 
-
-def __getattr__(name: str):
-    # FLOAT_RUNTIMES was a name list; it is now read from the records (tests/study still imports the old name)
-    if name == "FLOAT_RUNTIMES":
-        return tuple(float_runtimes("cpu"))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
