@@ -15,7 +15,7 @@ from compress.cli._common import add_field, finite_float, given, parse_count, pa
 
 def register(sub) -> None:
     from compress.export import export_run
-    from compress.export.budget import DEFAULT_CANDIDATES
+    from compress.export.choice import DEFAULT_CANDIDATES
     from compress.export.runs import DEEP_MODES
     from compress.int8 import ACTIVATION_TYPES, CALIBRATION_METHODS
     from compress.quant.deep import DeepConfig

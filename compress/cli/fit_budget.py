@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (add_field, finite_float, given, library_default, parse_count, parse_csv,
+from compress.cli._common import (add_field, finite_float, given, parse_count, parse_csv,
                                   parse_key_value, positive_int)
 
 
 def register(sub) -> None:
-    from compress.export.budget import DEFAULT_SEARCH_EPOCHS, fit_budget
+    from compress.export.family import DEFAULT_SEARCH_EPOCHS, train_to_budget
     from compress.train import TrainConfig
 
     p = sub.add_parser("fit-budget", help="search width x codec for the most accurate model within N bytes",
@@ -24,15 +24,15 @@ def register(sub) -> None:
     p.add_argument("--family", required=True, help="registered model name, e.g. mobilenet_v1")
     p.add_argument("--max-bytes", type=parse_count, required=True, metavar="N", help="byte budget (225000, 225k)")
     p.add_argument("--data", required=True, help="dataset: CSV, .npz, image folder, 'default' or 'synthetic'")
-    add_field(p, "--codecs", fit_budget, "codecs", type=parse_csv, metavar="LIST",
+    add_field(p, "--codecs", train_to_budget, "codecs", type=parse_csv, metavar="LIST",
               help="comma-separated candidates: whole-model codecs (int8+fold, kmeans4+fold...) or deepNx (a model N "
                    "times the budget in int8, trained, then pruned + mixed precision + fine-tuned into it)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"training epochs per candidate (default {DEFAULT_SEARCH_EPOCHS})")
     add_field(p, "--lr", TrainConfig, "lr", type=finite_float, help="peak learning rate")
     add_field(p, "--seed", TrainConfig, "seed", type=int)
-    add_field(p, "--teacher", fit_budget, "teacher", metavar="RUN", help="run folder to distill from")
-    add_field(p, "--format", fit_budget, "format", choices=("npz", "pt"))
+    add_field(p, "--teacher", train_to_budget, "teacher", metavar="RUN", help="run folder to distill from")
+    add_field(p, "--format", train_to_budget, "format", choices=("npz", "pt"))
     p.add_argument("--model-opt", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="family option for models.create (JSON value), repeatable")
     p.add_argument("--out", default="fit_budget", help="output folder (default ./fit_budget)")
@@ -44,9 +44,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import sys
-    from dataclasses import asdict
 
-    from compress.export.budget import DEFAULT_SEARCH_EPOCHS, fit_budget, search_table
+    from compress.export.family import DEFAULT_SEARCH_EPOCHS, train_to_budget
     from compress.train import TrainConfig
 
     from compress import _io
@@ -55,17 +54,17 @@ def run(args) -> int:
                             overwrite=True if args.overwrite else (False if _holds_files(args.out) else None))
     epochs = args.epochs if args.epochs is not None else DEFAULT_SEARCH_EPOCHS
     config = TrainConfig(epochs=epochs, **given(args, TrainConfig))
-    options = given(args, fit_budget)
-    best, rows = fit_budget(args.family, args.max_bytes, args.data, config=config, out=args.out,
-                            progress=False if args.quiet else None,
-                            log=None if args.quiet else lambda line: print(line, file=sys.stderr),
-                            **options, **dict(args.model_opt))
+    options = given(args, train_to_budget)
+    search = train_to_budget(args.family, args.data, max_bytes=args.max_bytes, config=config, out=args.out,
+                             progress=False if args.quiet else None,
+                             log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+                             **options, **dict(args.model_opt))
     if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
+        print(json.dumps(search.to_dict()["rows"], indent=2))
         return 0
-    print(search_table(rows))
-    fmt = options.get("format", library_default(fit_budget, "format"))
-    print(f"wrote {args.out}/model.{fmt} ({best.candidate}, {best.size_bytes:,} bytes), "
+    print(search.table())
+    best = search.best
+    print(f"wrote {args.out}/model.{search.format} ({best.candidate}, {best.size_bytes:,} bytes), "
           f"{args.out}/table.json, {args.out}/table.csv")
     return 0
 

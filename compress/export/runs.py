@@ -1,7 +1,7 @@
 """Exporting a trained run folder: the artifact (one codec, or the best that fits a byte budget), its byte
 breakdown and optionally an ONNX file; what ``compress export`` runs.
 
-With a byte budget the candidates are the whole-model codecs (:data:`~compress.export.budget.DEFAULT_CANDIDATES`)
+With a byte budget the candidates are the whole-model codecs (:data:`~compress.export.choice.DEFAULT_CANDIDATES`)
 and, when those lose more than ``deep_points`` or nothing fits (``deep="auto"``), two per-layer candidates made by
 :mod:`compress.quant.deep` on the run's own data: ``mixed`` (per-layer codecs chosen by sensitivity within the
 budget, no training; tried only when the budget needs no pruning) and ``deep`` (pruned as far as the budget needs,
@@ -17,9 +17,10 @@ from typing import Any, Callable, Sequence
 
 from compress import _io
 from compress.export.artifact import breakdown, format_of, load, read, serialize
-from compress.export.budget import DEFAULT_CANDIDATES, BudgetError, BudgetResult, fit_bytes, parse_candidate
+from compress.export.choice import DEFAULT_CANDIDATES, ArtifactChoice, BudgetError, choose_artifact
 from compress.export.int8 import export_int8_artifact
 from compress.int8 import INT8_CODECS, Int8Config
+from compress.quant.api import CodecConfig, Quantized
 from compress.quant.deep import DeepConfig
 
 __all__ = ["DEEP_MODES", "Export", "export_run"]
@@ -32,7 +33,7 @@ class Export:
     """What :func:`export_run` wrote: the candidates' table, the file's byte breakdown, the ONNX path, and for a
     per-layer candidate its plan and how entropy coding compares with deflate."""
 
-    result: BudgetResult
+    result: ArtifactChoice
     path: Path
     breakdown: dict[str, int]
     onnx: Path | None = None
@@ -66,10 +67,11 @@ class Export:
         return "\n".join(lines)
 
 
-def _needs_deep(model, val, max_bytes, candidates, transform, meta, fmt, deep_points) -> bool:
+def _needs_deep(model, data, max_bytes, candidates, normalizer, meta, fmt, deep_points) -> bool:
     """Whether no whole-model candidate fits within ``deep_points`` of the fp32 accuracy."""
     try:
-        result = fit_bytes(model, val, max_bytes, format=fmt, candidates=candidates, transform=transform, meta=meta)
+        result = choose_artifact(model, data, max_bytes=max_bytes, format=fmt, candidates=candidates,
+                                 normalizer=normalizer, meta=meta)
     except BudgetError:
         return True
     return result.best.delta_points < -deep_points
@@ -84,7 +86,7 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[di
     aug = src.config.augment_config(bundle.flip_invariant)
     prepared, lines = {}, []
     for label, cfg in (("deep", config), ("mixed", replace(config, sparsity=0.0, finetune_epochs=0.0))):
-        if label == "mixed" and "deep" in prepared and prepared["deep"][2] > 0:
+        if label == "mixed" and "deep" in prepared and prepared["deep"].target_sparsity > 0:
             lines.append("mixed: skipped (the budget needs pruning, so a dense per-layer plan is not tried)")
             if log:
                 log(lines[-1])
@@ -96,10 +98,11 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[di
             if log:
                 log(f"{label}: {exc}")
             continue
-        prepared[label] = (r.model, r.plan, r.target_sparsity)
+        prepared[label] = Quantized(r.model, cfg, plan=r.plan, sparsity=r.sparsity, target_sparsity=r.target_sparsity,
+                                    size_bytes=r.size_bytes, seconds=r.seconds, log=list(r.log))
         lines += [f"{label}: {line}" for line in r.log] + [f"{label}: {r.seconds:.0f} s"]
     # candidates in the table from least to most lossy
-    return {k: prepared[k][:2] for k in ("mixed", "deep") if k in prepared}, lines
+    return {k: prepared[k] for k in ("mixed", "deep") if k in prepared}, lines
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, max_bytes: int | None = None,
@@ -112,8 +115,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     """Write the run at ``run_dir`` as an artifact at ``out`` (default ``RUN/model.npz``).
 
     With ``max_bytes``: the most accurate of ``candidates`` (default: lossless to lossy, see
-    :data:`~compress.export.budget.DEFAULT_CANDIDATES`) whose file fits, scored on the run's validation split
-    (:func:`~compress.export.budget.fit_bytes`). ``deep``: ``"on"`` adds the per-layer candidates ``mixed`` and
+    :data:`~compress.export.choice.DEFAULT_CANDIDATES`) whose file fits, scored on the run's validation split
+    (:func:`~compress.export.choice.choose_artifact`). ``deep``: ``"on"`` adds the per-layer candidates ``mixed`` and
     ``deep`` (module docstring; fine-tuned on the run's training data with ``deep_config``), ``"auto"`` adds them
     only when no whole-model candidate fits within ``deep_points`` percentage points of fp32, ``"off"`` never
     (nor with ``int8``, whose ONNX path needs a whole-model int8 file); ``log`` gets their progress lines.
@@ -123,7 +126,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     file's stored int8 weights, activations calibrated (``calibration``: minmax, percentile or entropy) on the run's
     training images, those with negative values in ``int8_activations`` (uint8, or int8: symmetric, for OpenVINO) and checked against the file's float decode on its test split
     (:func:`~compress.export.int8.export_int8_artifact`). Raises ValueError for settings that contradict
-    each other or a codec without an int8 path, :class:`~compress.export.budget.BudgetError` when nothing fits.
+    each other or a codec without an int8 path, :class:`~compress.export.choice.BudgetError` when nothing fits.
     ``out`` and ``onnx`` are checked before any work: never one of the run's files, an existing file only with
     ``overwrite``.
     """
@@ -150,13 +153,11 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     if onnx is not None:
         _io.check_output(onnx, inputs=[*run_files, path], overwrite=overwrite, what="--onnx")
     if max_bytes is None:
-        label = (codec or "fp16") + ("+fold" if fold_bn else "")
-        parse_candidate(label)
-        candidates = [label]
+        candidates = [CodecConfig(codec or "fp16", fold_bn=bool(fold_bn)).label]
     if int8:
         candidates = list(candidates or [c for c in DEFAULT_CANDIDATES if _int8_path(c)])
         bad = [c for c in candidates if not _int8_path(c)]
-        no_path = [c for c in bad if parse_candidate(c)[0].label not in INT8_CODECS]
+        no_path = [c for c in bad if CodecConfig.parse(c).codec.label not in INT8_CODECS]
         if no_path:
             raise ValueError(f"--int8: codec {', '.join(no_path)} has no int8 execution path; supported: "
                              f"{', '.join(INT8_CODECS)} with BatchNorm folded (--codec int8 --fold-bn)")
@@ -170,11 +171,12 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     candidates = list(candidates or DEFAULT_CANDIDATES)
     prepared, lines = None, None
     if max_bytes is not None and deep != "off" and not int8 and (
-            deep == "on" or _needs_deep(src.model, bundle.val, max_bytes, candidates, src.normalizer, meta, fmt,
+            deep == "on" or _needs_deep(src.model, bundle, max_bytes, candidates, src.normalizer, meta, fmt,
                                         deep_points)):
         prepared, lines = _deep_candidates(src, bundle, max_bytes, deep_config or DeepConfig(), meta, fmt, log)
-    result = fit_bytes(src.model, bundle.val, max_bytes, path=path, format=format, candidates=candidates,
-                       transform=src.normalizer, meta=meta, tolerance_points=tolerance_points, prepared=prepared)
+    result = choose_artifact(src.model, bundle, max_bytes=max_bytes, path=path, format=format, candidates=candidates,
+                             normalizer=src.normalizer, meta=meta, tolerance_points=tolerance_points,
+                             prepared=prepared)
     onnx_path, check = None, None
     if onnx is not None and int8:
         onnx_path = Path(onnx)
@@ -192,5 +194,5 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
 def _int8_path(candidate: str) -> bool:
     """Whether ``candidate`` (``int8+fold``...) writes an artifact the int8 ONNX export can run as stored: an
     int8 codec applied after BatchNorm folding (folding afterwards would change the stored values)."""
-    codec, fold = parse_candidate(candidate)
-    return codec.label in INT8_CODECS and fold
+    config = CodecConfig.parse(candidate)
+    return config.codec.label in INT8_CODECS and config.fold_bn

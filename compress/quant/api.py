@@ -51,10 +51,10 @@ class CodecConfig:
         naming the text for anything else."""
         if isinstance(text, CodecConfig):
             return text
-        name, _, suffix = str(text).strip().partition("+")
-        if suffix not in ("", "fold"):
+        name, plus, suffix = str(text).strip().partition("+")
+        if plus and suffix != "fold":
             raise ValueError(f"candidate {text!r}: the only option is '+fold' (e.g. int8+fold)")
-        return cls(Codec.parse(name), fold_bn=suffix == "fold")
+        return cls(Codec.parse(name), fold_bn=bool(plus))
 
     def to_dict(self) -> dict[str, Any]:
         return {"codec": self.codec.to_json(), "fold_bn": self.fold_bn}

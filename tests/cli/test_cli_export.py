@@ -11,7 +11,7 @@ import torch
 
 from compress.cli import main
 from compress.export import artifact as A
-from compress.export import budget as B
+from compress.export import choice as C
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_export_within_budget(run_dir, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert os.path.getsize(out) <= 6000 and summary["breakdown"]["size_bytes"] == os.path.getsize(out)
     rows = summary["rows"]
-    assert [r["candidate"] for r in rows] == list(B.DEFAULT_CANDIDATES)
+    assert [r["candidate"] for r in rows] == list(C.DEFAULT_CANDIDATES)
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["val_acc"] == max(r["val_acc"] for r in rows if r["fits"])
 

@@ -1,0 +1,193 @@
+"""Choosing what to write within a byte budget: the most accurate artifact of a trained model whose file fits.
+
+    choice = choose_artifact(model, bundle, max_bytes=225_000, path="model.npz")   # candidates lossless -> lossy
+    print(choice.table())
+
+Candidates are storage configs (:class:`compress.quant.CodecConfig`; the CLI names them ``"int8+fold"``...) and,
+from :mod:`compress.export.runs`, Deep Compression's results. Sizes are those of files really written
+(``os.path.getsize``, as ``du --apparent-size`` counts them). :func:`artifact_bytes` measures a
+:class:`compress.budget.Budget`'s artifact format for the searches that take one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from torch import nn
+
+from compress import _io
+from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
+from compress.export.artifact import FORMATS, format_of, load, model_spec, save, serialize
+from compress.quant.api import CodecConfig, Quantized
+
+__all__ = ["DEFAULT_CANDIDATES", "BudgetError", "Candidate", "ArtifactChoice", "choose_artifact", "artifact_bytes"]
+
+DEFAULT_CANDIDATES = ("fp32", "fp16", "fp16+fold", "int8+fold") + tuple(f"kmeans{b}+fold" for b in range(8, 1, -1))
+
+
+class BudgetError(ValueError):
+    """No candidate fits the byte budget; ``result`` holds everything that was tried."""
+
+    def __init__(self, message: str, result: "ArtifactChoice") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class Candidate:
+    """One candidate written and measured by :func:`choose_artifact`."""
+
+    candidate: str
+    size_bytes: int | None          # os.path.getsize of the written file (None: the codec refused the weights)
+    val_acc: float | None           # fraction correct on the validation split
+    delta_points: float | None      # val_acc - the fp32 model's, in percentage points
+    fits: bool
+    chosen: bool = False
+    note: str = ""                  # why a candidate was refused
+
+
+@dataclass
+class ArtifactChoice:
+    """Every candidate :func:`choose_artifact` tried, the chosen one and where it was written."""
+
+    rows: list[Candidate]
+    max_bytes: int | None
+    best: Candidate | None = None
+    path: Path | None = None
+    fp32_acc: float | None = None
+
+    def table(self) -> str:
+        """Plain-text table: candidate, bytes, val accuracy, change vs fp32 (points); '*' marks the choice."""
+        lines = [f"{'candidate':<15} {'bytes':>11} {'val acc':>8} {'vs fp32':>8}  fits"]
+        for r in self.rows:
+            if r.size_bytes is None:
+                lines.append(f"  {r.candidate:<13} {'-':>11} {'-':>8} {'-':>8}  no (refused: {r.note[:70]})")
+                continue
+            acc = f"{100 * r.val_acc:7.2f}%" if r.val_acc is not None else f"{'-':>8}"
+            delta = f"{r.delta_points:+8.2f}" if r.delta_points is not None else f"{'-':>8}"
+            lines.append(f"{('* ' if r.chosen else '  ') + r.candidate:<15} {r.size_bytes:>11,} {acc} {delta}  "
+                         f"{'yes' if r.fits else 'no'}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"max_bytes": self.max_bytes, "fp32_acc": self.fp32_acc,
+                "path": str(self.path) if self.path else None, "rows": [asdict(r) for r in self.rows]}
+
+
+def _scorer(data: DataBundle | Split | None, normalizer: Normalizer | None) -> Callable[[nn.Module], float] | None:
+    if data is None:
+        return None
+    from compress.train.inference import evaluate
+
+    if isinstance(data, DataBundle) and (data.val is None or not len(data.val)):
+        raise ValueError(f"{data.source}: choose_artifact needs a validation split to score candidates on")
+    split, normalizer = resolve_split(data, "val", normalizer)
+    return lambda m: evaluate(m, split, normalizer=normalizer)["acc"]
+
+
+def artifact_bytes(file_format: str, *, meta: Mapping[str, Any] | None = None,
+                   compression: str = "auto") -> Callable[[nn.Module], int]:
+    """The measuring function of a budget's artifact format (:class:`compress.budget.Budget` ``file_format``):
+    ``"npz:int8+fold"`` or ``"pt:fp16"`` (container, then a codec name as :meth:`CodecConfig.parse` reads it).
+    ``file_bytes(model)`` is the length of the file :func:`~compress.export.artifact.serialize` writes with
+    ``compression`` (``"store"``: an upper bound, a deflated file can only be smaller). Raises ValueError for a
+    name of another shape."""
+    container, sep, name = str(file_format).partition(":")
+    if not sep or container not in FORMATS:
+        raise ValueError(f"artifact format {file_format!r}: write CONTAINER:CODEC, e.g. npz:int8+fold (containers: "
+                         f"{', '.join(FORMATS)})")
+    config = CodecConfig.parse(name)
+
+    def file_bytes(model: nn.Module) -> int:
+        return len(serialize(model, config=config, format=container, compression=compression, meta=meta))
+    return file_bytes
+
+
+def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_bytes: int | None,
+                    path: str | os.PathLike | None = None, normalizer: Normalizer | None = None,
+                    format: str | None = None, candidates: Sequence[str | CodecConfig] = DEFAULT_CANDIDATES,
+                    meta: Mapping[str, Any] | None = None, compression: str = "auto",
+                    tolerance_points: float = 0.0, prepared: Mapping[str, Quantized] | None = None) -> ArtifactChoice:
+    """Write the most accurate candidate whose file is at most ``max_bytes`` bytes to ``path``.
+
+    Each candidate (a :class:`~compress.quant.CodecConfig` or its name: ``"fp16+fold"``, ``"kmeans4+fold"``...)
+    is written to a temporary file, its size measured with ``os.path.getsize`` (``du --apparent-size``), and the
+    model read back from that file scored on ``data``'s validation split (a DataBundle's ``val`` or a Split; the
+    one way compress takes data, with ``normalizer``, the run's) with ``compress.train.evaluate``. The fp32
+    model is the reference for the change in points. The chosen file's bytes are the ones written to ``path``; ties in accuracy go to the
+    earlier (less lossy) candidate, and so does any candidate within ``tolerance_points`` (percentage points)
+    of the best -- a 400-image split cannot tell apart 0.5 points; with ``data=None`` the first that fits wins.
+    ``path=None`` only measures; ``max_bytes=None`` sets no limit (one candidate: write it and measure it).
+    ``prepared``: more candidates already made, label -> :class:`~compress.quant.Quantized` with a plan (a pruned,
+    folded, fine-tuned model from :func:`compress.quant.quantize` with a ``DeepConfig``), written with its plan;
+    they follow ``candidates`` in the table and count as the lossiest.
+    Raises :class:`BudgetError` (a ValueError) when nothing fits, naming the smallest size reachable.
+    """
+    import tempfile
+
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0):
+        raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    if not tolerance_points >= 0 or not math.isfinite(tolerance_points):
+        raise ValueError(f"tolerance_points must be >= 0, got {tolerance_points}")
+    fmt = format_of(Path(path), format) if path is not None else (format or "npz")
+    configs = [CodecConfig.parse(c) for c in candidates]
+    parsed = [(c.label, model, c) for c in configs]
+    for label, made in (prepared or {}).items():
+        if not isinstance(made, Quantized) or made.plan is None:
+            raise TypeError(f"prepared[{label!r}]: expected a compress.quant.Quantized with a plan, "
+                            f"got {type(made).__name__}")
+        parsed.append((str(label), made.model, made.storage))
+    if not parsed:
+        raise ValueError("choose_artifact: no candidates")
+    score = _scorer(data, normalizer)
+    foreign = model_spec(model)["kind"] != "compress.models"
+    result = ArtifactChoice([], max_bytes)
+    if score is not None:
+        result.fp32_acc = score(model)
+    blobs: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory(prefix=".choose_artifact.", dir=Path(path).parent if path else None) as tmp:
+        for label, source, config in parsed:
+            file = Path(tmp) / f"candidate.{fmt}"
+            try:
+                save(source, file, config=config, format=fmt, compression=compression, meta=meta)
+            except ValueError as exc:   # a codec refusing these weights (outliers): the others may still do
+                if len(parsed) == 1:
+                    raise
+                result.rows.append(Candidate(label, None, None, None, False, note=str(exc).split(": ")[-1]))
+                continue
+            size = os.path.getsize(file)
+            acc = delta = None
+            if score is not None:
+                acc = score(load(file, model=copy.deepcopy(source) if foreign else None))
+                delta = 100 * (acc - result.fp32_acc)
+            fits = max_bytes is None or size <= max_bytes
+            result.rows.append(Candidate(label, size, acc, delta, fits))
+            if fits:
+                blobs[label] = file.read_bytes()
+    fitting = [r for r in result.rows if r.fits]
+    if not fitting:
+        sized = [r for r in result.rows if r.size_bytes is not None]
+        if not sized:
+            raise BudgetError(f"every candidate refused the weights: {result.rows[0].note}", result)
+        smallest = min(sized, key=lambda r: r.size_bytes)
+        raise BudgetError(f"no candidate fits {max_bytes:,} bytes: the smallest reachable is "
+                          f"{smallest.size_bytes:,} bytes ({smallest.candidate}); use a smaller model "
+                          f"(compress fit-budget finds the widest one that fits)", result)
+    if score is None:
+        best = fitting[0]
+    else:
+        top = max(r.val_acc for r in fitting)
+        best = next(r for r in fitting if 100 * (top - r.val_acc) <= tolerance_points + 1e-9)
+    best.chosen, result.best = True, best
+    if path is not None:
+        path = Path(path)
+        _io.write_bytes(path, blobs[best.candidate])
+        if os.path.getsize(path) != best.size_bytes or not best.fits:  # pragma: no cover
+            raise AssertionError("written artifact differs from the measured candidate")
+        result.path = path
+    return result
