@@ -13,7 +13,6 @@ Deep Compression (per-layer, sparse, trained, entropy coded):
     plan          ``Plan``: a codec per layer; ``encode_with_plan``, ``quantize_with_plan``
     pruning       magnitude masks (global LAMP or per layer), the AGP schedule
     qat           ``WeightTransform``: masks, STE fake quantization, k-means centroid training
-    finetune      the compact fine-tuning loop
     allocate      per-layer sensitivities and the knapsack within a byte budget
     deep          ``deep_compress``: prune, fold, allocate, fine-tune, measure
 """

@@ -15,8 +15,9 @@ writing that model with that plan stores exactly the model it was scored as. Fil
 from __future__ import annotations
 
 import copy
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -27,12 +28,12 @@ from compress.data.bundle import DataBundle, Normalizer
 from compress.device import torch_threads
 from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
 from compress.quant.layer_codecs import encode_coded, encoded_bytes
-from compress.quant.finetune import FinetuneConfig, finetune
 from compress.models.fold import fold_batchnorm
 from compress.quant.plan import LayerPlan, Plan
 from compress.prune.schedule import agp_sparsity
 from compress.prune.unstructured import SCOPES, magnitude_masks, prunable
 from compress.quant.qat import WeightTransform
+from compress.train import TrainConfig, fit
 
 __all__ = ["DeepConfig", "DeepResult", "deep_compress", "SPARSITY_GRID"]
 
@@ -52,20 +53,27 @@ class DeepConfig:
     codecs: tuple[str, ...] = DEFAULT_LAYER_CODECS   # per-layer choices for the allocation
     entropy: bool = True                # Huffman-code values and sparse indices where smaller
     alpha: float = 0.5                  # distillation weight from the uncompressed model
+    temperature: float = 4.0            # distillation temperature
+    batch_size: int = 128               # images per fine-tuning step (pruning and quantization-aware)
     min_layer_numel: int = 256          # weights with fewer elements (count) stay float16
     prune_min_numel: int = 1024         # weights with fewer elements are never pruned
     mask_every: int = 10                # steps between AGP mask updates
     seed: int = 0
     num_threads: int | None = None      # CPU threads for torch while compressing (restored afterwards)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)   # batch size, temperature
 
     def __post_init__(self) -> None:
         if self.sparsity is not None and not 0 <= self.sparsity < 1:
             raise ValueError(f"DeepConfig: sparsity must be in [0, 1), got {self.sparsity}")
         if self.prune_scope not in SCOPES:
             raise ValueError(f"DeepConfig: prune_scope must be one of {SCOPES}, got {self.prune_scope!r}")
-        if not 0 < self.headroom <= 1 or self.prune_epochs < 0 or self.finetune_epochs < 0:
-            raise ValueError("DeepConfig: headroom must be in (0, 1], epochs >= 0")
+        epochs = (self.prune_epochs, self.finetune_epochs)
+        if not 0 < self.headroom <= 1 or not all(0 <= e < math.inf for e in epochs):
+            raise ValueError(f"DeepConfig: headroom must be in (0, 1], epochs finite and >= 0, got {self.headroom}, "
+                             f"{epochs}")
+        if not (self.prune_lr > 0 and self.finetune_lr > 0 and self.batch_size >= 2 and self.temperature > 0
+                and 0 <= self.alpha <= 1 and self.mask_every >= 1):
+            raise ValueError("DeepConfig: prune_lr, finetune_lr and temperature must be > 0, batch_size >= 2, "
+                             "alpha in [0, 1], mask_every >= 1")
         if not self.codecs:
             raise ValueError("DeepConfig: no layer codecs")
 
@@ -126,26 +134,33 @@ def _choose_sparsity(model, names, max_bytes, config, measure, say) -> float:
     return SPARSITY_GRID[hi]
 
 
+def _finetune(model, transform, epochs, lr, seed, data, normalizer, config, teacher, aug) -> None:
+    """Fine-tune ``model`` in place through ``transform`` with compress.train's loop: AdamW, cosine to 0 per step,
+    distilled from ``teacher``, the run's augmentation, on the CPU; the last weights are kept."""
+    if aug is not None and aug.erase_area != AugmentConfig.erase_area:
+        raise ValueError(f"deep compression: augmentation with erase_area {aug.erase_area} has no TrainConfig setting")
+    augment = {} if aug is None else dict(flip=aug.flip, rotate_deg=aug.rotate_deg, translate_frac=aug.translate_frac,
+                                          scale_range=aug.scale_range, erase_prob=aug.erase_prob)
+    settings = TrainConfig(epochs=epochs, lr=lr, batch_size=config.batch_size, weight_decay=0.0,
+                           alpha=config.alpha, temperature=config.temperature, seed=seed, device="cpu",
+                           bn_recalibrate=0, augment=aug is not None, **augment)
+    fit(model, data, settings, teacher=teacher, weight_transform=transform, normalizer=normalizer, progress=False)
+
+
 def _prune(model, names, sparsity, data, normalizer, config, teacher, aug) -> None:
     params = dict(model.named_parameters())
-    masks = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
-    transform = WeightTransform(model, masks=masks)
-    ft = FinetuneConfig(epochs=config.prune_epochs, lr=config.prune_lr, batch_size=config.finetune.batch_size,
-                        alpha=config.alpha, temperature=config.finetune.temperature, seed=config.seed)
 
-    def on_step(step: int, total: int) -> None:
+    def agp(step: int, total: int) -> None:   # new masks every mask_every steps while the sparsity ramps up
         ramp = max(1, (2 * total) // 3)
-        if step % config.mask_every and step != ramp:
+        if (step % config.mask_every and step != ramp) or step > ramp:
             return
-        if step > ramp:
-            return
-        new = magnitude_masks({n: params[n] for n in names}, agp_sparsity(step, ramp, sparsity),
-                              scope=config.prune_scope)
-        for n, m in new.items():
-            transform.masks[n].copy_(m)
-        transform.apply_masks()
+        transform.set_masks(magnitude_masks({n: params[n] for n in names}, agp_sparsity(step, ramp, sparsity),
+                                            scope=config.prune_scope))
 
-    finetune(model, data, normalizer, ft, transform=transform, teacher=teacher, aug=aug, on_step=on_step)
+    masks = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
+    transform = WeightTransform(model, masks=masks, on_step=agp)
+    _finetune(model, transform, config.prune_epochs, config.prune_lr, config.seed, data, normalizer, config, teacher,
+              aug)
 
 
 def _fit_plan(model, options, max_bytes, config, measure, say, *, target: int | None = None) -> tuple[Plan, int]:
@@ -223,10 +238,8 @@ def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log
         params = dict(folded.named_parameters())
         masks = {n: params[n] != 0 for n in layer_names if bool((params[n] == 0).any())}
         transform = WeightTransform(folded, masks=masks, codecs={lp.name: lp.codec for lp in plan.layers})
-        ft = FinetuneConfig(epochs=config.finetune_epochs, lr=config.finetune_lr,
-                            batch_size=config.finetune.batch_size, alpha=config.alpha,
-                            temperature=config.finetune.temperature, seed=config.seed + 1)
-        finetune(folded, data, normalizer, ft, transform=transform, teacher=teacher, aug=aug)
+        _finetune(folded, transform, config.finetune_epochs, config.finetune_lr, config.seed + 1, data, normalizer,
+                  config, teacher, aug)
         size = measure(folded, plan)
         say(f"fine-tuned in {time.perf_counter() - t0:.0f} s total; file {size:,} bytes")
         if size > max_bytes:   # sizes moved with the weights: re-measure them, keep the sensitivities

@@ -12,12 +12,15 @@
     fp16 / fp32      the float weight, masked
 
 :meth:`WeightTransform.materialize` writes the trained result back into the model so that encoding it with the
-same codecs stores exactly what training saw.
+same codecs stores exactly what training saw. A transform is the weight-transform hook of the training loop
+(:class:`compress.train.hooks.WeightTransformHook`): ``compress.train.fit(model, data, config,
+weight_transform=WeightTransform(model, ...))`` fine-tunes through it; ``on_step`` runs after every optimizer step
+(gradual pruning sets new masks there, :meth:`WeightTransform.set_masks`).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -38,12 +41,14 @@ def fake_quant_linear(w: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 class WeightTransform:
-    """Weights seen by training. ``masks``: name -> boolean keep-mask (fixed); ``codecs``: name -> layer codec
-    label (``"int4"``, ``"kmeans3"``...). Names are the model's parameter names."""
+    """Weights seen by training. ``masks``: name -> boolean keep-mask; ``codecs``: name -> layer codec label
+    (``"int4"``, ``"kmeans3"``...). Names are the model's parameter names. ``on_step(step, total_steps)``: called
+    after every optimizer step, once the masks are applied again."""
 
     def __init__(self, model: nn.Module, *, masks: Mapping[str, torch.Tensor] | None = None,
-                 codecs: Mapping[str, str] | None = None) -> None:
-        self.model = model
+                 codecs: Mapping[str, str] | None = None,
+                 on_step: Callable[[int, int], None] | None = None) -> None:
+        self.model, self.on_step = model, on_step
         self.params = dict(model.named_parameters())
         self.masks = {n: m.to(torch.bool) for n, m in (masks or {}).items()}
         self.codecs = {n: LayerCodec.parse(c) for n, c in (codecs or {}).items()}
@@ -92,6 +97,21 @@ class WeightTransform:
         """Zero the pruned weights again (after an optimizer step: momentum and weight decay move them)."""
         for name, mask in self.masks.items():
             self.params[name].mul_(mask)
+
+    def set_masks(self, masks: Mapping[str, torch.Tensor]) -> None:
+        """Replace the masks of these (already masked) parameters and apply them."""
+        unknown = sorted(set(masks) - set(self.masks))
+        if unknown:
+            raise ValueError(f"set_masks: no mask to replace for {unknown[:5]}")
+        for name, mask in masks.items():
+            self.masks[name].copy_(mask)
+        self.apply_masks()
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """The training loop's call after optimizer step ``step`` of ``total_steps``: masks again, then ``on_step``."""
+        self.apply_masks()
+        if self.on_step is not None:
+            self.on_step(step, total_steps)
 
     @torch.no_grad()
     def materialize(self) -> nn.Module:

@@ -6,7 +6,9 @@ Rooms:
     fused       ``fit_many(models, data, config, seeds=...)``: K seeds of one architecture trained as one
     stack       ``stack_models``: K models as one (grouped convs, stacked BatchNorm, batched linear layers)
     loop        ``TrainingLoop``: the epoch loop, for one model or K stacked members; ``converged``
-    inference   ``logits``, ``evaluate``, ``predict``: the one batched-inference loop
+    hooks       what other methods plug into the loop: ``Regularizer``, a loss term (``compress.prune.BatchNormL1``);
+                ``WeightTransformHook``, fine-tuning through transformed weights (``quant.qat.WeightTransform``)
+    inference   ``logits``, ``evaluate``, ``evaluate_members``, ``predict``: the one batched-inference loop
     batchnorm   ``recalibrate_batchnorm`` ("precise BN" before each evaluation)
     ema         ``Ema``: weight averaging with warm-up
     distill     the teacher and the distillation loss (Hinton et al. 2015)

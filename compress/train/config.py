@@ -18,7 +18,7 @@ def _is_real(v: Any) -> bool:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
+    epochs: float = 30                        # passes over the training split; a fraction ends the last one early
     batch_size: int = 128                     # images per optimizer step
     optimizer: str = "adamw"                  # "adamw" | "sgd" (Nesterov, momentum 0.9)
     lr: float = 1e-2                          # peak learning rate (AdamW; small nets from scratch like it high)
@@ -52,7 +52,7 @@ class TrainConfig:
         self._check_types()
         self.scale_range = tuple(float(v) for v in self.scale_range)
         checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.epochs > 0, "epochs must be > 0"),
             (self.batch_size >= 2, "batch_size must be >= 2"),
             (self.optimizer in ("adamw", "sgd"), f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}"),
             (self.schedule in ("cosine", "onecycle", "constant"),
@@ -119,7 +119,7 @@ class TrainConfig:
         return from_known(cls, d)
 
 
-_KINDS = {"epochs": int, "batch_size": int, "optimizer": str, "lr": float, "schedule": str, "weight_decay": float,
+_KINDS = {"epochs": float, "batch_size": int, "optimizer": str, "lr": float, "schedule": str, "weight_decay": float,
           "label_smoothing": float, "augment": bool, "flip": bool, "rotate_deg": float, "translate_frac": float,
           "scale_range": tuple, "erase_prob": float, "normalize": bool, "seed": int, "device": str, "amp": bool,
           "ema_decay": float, "patience": int, "num_threads": int, "eval_batch_size": int, "bn_recalibrate": int,

@@ -4,6 +4,8 @@ measure, write the run folder.
 ``fit(model, data, config)`` trains, keeps the best weights by validation accuracy (restored at the end) and
 returns a :class:`~compress.train.runs.Run`; with ``out=`` it writes a run folder (:mod:`compress.train.runs`).
 :func:`~compress.train.fused.fit_many` shares all of it (:func:`train_members`) for K stacked members.
+Fine-tuning through a weight transform (pruning masks, quantization-aware training, centroids) is ``fit`` with
+``weight_transform=`` (:mod:`compress.train.hooks`): it keeps the last weights instead of the best.
 
 Inputs to the model: ``normalize=True`` standardizes with the training split's per-channel mean and std;
 ``normalize=False`` feeds raw pixel values 0..255 as floats (the "no normalization" of the seed reports).
@@ -12,6 +14,7 @@ Inputs to the model: ``normalize=True`` standardizes with the training split's p
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -20,12 +23,12 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from compress.data.bundle import DataBundle
+from compress.data.bundle import DataBundle, Normalizer
 from compress.device import resolve_device, torch_threads
 from compress.models.card import card_of
 from compress.train.config import TrainConfig
 from compress.train.distill import resolve_teacher
-from compress.train.hooks import Regularizer, regularizer_record
+from compress.train.hooks import Regularizer, WeightTransformHook, regularizer_record
 from compress.train.inference import evaluate
 from compress.train.runs import Run, config_json, write_run
 from compress.train.loop import TrainingLoop
@@ -36,7 +39,8 @@ __all__ = ["fit", "train_members"]
 def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
         out: str | os.PathLike | None = None, overwrite: bool = False,
         teacher: nn.Module | Run | str | os.PathLike | None = None,
-        progress: bool | Callable[[dict], None] | None = None, regularizer: Regularizer | None = None) -> Run:
+        progress: bool | Callable[[dict], None] | None = None, regularizer: Regularizer | None = None,
+        weight_transform: WeightTransformHook | None = None, normalizer: Normalizer | None = None) -> Run:
     """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
 
     ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
@@ -44,17 +48,23 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     knowledge distillation (overrides ``config.teacher``). ``progress``: None = tqdm on a terminal, one line
     per epoch otherwise; False = silent; a callable gets each history row. ``regularizer``: ``model -> loss term``
     added at every step (e.g. ``compress.prune.BatchNormL1``), recorded in config.json as its ``to_dict()``.
+    ``weight_transform``: fine-tuning through transformed weights (:class:`~compress.train.hooks.WeightTransformHook`,
+    e.g. ``compress.quant.qat.WeightTransform``: pruning masks, fake quantization, centroids); the model keeps the
+    last weights, materialized, with no validation per epoch; needs ``ema_decay=None`` and ``bn_recalibrate=0``.
+    ``normalizer``: the model's input normalization (default: the training split's statistics, or raw pixels with
+    ``config.normalize=False``); pass a trained run's own when fine-tuning it.
     Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
     RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
     """
     return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
                          overwrite=overwrite, teacher=teacher, progress=progress, stack=False,
-                         regularizer=regularizer)[0]
+                         regularizer=regularizer, weight_transform=weight_transform, normalizer=normalizer)[0]
 
 
 def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
                   seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool,
-                  regularizer: Regularizer | None = None) -> list[Run]:
+                  regularizer: Regularizer | None = None, weight_transform: WeightTransformHook | None = None,
+                  normalizer: Normalizer | None = None) -> list[Run]:
     """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
     one stacked model), restore each member's best weights, measure, write each member's run folder."""
     from compress import data as data_mod
@@ -63,6 +73,7 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
     config = config or TrainConfig()
     if regularizer is not None and not callable(regularizer):
         raise TypeError(f"regularizer must be a callable model -> loss term, got {type(regularizer).__name__}")
+    _check_weight_transform(weight_transform, config, len(models))
     if not isinstance(data, DataBundle):
         data = data_mod.load(data, seed=config.seed)
     if data.train is None or not len(data.train) or not data.train.labeled:
@@ -90,8 +101,9 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             _check_model(teacher_model, data, device, role="teacher")
         trained = stack_models(models).to(device) if stack else models[0]
         loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm,
-                            regularizer=regularizer)
-        histories, states, train_metrics = loop.run(_progress_fn(progress, config.epochs, len(models), seeds))
+                            regularizer=regularizer, transform=weight_transform, normalizer=normalizer)
+        histories, states, train_metrics = loop.run(_progress_fn(progress, math.ceil(config.epochs), len(models),
+                                                                 seeds))
         runs = []
         for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
                                                                  out_paths):
@@ -108,6 +120,20 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
                 write_run(run, out_path, overwrite)
             runs.append(run)
     return runs
+
+
+def _check_weight_transform(transform, config: TrainConfig, members: int) -> None:
+    if transform is None:
+        return
+    if not isinstance(transform, WeightTransformHook):
+        raise TypeError(f"weight_transform must have trainable(), weights(), after_step(step, total_steps) and "
+                        f"materialize() (compress.train.hooks.WeightTransformHook), got {type(transform).__name__}")
+    if members != 1:
+        raise ValueError("weight_transform trains one model; fit_many stacks several")
+    if config.ema_decay is not None or config.bn_recalibrate:
+        raise ValueError(f"weight_transform: EMA and BatchNorm recalibration read the model's own weights, not the "
+                         f"transformed ones; set ema_decay=None and bn_recalibrate=0 (got {config.ema_decay}, "
+                         f"{config.bn_recalibrate})")
 
 
 def _final_metrics(model: nn.Module, data: DataBundle, normalizer, config: TrainConfig) -> dict:

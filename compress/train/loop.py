@@ -3,6 +3,11 @@
 Each member keeps its own random stream (data order, augmentation, BatchNorm recalibration batches), seeded with
 its own seed exactly as a single run is, its own loss (the members' losses are summed, so each gradient is its
 own), its own best epoch and its own early stopping. With one member the model is trained as it is, unstacked.
+
+Hooks (:mod:`compress.train.hooks`): a regularizer's loss term is added at every step. A weight transform (one
+member) gives the forward pass its weights, the optimizer its tensors, hears of every step and is materialized
+after the last; the last weights are kept, with no validation per epoch: validation, the best epoch, EMA and
+BatchNorm recalibration all read the model's own weights, which are not what it trains.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from compress.data.augment import augment
 from compress.data.bundle import DataBundle, Normalizer
@@ -21,7 +27,7 @@ from compress.train.batchnorm import recalibrate_batchnorm
 from compress.train.config import TrainConfig
 from compress.train.distill import distillation_loss
 from compress.train.ema import Ema
-from compress.train.hooks import Regularizer
+from compress.train.hooks import Regularizer, WeightTransformHook
 from compress.train.inference import evaluate, evaluate_members
 from compress.train.stack import split_outputs, stack_inputs, unstack_state
 
@@ -33,12 +39,13 @@ class TrainingLoop:
 
     def __init__(self, model: nn.Module, members: int, data: DataBundle, config: TrainConfig, seeds: list[int],
                  device: torch.device, teacher: nn.Module | None = None, teacher_norm: Normalizer | None = None,
-                 regularizer: Regularizer | None = None):
-        assert len(seeds) == members >= 1
+                 regularizer: Regularizer | None = None, transform: WeightTransformHook | None = None,
+                 normalizer: Normalizer | None = None):
+        assert len(seeds) == members >= 1 and (transform is None or members == 1)
         self.model, self.k, self.data, self.config, self.seeds = model, members, data, config, list(seeds)
         self.device, self.teacher, self.teacher_norm = device, teacher, teacher_norm
-        self.regularizer = regularizer
-        self.normalizer = Normalizer(data.mean, data.std, config.normalize)
+        self.regularizer, self.transform = regularizer, transform
+        self.normalizer = normalizer or Normalizer(data.mean, data.std, config.normalize)
         self.aug = config.augment_config(data.flip_invariant)
         self.amp = config.amp and device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if (self.amp and torch.cuda.is_bf16_supported()) else torch.float16
@@ -49,7 +56,7 @@ class TrainingLoop:
     def _optimizer(self, steps_total: int):
         c = self.config
         decay, no_decay = [], []
-        for p in self.model.parameters():
+        for p in (self.model.parameters() if self.transform is None else self.transform.trainable()):
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BatchNorm and biases
         groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -114,10 +121,53 @@ class TrainingLoop:
         for row, loss, acc in zip(rows, losses, accs):
             row.update(val_loss=loss, val_acc=acc)
 
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transform is None:
+            return self.model(x)
+        return functional_call(self.model, self.transform.weights(), (x,))
+
+    def _epoch(self, train, perms, gens, steps: range, bs: int, layout, opt, sched, ema, steps_total: int):
+        """One pass over the training split, optimizer steps ``steps`` (0-based, of ``steps_total``); returns per
+        member the summed loss and the correct predictions, and the images each member saw."""
+        k, dev, model = self.k, self.device, self.model
+        x_train, y_train = train
+        loss_sum = torch.zeros(k, device=dev)
+        correct = torch.zeros(k, device=dev, dtype=torch.long)
+        seen = 0
+        for step in steps:
+            i = step - steps.start
+            xs, ys = [], []
+            for perm, gen in zip(perms, gens):
+                idx = perm[i * bs:(i + 1) * bs]
+                xb = x_train[idx].float().div_(255.0)
+                xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
+                ys.append(y_train[idx])
+            yb = torch.stack(ys)                                                     # (K, N)
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
+                out = self._forward(self._inputs(xs, layout))
+                losses = self._losses(out, yb, xs)
+            loss = losses.sum()                            # members' losses summed: each gradient is its own
+            if self.regularizer is not None:
+                loss = loss + self.regularizer(model)
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+            sched.step()
+            if ema is not None:
+                ema.update(model)
+            if self.transform is not None:
+                self.transform.after_step(step + 1, steps_total)
+            loss_sum += losses.detach().float() * yb.shape[1]
+            correct += (split_outputs(out.detach(), k).argmax(-1) == yb).sum(1)
+            seen += yb.shape[1]
+        return loss_sum, correct, seen
+
     # ------------------------------------------------------------------------------------------ the loop
 
     def run(self, report: Callable[[int, dict], None]) -> tuple[list[list[dict]], list[dict], list[dict]]:
-        """Train; returns per member its history, its best state (CPU) and its training metrics."""
+        """Train; returns per member its history, the state it keeps (CPU: its best epoch's; with a weight
+        transform the last, materialized) and its training metrics."""
         c, model, dev, k = self.config, self.model, self.device, self.k
         torch.manual_seed(self.seeds[0])                 # dropout and anything else drawing from the global RNG
         gens = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
@@ -125,51 +175,30 @@ class TrainingLoop:
         n = len(x_train)
         bs = min(c.batch_size, n)
         steps_per_epoch = n // bs + (1 if n % bs >= 2 else 0)   # a 1-image tail would break BatchNorm
+        steps_total = max(1, math.ceil(c.epochs * steps_per_epoch))   # fractional epochs end the last pass early
         # NHWC only helps convolutions; for stacked members it would make a conv-free model's flatten copy.
         convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
         layout = torch.channels_last if c.channels_last and convs else torch.contiguous_format
         model.to(memory_format=layout)
-        opt, sched = self._optimizer(steps_per_epoch * c.epochs)
+        opt, sched = self._optimizer(steps_total)
         ema = Ema(model, c.ema_decay) if c.ema_decay else None
-        val = self.data.val if self.data.val is not None and len(self.data.val) else None
+        # validation and the best epoch read the model's own weights, which a weight transform does not train
+        keep_last = self.transform is not None
+        val = self.data.val if self.data.val is not None and len(self.data.val) and not keep_last else None
         histories: list[list[dict]] = [[] for _ in range(k)]
         best: list[dict | None] = [None] * k
         best_acc, best_epoch, stale = [-1.0] * k, [0] * k, [0] * k
         ref_acc = [-1.0] * k                            # patience counts epochs since a gain > min_delta over it
         active = [True] * k
         total_images, total_seconds = 0, 0.0
-        for epoch in range(1, c.epochs + 1):
+        for epoch in range(1, math.ceil(steps_total / steps_per_epoch) + 1):
             t0 = time.perf_counter()
             model.train()
             perms = [torch.randperm(n, generator=g, device=dev) for g in gens]
             lr = opt.param_groups[0]["lr"]
-            loss_sum = torch.zeros(k, device=dev)
-            correct = torch.zeros(k, device=dev, dtype=torch.long)
-            seen = 0
-            for i in range(steps_per_epoch):
-                xs, ys = [], []
-                for perm, gen in zip(perms, gens):
-                    idx = perm[i * bs:(i + 1) * bs]
-                    xb = x_train[idx].float().div_(255.0)
-                    xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
-                    ys.append(y_train[idx])
-                yb = torch.stack(ys)                                                 # (K, N)
-                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
-                    out = model(self._inputs(xs, layout))
-                    losses = self._losses(out, yb, xs)
-                loss = losses.sum()                        # members' losses summed: each gradient is its own
-                if self.regularizer is not None:
-                    loss = loss + self.regularizer(model)
-                opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(opt)
-                self.scaler.update()
-                sched.step()
-                if ema is not None:
-                    ema.update(model)
-                loss_sum += losses.detach().float() * yb.shape[1]
-                correct += (split_outputs(out.detach(), k).argmax(-1) == yb).sum(1)
-                seen += yb.shape[1]
+            steps = range((epoch - 1) * steps_per_epoch, min(epoch * steps_per_epoch, steps_total))
+            loss_sum, correct, seen = self._epoch((x_train, y_train), perms, gens, steps, bs, layout, opt, sched,
+                                                  ema, steps_total)
             eval_model = ema.model if ema is not None else model
             if c.bn_recalibrate:
                 recalibrate_batchnorm(eval_model, self._recalibration_batches(x_train, perms, bs, gens, layout))
@@ -199,13 +228,16 @@ class TrainingLoop:
                 report(m, row)
                 if c.patience is not None and stale[m] >= c.patience:
                     active[m] = False
-            if improved:
+            if improved and not keep_last:
                 states = self._member_states(eval_model)
                 for m in improved:
                     best[m] = states[m]
             if not any(active):
                 break
         model.to(memory_format=torch.contiguous_format)
+        if keep_last:
+            self.transform.materialize()
+            best, best_epoch = self._member_states(model), [len(h) for h in histories]
         metrics = [{"best_epoch": best_epoch[m], "epochs_run": len(histories[m]),
                     "stopped_early": not active[m], "converged": converged(histories[m], c),
                     "members": k, "train_seconds": total_seconds,
