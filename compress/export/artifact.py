@@ -23,8 +23,8 @@ The checksum is sha256 over the manifest without its checksum field and every ar
 bytes. ``.npz`` files are deflated (``np.savez_compressed``) or stored (``np.savez``), whichever is smaller
 (``compression="auto"``; deflate saves 5-20% on fp16/int8 weights and nothing on tiny files).
 
-A loaded artifact predicts exactly (bitwise, on CPU) what ``compress.quant.quantize_model(model, codec,
-fold_bn=...)`` predicts. Models not built by ``compress.models.create`` are saved with their weights only;
+A loaded artifact predicts exactly (bitwise, on CPU) what ``compress.quant.quantize(model, CodecConfig(codec,
+fold_bn=...)).model`` predicts. Models not built by ``compress.models.create`` are saved with their weights only;
 ``load(path, model=instance)`` then loads into an instance you build. Bad files raise :class:`ArtifactError`.
 
 Loading treats the file as hostile (:mod:`compress.export.container` bounds what the zip may inflate,

@@ -157,18 +157,18 @@ def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[
                             progress=progress)
             file = Path(tmp) / f"{label}.{format}"
             if growth:
-                from compress.quant.deep import deep_compress
+                from compress.quant import DeepConfig, quantize
 
                 try:
-                    deep = deep_compress(run.model, bundle, run.normalizer, max_bytes, deep_config,
-                                         measure=lambda m, p: len(serialize(m, plan=p, format=format, meta=meta)),
-                                         aug=config.augment_config(bundle.flip_invariant), log=say)
+                    deep = quantize(run.model, deep_config or DeepConfig(), data=bundle, normalizer=run.normalizer,
+                                    max_bytes=max_bytes, aug=config.augment_config(bundle.flip_invariant), log=say,
+                                    file_bytes=lambda m, p: len(serialize(m, plan=p, format=format, meta=meta)))
                 except ValueError as exc:
                     rows.append(SizedCandidate(label, sized.width_mult, sized.param_count, None, None, None, False,
                                                note=str(exc)))
                     say(f"{label}: {exc}")
                     continue
-                save(deep.model, file, plan=deep.plan, format=format, meta=meta)
+                save(deep.model, file, config=deep.storage, format=format, meta=meta)
             else:
                 save(run.model, file, config=storage, format=format, meta=meta)
             size = os.path.getsize(file)

@@ -20,7 +20,7 @@ from compress.export.artifact import breakdown, format_of, load, read, serialize
 from compress.export.choice import DEFAULT_CANDIDATES, ArtifactChoice, BudgetError, choose_artifact
 from compress.export.int8 import export_int8_artifact
 from compress.int8 import INT8_CODECS, Int8Config
-from compress.quant.api import CodecConfig, Quantized
+from compress.quant.api import CodecConfig, quantize
 from compress.quant.deep import DeepConfig
 
 __all__ = ["DEEP_MODES", "Export", "export_run"]
@@ -78,9 +78,7 @@ def _needs_deep(model, data, max_bytes, candidates, normalizer, meta, fmt, deep_
 
 
 def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[dict, list[str]]:
-    from compress.quant.deep import deep_compress
-
-    def measure(model, plan) -> int:
+    def file_bytes(model, plan) -> int:
         return len(serialize(model, plan=plan, format=fmt, meta=meta))
 
     aug = src.config.augment_config(bundle.flip_invariant)
@@ -92,14 +90,14 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[di
                 log(lines[-1])
             continue
         try:
-            r = deep_compress(src.model, bundle, src.normalizer, max_bytes, cfg, measure=measure, aug=aug, log=log)
+            r = quantize(src.model, cfg, data=bundle, normalizer=src.normalizer, max_bytes=max_bytes,
+                         file_bytes=file_bytes, aug=aug, log=log)
         except ValueError as exc:
             lines.append(f"{label}: {exc}")
             if log:
                 log(f"{label}: {exc}")
             continue
-        prepared[label] = Quantized(r.model, cfg, plan=r.plan, sparsity=r.sparsity, target_sparsity=r.target_sparsity,
-                                    size_bytes=r.size_bytes, seconds=r.seconds, log=list(r.log))
+        prepared[label] = r
         lines += [f"{label}: {line}" for line in r.log] + [f"{label}: {r.seconds:.0f} s"]
     # candidates in the table from least to most lossy
     return {k: prepared[k] for k in ("mixed", "deep") if k in prepared}, lines

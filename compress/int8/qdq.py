@@ -106,8 +106,6 @@ def int8_params(low: float, high: float) -> tuple[float, np.int8]:
 
 def _quantize_weight_op(node, inits, weights, qparams, new_inits, new_nodes) -> None:
     """Point ``node``'s weight (and bias) at DequantizeLinear outputs of int8 (int32) initializers."""
-    import onnx
-
     name = node.input[1]
     if name not in weights:
         raise ValueError(f"{node.op_type} weight {name!r} has no int8 values")

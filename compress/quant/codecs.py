@@ -20,7 +20,7 @@ kernels such as a 1-channel stem -- stays in ``Codec.keep_dtype`` (float16; floa
 are a small share of the bytes and the most sensitive to error. ``num_batches_tracked`` counters are dropped:
 they never affect an eval-mode forward pass.
 
-:func:`compress.quant.quantize_model` applies a codec to a whole model and returns the dequantized float32
+:func:`compress.quant.quantize` with a ``CodecConfig`` applies a codec to a whole model and returns the dequantized float32
 model, which is exactly what :mod:`compress.export.artifact` writes and reads back.
 """
 

@@ -7,14 +7,19 @@
     4. fine-tune:  quantization-aware (STE for linear codecs, centroid training for k-means), masks fixed
     5. measure:    the real file; if fine-tuning moved it over the limit, allocate again (no more training)
 
-``deep_compress`` returns the folded, pruned, fine-tuned float model and its :class:`~compress.quant.Plan`;
-writing that model with that plan stores exactly the model it was scored as. File sizes come from
-``measure(model, plan)``, which the caller provides (``compress.export`` writes the artifact's bytes).
+``quantize(model, DeepConfig(...), data=bundle, max_bytes=N, file_bytes=...)`` (:func:`compress.quant.quantize`,
+through :func:`deep_compress`, the transform registered for :class:`DeepConfig`) returns a
+:class:`~compress.quant.Quantized` holding the folded, pruned, fine-tuned model as its file reloads to, and its
+:class:`~compress.quant.Plan`; writing that model with that plan stores exactly that model. File
+sizes come from ``file_bytes(model, plan)``, which the caller provides (``compress.export`` writes the artifact's
+bytes), so quant never imports export. Fine-tuning runs through :func:`compress.train.fit` with a
+:class:`~compress.quant.qat.WeightTransform` as its weight-transform hook.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -23,25 +28,29 @@ from typing import Callable
 import torch
 from torch import nn
 
+from compress.budget import bisect
 from compress.data.augment import AugmentConfig
 from compress.data.bundle import DataBundle, Normalizer
 from compress.device import torch_threads
-from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
-from compress.quant.layer_codecs import encode_coded, encoded_bytes
 from compress.models.fold import fold_batchnorm
-from compress.quant.plan import LayerPlan, Plan
 from compress.prune.schedule import agp_sparsity
 from compress.prune.unstructured import SCOPES, magnitude_masks, prunable
+from compress.quant.allocate import DEFAULT_LAYER_CODECS, allocate, layer_options
+from compress.quant.api import Quantized, register_quantizer
+from compress.quant.layer_codecs import encode_coded, encoded_bytes
+from compress.quant.plan import LayerPlan, Plan, quantize_with_plan
 from compress.quant.qat import WeightTransform
 from compress.train import TrainConfig, fit
 
-__all__ = ["DeepConfig", "DeepResult", "deep_compress", "SPARSITY_GRID"]
+__all__ = ["DeepConfig", "deep_compress", "SPARSITY_GRID"]
 
 SPARSITY_GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985, 0.99)
 
 
 @dataclass
 class DeepConfig:
+    """Deep Compression's settings (the module docstring has the steps): a config of :func:`compress.quant.quantize`."""
+
     sparsity: float | None = None       # target fraction of pruned weights; None: the least the budget needs
     prune_scope: str = "global"         # "global" (LAMP scores across layers) | "layer" (same sparsity each)
     reference_codec: str = "kmeans4"    # codec assumed when choosing the sparsity from the budget
@@ -78,15 +87,12 @@ class DeepConfig:
             raise ValueError("DeepConfig: no layer codecs")
 
 
-@dataclass
-class DeepResult:
-    model: nn.Module                    # folded, pruned, fine-tuned; write it with `plan`
-    plan: Plan
-    sparsity: float                     # zeros among the planned layers' weights, as written
-    size_bytes: int                     # measured file size
-    seconds: float
-    log: list[str]
-    target_sparsity: float = 0.0        # what pruning aimed at (0: not pruned)
+    @property
+    def label(self) -> str:
+        return "deep"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def _distortion_fn(model, split, normalizer):
@@ -105,7 +111,7 @@ def _distortion_fn(model, split, normalizer):
     return distortion
 
 
-def _choose_sparsity(model, names, max_bytes, config, measure, say) -> float:
+def _choose_sparsity(model, names, max_bytes, config, file_bytes, say) -> float:
     """Least sparsity of the grid at which one-shot pruning + the reference codec fits headroom x budget."""
     weights = dict(model.named_parameters())
     folded = fold_batchnorm(model)
@@ -119,19 +125,18 @@ def _choose_sparsity(model, names, max_bytes, config, measure, say) -> float:
         with torch.no_grad():
             for n, m in masks.items():
                 trial.get_parameter(n).mul_(m)
-        size = measure(fold_batchnorm(trial), ref)
+        size = file_bytes(fold_batchnorm(trial), ref)
         say(f"  sparsity {s:.3f}: {size:,} bytes with {config.reference_codec}")
         return size
 
-    lo, hi = 0, len(SPARSITY_GRID) - 1
-    if size_at(SPARSITY_GRID[lo]) <= target:
+    last = len(SPARSITY_GRID) - 1
+    if size_at(SPARSITY_GRID[0]) <= target:
         return 0.0
-    if size_at(SPARSITY_GRID[hi]) > target:
-        return SPARSITY_GRID[hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if size_at(SPARSITY_GRID[mid]) <= target else (mid, hi)
-    return SPARSITY_GRID[hi]
+    if size_at(SPARSITY_GRID[last]) > target:
+        return SPARSITY_GRID[last]
+    # the least sparsity of the grid that fits: the good side of an integer bisection over grid indices
+    edge = bisect(lambda i: (size_at(SPARSITY_GRID[int(i)]) <= target, None), last, 0)
+    return SPARSITY_GRID[int(edge.good)]
 
 
 def _finetune(model, transform, epochs, lr, seed, data, normalizer, config, teacher, aug) -> None:
@@ -163,21 +168,21 @@ def _prune(model, names, sparsity, data, normalizer, config, teacher, aug) -> No
               aug)
 
 
-def _fit_plan(model, options, max_bytes, config, measure, say, *, target: int | None = None) -> tuple[Plan, int]:
+def _fit_plan(model, options, max_bytes, config, file_bytes, say, *, target: int | None = None) -> tuple[Plan, int]:
     """Allocate within the budget left after everything else in the file; shrink until the file is at most
     ``target`` bytes (default ``max_bytes``)."""
     target = max_bytes if target is None else target
     names = list(options)
     cheapest = Plan([LayerPlan(n, min(options[n], key=lambda o: o.size_bytes).codec) for n in names],
                     entropy=config.entropy)
-    size = measure(model, cheapest)
+    size = file_bytes(model, cheapest)
     fixed = size - sum(lp.size_bytes for lp in cheapest.layers)
     budget = target - fixed
     for _ in range(8):
         chosen = allocate(options, budget)
         plan = Plan([LayerPlan(n, o.codec, size_bytes=o.size_bytes, sensitivity=o.sensitivity)
                      for n, o in chosen.items()], entropy=config.entropy)
-        size = measure(model, plan)
+        size = file_bytes(model, plan)
         say(f"  allocation for {budget:,} bytes of layers: file {size:,} bytes")
         if size <= target:
             return plan, size
@@ -185,18 +190,28 @@ def _fit_plan(model, options, max_bytes, config, measure, say, *, target: int | 
     raise ValueError(f"deep compression: could not fit {max_bytes:,} bytes (last try {size:,})")
 
 
-def deep_compress(model: nn.Module, data: DataBundle, normalizer: Normalizer, max_bytes: int,
-                  config: DeepConfig | None = None, *, measure: Callable[[nn.Module, Plan], int],
-                  aug: AugmentConfig | None = None, log: Callable[[str], None] | None = None) -> DeepResult:
-    """Compress a trained ``model`` (not modified) into ``max_bytes`` (module docstring). ``data``: the bundle
-    it was trained on (train split for fine-tuning, validation split for sensitivities); ``normalizer``: its
-    input normalization; ``aug``: training augmentation. Raises ValueError when nothing fits."""
+@register_quantizer(DeepConfig)
+def deep_compress(model: nn.Module, config: DeepConfig | None = None, *, data: DataBundle, max_bytes: int,
+                  file_bytes: Callable[[nn.Module, Plan], int], normalizer: Normalizer | None = None,
+                  aug: AugmentConfig | None = None, log: Callable[[str], None] | None = None) -> Quantized:
+    """Compress a trained ``model`` (not modified) into ``max_bytes`` (module docstring); what
+    :func:`compress.quant.quantize` runs for a :class:`DeepConfig`. ``data``: the bundle it was trained on (train
+    split for fine-tuning, validation split for sensitivities) and ``normalizer`` its input normalization (default:
+    the bundle's own; pass ``run.normalizer``); ``file_bytes(model, plan)``: the bytes of the file that model and
+    plan make; ``aug``: training augmentation. Raises ValueError when nothing fits or the data have no validation
+    split, TypeError for data that are not a bundle."""
     config = config or DeepConfig()
+    if not isinstance(data, DataBundle):
+        raise TypeError(f"deep compression: data must be a DataBundle (fine-tuning and sensitivities use its train "
+                        f"and validation splits), got {type(data).__name__}")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError(f"deep compression: max_bytes must be a positive int, got {max_bytes!r}")
+    normalizer = normalizer if normalizer is not None else data.normalizer
     with torch_threads(config.num_threads):
-        return _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log)
+        return _deep_compress(model, data, normalizer, max_bytes, config, file_bytes, aug, log)
 
 
-def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log) -> DeepResult:
+def _deep_compress(model, data, normalizer, max_bytes, config, file_bytes, aug, log) -> Quantized:
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -212,7 +227,7 @@ def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log
     names = prunable(work, min_numel=config.prune_min_numel)
     sparsity = config.sparsity
     if sparsity is None:
-        sparsity = _choose_sparsity(work, names, max_bytes, config, measure, say)
+        sparsity = _choose_sparsity(work, names, max_bytes, config, file_bytes, say)
     say(f"sparsity {sparsity:.3f} of {sum(work.get_parameter(n).numel() for n in names):,} prunable weights")
     if sparsity > 0 and config.prune_epochs > 0:
         _prune(work, names, sparsity, data, normalizer, config, teacher, aug)
@@ -225,7 +240,7 @@ def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log
     sizes = layer_options(folded, layer_names, config.codecs, None, entropy=config.entropy)
     cheapest = Plan([LayerPlan(n, min(o, key=lambda x: x.size_bytes).codec) for n, o in sizes.items()],
                     entropy=config.entropy)
-    smallest = measure(folded, cheapest)
+    smallest = file_bytes(folded, cheapest)
     if smallest > max_bytes:     # before spending time on sensitivities
         raise ValueError(f"deep compression at sparsity {sparsity:.3f}: the smallest plan takes {smallest:,} bytes, "
                          f"over {max_bytes:,}")
@@ -233,22 +248,24 @@ def _deep_compress(model, data, normalizer, max_bytes, config, measure, aug, log
                             entropy=config.entropy)
     # fine-tuning moves entropy-coded sizes a little: aim 0.2% low so that no second allocation is needed
     margin = int(0.002 * max_bytes) if config.finetune_epochs > 0 else 0
-    plan, size = _fit_plan(folded, options, max_bytes, config, measure, say, target=max_bytes - margin)
+    plan, size = _fit_plan(folded, options, max_bytes, config, file_bytes, say, target=max_bytes - margin)
     if config.finetune_epochs > 0:
         params = dict(folded.named_parameters())
         masks = {n: params[n] != 0 for n in layer_names if bool((params[n] == 0).any())}
         transform = WeightTransform(folded, masks=masks, codecs={lp.name: lp.codec for lp in plan.layers})
         _finetune(folded, transform, config.finetune_epochs, config.finetune_lr, config.seed + 1, data, normalizer,
                   config, teacher, aug)
-        size = measure(folded, plan)
+        size = file_bytes(folded, plan)
         say(f"fine-tuned in {time.perf_counter() - t0:.0f} s total; file {size:,} bytes")
         if size > max_bytes:   # sizes moved with the weights: re-measure them, keep the sensitivities
             for n, opts in options.items():
                 for o in opts:
                     o.size_bytes = encoded_bytes(encode_coded(params[n], o.codec, entropy=config.entropy))
-            plan, size = _fit_plan(folded, options, max_bytes, config, measure, say)
-    for lp in plan.layers:
-        lp.sparsity = float((folded.get_parameter(lp.name) == 0).float().mean())
-    pruned = [folded.get_parameter(n) for n in layer_names]
-    total_sparsity = sum(int((p == 0).sum()) for p in pruned) / max(sum(p.numel() for p in pruned), 1)
-    return DeepResult(folded.eval(), plan, total_sparsity, size, time.perf_counter() - t0, lines, sparsity)
+            plan, size = _fit_plan(folded, options, max_bytes, config, file_bytes, say)
+    # the model the file reloads to: re-encoding it with the plan writes the same file (linear codes and shared
+    # centroids are fixed points of their codecs); it fills each layer's sparsity as stored
+    stored = quantize_with_plan(folded, plan)
+    planned = [stored.get_parameter(n) for n in layer_names]
+    total_sparsity = sum(int((p == 0).sum()) for p in planned) / max(sum(p.numel() for p in planned), 1)
+    return Quantized(stored, config, plan=plan, sparsity=total_sparsity,
+                     target_sparsity=sparsity, size_bytes=size, seconds=time.perf_counter() - t0, log=lines)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_tensor
-from compress.quant.layer_codecs import LayerCodec, decode_all, encode_coded, encoded_bytes
+from compress.quant.layer_codecs import LayerCodec, decode_all, decode_any, encode_coded, encoded_bytes
 from compress.quant.model import load_decoded
 
 __all__ = ["LayerPlan", "Plan", "encode_with_plan", "quantize_with_plan", "weight_bits"]
@@ -88,7 +88,7 @@ class Plan:
 
 def encode_with_plan(state_dict: Mapping[str, torch.Tensor], plan: Plan) -> dict[str, Encoded]:
     """Encode every tensor: planned ones with their layer codec, the rest in ``plan.keep`` (counters dropped).
-    Fills each planned layer's ``size_bytes`` and ``sparsity`` from what was encoded. Raises ValueError when the
+    Fills each planned layer's ``size_bytes`` and ``sparsity`` (zeros as stored) from what was encoded. Raises ValueError when the
     plan names a tensor the state_dict lacks."""
     chosen = plan.by_name()
     missing = sorted(set(chosen) - set(state_dict))
@@ -105,7 +105,9 @@ def encode_with_plan(state_dict: Mapping[str, torch.Tensor], plan: Plan) -> dict
             except ValueError as exc:
                 raise ValueError(f"tensor {k!r}: {exc}") from None
             chosen[k].size_bytes = encoded_bytes(out[k])
-            chosen[k].sparsity = float((v == 0).float().mean())
+            # zeros as stored (pruned weights and those the codec rounds to 0), so that re-encoding the model the
+            # file reloads to writes the same file
+            chosen[k].sparsity = float((decode_any(out[k]) == 0).float().mean())
         else:
             out[k] = encode_tensor(v, keep, name=f"tensor {k!r}")
     return out

@@ -14,7 +14,7 @@ from torch import nn
 from compress.export import artifact as A
 from compress import models
 from compress.models import count_batchnorm
-from compress.quant import quantize_model
+from compress.quant import Codec, CodecConfig, quantize
 
 
 X = torch.randn(4, 1, 48, 48, generator=torch.Generator().manual_seed(0))
@@ -40,7 +40,7 @@ def test_every_family_round_trips(tmp_path, name, fmt, randomize_batchnorm):
     torch.manual_seed(0)
     model = randomize_batchnorm(models.create(name, width_mult=0.25))
     path = A.save(model, tmp_path / f"m.{fmt}", codec="fp16", fold_bn=True)
-    loaded = _same_predictions(path, quantize_model(model, "fp16", fold_bn=True))
+    loaded = _same_predictions(path, quantize(model, CodecConfig("fp16", fold_bn=True)).model)
     assert loaded.card.build_args == model.card.build_args and not loaded.training
     assert loaded.card.bn_folded == count_batchnorm(model) - count_batchnorm(loaded)
 
@@ -50,7 +50,7 @@ def test_every_family_round_trips(tmp_path, name, fmt, randomize_batchnorm):
     for f in (False, True)] + [("fp32", False, "pt"), ("int8", True, "pt"), ("kmeans3", False, "pt")])
 def test_codecs_round_trip_bitwise(tmp_path, small, codec, fold, fmt):
     path = A.save(small, tmp_path / f"m.{fmt}", codec=codec, fold_bn=fold)
-    loaded = _same_predictions(path, quantize_model(small, codec, fold_bn=fold))
+    loaded = _same_predictions(path, quantize(small, CodecConfig(codec, fold_bn=fold)).model)
     assert (count_batchnorm(loaded) > 0) != fold
     if codec == "fp32" and not fold:
         with torch.no_grad():
@@ -103,7 +103,7 @@ def test_save_does_not_modify_model(small):
 
 
 def test_saving_an_already_folded_model(tmp_path, small):
-    folded = quantize_model(small, "fp16", fold_bn=True)
+    folded = quantize(small, CodecConfig("fp16", fold_bn=True)).model
     path = A.save(folded, tmp_path / "f.npz", codec="fp16")
     _same_predictions(path, folded)
 
@@ -126,7 +126,7 @@ def test_foreign_model_needs_an_instance(tmp_path, fold, randomize_batchnorm):
     path = A.save(model, tmp_path / "p.npz", codec="fp16", fold_bn=fold)
     with pytest.raises(A.ArtifactError, match=r"not built by compress.models.*Plain.*model=<instance>"):
         A.load(path)
-    _same_predictions(path, quantize_model(model, "fp16", fold_bn=fold), model=Plain())
+    _same_predictions(path, quantize(model, CodecConfig("fp16", fold_bn=fold)).model, model=Plain())
 
 
 def test_wrong_instance_is_a_value_error(tmp_path, small):
@@ -275,7 +275,7 @@ def test_bad_pt_files(tmp_path, small):
 def test_codec_options_round_trip(tmp_path, small, options):
     path = A.save(small, tmp_path / "m.npz", codec="int8", fold_bn=True, **options)
     assert A.read(path)[0]["codec"][next(iter(options))] == next(iter(options.values()))
-    _same_predictions(path, quantize_model(small, "int8", fold_bn=True, **options))
+    _same_predictions(path, quantize(small, CodecConfig(Codec.parse("int8", **options), fold_bn=True)).model)
 
 
 def test_bad_card(tmp_path, good):

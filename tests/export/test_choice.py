@@ -10,7 +10,6 @@ import torch
 
 from compress.export import artifact as A
 from compress import models
-from compress.budget import Budget
 from compress.export import choice as C
 from compress.export import family as F
 from compress.quant import CodecConfig

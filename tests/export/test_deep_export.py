@@ -12,7 +12,7 @@ import torch
 
 from compress.cli import main
 from compress.export import artifact as A
-from compress.quant.plan import LayerPlan, Plan, quantize_with_plan
+from compress.quant.plan import LayerPlan, Plan, quantize_with_plan  # the PlanConfig transform
 
 X = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
@@ -122,19 +122,20 @@ def test_cli_export_deep_and_bad_options(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_fit_budget_large_sparse_candidate(tmp_path):
+def test_train_to_budget_large_sparse_candidate(tmp_path):
     from compress import data
-    from compress.export import budget as B
+    from compress.export import family as F
     from compress.quant.deep import DeepConfig
     from compress.train import TrainConfig
 
     bundle = data.load("synthetic:n=160,classes=3,size=16")
     with pytest.raises(ValueError, match="growth"):
-        B.parse_search_candidate("deep1x")
-    assert B.parse_search_candidate("deep4x")[2] == 4
+        F.parse_search_candidate("deep1x")
+    assert F.parse_search_candidate("deep4x")[1] == 4
     cfg = DeepConfig(prune_epochs=0.3, finetune_epochs=0.3, codecs=("int4", "kmeans2"))
-    best, rows = B.fit_budget("cnn", 20_000, bundle, codecs=["int8+fold", "deep4x"], out=tmp_path,
-                              config=TrainConfig(epochs=1, augment=False), deep_config=cfg)
+    search = F.train_to_budget("cnn", bundle, max_bytes=20_000, codecs=["int8+fold", "deep4x"], out=tmp_path,
+                               config=TrainConfig(epochs=1, augment=False), deep_config=cfg)
+    best, rows = search.best, search.rows
     deep = next(r for r in rows if r.candidate == "deep4x")
     plain = next(r for r in rows if r.candidate == "int8+fold")
     assert deep.param_count > 2 * plain.param_count and deep.fits and deep.size_bytes <= 20_000

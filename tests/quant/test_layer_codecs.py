@@ -8,7 +8,7 @@ import torch
 from compress import models
 from compress.quant.layer_codecs import LayerCodec, decode_any, encode_coded, encoded_bytes, entropy_report
 from compress.quant.linear import dequantize_linear, quantize_linear
-from compress.quant.plan import LayerPlan, Plan, encode_with_plan, quantize_with_plan
+from compress.quant.plan import LayerPlan, Plan, encode_with_plan, quantize_with_plan  # the PlanConfig transform
 
 G = torch.Generator().manual_seed(0)
 W = torch.randn(64, 32, 3, 3, generator=G)

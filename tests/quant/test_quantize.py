@@ -252,11 +252,74 @@ def test_quantize_model(codec, fold):
     torch.manual_seed(0)
     model = _randomize_bn(nn.Sequential(ConvNormAct(1, 16, 3), DepthwiseSeparableConv(16, 32),
                                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 7)))
-    qm = Q.quantize_model(model, codec, fold_bn=fold)
+    qm = Q.quantize(model, Q.CodecConfig(codec, fold_bn=fold)).model
     assert not qm.training and (M.count_batchnorm(qm) > 0) != fold and M.count_batchnorm(model)
     x = torch.randn(4, 1, 10, 10)
     with torch.no_grad():
         ref, out = model(x), qm(x)
     assert out.dtype == torch.float32
     assert (out - ref).abs().max() < (0.05 if codec != "kmeans4" else 0.5) * ref.abs().max()
-    assert torch.equal(Q.quantize_model(model, codec, fold_bn=fold)(x), out)  # deterministic
+    assert torch.equal(Q.quantize(model, Q.CodecConfig(codec, fold_bn=fold)).model(x), out)  # deterministic
+
+
+# ---------------------------------------------------------------------------------------------- the one verb
+def test_quantize_dispatches_on_the_config_type():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 4))
+    q = Q.quantize(model, Q.CodecConfig.parse("kmeans4"))
+    assert q.plan is None and q.config.label == "kmeans4" and "kmeans4" in q.table()
+    assert q.to_dict()["method"] == "CodecConfig" and q.storage is q.config
+    names = [n for n, p in model.named_parameters() if p.ndim > 1]
+    plan = Q.Plan([Q.LayerPlan(n, "int4") for n in names])
+    p = Q.quantize(model, Q.PlanConfig(plan))
+    assert p.plan is plan and p.storage.plan is plan and "int4" in p.table()
+    x = torch.randn(3, 64)
+    assert not torch.equal(p.model(x), model(x))                       # a copy went through the codecs
+    with pytest.raises(TypeError, match="no quantizer for dict; registered: CodecConfig, PlanConfig, DeepConfig"):
+        Q.quantize(model, {"codec": "int8"})
+    with pytest.raises(TypeError, match="nn.Module"):
+        Q.quantize("model", Q.CodecConfig())
+    with pytest.raises(ValueError, match="already registered"):
+        Q.register_quantizer(Q.CodecConfig)(lambda m, c: None)
+
+
+@pytest.mark.parametrize("text, label, fold", [("int8+fold", "int8+fold", True), ("fp16", "fp16", False),
+                                               (" KMEANS3+fold ", "kmeans3+fold", True)])
+def test_codec_config_names(text, label, fold):
+    config = Q.CodecConfig.parse(text)
+    assert config.label == label and config.fold_bn is fold and Q.CodecConfig.parse(config) is config
+    for bad in ("int8+prune", "fp16+", "int9"):
+        with pytest.raises(ValueError):
+            Q.CodecConfig.parse(bad)
+
+
+def test_deep_compression_through_the_verb(tmp_path):
+    from compress import data, models
+    from compress.export import artifact
+    from compress.train import TrainConfig, fit
+
+    bundle = data.load("synthetic:n=160,classes=3,size=16", seed=0)
+    torch.manual_seed(0)
+    run = fit(models.create("cnn", channels=(8, 16), num_classes=3, input_size=16), bundle,
+              TrainConfig(epochs=2, augment=False, device="cpu"), progress=False)
+
+    def file_bytes(model, plan):
+        return len(artifact.serialize(model, plan=plan))
+
+    budget = len(artifact.serialize(run.model, codec="int8", fold_bn=True)) // 2
+    config = Q.DeepConfig(prune_epochs=0.5, finetune_epochs=0.5, codecs=("int4", "kmeans2"))
+    q = Q.quantize(run.model, config, data=bundle, normalizer=run.normalizer, max_bytes=budget, file_bytes=file_bytes)
+    assert q.config is config and q.plan is not None and q.size_bytes <= budget and q.log
+    path = artifact.save(q.model, tmp_path / "deep.npz", config=q.storage)
+    assert path.stat().st_size == q.size_bytes
+    x = run.normalizer(bundle.val.x[:4])
+    with torch.no_grad():
+        assert torch.equal(artifact.load(path)(x), q.model(x))
+    assert q.to_dict()["method"] == "DeepConfig" and "bytes" in q.table()
+    with pytest.raises(TypeError, match="DataBundle"):
+        Q.quantize(run.model, config, data=bundle.train, max_bytes=budget, file_bytes=file_bytes)
+    with pytest.raises(ValueError, match="max_bytes"):
+        Q.quantize(run.model, config, data=bundle, max_bytes=0, file_bytes=file_bytes)
+    # the file written from the result's model is the file the method measured, and writing it again changes nothing
+    again = artifact.save(q.model, tmp_path / "again.npz", config=q.storage)
+    assert again.read_bytes() == path.read_bytes()
