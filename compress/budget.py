@@ -14,7 +14,7 @@ A :class:`Budget` limits four quantities (the unit is in the name):
   :mod:`compress.bench`, which sits above every capability that takes a budget, so it is passed in as
   ``latency`` (:func:`compress.bench.latency_ms`), as bytes of artifacts are.
 
-:func:`measure` is the one function that measures these quantities for a budget; scaling a family
+:func:`quantities` is the one function that measures them for a budget; scaling a family
 (:mod:`compress.models.scaling`), structured pruning (:mod:`compress.prune`) and the tables of both use it.
 :func:`bisect` is the one boundary search over a monotone knob (a log width, a channel ratio, a sparsity grid),
 used by scaling, pruning, Deep Compression and export.
@@ -29,7 +29,7 @@ from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 from torch import nn
 
-__all__ = ["QUANTITIES", "STATE_DICT_FORMATS", "Budget", "Boundary", "measure", "param_count", "mac_count",
+__all__ = ["QUANTITIES", "STATE_DICT_FORMATS", "Budget", "Boundary", "quantities", "param_count", "mac_count",
            "state_dict_bytes", "bisect", "format_quantity"]
 
 QUANTITIES = ("param_count", "macs", "size_bytes", "latency_ms")
@@ -161,19 +161,19 @@ def state_dict_bytes(model: nn.Module, file_format: str = "pt-fp16") -> int:
     return sizes[file_format.replace("-", "_")]
 
 
-def measure(model: nn.Module, budget: Budget, input_shape: Sequence[int], *,
-            quantities: Sequence[str] | None = None,
-            file_bytes: Callable[[nn.Module], int] | None = None,
-            latency: Callable[..., float] | None = None) -> dict[str, float | None]:
-    """``{quantity: value}`` of ``model`` for the quantities ``budget`` limits (or those named in
-    ``quantities``; the others are None).
+def quantities(model: nn.Module, budget: Budget, input_shape: Sequence[int], *,
+               names: Sequence[str] | None = None,
+               file_bytes: Callable[[nn.Module], int] | None = None,
+               latency: Callable[..., float] | None = None) -> dict[str, float | None]:
+    """``{quantity: value}`` of ``model`` for the quantities ``budget`` limits (or those in ``names``; the others
+    are None), each with the budget's meaning.
 
     ``input_shape``: one image ``(C, H, W)`` (MACs, latency). ``file_bytes(model) -> int`` measures
     ``budget.file_format`` when it is not a state-dict format. ``latency(model, input_shape, *, runtime,
     batch_size, threads) -> ms`` times the model (:func:`compress.bench.latency_ms`). Raises ValueError when a
     quantity needs a function that was not given, naming it.
     """
-    wanted = tuple(quantities) if quantities is not None else tuple(budget.limits)
+    wanted = tuple(names) if names is not None else tuple(budget.limits)
     unknown = [q for q in wanted if q not in QUANTITIES]
     if unknown:
         raise ValueError(f"unknown quantity {unknown[0]!r}; known: {', '.join(QUANTITIES)}")

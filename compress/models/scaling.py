@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from compress.budget import STATE_DICT_FORMATS, Budget, bisect, mac_count, measure, param_count
+from compress.budget import STATE_DICT_FORMATS, Budget, bisect, mac_count, param_count, quantities
 from compress.models.factory import create
 from compress.models.policies import POLICIES, depth_levels, path
 
@@ -108,8 +108,8 @@ class _Sizer:
         size = latency = None
         if "size_bytes" in limits or "latency_ms" in limits:
             real = f.create()   # bytes and time need real weights
-            values = measure(real, self.budget, real.card.input_shape,
-                             quantities=[q for q in ("size_bytes", "latency_ms") if q in limits],
+            values = quantities(real, self.budget, real.card.input_shape,
+                               names=[q for q in ("size_bytes", "latency_ms") if q in limits],
                              file_bytes=self.file_bytes, latency=self.latency)
             size = None if values["size_bytes"] is None else int(values["size_bytes"])
             latency = values["latency_ms"]

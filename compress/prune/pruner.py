@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from compress.budget import QUANTITIES, Budget, bisect, format_quantity, measure
+from compress.budget import QUANTITIES, Budget, bisect, format_quantity, quantities
 from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
 from compress.models.card import card_of
 from compress.prune.graph import build_graph
@@ -132,9 +132,9 @@ class _Meter:
     file_bytes: Callable[[nn.Module], int] | None
     latency: Callable[..., float] | None
 
-    def __call__(self, model: nn.Module, quantities) -> dict[str, float | None]:
-        return measure(model, self.budget, self.shape, quantities=quantities, file_bytes=self.file_bytes,
-                       latency=self.latency)
+    def __call__(self, model: nn.Module, names) -> dict[str, float | None]:
+        return quantities(model, self.budget, self.shape, names=names, file_bytes=self.file_bytes,
+                          latency=self.latency)
 
     def table_row(self, model: nn.Module, *, with_latency: bool, evaluate) -> dict[str, float | None]:
         """Every quantity (``latency_ms`` only ``with_latency``) and ``acc`` from ``evaluate(model)``."""

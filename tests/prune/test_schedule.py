@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from compress import models
-from compress.budget import Budget, measure
+from compress.budget import Budget, quantities
 from compress.prune import PruneConfig, build_graph, importance, prune, select
 from compress.prune.schedule import fraction_at, step_ratio
 
@@ -101,7 +101,7 @@ def test_budget_is_met_with_the_least_pruning(budget):
     torch.manual_seed(0)
     model = models.create("cnn", width_mult=0.25)
     name = {"max_params": "param_count", "max_macs": "macs", "max_bytes": "size_bytes"}[budget]
-    start = measure(model, Budget(), (1, 48, 48), quantities=[name])[name]
+    start = quantities(model, Budget(), (1, 48, 48), names=[name])[name]
     result = prune(model, budget=Budget(**{budget: start * 0.5}))
     assert result.after[name] <= start * 0.5
     assert result.after[name] > start * 0.35       # not pruned much beyond the budget
@@ -143,7 +143,7 @@ def test_before_after_table_and_accuracy_column():
 
 def fake_latency(model, input_shape, *, runtime, batch_size, threads):
     """A stand-in timer, monotone in the width: 1 ms per 100,000 MACs."""
-    return batch_size * measure(model, Budget(), input_shape, quantities=["macs"])["macs"] / 100_000
+    return batch_size * quantities(model, Budget(), input_shape, names=["macs"])["macs"] / 100_000
 
 
 def test_latency_budget_uses_the_latency_function():
