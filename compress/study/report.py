@@ -324,7 +324,7 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
                       for r in all_rows]), "",
               "`epochs`: mean epochs trained (early stopping ends a run before the maximum); `converged`: seeds "
               "whose validation accuracy gained no more than `min_delta` over their last `patience` epochs "
-              "(`compress.train.trainer.converged`).", "",
+              "(`compress.train.loop.converged`).", "",
               "![accuracy vs parameters](accuracy_vs_params.png)", "",
               "![accuracy vs artifact bytes](accuracy_vs_bytes.png)", "",
               "![accuracy vs MACs](accuracy_vs_macs.png)", "",
