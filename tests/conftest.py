@@ -27,3 +27,23 @@ def randomize_batchnorm():
     """``randomize_batchnorm(model)``: the model with non-trivial BatchNorm running statistics (as after training,
     so folding and fp16 matter), in eval mode."""
     return _randomize_batchnorm
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """``tiny_run(images=200, epochs=1)``: the folder of a small CNN trained on synthetic 16x16 images of 3
+    classes (seed 0), made once per setting for the session: what export, bench and CLI tests start from."""
+    made: dict = {}
+
+    def run(images: int = 200, epochs: int = 1):
+        if (images, epochs) not in made:
+            from compress import data, models, train
+
+            bundle = data.load(f"synthetic:n={images},classes=3,size=16")
+            torch.manual_seed(0)
+            model = models.create("cnn", channels=[8, 16], num_classes=3, input_size=16)
+            out = tmp_path_factory.mktemp("runs") / f"tiny-{images}-{epochs}"
+            train.fit(model, bundle, train.TrainConfig(epochs=epochs, augment=False), out=out, progress=False)
+            made[images, epochs] = out
+        return made[images, epochs]
+    return run

@@ -15,15 +15,8 @@ from compress.export import choice as C
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from compress import data, models, train
-
-    bundle = data.load("synthetic:n=200,classes=3,size=16")
-    torch.manual_seed(0)
-    model = models.create("cnn", channels=[8, 16], num_classes=3, input_size=16)
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    train.fit(model, bundle, train.TrainConfig(epochs=1, augment=False), out=out, progress=False)
-    return out
+def run_dir(tiny_run):
+    return tiny_run(images=200, epochs=1)
 
 
 def test_export_one_codec(run_dir, tmp_path, capsys):

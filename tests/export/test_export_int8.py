@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress import data, models
+from compress import data
 from compress.cli import main
 from compress.export import artifact as A
 from compress.export import int8 as E
@@ -30,15 +30,8 @@ def _optimized_ops(path, tmp_path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from compress import train
-
-    bundle = data.load("synthetic:n=300,classes=3,size=16")
-    torch.manual_seed(0)
-    model = models.create("cnn", channels=[8, 16], num_classes=3, input_size=16)
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    train.fit(model, bundle, train.TrainConfig(epochs=2, augment=False), out=out, progress=False)
-    return out
+def run_dir(tiny_run):
+    return tiny_run(images=300, epochs=2)
 
 
 @pytest.mark.parametrize("calibration", ["minmax", "percentile", "entropy"])
