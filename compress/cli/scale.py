@@ -49,7 +49,7 @@ def run(args) -> int:
         header = f"{args.family} matching {args.match} (width {args.match_width:g}, {ref_params:,} params)"
     else:
         budget = budget_from(args)
-        if budget is None:
+        if budget is None or not budget.limits:
             raise ValueError("give a budget (--max-params, --max-macs, --max-bytes, --max-latency-ms) or --match")
         latency = None
         if budget.max_latency_ms is not None:
