@@ -165,8 +165,7 @@ def _measure_latency(config: SweepConfig, book: RecordBook, say: Say) -> None:
     todo = [r for r in book.finished.values() if r.get("latency_ms") is None]
     for r in sorted(todo, key=lambda r: r["run_id"]):
         run = load_run(book.folder / r["run_dir"])
-        r["latency_ms"], r["latency_runtime"] = fastest_latency(run.model, run.card.input_shape, threads=1,
-                                                                warmup=5, repeats=30)
+        r["latency_ms"], r["latency_runtime"] = fastest_latency(run.model, run.card.input_shape, threads=1)
         book.add(r)
     if todo:
         write_results(book, config)
