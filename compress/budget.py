@@ -155,10 +155,11 @@ def state_dict_bytes(model: nn.Module, file_format: str = "pt-fp16") -> int:
         raise ValueError(f"unknown state-dict format {file_format!r}; known: {', '.join(STATE_DICT_FORMATS)}")
     from compress.profile import state_dict_file_bytes
 
-    sizes = state_dict_file_bytes(model)
+    key = file_format.replace("-", "_")
+    sizes = state_dict_file_bytes(model, files=(key,))   # only the file asked for is written
     if not sizes:
         raise ValueError("file bytes need real weights: the model is on the meta device")
-    return sizes[file_format.replace("-", "_")]
+    return sizes[key]
 
 
 def quantities(model: nn.Module, budget: Budget, input_shape: Sequence[int], *,

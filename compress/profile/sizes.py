@@ -25,21 +25,31 @@ def _state_dict_cast(state: Mapping[str, torch.Tensor], dtype: torch.dtype) -> d
     return out
 
 
-def state_dict_file_bytes(model: nn.Module, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, int]:
-    """Bytes that ``torch.save`` and ``np.savez`` really write for the state_dict, as float32 and float16."""
+_FILES = ("pt_fp32", "pt_fp16", "npz_fp32", "npz_fp16")
+
+
+def state_dict_file_bytes(model: nn.Module, state: Mapping[str, torch.Tensor] | None = None, *,
+                          files: tuple[str, ...] = _FILES) -> dict[str, int]:
+    """Bytes that ``torch.save`` and ``np.savez`` really write for the state_dict, as float32 and float16
+    (``files``: which of ``pt_fp32``, ``pt_fp16``, ``npz_fp32``, ``npz_fp16`` to write; all by default). Empty
+    for a model on the meta device."""
     state = model.state_dict() if state is None else state
     if any(t.is_meta for t in state.values()):
         return {}
     sizes = {}
     for tag, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        if f"pt_{tag}" not in files and f"npz_{tag}" not in files:
+            continue
         cast = _state_dict_cast(state, dtype)
-        buf = io.BytesIO()
-        torch.save(cast, buf)
-        sizes[f"pt_{tag}"] = buf.getbuffer().nbytes
-        buf = io.BytesIO()
-        np.savez(buf, **{k: v.numpy() for k, v in cast.items()})
-        sizes[f"npz_{tag}"] = buf.getbuffer().nbytes
-    return {k: sizes[k] for k in ("pt_fp32", "pt_fp16", "npz_fp32", "npz_fp16")}
+        if f"pt_{tag}" in files:
+            buf = io.BytesIO()
+            torch.save(cast, buf)
+            sizes[f"pt_{tag}"] = buf.getbuffer().nbytes
+        if f"npz_{tag}" in files:
+            buf = io.BytesIO()
+            np.savez(buf, **{k: v.numpy() for k, v in cast.items()})
+            sizes[f"npz_{tag}"] = buf.getbuffer().nbytes
+    return {k: sizes[k] for k in _FILES if k in sizes}
 
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)

@@ -93,6 +93,14 @@ class SweepConfig:
             return self.data_options
         return {**self.data_options, "input_size": max(8, round(native * self.resolution))}
 
+    def model_options(self, bundle) -> dict:
+        """``compress.models.create`` options every model of the sweep shares: the data's image shape and classes,
+        and the channel divisor."""
+        kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes)
+        if self.channel_divisor is not None:
+            kw["channel_divisor"] = self.channel_divisor
+        return kw
+
     def train_settings(self, seed: int, overrides: dict) -> dict:
         extra = {"patience": self.patience, "min_delta": self.min_delta} if self.patience is not None else {}
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "seed": seed, **extra,

@@ -89,16 +89,14 @@ def run_ids(config: SweepConfig) -> set[str]:
 
 
 def size_points(config: SweepConfig, out: Path, bundle: Any) -> dict:
-    """family -> policy -> budget -> the sized model (``Fit.to_dict()``, or ``{"skipped": reason}`` for a budget
+    """family -> policy -> budget -> the sized model (``Scaled.to_dict()``, or ``{"skipped": reason}`` for a budget
     the family cannot reach); cached in ``out/sizing.json``, so a resumed sweep sizes only what is new."""
     from compress.budget import Budget
     from compress.models import scaling
 
     path = out / "sizing.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
-    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes)
-    if config.channel_divisor is not None:
-        kw["channel_divisor"] = config.channel_divisor
+    kw = config.model_options(bundle)
     changed = False
     for family, budget, policy in sorted({p[:3] for p in points(config)}):
         entry = cached.setdefault(family, {}).setdefault(policy, {})

@@ -82,10 +82,7 @@ def source_tasks(config: SweepConfig, settings: dict, bundle: Any, options: dict
     from compress.budget import Budget
     from compress.models import scaling
 
-    kw = dict(in_chans=bundle.in_chans, input_size=bundle.input_size, num_classes=bundle.num_classes,
-              policy=config.policies[0], min_channels=config.min_channels)
-    if config.channel_divisor is not None:
-        kw["channel_divisor"] = config.channel_divisor
+    kw = dict(config.model_options(bundle), policy=config.policies[0], min_channels=config.min_channels)
     tasks = []
     for family in sorted({f for f, _ in needs}):
         sized = scaling.scale_to(family, Budget(max_params=settings["source_factor"] * max(config.budgets)), **kw)
