@@ -17,7 +17,8 @@ from typing import Any
 
 __all__ = ["finite_float", "MAX_COUNT", "parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
            "parse_key_value", "non_negative_int", "positive_int", "library_default", "show_default",
-           "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped"]
+           "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped",
+           "MODEL_HELP", "add_model_arguments", "model_arguments"]
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -205,6 +206,34 @@ def given(args: argparse.Namespace, owner: Any) -> dict[str, Any]:
     are left out, so ``owner(**given(args, owner))`` keeps the library's defaults for them."""
     return {name: getattr(args, dest) for dest, o, name in getattr(args, "library_fields", ())
             if o is owner and getattr(args, dest, None) is not None}
+
+
+# ---------------------------------------------------------------------------------------------------- models
+MODEL_HELP = ("a registered model (see `compress models`), PATH.py:NAME (a class or function in your file "
+              "returning an nn.Module; importing the file runs its code), torchvision:NAME or timm:NAME")
+
+
+def add_model_arguments(p: Any, *, flag: str | None = "--model", default: str | None = None) -> None:
+    """``--model NAME`` (``flag=None``: the caller adds it, positional or otherwise), ``--model-args KEY=VALUE``
+    (repeatable; ``--model-opt`` is its older spelling) and ``--width-arg NAME``."""
+    if flag is not None:
+        p.add_argument(flag, default=default, metavar="MODEL",
+                       help=MODEL_HELP + (f" (default {default})" if default else ""))
+    p.add_argument("--model-args", "--model-opt", dest="model_args", type=parse_key_value, action="append",
+                   default=None, metavar="KEY=VALUE",
+                   help="keyword argument for the model (a family option, or your model's / torchvision's / timm's "
+                        "own argument; VALUE read as JSON), repeatable")
+    p.add_argument("--width-arg", default=None, metavar="NAME",
+                   help="for a model from a file, torchvision or timm: its keyword argument that sets the width "
+                        "(given with --model-args), which --width and width scaling multiply")
+
+
+def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments :func:`add_model_arguments` collected, for ``compress.models.create``."""
+    out = dict(getattr(args, "model_args", None) or [])
+    if getattr(args, "width_arg", None):
+        out["width_arg"] = args.width_arg
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- budgets

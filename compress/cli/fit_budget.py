@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (add_field, finite_float, given, parse_count, parse_csv,
-                                  parse_key_value, positive_int)
+from compress.cli._common import (MODEL_HELP, add_field, add_model_arguments, finite_float, given, model_arguments,
+                                  parse_count, parse_csv, positive_int)
 
 
 def register(sub) -> None:
@@ -21,7 +21,9 @@ def register(sub) -> None:
                                    "--max-bytes, train it briefly (optionally distilled from --teacher), write it "
                                    "through the codec and measure bytes on disk and validation accuracy. Writes "
                                    "the winner (OUT/model.npz), OUT/table.json, OUT/table.csv and OUT/runs/.")
-    p.add_argument("--family", required=True, help="registered model name, e.g. mobilenet_v1")
+    p.add_argument("--family", "--model", dest="family", required=True, metavar="MODEL",
+                   help=MODEL_HELP + "; sized by its width (a model of yours, torchvision's or timm's needs "
+                                     "--width-arg)")
     p.add_argument("--max-bytes", type=parse_count, required=True, metavar="N", help="byte budget (225000, 225k)")
     p.add_argument("--data", required=True, help="dataset: CSV, .npz, image folder, 'default' or 'synthetic'")
     add_field(p, "--codecs", train_to_budget, "codecs", type=parse_csv, metavar="LIST",
@@ -33,8 +35,7 @@ def register(sub) -> None:
     add_field(p, "--seed", TrainConfig, "seed", type=int)
     add_field(p, "--teacher", train_to_budget, "teacher", metavar="RUN", help="run folder to distill from")
     add_field(p, "--format", train_to_budget, "format", choices=("npz", "pt"))
-    p.add_argument("--model-opt", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="family option for models.create (JSON value), repeatable")
+    add_model_arguments(p, flag=None)
     p.add_argument("--out", default="fit_budget", help="output folder (default ./fit_budget)")
     p.add_argument("--overwrite", action="store_true", help="replace the results in an existing, non-empty --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -58,7 +59,7 @@ def run(args) -> int:
     search = train_to_budget(args.family, args.data, max_bytes=args.max_bytes, config=config, out=args.out,
                              progress=False if args.quiet else None,
                              log=None if args.quiet else lambda line: print(line, file=sys.stderr),
-                             **options, **dict(args.model_opt))
+                             **options, **model_arguments(args))
     if args.json:
         print(json.dumps(search.to_dict()["rows"], indent=2))
         return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, finite_float, given, library_default, parse_shape
+from compress.cli._common import (MODEL_HELP, add_field, add_model_arguments, finite_float, given, library_default,
+                                  model_arguments, parse_shape)
 
 
 def register(sub) -> None:
@@ -12,10 +13,11 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "profile", help="count params, MACs, FLOPs, activation and file bytes of a model",
-        description="Profile a model from compress.models at one input shape: per-layer table and totals "
+        description="Profile a model (compress's, your own, torchvision's or timm's) at one input shape: per-layer table and totals "
                     "(conventions: compress.profile's docstring). --compare adds fvcore, thop and "
                     "torch.utils.flop_counter with the reason for each difference.")
-    p.add_argument("name", help="a registered model (see `compress models`)")
+    p.add_argument("name", metavar="MODEL", help=MODEL_HELP)
+    add_model_arguments(p, flag=None)
     add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
     add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
     size, chans = library_default(create, "input_size"), library_default(create, "in_chans")
@@ -42,7 +44,7 @@ def run(args) -> int:
             raise ValueError(f"--in-chans {kw['in_chans']} disagrees with --input {'x'.join(map(str, shape))} "
                              f"({shape[-3]} channels)")
         kw.update(in_chans=shape[-3], input_size=shape[-2])
-    model = create(args.name, **kw)
+    model = create(args.name, **kw, **model_arguments(args))
     card = model.card
     if args.input is None:
         shape = tuple(card.input_shape)

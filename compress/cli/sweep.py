@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compress.cli._common import (add_field, finite_float, given, parse_count, parse_counts, parse_csv, parse_key_value,
-                                  positive_int)
+from compress.cli._common import (add_field, add_model_arguments, finite_float, given, library_default,
+                                  model_arguments, parse_count, parse_counts, parse_csv, parse_key_value, positive_int)
 
 
 def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> None:
@@ -13,7 +13,10 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
 
     add_field(p, "--data", SweepConfig, "data", metavar="SOURCE",
               help="PATH (FER2013 CSV, .npz, image folder), 'default' or 'synthetic'")
-    add_field(p, "--families", SweepConfig, "families", type=parse_csv, help="comma-separated families")
+    add_field(p, "--families", SweepConfig, "families", type=parse_csv,
+              help="comma-separated families: registered models, PATH.py:NAME (importing the file runs its code), "
+                   "torchvision:NAME, timm:NAME")
+    add_model_arguments(p, flag=None)
     add_field(p, "--budgets", SweepConfig, "budgets", type=parse_counts,
               help="comma-separated parameter budgets, e.g. 5k,20k,80k,300k")
     add_field(p, "--resolution", SweepConfig, "resolution", type=float,
@@ -108,6 +111,16 @@ def config_from_args(args, *, ablate_default: tuple[str, ...] | None = None):
         settings["ablate"] = tuple(a for a in ablate if a != "none")
     if args.set:
         settings["train"] = dict(args.set)
+    extra = model_arguments(args)
+    if extra:   # the keyword arguments of the families from outside the registry
+        from compress.models.sources import is_external
+
+        families = settings.get("families", library_default(SweepConfig, "families"))
+        outside = [f for f in families if is_external(f)]
+        if not outside:
+            raise ValueError("--model-args / --width-arg: apply to families from outside the registry "
+                             "(PATH.py:NAME, torchvision:NAME, timm:NAME); use --set for training settings")
+        settings["model_args"] = {f: extra for f in outside}
     return SweepConfig(**settings)
 
 

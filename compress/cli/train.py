@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from compress.cli._common import (add_data_arguments, add_field, finite_float, given, parse_float_pair,
-                                  parse_key_value, positive_int, report_skipped)
+from compress.cli._common import (add_data_arguments, add_field, add_model_arguments, finite_float, given,
+                                  model_arguments, parse_float_pair, parse_key_value, positive_int, report_skipped)
 
 _FLIP = {"auto": None, "on": True, "off": False}
 
@@ -27,12 +27,10 @@ def register(sub) -> None:
         "train", help="train a model and write a run folder",
         description="Train a model from compress.models on a dataset; writes config.json, history.json, "
                     "metrics.json, environment.json, checkpoint.pt and curves.png into --out.")
-    p.add_argument("--model", default="mobilenet_v1", help="registered model name (default mobilenet_v1)")
+    add_model_arguments(p, default="mobilenet_v1")
     add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
     add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
     add_field(p, "--dropout", create, "dropout", type=finite_float, help="dropout before the classifier (none: the family's)")
-    p.add_argument("--model-opt", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="family option for models.create (JSON value), repeatable")
     add_data_arguments(p)
     add_field(p, "--val-fraction", load, "val_fraction", type=finite_float, help="validation share of training rows")
     add_field(p, "--input-size", load, "input_size", type=int, help="resize images to this side length")
@@ -109,7 +107,7 @@ def run(args) -> int:
     for seed in seeds:
         torch.manual_seed(seed)   # initial weights depend on the seed only, not on what ran before in the process
         models.append(create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
-                             input_size=bundle.input_size, **given(args, create), **dict(args.model_opt)))
+                             input_size=bundle.input_size, **given(args, create), **model_arguments(args)))
     results = fit_many(models, bundle, config, seeds=seeds, outs=outs, overwrite=args.overwrite,
                        progress=False if args.quiet else None, regularizer=regularizer)
     for result in results:

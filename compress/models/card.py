@@ -74,5 +74,7 @@ class CardedModel(nn.Module):
 
 
 def card_of(model: nn.Module) -> ModelCard | None:
-    """The model's card, or None for a model not built by :func:`compress.models.create`."""
-    return model.card if isinstance(model, CardedModel) else None
+    """The model's card, or None for a model not built by :func:`compress.models.create` (a model from
+    :mod:`compress.models.sources` carries its card as a plain attribute)."""
+    card = getattr(model, "card", None) if isinstance(model, nn.Module) else None
+    return card if isinstance(card, ModelCard) else None

@@ -14,6 +14,7 @@ from torch import nn
 from compress.models.builder import build, init_weights
 from compress.models.card import ModelCard
 from compress.models.registry import get_spec
+from compress.models.sources import check_forward, describe_source, external_model, is_external
 from compress.models.widths import apply_widths
 
 __all__ = ["create", "rebuild"]
@@ -30,8 +31,15 @@ def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_c
     model's card rebuilds it this way. ``family_options`` go to the family (e.g. ``act="relu6"``, ``channels=(32, 64)`` for
     ``cnn``, ``hidden=(256, 128)`` for ``mlp``). ``dropout=None`` uses the family's default.
 
+    ``name`` may also be a model from outside the registry (:mod:`compress.models.sources`): ``PATH.py:NAME``,
+    ``torchvision:NAME`` or ``timm:NAME``; ``family_options`` are then the model's own keyword arguments.
+
     Raises ValueError (unknown name or option, impossible setting) or TypeError (wrong type).
     """
+    if is_external(name):
+        return _create_external(name, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
+                                in_chans=in_chans, input_size=input_size, dropout=dropout, widths=widths,
+                                **family_options)
     spec = get_spec(name, **family_options)
     model = build(spec, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
                   in_chans=in_chans, input_size=input_size, dropout=dropout, min_feature_size=min_feature_size,
@@ -46,6 +54,33 @@ def create(name: str, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_c
                                           num_classes=num_classes, in_chans=in_chans, input_size=input_size,
                                           dropout=dropout, min_feature_size=min_feature_size, **extra,
                                           **family_options)))
+    return model
+
+
+def _create_external(name: str, *, width_mult: float, depth_mult: float, num_classes: int, in_chans: int,
+                     input_size: int, dropout: float | None, widths: dict | None, **model_args: Any) -> nn.Module:
+    """A model from a file, torchvision or timm, with a card that rebuilds it. The builder's shaping options
+    (``channel_divisor``, ``min_feature_size``, ``stride_policy``) are compress's families' and do not apply."""
+    if depth_mult != 1:
+        raise ValueError(f"{describe_source(name)} has no depth multiplier (depth_mult={depth_mult:g}); scale it by "
+                         f"width (policy 'width' and its width_arg) or by pruning")
+    if dropout is not None:
+        raise ValueError(f"{describe_source(name)}: dropout is an option of compress's families; pass the model's own "
+                         f"dropout argument through its model arguments")
+    for key, value in (("num_classes", num_classes), ("in_chans", in_chans), ("input_size", input_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{describe_source(name)}: {key} must be a positive int, got {value!r}")
+    model, card_args = external_model(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size,
+                                      width_mult=width_mult, **model_args)
+    card_args.setdefault("name", name)
+    build_args = {**card_args, "num_classes": num_classes, "in_chans": in_chans, "input_size": input_size}
+    if width_mult != 1:
+        build_args["width_mult"] = float(width_mult)
+    if widths:   # a pruned architecture: the named layers resized
+        apply_widths(model, widths)
+        build_args["widths"] = {str(k): v for k, v in widths.items()}
+    check_forward(model, name, (in_chans, input_size, input_size), num_classes)
+    model.card = ModelCard(_jsonable(build_args))
     return model
 
 

@@ -41,9 +41,14 @@ class SweepConfig:
     data_seed: int = 0                   # the train/validation split is the same for every run
     channel_divisor: int | None = 1      # 1: any channel count, so families match the budgets closely
     train: dict = field(default_factory=dict)
+    # keyword arguments of families from outside the registry (PATH.py:NAME, torchvision:NAME, timm:NAME), by
+    # family; "width_arg" names the argument width scaling multiplies (without it such a family is scaled by
+    # pruning only: `compress sweep --methods prune`)
+    model_args: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from compress.models import list_models
+        from compress.models.sources import is_external
         from compress.train import TrainConfig
 
         from compress.models.scaling import POLICIES
@@ -61,8 +66,14 @@ class SweepConfig:
             raise ValueError(f"sweep: min_channels must be a positive int, got {self.min_channels!r}")
         known = list_models()
         for f in self.families + ((self.ablate_family,) if self.ablate else ()):
-            if f not in known:
-                raise ValueError(f"sweep: unknown family {f!r}; known: {', '.join(known)}")
+            if f not in known and not is_external(f):
+                raise ValueError(f"sweep: unknown family {f!r}; known: {', '.join(known)}, or PATH.py:NAME, "
+                                 f"torchvision:NAME, timm:NAME")
+        if not isinstance(self.model_args, dict) or any(not isinstance(v, dict) for v in self.model_args.values()):
+            raise ValueError(f"sweep: model_args must map a family to its keyword arguments, got {self.model_args!r}")
+        for f in self.model_args:
+            if f not in self.families:
+                raise ValueError(f"sweep: model_args names {f!r}, which is not one of the families")
         if not self.families:
             raise ValueError("sweep: no families given")
         if not self.budgets or any(b <= 0 for b in self.budgets):
@@ -100,6 +111,10 @@ class SweepConfig:
         if self.channel_divisor is not None:
             kw["channel_divisor"] = self.channel_divisor
         return kw
+
+    def family_args(self, family: str) -> dict:
+        """The keyword arguments ``compress.models.create`` takes for ``family`` besides :meth:`model_options`."""
+        return dict(self.model_args.get(family, {}))
 
     def train_settings(self, seed: int, overrides: dict) -> dict:
         extra = {"patience": self.patience, "min_delta": self.min_delta} if self.patience is not None else {}

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from compress import _io
 from compress.models.card import ModelCard
+from compress.models.sources import source_label
 from compress.study.config import ABLATIONS, SweepConfig
 from compress.study.tasks import Task, run_id
 
@@ -32,7 +33,7 @@ class PointTask(Task):
     @staticmethod
     def make_id(family: str, budget: int, policy: str, variant: str) -> str:
         """A point's task id, ``family-budget-policy-variant``."""
-        return f"{family}-{budget}-{policy}-{variant}"
+        return f"{source_label(family)}-{budget}-{policy}-{variant}"
 
     @property
     def cost(self) -> float:
@@ -104,7 +105,8 @@ def size_points(config: SweepConfig, out: Path, bundle: Any) -> dict:
             continue
         try:
             entry[str(budget)] = scaling.scale_to(family, Budget(max_params=budget), policy=policy,
-                                                  min_channels=config.min_channels, **kw).to_dict()
+                                                  min_channels=config.min_channels, **kw,
+                                                  **config.family_args(family)).to_dict()
         except ValueError as exc:
             entry[str(budget)] = {"skipped": str(exc)}
         changed = True

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from compress.models.card import ModelCard
+from compress.models.sources import source_label
 from compress.study.config import SweepConfig
 from compress.study.tasks import Task, run_id
 
@@ -36,7 +37,8 @@ class PruneTask(Task):
     @staticmethod
     def make_id(family: str, budget: int | None, method: str) -> str:
         """A task id: ``family-budget-method``, or ``family-source`` for the larger models seeds prune from."""
-        return f"{family}-source" if method == "source" else f"{family}-{budget}-{method}"
+        label = source_label(family)
+        return f"{label}-source" if method == "source" else f"{label}-{budget}-{method}"
 
     @property
     def cost(self) -> float:
@@ -82,13 +84,21 @@ def source_tasks(config: SweepConfig, settings: dict, bundle: Any, options: dict
     from compress.budget import Budget
     from compress.models import scaling
 
+    from compress.models import create
+    from compress.models.sources import is_external
+
     kw = dict(config.model_options(bundle), policy=config.policies[0], min_channels=config.min_channels)
     tasks = []
     for family in sorted({f for f, _ in needs}):
-        sized = scaling.scale_to(family, Budget(max_params=settings["source_factor"] * max(config.budgets)), **kw)
+        args = config.family_args(family)
+        if is_external(family) and "width_arg" not in args:   # no width to scale: pruning starts from it as given
+            shape = {k: v for k, v in kw.items() if k in ("num_classes", "in_chans", "input_size")}
+            card = create(family, **shape, **args).card
+        else:
+            card = ModelCard(scaling.scale_to(family, Budget(max_params=settings["source_factor"] * max(config.budgets)),
+                                              **kw, **args).build_args)
         seeds = [s for f, s in needs if f == family]
-        tasks.append(_task(config, root, family, None, "source", seeds, ModelCard(sized.build_args), [],
-                           config.epochs // 2, options))
+        tasks.append(_task(config, root, family, None, "source", seeds, card, [], config.epochs // 2, options))
     return tasks
 
 

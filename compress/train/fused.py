@@ -35,7 +35,9 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     ``fit(models[k], data, replace(config, seed=seeds[k]))`` would. ``outs``: a run folder per model (or None).
     ``progress`` as in ``fit``; a callable's rows carry the member's ``seed``. ``regularizer`` as in ``fit``,
     given the stacked model (a regularizer summed over layers is then each member's own).
-    Raises ValueError for no models, mismatched lengths, repeated seeds or models that cannot be stacked.
+    Models that cannot be stacked (a forward compress does not know to act per channel: most models from a
+    file, torchvision or timm) train one after another instead, each as ``fit`` would train it.
+    Raises ValueError for no models, mismatched lengths or repeated seeds.
     """
     models = list(models)
     config = config or TrainConfig()
@@ -55,5 +57,20 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     given = [str(o) for o in outs if o is not None]
     if len(set(given)) != len(given):
         raise ValueError("fit_many: two members share a run folder")
+    if len(models) > 1 and not _stackable(models[0]):
+        return [run for m, seed, out in zip(models, seeds, outs)
+                for run in train_members([m], data, config, seeds=[seed], outs=[out], overwrite=overwrite,
+                                         teacher=teacher, progress=progress, stack=False, regularizer=regularizer)]
     return train_members(models, data, config, seeds=seeds, outs=outs, overwrite=overwrite, teacher=teacher,
                          progress=progress, stack=len(models) > 1, regularizer=regularizer)
+
+
+def _stackable(model: nn.Module) -> bool:
+    """Whether :func:`~compress.train.stack.stack_models` can stack copies of ``model`` (tried on one copy)."""
+    from compress.train.stack import stack_models
+
+    try:
+        stack_models([model])
+    except ValueError:
+        return False
+    return True
