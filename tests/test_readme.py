@@ -22,6 +22,6 @@ def test_readme_tour_runs(tmp_path, monkeypatch):
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    test_cmd = 'pip install torch==2.13.0 -e ".[dev]" && pytest'
+    test_cmd = 'pip install torch==2.13.0 -e ".[dev]" && pytest && tests/zoo-leg'
     assert test_cmd in text and test_cmd in ci
     assert "compress study" in text

@@ -65,6 +65,7 @@ def test_mobilenet_v2_matches_torchvision():
     assert small.classifier[-1].in_features == 1280   # last conv kept at 1280 for width < 1
 
 
+@pytest.mark.torchvision
 def test_mobilenet_v2_matches_torchvision_module_for_module():
     tv = pytest.importorskip("torchvision.models")
     ours = models.create("mobilenet_v2", in_chans=3, num_classes=1000, input_size=224)
