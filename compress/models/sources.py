@@ -36,7 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-__all__ = ["is_external", "external_model", "check_forward", "describe_source", "source_label"]
+__all__ = ["is_external", "external_model", "check_forward", "describe_source", "source_label", "instance_card_args"]
 
 _PREFIXES = ("torchvision:", "timm:")
 _LOADED: dict[tuple[str, str], Any] = {}   # (path, sha256) -> module: a file is imported once per content
@@ -143,6 +143,35 @@ def check_forward(model: nn.Module, name: str, input_shape: tuple[int, ...], num
         raise ValueError(f"{describe_source(name)}: a {shape} input gives output shape {tuple(out.shape)}, not "
                          f"(1, {num_classes}) logits for the data's {num_classes} classes (pass num_classes "
                          f"through --model-args if the model has another name for it)")
+
+
+def instance_card_args(model: nn.Module, *, num_classes: int, in_chans: int, input_size: int) -> dict | None:
+    """Card arguments for a model the user built themselves (``TinyResNet()``), when its class lives at the top of
+    an ordinary Python file and calling it with no arguments (besides ``num_classes``/``in_chans`` where it takes
+    them) gives the same tensor shapes: then ``create(**args)`` rebuilds it and a run folder of it works from the
+    CLI. None otherwise (a class defined in the script being run (``__main__``), inside a function, in compress,
+    or built with arguments that cannot be recovered). The class's module is already imported: its file is read
+    again only to build the copy, by :func:`external_model`."""
+    cls = type(model)
+    module = sys.modules.get(cls.__module__)
+    if cls.__module__ in ("__main__", "builtins") or cls.__module__.startswith(("compress.", "torch.")) \
+            or module is None or "." in cls.__qualname__ or getattr(module, cls.__name__, None) is not cls:
+        return None
+    try:
+        file = inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        return None
+    if not file or not file.endswith(".py") or not Path(file).is_file():
+        return None
+    name = f"{Path(file).resolve()}:{cls.__name__}"
+    try:
+        copy, card = external_model(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size)
+    except ValueError:
+        return None
+    if type(copy).__name__ != cls.__name__ or \
+            {k: v.shape for k, v in copy.state_dict().items()} != {k: v.shape for k, v in model.state_dict().items()}:
+        return None
+    return {**card, "num_classes": num_classes, "in_chans": in_chans, "input_size": input_size}
 
 
 # ------------------------------------------------------------------------------------------------- the sources

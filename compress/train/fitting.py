@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from compress.data.bundle import DataBundle, Normalizer
 from compress.device import resolve_device, torch_threads
-from compress.models.card import card_of
+from compress.models.card import ModelCard, card_of
 from compress.train.config import TrainConfig
 from compress.train.distill import resolve_teacher
 from compress.train.hooks import Regularizer, WeightTransformHook, regularizer_record
@@ -59,6 +59,18 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
                          overwrite=overwrite, teacher=teacher, progress=progress, stack=False,
                          regularizer=regularizer, weight_transform=weight_transform, normalizer=normalizer)[0]
+
+
+def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
+    """A card for a model built by the user's own code when it can be rebuilt with no arguments
+    (:func:`compress.models.sources.instance_card_args`), so its run folder works from every command."""
+    from compress.models.sources import instance_card_args
+
+    if not isinstance(data.input_size, int):
+        return None
+    args = instance_card_args(model, num_classes=data.num_classes, in_chans=data.in_chans,
+                              input_size=data.input_size)
+    return ModelCard(args) if args is not None else None
 
 
 def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
@@ -113,7 +125,7 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             metrics.update(_final_metrics(model, data, loop.normalizer, cfg))
             run = Run(model=model, config=cfg, history=history, metrics=metrics, data_source=data.source,
                       data_options=dict(data.options), class_names=data.class_names, normalizer=loop.normalizer,
-                      card=card_of(model))
+                      card=card_of(model) or _instance_card(model, data))
             run.info = config_json(run, data, loop.aug.flip if loop.aug is not None else False, teacher_info,
                                    regularizer=regularizer_record(regularizer))
             if out_path is not None:

@@ -142,8 +142,11 @@ def load_run(path: str | os.PathLike, *, model: nn.Module | None = None,
     state = _read_checkpoint(path / "checkpoint.pt")
     if model is None:
         if card is None:
-            raise ValueError(f"run {path} stores no model card (its model was not made by "
-                             "compress.models.create): pass the model, load_run(path, model=...)")
+            raise ValueError(f"run {path} stores no model card: its model ({info['model'].get('class', '?')}) was "
+                             "built by code compress cannot call again (a class in the script being run, or with "
+                             "arguments); train it as `--model PATH.py:NAME --model-args KEY=VALUE` (CLI) or "
+                             "compress.models.create('PATH.py:NAME', ...) (Python), or pass the model: "
+                             "load_run(path, model=...)")
         model = _build(card, state, path)
     try:
         model.load_state_dict(state)
