@@ -7,7 +7,9 @@ import json
 
 def register(sub) -> None:
     p = sub.add_parser("models", help="list the registered models",
-                       description="List the model names `compress.models.create` accepts.")
+                       description="List the model names `compress.models.create` accepts. Every --model also "
+                                   "takes PATH.py:NAME (your class or function; importing the file runs its code), "
+                                   "torchvision:NAME and timm:NAME (where those packages import).")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -22,4 +24,5 @@ def run(args) -> int:
         width = max(map(len, names))
         for name, text in names.items():
             print(f"{name:<{width}}  {text}")
+        print("\nand, as --model: PATH.py:NAME (your own nn.Module), torchvision:NAME, timm:NAME")
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (add_budget_options, add_field, budget_from, finite_float, given, library_default,
-                                  parse_shape, show_default)
+from compress.cli._common import (MODEL_HELP, add_budget_options, add_field, add_model_arguments, budget_from,
+                                  finite_float, given, library_default, model_arguments, parse_shape, show_default)
 
 
 def register(sub) -> None:
@@ -16,7 +16,9 @@ def register(sub) -> None:
         description="Largest model of FAMILY along the scaling --policy within --max-params/--max-macs/"
                     "--max-bytes/--max-latency-ms (all given limits hold; compress.budget.Budget), or, with "
                     "--match, the width whose parameter count is within --tolerance of MODEL at --match-width.")
-    p.add_argument("family", help="a registered model name (see `compress models`)")
+    p.add_argument("family", metavar="MODEL", help=MODEL_HELP + "; one from a file, torchvision or timm scales by "
+                                                                 "its own width argument (--width-arg, --policy width)")
+    add_model_arguments(p, flag=None)
     add_budget_options(p.add_argument_group("budget (compress.budget.Budget; all given limits hold)"))
     add_field(p, "--policy", scaling.scale_to, "policy", choices=list(scaling.POLICIES),
               help="width: width only; compound: depth and width (EfficientNet); min_channels: the deepest model "
@@ -44,7 +46,7 @@ def run(args) -> int:
         kw.update(in_chans=args.input[0], input_size=args.input[1])
     if args.match:
         ref = create(args.match, width_mult=args.match_width, **kw)
-        result = scaling.match(ref, args.family, **given(args, scaling.match), **kw)
+        result = scaling.match(ref, args.family, **given(args, scaling.match), **kw, **model_arguments(args))
         ref_params = sum(p.numel() for p in ref.parameters())
         header = f"{args.family} matching {args.match} (width {args.match_width:g}, {ref_params:,} params)"
     else:
@@ -57,7 +59,8 @@ def run(args) -> int:
 
             check_runtime(budget.runtime)   # an unknown or missing runtime fails before the search
             latency = latency_ms
-        result = scaling.scale_to(args.family, budget, latency=latency, **given(args, scaling.scale_to), **kw)
+        result = scaling.scale_to(args.family, budget, latency=latency, **given(args, scaling.scale_to), **kw,
+                                  **model_arguments(args))
         header = f"{args.family} within {budget.describe()} (policy {result.policy})"
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
