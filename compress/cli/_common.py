@@ -231,6 +231,12 @@ def add_model_arguments(p: Any, *, flag: str | None = "--model", default: str | 
 def model_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments :func:`add_model_arguments` collected, for ``compress.models.create``."""
     out = dict(getattr(args, "model_args", None) or [])
+    from compress.models import create
+
+    own = [k for k in out if k in inspect.signature(create).parameters]
+    if own:
+        raise ValueError(f"--model-args {own[0]}=...: {own[0]} is an option of compress itself, set from the data "
+                         f"or by its own flag (--width, --input, --input-size...), not a model argument")
     if getattr(args, "width_arg", None):
         out["width_arg"] = args.width_arg
     return out

@@ -214,7 +214,8 @@ def _from_file(path: str, attr: str, num_classes: int, in_chans: int, args: dict
             spec.loader.exec_module(module)
         except SyntaxError as exc:
             del sys.modules[module_name]
-            raise ValueError(f"model file {path}:{exc.lineno}: not valid Python ({exc.msg})") from None
+            where = f"{path}:{exc.lineno}" if exc.lineno else path
+            raise ValueError(f"model file {where}: not valid Python ({exc.msg})") from None
         except Exception as exc:   # the user's module-level code
             del sys.modules[module_name]
             first = (str(exc).strip().splitlines() or [""])[0][:200]
