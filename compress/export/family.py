@@ -122,7 +122,10 @@ def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[
         raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    registry.get_spec(family)   # an unknown family fails here, before any data is loaded or folder written
+    from compress.models.sources import is_external
+
+    if not is_external(family):   # a file/torchvision/timm model fails at its first build, before training
+        registry.get_spec(family)   # an unknown family fails here, before any data is loaded or folder written
     for label in codecs:
         parse_search_candidate(label)
     config = config or train.TrainConfig(epochs=DEFAULT_SEARCH_EPOCHS)
