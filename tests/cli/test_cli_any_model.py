@@ -122,3 +122,13 @@ def test_torchvision_model_train_prune_export(tmp_path, capsys):
     assert main(["export", str(pruned), "--out", str(tmp_path / "m.npz")]) == 0
     assert main(["bench", str(pruned), "--runtimes", "eager", "--batch-sizes", "1", "--warmup", "0",
                  "--repeats", "2"]) == 0
+
+
+def test_a_model_file_without_a_width_argument_is_scaled_by_pruning(tmp_path, model_file):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--families", f"{model_file}:TinyResNet", "--model-args", "width=16", "--methods",
+                 "prune", "--policies", "width", "--budgets", "800", "--seeds", "1", "--epochs", "2", "--data", DATA,
+                 "--resolution", "1", "--no-latency", "--out", str(out)]) == 0
+    rows = json.loads((out / "pruning.json").read_text())["records"]
+    pruned = [r for r in rows if r["method"] == "prune"]
+    assert pruned and all(r["param_count"] <= 800 for r in pruned)
