@@ -37,8 +37,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,8 +47,12 @@ from torch import nn
 
 from compress import __version__
 from compress._io import atomic_path
+from compress.data.bundle import Normalizer
 from compress.export.container import read_container, zip_infos
 from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum
+from compress.export.preprocessing import Preprocessing
+from compress.export.program import Program, build_program, export_program
+from compress.export.program_check import check_program, program_inputs, tensor_meta
 from compress.models.card import ModelCard, card_of
 from compress.models.factory import rebuild
 from compress.models.registry import list_models
@@ -59,7 +64,7 @@ from compress.quant.api import CodecConfig, PlanConfig
 from compress.quant.plan import Plan, encode_with_plan
 
 __all__ = ["ArtifactError", "FORMAT", "FORMATS", "save", "serialize", "load", "read", "restore", "breakdown",
-           "format_of", "model_spec", "checksum"]
+           "format_of", "model_spec", "stores_program", "checksum"]
 
 _FORMAT_1 = FORMAT_1
 FORMATS = ("npz", "pt")
@@ -68,14 +73,32 @@ _ROLE_GROUP = {"data": "weights", "scale": "scales", "codebook": "scales", "mask
 
 
 # ---------------------------------------------------------------------------------------------- saving
-def model_spec(model: nn.Module, card: ModelCard | None = None) -> dict:
-    """The manifest's ``model`` entry: the card of a registered model (rebuilt on load), else the class name."""
+def model_spec(model: nn.Module, card: ModelCard | None = None, program: Program | None = None) -> dict:
+    """The manifest's ``model`` entry: the card of a registered model (rebuilt on load); else the program (kind
+    ``program``, with the class name and the card, if any, for provenance); else the class name alone (weights
+    only)."""
     card = card if card is not None else card_of(model)
-    if card is not None:
-        if card.name in list_models():
-            return {"kind": "compress.models", "card": card.to_dict()}
+    if card is not None and card.name in list_models() and program is None:
+        return {"kind": "compress.models", "card": card.to_dict()}
     cls = type(model)
-    return {"kind": "state_dict", "class": f"{cls.__module__}.{cls.__qualname__}"}
+    spec = {"kind": "state_dict" if program is None else "program", "class": f"{cls.__module__}.{cls.__qualname__}"}
+    if program is not None:
+        if card is not None:
+            spec["card"] = card.to_dict()
+        spec["program"] = program.spec
+    return spec
+
+
+def stores_program(model: nn.Module, *, program: bool | None = None, input_shape=None) -> bool:
+    """Whether :func:`save` stores ``model``'s architecture as a program: ``program`` when given; by default when
+    no registered compress family rebuilds it (no card, or an external model's card) and its input shape is known
+    (``input_shape`` or the card's)."""
+    if program is not None:
+        return bool(program)
+    card = card_of(model)
+    if card is not None and card.name in list_models():
+        return False
+    return input_shape is not None or card is not None
 
 
 def _pack(encoded: Mapping[str, Encoded]) -> tuple[list, dict[str, np.ndarray]]:
@@ -121,7 +144,9 @@ def format_of(path: Path, fmt: str | None) -> str:
 
 def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = False, format: str = "npz",
               compression: str = "auto", meta: Mapping[str, Any] | None = None, plan: Plan | None = None,
-              config: CodecConfig | PlanConfig | None = None, **codec_options) -> bytes:
+              config: CodecConfig | PlanConfig | None = None, program: bool | None = None,
+              input_shape: Sequence[int] | None = None, normalizer: Normalizer | Mapping | None = None,
+              class_names: Sequence[str] | None = None, **codec_options) -> bytes:
     """The bytes :func:`save` writes (see there)."""
     if config is not None:
         codec, fold_bn, plan = _storage(config, codec_options)
@@ -134,7 +159,13 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
         raise ValueError(f"compression must be 'auto', 'deflate' or 'store', got {compression!r}")
     if format not in FORMATS:
         raise ValueError(f"artifact format must be one of {FORMATS}, got {format!r}")
+    preprocessing = Preprocessing.of(input_shape=input_shape, normalizer=normalizer, class_names=class_names)
     card = card_of(model)
+    shape = preprocessing.input_shape or (card.input_shape if card is not None else None)
+    as_program = stores_program(model, program=program, input_shape=shape)
+    if as_program and shape is None:
+        raise ValueError(f"storing the architecture of {type(model).__qualname__} as a program needs its input "
+                         f"shape: pass input_shape=(C, H, W)")
     already_folded = card is not None and card.bn_folded > 0
     before = count_batchnorm(model)
     if fold_bn and not already_folded:
@@ -142,16 +173,24 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
         card = card_of(model)
     folded = fold_bn or already_folded
     folded_count = card.bn_folded if card is not None else before - count_batchnorm(model)
-    encoded = encode_with_plan(model.state_dict(), plan) if plan is not None else \
-        encode_state_dict(model.state_dict(), codec)
+    exported = export_program(model, shape) if as_program else None
+    state = exported.state if exported is not None else model.state_dict()
+    encoded = encode_with_plan(state, plan) if plan is not None else encode_state_dict(state, codec)
+    if exported is not None:   # constants are not weights: stored exactly, whatever the codec
+        encoded.update({k: _exact(v) for k, v in exported.constants.items()})
+    _check_class_count(model, card, exported, preprocessing)
     entries, arrays = _pack(encoded)
     manifest = {"format": FORMAT, "created_by": f"compress {__version__}",
-                "model": model_spec(model), "codec": codec.to_json(), "bn_folded": bool(folded),
+                "model": model_spec(model, program=exported), "codec": codec.to_json(), "bn_folded": bool(folded),
                 "bn_folded_count": int(folded_count) if folded else 0,
                 "meta": dict(meta or {}), "tensors": entries,
                 "arrays": {k: {"dtype": str(a.dtype), "count": int(a.size)} for k, a in arrays.items()}}
     if plan is not None:
         manifest["plan"] = plan.to_json()
+    if preprocessing.to_json():
+        manifest["preprocessing"] = preprocessing.to_json()
+    if exported is not None and exported.note:
+        warnings.warn(f"{type(model).__qualname__}: program {exported.note}", stacklevel=3)
     manifest["checksum"] = _checksum(manifest, arrays)
     text = json.dumps(manifest, separators=(",", ":"))
     if format == "pt":
@@ -168,6 +207,38 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
     return best
 
 
+def _exact(t: torch.Tensor) -> Encoded:
+    """A tensor stored as it is (bfloat16, which npy cannot hold, as float32; the program casts it back)."""
+    t = t.detach().cpu()
+    t = t.float() if str(t.dtype).replace("torch.", "") not in _NP_DTYPES else t
+    return Encoded("raw", tuple(t.shape), {"data": t.clone().contiguous()})
+
+
+def _check_class_count(model: nn.Module, card: ModelCard | None, exported: Program | None,
+                       preprocessing: Preprocessing) -> None:
+    """Class names must name each output: checked against the card's classes or the program's output width."""
+    names = preprocessing.class_names
+    if names is None:
+        return
+    outputs = None
+    if exported is not None:
+        outputs = _program_outputs(exported.spec)
+    elif card is not None:
+        outputs = card.num_classes
+    if outputs is not None and outputs != len(names):
+        raise ValueError(f"class_names lists {len(names)} classes but {type(model).__qualname__} has {outputs} outputs")
+
+
+def _program_outputs(spec: Mapping) -> int | None:
+    """The last dimension of a program's output, when it is a number."""
+    graph = spec["graph"]["graph_module"]["graph"]
+    (out,) = graph["outputs"] if len(graph["outputs"]) == 1 else (None,)
+    name = out.get("as_tensor", {}).get("name") if isinstance(out, dict) else None
+    sizes = graph["tensor_values"].get(name, {}).get("sizes", []) if name else []
+    last = sizes[-1] if sizes else None
+    return last.get("as_int") if isinstance(last, dict) else None
+
+
 def _storage(config: CodecConfig | PlanConfig, codec_options: Mapping) -> tuple[Codec | str, bool, Plan | None]:
     """``(codec, fold_bn, plan)`` of a storage config (what :func:`save`'s ``config=`` stands for)."""
     if codec_options:
@@ -181,7 +252,9 @@ def _storage(config: CodecConfig | PlanConfig, codec_options: Mapping) -> tuple[
 
 def save(model: nn.Module, path: str | os.PathLike, *, codec: Codec | str = "fp16", fold_bn: bool = False,
          format: str | None = None, compression: str = "auto", meta: Mapping[str, Any] | None = None,
-         plan: Plan | None = None, config: CodecConfig | PlanConfig | None = None, **codec_options) -> Path:
+         plan: Plan | None = None, config: CodecConfig | PlanConfig | None = None, program: bool | None = None,
+         input_shape: Sequence[int] | None = None, normalizer: Normalizer | Mapping | None = None,
+         class_names: Sequence[str] | None = None, **codec_options) -> Path:
     """Write ``model`` through ``codec`` (``"fp32"``, ``"fp16"``, ``"int8"``, ``"int8-tensor"``, ``"kmeans4"``,
     or a :class:`~compress.quant.Codec`; ``codec_options`` such as ``bits=4``, ``scale_dtype="float32"``
     override its fields) to ``path`` atomically. ``fold_bn`` folds BatchNorm into the preceding conv/linear
@@ -192,11 +265,25 @@ def save(model: nn.Module, path: str | os.PathLike, *, codec: Codec | str = "fp1
     names are those of the model as written (after folding). ``config``: the same as a
     :class:`~compress.quant.CodecConfig` (codec + ``fold_bn``) or :class:`~compress.quant.PlanConfig`, the
     storage configs of :func:`compress.quant.quantize`. The model is not modified.
+
+    Architecture: a model of a registered compress family is stored as its card and rebuilt from it. Any other
+    model (no card, or a card of a torchvision, timm or user-file model) is stored as a program
+    (:mod:`compress.export.program`: a ``torch.export`` graph as JSON, traced on a batch of ``input_shape``) so
+    that :func:`load` rebuilds it without its code; ``program=False`` stores its weights only (``load(path,
+    model=instance)``), ``program=True`` a program even for a registered family. Without ``program`` a model
+    whose input shape is unknown (no card, no ``input_shape``) is stored weights only, as before programs. A
+    model torch cannot export (data-dependent control flow) raises ValueError in one line saying so; one whose
+    batch size torch cannot leave free is exported for batches of 1 with a warning.
+
+    Preprocessing (read back with :func:`compress.export.describe`): ``input_shape`` ``(C, H, W)`` of one image,
+    ``normalizer`` (a :class:`~compress.data.bundle.Normalizer` or ``{"mean", "std", "enabled"}``) that turns
+    images into the model's input, ``class_names`` one per output (checked against the model's outputs).
     Returns the path; its size in bytes is ``os.path.getsize(path)``.
     """
     path = Path(path)
     data = serialize(model, codec=codec, fold_bn=fold_bn, format=format_of(path, format),
-                     compression=compression, meta=meta, plan=plan, config=config, **codec_options)
+                     compression=compression, meta=meta, plan=plan, config=config, program=program,
+                     input_shape=input_shape, normalizer=normalizer, class_names=class_names, **codec_options)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
@@ -247,6 +334,9 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, Encoded]]:
             Plan.from_json(manifest["plan"])
         except (ValueError, TypeError) as exc:
             raise ArtifactError(f"{path}: malformed mixed-precision plan ({str(exc)[:200]})") from None
+    Preprocessing.of_manifest(manifest, path)
+    if manifest["model"].get("kind") == "program":
+        check_program(path, manifest["model"].get("program"))
     try:
         return manifest, _unpack(path, manifest, arrays)
     except (KeyError, TypeError, ValueError) as exc:
@@ -257,10 +347,12 @@ def load(path: str | os.PathLike, *, model: nn.Module | None = None) -> nn.Modul
     """Rebuild the model stored at ``path`` (eval mode, float32, CPU).
 
     Artifacts of models built by ``compress.models.create`` need nothing else: the model is rebuilt from the
-    stored card. Artifacts saved from any other model hold weights only: pass ``model=`` an instance of the same
-    architecture (as it was before BatchNorm folding, or already folded) to load into; it is folded first if the
-    artifact was. Raises :class:`ArtifactError` (a ValueError) for bad files and ValueError when weights do not
-    match ``model``.
+    stored card. Artifacts holding a program (any other model, see :func:`save`) are rebuilt from it: an
+    ``nn.Module`` for inference (eval mode only; ``train()`` raises) whose state_dict names are the model's, with
+    the model's card as ``model.card`` when it had one. Artifacts saved with weights only need ``model=``, an
+    instance of the same architecture (as it was before BatchNorm folding, or already folded) to load into; it is
+    folded first if the artifact was; ``model=`` also loads a program artifact's weights into your own instance.
+    Raises :class:`ArtifactError` (a ValueError) for bad files and ValueError when weights do not match ``model``.
     """
     manifest, encoded = read(path)
     return restore(manifest, encoded, model=model, source=path)
@@ -270,6 +362,8 @@ def restore(manifest: dict, encoded: Mapping[str, Encoded], *, model: nn.Module 
             source: str | os.PathLike = "artifact") -> nn.Module:
     """The model of an artifact already :func:`read` (``load`` is ``restore(*read(path))``); ``source`` names
     it in errors. Use it to keep the manifest (codec, meta) beside the model without reading the file twice."""
+    if model is None and manifest["model"].get("kind") == "program":
+        return _restore_program(manifest, encoded, source)
     if model is None:
         card = _card(manifest["model"], source)
         _compare_shapes(_folded(_build(card, source, meta=True), manifest, source), encoded, source)
@@ -284,11 +378,38 @@ def restore(manifest: dict, encoded: Mapping[str, Encoded], *, model: nn.Module 
     return model.eval()
 
 
+def _restore_program(manifest: dict, encoded: Mapping[str, Encoded], source) -> nn.Module:
+    """The program's module with the decoded weights; shapes compared with the program's declarations before any
+    weight is decoded."""
+    spec = manifest["model"]
+    program = spec.get("program")
+    check_program(source, program)
+    declared = {target: tensor_meta(program, arg)[0] for _, arg, target, _ in program_inputs(program)}
+    wrong = [f"{k} {tuple(e.shape)} (program: {declared[k]})" for k, e in encoded.items()
+             if k in declared and tuple(e.shape) != declared[k]]
+    unexpected = [k for k in encoded if k not in declared]
+    if wrong or unexpected:
+        raise ArtifactError(f"{source}: weights do not match the program: unexpected {[k[:80] for k in unexpected[:3]]}"
+                            f", mis-shaped {wrong[:3]}")
+    try:
+        state = decode_all(encoded)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ArtifactError(f"{source}: cannot decode weights ({exc})") from None
+    model = build_program(program, state, source=source)
+    if "card" in spec:
+        try:
+            model.card = ModelCard.from_dict(spec["card"])
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{source}: malformed model card ({exc})") from None
+    return model
+
+
 def _card(spec: dict, source) -> ModelCard:
     if spec.get("kind") != "compress.models":
         raise ArtifactError(f"{source}: holds weights for a model not built by compress.models "
-                            f"(class {str(spec.get('class'))[:200]}); build that model and pass it: "
-                            f"load({str(source)!r}, model=<instance>)")
+                            f"(class {str(spec.get('class'))[:200]}) and no program; build that model and pass it: "
+                            f"load({str(source)!r}, model=<instance>) (save it with input_shape= to store its "
+                            f"architecture)")
     try:
         return ModelCard.from_dict(spec["card"]) if "card" in spec else ModelCard(spec["build_args"])
     except (TypeError, ValueError, KeyError) as exc:
