@@ -52,7 +52,7 @@ from compress.export.container import read_container, zip_infos
 from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum
 from compress.export.preprocessing import Preprocessing
 from compress.export.program import Program, build_program, export_program
-from compress.export.program_check import check_program, program_inputs, tensor_meta
+from compress.export.program_check import check_program, output_width, program_inputs, tensor_meta
 from compress.models.card import ModelCard, card_of
 from compress.models.factory import rebuild
 from compress.models.registry import list_models
@@ -222,21 +222,11 @@ def _check_class_count(model: nn.Module, card: ModelCard | None, exported: Progr
         return
     outputs = None
     if exported is not None:
-        outputs = _program_outputs(exported.spec)
+        outputs = output_width(exported.spec)
     elif card is not None:
         outputs = card.num_classes
     if outputs is not None and outputs != len(names):
         raise ValueError(f"class_names lists {len(names)} classes but {type(model).__qualname__} has {outputs} outputs")
-
-
-def _program_outputs(spec: Mapping) -> int | None:
-    """The last dimension of a program's output, when it is a number."""
-    graph = spec["graph"]["graph_module"]["graph"]
-    (out,) = graph["outputs"] if len(graph["outputs"]) == 1 else (None,)
-    name = out.get("as_tensor", {}).get("name") if isinstance(out, dict) else None
-    sizes = graph["tensor_values"].get(name, {}).get("sizes", []) if name else []
-    last = sizes[-1] if sizes else None
-    return last.get("as_int") if isinstance(last, dict) else None
 
 
 def _storage(config: CodecConfig | PlanConfig, codec_options: Mapping) -> tuple[Codec | str, bool, Plan | None]:

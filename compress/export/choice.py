@@ -22,7 +22,7 @@ from torch import nn
 
 from compress import _io
 from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
-from compress.export.artifact import FORMATS, format_of, load, model_spec, save, serialize
+from compress.export.artifact import FORMATS, format_of, read, restore, save, serialize
 from compress.quant.api import CodecConfig, Quantized
 
 __all__ = ["DEFAULT_CANDIDATES", "BudgetError", "Candidate", "ArtifactChoice", "choose_artifact", "artifact_bytes"]
@@ -112,7 +112,8 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
                     path: str | os.PathLike | None = None, normalizer: Normalizer | None = None,
                     format: str | None = None, candidates: Sequence[str | CodecConfig] = DEFAULT_CANDIDATES,
                     meta: Mapping[str, Any] | None = None, compression: str = "auto",
-                    tolerance_points: float = 0.0, prepared: Mapping[str, Quantized] | None = None) -> ArtifactChoice:
+                    tolerance_points: float = 0.0, prepared: Mapping[str, Quantized] | None = None,
+                    save_options: Mapping[str, Any] | None = None) -> ArtifactChoice:
     """Write the most accurate candidate whose file is at most ``max_bytes`` bytes to ``path``.
 
     Each candidate (a :class:`~compress.quant.CodecConfig` or its name: ``"fp16+fold"``, ``"kmeans4+fold"``...)
@@ -125,7 +126,9 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
     ``path=None`` only measures; ``max_bytes=None`` sets no limit (one candidate: write it and measure it).
     ``prepared``: more candidates already made, label -> :class:`~compress.quant.Quantized` with a plan (a pruned,
     folded, fine-tuned model from :func:`compress.quant.quantize` with a ``DeepConfig``), written with its plan;
-    they follow ``candidates`` in the table and count as the lossiest.
+    they follow ``candidates`` in the table and count as the lossiest. ``save_options``: more keywords of
+    :func:`~compress.export.artifact.save` for every candidate (``input_shape``, ``normalizer``, ``class_names``,
+    ``program``).
     Raises :class:`BudgetError` (a ValueError) when nothing fits, naming the smallest size reachable.
     """
     import tempfile
@@ -145,7 +148,6 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
     if not parsed:
         raise ValueError("choose_artifact: no candidates")
     score = _scorer(data, normalizer)
-    foreign = model_spec(model)["kind"] != "compress.models"
     result = ArtifactChoice([], max_bytes)
     if score is not None:
         result.fp32_acc = score(model)
@@ -154,7 +156,8 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
         for label, source, config in parsed:
             file = Path(tmp) / f"candidate.{fmt}"
             try:
-                save(source, file, config=config, format=fmt, compression=compression, meta=meta)
+                save(source, file, config=config, format=fmt, compression=compression, meta=meta,
+                     **dict(save_options or {}))
             except ValueError as exc:   # a codec refusing these weights (outliers): the others may still do
                 if len(parsed) == 1:
                     raise
@@ -163,7 +166,10 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
             size = os.path.getsize(file)
             acc = delta = None
             if score is not None:
-                acc = score(load(file, model=copy.deepcopy(source) if foreign else None))
+                manifest, encoded = read(file)   # weights only: scored in a copy of the model given
+                weights_only = manifest["model"]["kind"] not in ("compress.models", "program")
+                acc = score(restore(manifest, encoded, model=copy.deepcopy(source) if weights_only else None,
+                                    source=file))
                 delta = 100 * (acc - result.fp32_acc)
             fits = max_bytes is None or size <= max_bytes
             result.rows.append(Candidate(label, size, acc, delta, fits))

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 from compress.export.manifest import ArtifactError
 
 __all__ = ["PROGRAM_FORMAT", "MAX_NODES", "MAX_TENSOR_ELEMENTS", "MAX_DEPTH", "MAX_STRING", "check_program",
-           "program_inputs", "tensor_meta", "check_expression"]
+           "program_inputs", "tensor_meta", "output_width", "check_expression"]
 
 PROGRAM_FORMAT = "torch.export/json"
 MAX_NODES = 100_000              # a ResNet-50 has ~180 nodes, a ViT-B ~800
@@ -340,3 +340,15 @@ def tensor_meta(program: Mapping, arg_name: str) -> tuple[tuple[int, ...], Any]:
     meta = program["graph"]["graph_module"]["graph"]["tensor_values"][arg_name]
     shape = tuple(_symint("program", arg_name, s) for s in meta["sizes"])
     return shape, _SERIALIZE_TO_TORCH_DTYPE[meta["dtype"]]
+
+
+def output_width(program: Mapping) -> int | None:
+    """The last size of a checked program's output (its class count for a classifier), when it is a number."""
+    graph = program["graph"]["graph_module"]["graph"]
+    outputs = graph.get("outputs", [])
+    arg = outputs[0].get("as_tensor") if len(outputs) == 1 and isinstance(outputs[0], dict) else None
+    meta = graph["tensor_values"].get(arg.get("name")) if isinstance(arg, dict) else None
+    sizes = meta.get("sizes") if isinstance(meta, dict) else None
+    last = sizes[-1] if sizes else None
+    value = last.get("as_int") if isinstance(last, dict) else None
+    return value if _is_int(value) else None

@@ -67,19 +67,19 @@ class Export:
         return "\n".join(lines)
 
 
-def _needs_deep(model, data, max_bytes, candidates, normalizer, meta, fmt, deep_points) -> bool:
+def _needs_deep(model, data, max_bytes, candidates, normalizer, meta, fmt, deep_points, options) -> bool:
     """Whether no whole-model candidate fits within ``deep_points`` of the fp32 accuracy."""
     try:
         result = choose_artifact(model, data, max_bytes=max_bytes, format=fmt, candidates=candidates,
-                                 normalizer=normalizer, meta=meta)
+                                 normalizer=normalizer, meta=meta, save_options=options)
     except BudgetError:
         return True
     return result.best.delta_points < -deep_points
 
 
-def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log) -> tuple[dict, list[str]]:
+def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log, options) -> tuple[dict, list[str]]:
     def file_bytes(model, plan) -> int:
-        return len(serialize(model, plan=plan, format=fmt, meta=meta))
+        return len(serialize(model, plan=plan, format=fmt, meta=meta, **options))
 
     aug = src.config.augment_config(bundle.flip_invariant)
     prepared, lines = {}, []
@@ -109,7 +109,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                onnx: str | os.PathLike | None = None, overwrite: bool = False, int8: bool = False,
                calibration: str = Int8Config.calibration, int8_activations: str = Int8Config.activations,
                deep: str = "auto", deep_points: float = 1.0,
-               deep_config: DeepConfig | None = None, log: Callable[[str], None] | None = None) -> Export:
+               deep_config: DeepConfig | None = None, onnx_normalize: bool = False,
+               log: Callable[[str], None] | None = None) -> Export:
     """Write the run at ``run_dir`` as an artifact at ``out`` (default ``RUN/model.npz``).
 
     With ``max_bytes``: the most accurate of ``candidates`` (default: lossless to lossy, see
@@ -119,8 +120,12 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     only when no whole-model candidate fits within ``deep_points`` percentage points of fp32, ``"off"`` never
     (nor with ``int8``, whose ONNX path needs a whole-model int8 file); ``log`` gets their progress lines.
     Without: ``codec`` (default fp16), BatchNorm folded with
-    ``fold_bn``. The manifest keeps the run's input normalization and class names. ``onnx``: also export the
-    written model (as reloaded from the file) to that ONNX path; with ``int8`` as an int8 QDQ graph of the
+    ``fold_bn``. The file keeps the run's input shape, normalization and class names (its preprocessing, read
+    back with :func:`compress.export.describe`; a model without a registered family's card is stored as a
+    program). ``onnx``: also export the
+    written model (as reloaded from the file) to that ONNX path, with the same preprocessing in its metadata
+    and, with ``onnx_normalize``, the normalization as the graph's first nodes (the file then takes images
+    scaled to [0, 1]); with ``int8`` as an int8 QDQ graph of the
     file's stored int8 weights, activations calibrated (``calibration``: minmax, percentile or entropy) on the run's
     training images, those with negative values in ``int8_activations`` (uint8, or int8: symmetric, for OpenVINO) and checked against the file's float decode on its test split
     (:func:`~compress.export.int8.export_int8_artifact`). Raises ValueError for settings that contradict
@@ -128,7 +133,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     ``out`` and ``onnx`` are checked before any work: never one of the run's files, an existing file only with
     ``overwrite``.
     """
-    from compress.onnx import export_onnx
+    from compress.onnx import export_onnx, onnx_metadata, write_onnx_metadata
     from compress.quant.layer_codecs import entropy_report
     from compress.quant.plan import Plan
     from compress.train.runs import load_run
@@ -139,6 +144,9 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ValueError("--candidates needs --max-bytes")
     if int8 and onnx is None:
         raise ValueError("--int8 writes the ONNX file int8: give --onnx PATH")
+    if onnx_normalize and (onnx is None or int8):
+        raise ValueError("--onnx-normalize puts the normalization into the float ONNX file: give --onnx PATH "
+                         "without --int8")
     if deep not in DEEP_MODES:
         raise ValueError(f"deep must be one of {DEEP_MODES}, got {deep!r}")
     if deep_points < 0:
@@ -163,26 +171,31 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             raise ValueError(f"--int8: {', '.join(bad)} quantizes before BatchNorm folding, which would change the "
                              "stored int8 values; add --fold-bn (int8+fold)")
     src = load_run(run_dir)
+    # normalizer and class names also in meta: where readers before the preprocessing entry look for them
     meta = {"normalizer": src.normalizer.to_dict(), "class_names": list(src.class_names),
             "data_source": src.data_source, "run": str(src.path)}
+    d = src.info["data"]
+    shape = tuple(src.card.input_shape) if src.card is not None else (d["in_chans"], *d["input_size"])
+    options = {"input_shape": shape, "normalizer": src.normalizer, "class_names": list(src.class_names)}
     bundle = src.data()
     candidates = list(candidates or DEFAULT_CANDIDATES)
     prepared, lines = None, None
     if max_bytes is not None and deep != "off" and not int8 and (
             deep == "on" or _needs_deep(src.model, bundle, max_bytes, candidates, src.normalizer, meta, fmt,
-                                        deep_points)):
-        prepared, lines = _deep_candidates(src, bundle, max_bytes, deep_config or DeepConfig(), meta, fmt, log)
+                                        deep_points, options)):
+        prepared, lines = _deep_candidates(src, bundle, max_bytes, deep_config or DeepConfig(), meta, fmt, log,
+                                           options)
     result = choose_artifact(src.model, bundle, max_bytes=max_bytes, path=path, format=format, candidates=candidates,
                              normalizer=src.normalizer, meta=meta, tolerance_points=tolerance_points,
-                             prepared=prepared)
+                             prepared=prepared, save_options=options)
     onnx_path, check = None, None
     if onnx is not None and int8:
         onnx_path = Path(onnx)
         check = export_int8_artifact(path, onnx_path, bundle, normalizer=src.normalizer, config=int8_config).check
+        write_onnx_metadata(onnx_path, onnx_metadata(shape, normalizer=src.normalizer, class_names=src.class_names))
     elif onnx is not None:
-        d = src.info["data"]
-        shape = src.card.input_shape if src.card is not None else (d["in_chans"], *d["input_size"])
-        onnx_path = export_onnx(load(path), onnx, shape)
+        onnx_path = export_onnx(load(path), onnx, shape, normalizer=src.normalizer, class_names=src.class_names,
+                                include_normalizer=onnx_normalize)
     manifest, encoded = read(path)
     plan = Plan.from_json(manifest["plan"]) if "plan" in manifest else None
     return Export(result, path, breakdown(path), onnx_path, check, plan,
