@@ -1,9 +1,10 @@
-"""``compress bench RUN|ARTIFACT|MODEL_NAME``: inference latency across runtimes and batch sizes.
+"""``compress bench RUN|ARTIFACT|ONNX|MODEL_NAME``: inference latency across runtimes and batch sizes.
 
 Prints one row per runtime and batch size (median, interquartile range and p95 of per-call times in ms,
 images/s) and with ``--json`` writes the records (see ``compress.bench.LatencyRecord``). The target is
-a run folder written by ``compress train``, an artifact file written by ``compress.export``, or a model
-name from ``compress.models`` (built with ``--width``, random weights: latency does not depend on them).
+a run folder written by ``compress train``, an artifact file written by ``compress.export``, an ONNX file
+(timed as it is on the onnxruntime runtime, or openvino), or a model name from ``compress.models`` (built
+with ``--width``, random weights: latency does not depend on them).
 
 Every runtime's outputs are checked against eager first; one that disagrees gets an error, not a time. The
 int8 runtimes run an int8 artifact's stored weights, or a float model through the int8+fold codec, with
@@ -27,8 +28,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="inference latency across runtimes and batch sizes",
                               description=f"{__doc__}\n{_runtimes_help()}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", metavar="RUN|ARTIFACT|MODEL_NAME",
-                   help="run folder, artifact file, or registered model name")
+    p.add_argument("target", metavar="RUN|ARTIFACT|ONNX|MODEL_NAME",
+                   help="run folder, artifact file (.npz/.pt), ONNX file (.onnx), or registered model name")
     add_field(p, "--width", create, "width_mult", metavar="W", type=finite_float,
               help="width multiplier when TARGET is a model name")
     p.add_argument("--input", metavar="CxHxW", type=parse_shape, default=None,
@@ -52,13 +53,15 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from compress import _io
     from compress.bench import LatencyResult, get_runtime, measure
+    from compress.onnx import OnnxModel
 
     if args.json:
         _io.check_output(args.json, inputs=[args.target], overwrite=args.overwrite, what="--json")
     options = given(args, measure)
     device = options.get("device", "cpu")
     model, input_shape = _target(args.target, args.input, args)
-    runtimes = _runtimes(args.runtimes, device, int8=_has_int8_path(model))
+    runtimes = _onnx_runtimes(args.runtimes, device) if isinstance(model, OnnxModel) else \
+        _runtimes(args.runtimes, device, int8=_has_int8_path(model))
     int8 = any(get_runtime(r).kind == "int8" for r in runtimes)
     data, normalizer = _calibration(args.target, input_shape) if int8 else (None, None)
     result = LatencyResult()
@@ -86,6 +89,20 @@ def _runtimes(names: list[str] | None, device: str, *, int8: bool = True) -> lis
     return names
 
 
+ONNX_RUNTIMES = ("onnxruntime", "openvino")   # the runtimes that run an ONNX file as it is
+
+
+def _onnx_runtimes(names: list[str] | None, device: str) -> list[str]:
+    """The runtimes an ONNX file is timed on: ``onnxruntime`` by default; refused for the others (they run a
+    PyTorch model)."""
+    names = ["onnxruntime"] if names is None else names
+    bad = [n for n in names if n not in ONNX_RUNTIMES]
+    if bad or not names:
+        raise ValueError(f"an ONNX file runs on {' or '.join(ONNX_RUNTIMES)}, not {', '.join(bad) or 'nothing'}; "
+                         f"bench a run folder or an artifact for the PyTorch runtimes")
+    return _runtimes(names, device)
+
+
 def _runtimes_help() -> str:
     """The registered runtimes by kind, read from their records: where each runs, the extra it needs, and
     which are left out of the default set."""
@@ -108,7 +125,7 @@ def _runtimes_help() -> str:
 def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Namespace):
     """(model or artifact path, input shape) for a run folder, artifact file or model name; the shape is
     ``--input`` or the model card's."""
-    from compress.models import ModelCard, create, list_models
+    from compress.models import create, list_models
 
     path = Path(target)
     if path.is_dir():
@@ -117,13 +134,16 @@ def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Nam
         run = load_run(path)
         return run.model, input_shape or _card_shape(run.card, target)
     if path.is_file():
-        from compress.export import read
+        from compress.export import describe, load_model
 
-        manifest, _ = read(path)
-        spec = manifest.get("model", {})
-        card = (ModelCard.from_dict(spec["card"]) if "card" in spec
-                else ModelCard(spec["build_args"]) if "build_args" in spec else None)   # older artifacts
-        return path, input_shape or _card_shape(card, target)
+        if path.suffix.lower() == ".onnx":
+            model, info = load_model(path)
+        else:
+            model, info = path, describe(path)   # measure() reads the artifact itself (int8 weights, codec)
+        shape = input_shape or info.input_shape
+        if shape is None:
+            raise ValueError(f"{target}: stores no input shape; pass --input CxHxW")
+        return model, tuple(shape)
     if target not in list_models():
         raise ValueError(f"{target!r} is neither a run folder, an artifact file nor a model name; "
                          f"known models: {', '.join(list_models())}")

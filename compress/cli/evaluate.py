@@ -1,8 +1,14 @@
-"""``compress evaluate RUN``: loss and accuracy of a trained run on its own data or another labeled source."""
+"""``compress evaluate RUN|FILE``: loss and accuracy of a trained run, an artifact or an ONNX file on labeled data.
+
+    compress evaluate runs/cnn                          # the run's own data and split
+    compress evaluate model.npz --data test.csv         # an artifact: its stored input shape and normalization
+    compress evaluate model.onnx --data test.csv        # an ONNX file (onnxruntime), from its metadata
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from compress.cli._common import add_data_arguments, add_field
 
@@ -10,14 +16,16 @@ from compress.cli._common import add_data_arguments, add_field
 def register(sub) -> None:
     from compress.train import load_run
 
-    p = sub.add_parser("evaluate", help="accuracy of a run folder on a labeled dataset",
-                       description="Evaluate a run folder (from `compress train`). Without --data it reloads "
-                                   "the run's own data and split.")
-    p.add_argument("run_dir", metavar="RUN", help="run folder")
+    p = sub.add_parser("evaluate", help="accuracy of a run folder, artifact or ONNX file on a labeled dataset",
+                       description="Evaluate a run folder (from `compress train`), an artifact (.npz/.pt) or an ONNX "
+                                   "file (from `compress export`). Without --data a run reloads its own data and "
+                                   "split; a file needs --data and takes its input size and normalization from "
+                                   "what it stores.")
+    p.add_argument("run_dir", metavar="RUN|FILE", help="run folder, artifact (.npz/.pt) or ONNX file (.onnx)")
     add_data_arguments(p, default=None)  # optional: the run knows its own data
     p.add_argument("--split", choices=("test", "val", "train"), default=None,
                    help="split to evaluate (default: test if it is labeled, else val)")
-    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto")
+    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto (an ONNX file runs on the CPU)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 
@@ -31,6 +39,8 @@ def run(args) -> int:
     options = given(args, load_run)
     if "device" in options:
         options["device"] = resolve_device(options["device"])
+    if Path(args.run_dir).is_file():
+        return _evaluate_file(args, options.get("device"))
     result = load_run(args.run_dir, **options)
     if args.data is None:
         bundle = result.data()
@@ -51,3 +61,31 @@ def run(args) -> int:
     else:
         print(f"{result.path} on {bundle.source} [{name}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
     return 0
+
+
+def _evaluate_file(args, device) -> int:
+    """An artifact or ONNX file: data loaded at its input size, normalized as it stores."""
+    from compress import data as data_mod
+    from compress.cli._common import report_skipped
+    from compress.export import load_model
+    from compress.train import evaluate
+
+    if args.data is None:
+        raise ValueError(f"{args.run_dir}: a model file has no run to take data from; give --data SOURCE")
+    model, info = load_model(args.run_dir)
+    shape, normalizer = info.require_input()
+    device = info.check_device(device)
+    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows)
+    report_skipped(bundle)
+    info.check_data(bundle)
+    split = bundle.split(args.split)
+    if not split.labeled:
+        raise ValueError(f"{bundle.source}: the {bundle.split_name(split)} split is unlabeled; use `compress predict`")
+    name = bundle.split_name(split)
+    ev = evaluate(model.to(device) if device is not None else model, split, normalizer=normalizer, device=device)
+    if args.json:
+        print(json.dumps({"model": str(info.path), "data": bundle.source, "split": name, **ev}, indent=2))
+    else:
+        print(f"{info.path} on {bundle.source} [{name}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
+    return 0
+

@@ -4,6 +4,10 @@
     compress export RUN --codec int8 --fold-bn --out model.pt  # one codec, no search
     compress export RUN --codec int8 --fold-bn --onnx model.onnx --int8   # and an int8 ONNX file of it
     compress export RUN --max-bytes 225000 --deep on           # also prune + mixed precision + fine-tune
+    compress export RUN --onnx model.onnx --onnx-normalize     # an ONNX file that takes pixels in [0, 1]
+
+The files keep the run's input shape, normalization and class names (ONNX: in its metadata), so
+`compress evaluate FILE --data SOURCE` and `compress predict FILE ...` need nothing else.
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ def register(sub) -> None:
               help="with --max-bytes: take the least lossy candidate within POINTS of the most accurate")
     add_field(p, "--format", export_run, "format", choices=("npz", "pt"), help="container", none="from --out, else npz")
     add_field(p, "--out", export_run, "out", help="artifact path", none="RUN/model.npz")
-    add_field(p, "--onnx", export_run, "onnx", metavar="PATH", help="also export the written model to ONNX")
+    add_field(p, "--onnx", export_run, "onnx", metavar="PATH",
+              help="also export the written model to ONNX (input shape, normalization and class names in its metadata)")
+    add_field(p, "--onnx-normalize", export_run, "onnx_normalize", switch=True,
+              help="with --onnx: the ONNX graph starts with the run's normalization, so it takes images scaled to "
+                   "[0, 1]")
     add_field(p, "--overwrite", export_run, "overwrite", switch=True, help="replace an existing --out file")
     add_field(p, "--int8", export_run, "int8", switch=True,
               help="with --onnx and an int8 codec: the ONNX file runs the stored int8 weights (QDQ), checked first")

@@ -1,6 +1,11 @@
-"""``compress predict RUN --data test.csv --out submission.csv``: write ``id,label`` predictions."""
+"""``compress predict RUN|FILE --data test.csv --out submission.csv``: write ``id,label`` predictions.
+
+A run folder, an artifact (.npz/.pt) or an ONNX file: a file's images are loaded at its stored input size and
+normalized as it stores (see ``compress export``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from compress.cli._common import add_data_arguments, add_field
 
@@ -8,17 +13,18 @@ from compress.cli._common import add_data_arguments, add_field
 def register(sub) -> None:
     from compress.train import load_run
 
-    p = sub.add_parser("predict", help="predict labels with a run folder; writes id,label CSV",
-                       description="Predict with a run folder. An unlabeled `id,feature` CSV keeps its ids; "
-                                   "other sources number the chosen split's images from 0.")
-    p.add_argument("run_dir", metavar="RUN", help="run folder")
+    p = sub.add_parser("predict", help="predict labels with a run folder, artifact or ONNX file; writes id,label CSV",
+                       description="Predict with a run folder, an artifact (.npz/.pt) or an ONNX file. An unlabeled "
+                                   "`id,feature` CSV keeps its ids; other sources number the chosen split's images "
+                                   "from 0.")
+    p.add_argument("run_dir", metavar="RUN|FILE", help="run folder, artifact (.npz/.pt) or ONNX file (.onnx)")
     add_data_arguments(p, default=None, required=True)
     p.add_argument("--split", choices=("test", "val", "train"), default="test",
                    help="split of the source to predict (default test)")
     p.add_argument("--out", required=True, help="CSV file to write (id,label); never an input")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--names", action="store_true", help="write class names instead of class indices")
-    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto")
+    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto (an ONNX file runs on the CPU)")
     p.set_defaults(run=run)
 
 
@@ -33,26 +39,47 @@ def run(args) -> int:
     options = given(args, load_run)
     if "device" in options:
         options["device"] = resolve_device(options["device"])
-    result = load_run(args.run_dir, **options)
-    bundle = data_mod.load(args.data, input_size=tuple(result.info["data"]["input_size"]),
-                           skip_bad_rows=args.skip_bad_rows)
-    report_skipped(bundle)
-    split = bundle.split(args.split)
-    if split.x.shape[1] != result.info["data"]["in_chans"]:
-        raise ValueError(f"{bundle.source}: {split.x.shape[1]} channels but the run expects "
-                         f"{result.info['data']['in_chans']}")
-    labels = result.predict(split.x).tolist()
-    ids = split.ids if split.ids is not None else [str(i) for i in range(len(labels))]
-    names = result.class_names
+    if Path(args.run_dir).is_file():
+        labels, ids, names = _predict_file(args, options.get("device"))
+    else:
+        result = load_run(args.run_dir, **options)
+        bundle = data_mod.load(args.data, input_size=tuple(result.info["data"]["input_size"]),
+                               skip_bad_rows=args.skip_bad_rows)
+        report_skipped(bundle)
+        split = bundle.split(args.split)
+        if split.x.shape[1] != result.info["data"]["in_chans"]:
+            raise ValueError(f"{bundle.source}: {split.x.shape[1]} channels but the run expects "
+                             f"{result.info['data']['in_chans']}")
+        labels, ids, names = result.predict(split.x).tolist(), split.ids, result.class_names
+    ids = ids if ids is not None else [str(i) for i in range(len(labels))]
     rows = ["id,label"] + [f"{i},{names[k] if args.names else k}" for i, k in zip(ids, labels)]
     _io.write_text(args.out, "\n".join(rows) + "\n")
     print(f"wrote {len(labels)} predictions to {args.out}")
     return 0
 
 
-def _inputs(run_dir: str, data: str) -> list:
-    """Every file the command reads: the data source and the run folder's files."""
-    from pathlib import Path
+def _predict_file(args, device) -> tuple[list[int], list[str] | None, tuple[str, ...] | None]:
+    """``(labels, ids, class names)`` of an artifact or ONNX file on the chosen split."""
+    from compress import data as data_mod
+    from compress.cli._common import report_skipped
+    from compress.export import load_model
+    from compress.train import predict
 
+    model, info = load_model(args.run_dir)
+    shape, normalizer = info.require_input()
+    device = info.check_device(device)
+    if args.names and info.class_names is None:
+        raise ValueError(f"{info.path}: stores no class names; drop --names to write class indices")
+    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows)
+    report_skipped(bundle)
+    split = bundle.split(args.split)
+    if split.x.shape[1] != shape[0]:
+        raise ValueError(f"{bundle.source}: {split.x.shape[1]} channels but {info.path.name} takes {shape[0]}")
+    labels = predict(model.to(device) if device is not None else model, split.x, normalizer, device=device)
+    return labels.tolist(), split.ids, info.class_names
+
+
+def _inputs(run_dir: str, data: str) -> list:
+    """Every file the command reads: the data source and the run folder's files (or the model file)."""
     run = Path(run_dir)
-    return [data, *(run.iterdir() if run.is_dir() else ())]
+    return [data, *(run.iterdir() if run.is_dir() else [run])]
