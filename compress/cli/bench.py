@@ -169,8 +169,8 @@ def _has_int8_path(model) -> bool:
 
 def _calibration(target: str, input_shape):
     """``(data, normalizer)`` of the run ``target`` is (or, for an artifact, came from), whose training images
-    calibrate int8 activations; ``(None, None)`` (random inputs) for a model name, when that run folder is gone, or
-    when its images are not of ``input_shape``."""
+    calibrate int8 activations; ``(None, None)`` (random inputs) for a model name, when that run folder is gone or
+    no longer loads, or when its images are not of ``input_shape``."""
     from compress.train import load_run
 
     path = Path(target)
@@ -183,7 +183,10 @@ def _calibration(target: str, input_shape):
         path = Path(run_dir)
     if not path.is_dir() or not (path / "config.json").is_file():
         return None, None
-    run = load_run(path)
+    try:
+        run = load_run(path)
+    except (ValueError, OSError):   # a run whose model no longer rebuilds (its file moved): random inputs
+        return None, None
     data = run.data()
     if tuple(data.train.x.shape[1:]) != tuple(input_shape):
         return None, None

@@ -1,7 +1,7 @@
-"""Self-describing model files: architecture, codec, weights, format version and checksum in one file.
+"""Self-describing model files: architecture, codec, weights, preprocessing, format version and checksum in one file.
 
     save(model, "model.npz", codec="int8", fold_bn=True)
-    model = load("model.npz")          # no user code: the model is rebuilt from the stored model card
+    model = load("model.npz")          # no user code: rebuilt from the stored model card or program
 
 Two containers, both plain data, so loading never runs code from the file:
     .npz   numpy arrays only, read with ``np.load(allow_pickle=False)``
@@ -17,19 +17,29 @@ of arrays whatever the model's depth (each array costs about 250 bytes of zip an
 A mixed-precision artifact (``save(..., plan=Plan)``, see :mod:`compress.quant.plan`) stores each planned
 layer with its own codec (``coded`` tensors: sparse, linear 2-8 bit or k-means, entropy coded) and the plan
 itself in ``manifest["plan"]``; tensors the plan does not name use ``codec`` (float16).
+
+Architecture (``manifest["model"]``): ``{"kind": "compress.models", "card"}`` for a registered compress family
+(rebuilt from the card); ``{"kind": "program", "class", "card"?, "program"}`` for any other model: a
+``torch.export`` graph as JSON (:mod:`compress.export.program`; its constants are tensors of the table, stored
+exactly), the card kept for provenance only; ``{"kind": "state_dict", "class"}`` for weights only
+(``load(path, model=instance)``). Preprocessing (``manifest["preprocessing"]``, optional): input shape,
+normalizer and class names (:mod:`compress.export.preprocessing`, read back with
+:func:`compress.export.describe`).
 The format is named ``compress.artifact/2``; version-1 files (``compress-artifact``, ``format_version`` 1, which
-stored the model's ``build_args`` instead of its card) still load.
+stored the model's ``build_args`` instead of its card) still load. Program and preprocessing entries needed no
+new version: a reader that predates them loads a program file's weights into an instance, as for weights only.
 The checksum is sha256 over the manifest without its checksum field and every array's name, dtype, shape and
 bytes. ``.npz`` files are deflated (``np.savez_compressed``) or stored (``np.savez``), whichever is smaller
 (``compression="auto"``; deflate saves 5-20% on fp16/int8 weights and nothing on tiny files).
 
 A loaded artifact predicts exactly (bitwise, on CPU) what ``compress.quant.quantize(model, CodecConfig(codec,
-fold_bn=...)).model`` predicts. Models not built by ``compress.models.create`` are saved with their weights only;
-``load(path, model=instance)`` then loads into an instance you build. Bad files raise :class:`ArtifactError`.
+fold_bn=...)).model`` predicts; a program artifact runs the same ATen operators (bitwise for every model tested,
+torchvision's and timm's included). Bad files raise :class:`ArtifactError`.
 
 Loading treats the file as hostile (:mod:`compress.export.container` bounds what the zip may inflate,
-:mod:`compress.export.manifest` validates every manifest field): the model is first built on the meta device,
-every shape is compared with the tensor table, and only then is anything allocated.
+:mod:`compress.export.manifest` validates every manifest field, :mod:`compress.export.program_check` every field
+of a program torch would act on): the model is first built on the meta device (a program: run on it), every
+shape is compared with the tensor table, and only then is anything allocated.
 """
 
 from __future__ import annotations
