@@ -132,3 +132,89 @@ def test_a_model_file_without_a_width_argument_is_scaled_by_pruning(tmp_path, mo
     rows = json.loads((out / "pruning.json").read_text())["records"]
     pruned = [r for r in rows if r["method"] == "prune"]
     assert pruned and all(r["param_count"] <= 800 for r in pruned)
+
+
+REFERENCE = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import torch
+    from compress.export import describe, read
+    from compress.quant import CodecConfig, quantize
+    from compress.train import load_run
+
+    run, artifact, out = sys.argv[1:]
+    info = describe(artifact)
+    x = torch.rand(5, *info.input_shape, generator=torch.Generator().manual_seed(0))
+    model = load_run(run).model
+    fold = "+fold" if read(artifact)[0]["bn_folded"] else ""
+    reference = quantize(model, CodecConfig.parse(info.codec + fold)).model.eval()
+    with torch.no_grad():
+        np.save(out, reference(x).numpy())
+''')
+
+RELOAD = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import torch
+    from compress.export import describe, load
+
+    artifact, reference = sys.argv[1:]
+    info = describe(artifact)
+    assert info.architecture == "program", info.architecture
+    x = torch.rand(5, *info.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = load(artifact)(x).numpy()
+    assert not any("compress_user_model" in m for m in sys.modules), "the model's code was imported"
+    np.testing.assert_allclose(got, np.load(reference), rtol=1e-4, atol=1e-5)
+    print("reloaded", info.name, got.shape)
+''')
+
+
+def _code_free_round_trip(tmp_path, model_args: list[str], data: str, budget: str, capsys) -> None:
+    """train -> prune -> export under a byte budget -> reload in a fresh process without the model's code ->
+    bench -> evaluate the artifact, all from the CLI."""
+    import os
+    import subprocess
+    import sys
+
+    run, pruned, artifact = tmp_path / "run", tmp_path / "pruned", tmp_path / "m.npz"
+    assert main(["train", *model_args, "--data", data, "--epochs", "1", "--no-augment", "--out", str(run),
+                 "--quiet"]) == 0
+    assert main(["prune", str(run), "--ratio", "0.5", "--out", str(pruned)]) == 0
+    assert main(["export", str(pruned), "--max-bytes", budget, "--candidates", "int8+fold,fp16", "--deep", "off", "--out",
+                 str(artifact), "--quiet"]) == 0
+    assert artifact.stat().st_size <= int(budget.rstrip("k")) * (1000 if budget.endswith("k") else 1)
+    reference = tmp_path / "reference.npy"
+    env = {**os.environ, "PYTHONPATH": ""}
+    for script, args in ((REFERENCE, [str(pruned), str(artifact), str(reference)]),
+                         (RELOAD, [str(artifact), str(reference)])):
+        if script is RELOAD:   # the defining code is gone: the artifact must not need it
+            for f in tmp_path.parent.glob("user*/mymodel.py"):
+                f.rename(f.with_suffix(".gone"))
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert main(["bench", str(artifact), "--runtimes", "eager", "--batch-sizes", "1", "--warmup", "0",
+                 "--repeats", "2"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(artifact), "--data", data, "--json"]) == 0
+    assert json.loads(_last_json(capsys))["n"] > 0
+
+
+def test_a_model_file_reloads_without_its_code(tmp_path_factory, capsys):
+    folder = tmp_path_factory.mktemp("user")
+    (folder / "mymodel.py").write_text(USER_MODEL)
+    try:
+        _code_free_round_trip(tmp_path_factory.mktemp("work"),
+                              ["--model", f"{folder / 'mymodel.py'}:TinyResNet", "--model-args", "width=16"],
+                              DATA, "20k", capsys)
+    finally:
+        for f in folder.glob("*.gone"):
+            f.rename(f.with_suffix(".py"))
+
+
+@pytest.mark.torchvision
+def test_torchvision_mobilenet_v3_small_reloads_without_torchvision(tmp_path, capsys):
+    pytest.importorskip("torchvision")
+    _code_free_round_trip(tmp_path, ["--model", "torchvision:mobilenet_v3_small", "--input-size", "32"], DATA,
+                          "1500k", capsys)
