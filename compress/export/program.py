@@ -207,8 +207,8 @@ def build_program(spec: Mapping, tensors: Mapping[str, torch.Tensor], *, source:
     with ``tensors`` (state_dict names -> tensors; ``num_batches_tracked`` counters may be missing): eval mode,
     CPU, state_dict names as the exported model's. Every stored tensor's shape is compared with the program's
     declaration, and the graph is run on the meta device (shapes only) and refused when one tensor would exceed
-    ``MAX_TENSOR_ELEMENTS`` elements or the live activations of one image ``MAX_ACTIVATION_BYTES``; only then is
-    the module built. Raises :class:`~compress.export.manifest.ArtifactError` naming ``source``."""
+    ``MAX_TENSOR_ELEMENTS`` elements or the live activations of one image ``MAX_ACTIVATION_BYTES``, before it
+    ever runs on real data. Raises :class:`~compress.export.manifest.ArtifactError` naming ``source``."""
     check_program(source, spec)
     state, constants = _inputs(spec, tensors, source)
     ep = _deserialize(spec, state, constants, source)
