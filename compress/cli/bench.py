@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import (add_field, finite_float, given, non_negative_int, parse_csv, parse_int_list,
-                                  parse_shape, positive_int)
+from compress.cli._common import (add_field, add_model_arguments, finite_float, given, model_arguments,
+                                  non_negative_int, parse_csv, parse_int_list, parse_shape, positive_int)
 
 
 def register(subparsers) -> None:
@@ -28,8 +28,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="inference latency across runtimes and batch sizes",
                               description=f"{__doc__}\n{_runtimes_help()}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", metavar="RUN|ARTIFACT|ONNX|MODEL_NAME",
-                   help="run folder, artifact file (.npz/.pt), ONNX file (.onnx), or registered model name")
+    p.add_argument("target", metavar="RUN|ARTIFACT|ONNX|MODEL",
+                   help="run folder, artifact file (.npz/.pt), ONNX file (.onnx), or a model: a registered name, "
+                        "PATH.py:NAME (importing the file runs its code), torchvision:NAME or timm:NAME")
+    add_model_arguments(p, flag=None)
     add_field(p, "--width", create, "width_mult", metavar="W", type=finite_float,
               help="width multiplier when TARGET is a model name")
     p.add_argument("--input", metavar="CxHxW", type=parse_shape, default=None,
@@ -144,15 +146,17 @@ def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Nam
         if shape is None:
             raise ValueError(f"{target}: stores no input shape; pass --input CxHxW")
         return model, tuple(shape)
-    if target not in list_models():
+    from compress.models.sources import is_external
+
+    if target not in list_models() and not is_external(target):
         raise ValueError(f"{target!r} is neither a run folder, an artifact file nor a model name; "
-                         f"known models: {', '.join(list_models())}")
+                         f"known models: {', '.join(list_models())}, or PATH.py:NAME, torchvision:NAME, timm:NAME")
     shape_kw = {}
     if input_shape is not None:
         if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
             raise ValueError(f"--input {'x'.join(map(str, input_shape))} must be CxHxW with H == W for a model name")
         shape_kw = {"in_chans": input_shape[0], "input_size": input_shape[1]}
-    model = create(target, **shape_kw, **given(args, create))
+    model = create(target, **shape_kw, **given(args, create), **model_arguments(args))
     return model, model.card.input_shape
 
 

@@ -8,7 +8,7 @@ import copy
 import torch
 from torch import nn
 
-from compress.models.card import CardedModel
+from compress.models.card import card_of
 
 __all__ = ["fold_batchnorm", "count_batchnorm"]
 
@@ -104,8 +104,9 @@ def fold_batchnorm(model: nn.Module, *, inplace: bool = False) -> nn.Module:
             _fold_pair(layer, bn)
             _set_submodule(model, bn_name, nn.Identity())
             count += 1
-    if isinstance(model, CardedModel) and model.card is not None and count:
-        model.card = model.card.replace(bn_folded=model.card.bn_folded + count)
+    card = card_of(model)   # a compress family's declared field, or the plain attribute of a model from sources
+    if card is not None and count:
+        model.card = card.replace(bn_folded=card.bn_folded + count)
     return model
 
 
