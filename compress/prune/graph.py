@@ -3,23 +3,31 @@
 :func:`build_graph` traces one forward (:mod:`compress.prune.trace`) and returns a :class:`DependencyGraph`:
 
 * a **channel** is one set of coupled channel nodes (removing it removes one channel from every tensor, weight
-  and norm it reaches);
+  and norm it reaches; an attention head is one channel of its attention);
 * a **group** is the channels made by the same set of layers (all output channels of ``features.0.conv`` and
   its BatchNorm; every channel of one residual chain; the half of a concatenation one branch makes; position
-  ``j`` of every group of a grouped conv's output is one channel): per-layer ratios act on a group, ``round_to``
-  and ``min_width`` hold per group;
-* **pinned** channels (the input's, the classifier's outputs, anything an unknown op touches) are in no group,
-  and ``graph.unknown`` names what pinned them.
+  ``j`` of every group of a grouped conv's output is one channel; the heads of one attention): per-layer ratios
+  act on a group, ``round_to`` and ``min_width`` hold per group;
+* **pinned** channels (the input's, the classifier's outputs, those of ``ignored_layers``, a transformer's
+  embedding width unless asked, anything an unknown op touches) are in no group, and ``graph.unknown`` names what
+  pinned them, where no rule said why;
+* **ties**: an attention whose width is read from its input keeps ``heads x head_dim == embedding width``, so its
+  heads group and the embedding group it reads are pruned by count together (``schedule.select`` sees to it).
+
+A model whose eval forward leaves layers with weights unused (GoogLeNet's and Inception's auxiliary classifiers)
+is traced again in training mode, on meta tensors, so those layers are sliced with the channels they read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from compress.prune.trace import CONV, LayerUse, Trace, is_depthwise, run_trace
+from compress.prune.channels import LayerUse, Trace
+from compress.prune.trace import passes_channels, run_trace
 
 __all__ = ["Group", "DependencyGraph", "build_graph"]
 
@@ -40,6 +48,15 @@ class Group:
         return self.layers[0] if len(self.layers) == 1 else f"{self.layers[0]} (+{len(self.layers) - 1} coupled)"
 
 
+@dataclass(frozen=True)
+class GroupTie:
+    """Heads (``heads``, one channel per head) that go with ``embed`` by count: ``head_dim`` channels each."""
+
+    heads: Group
+    embed: Group
+    head_dim: int
+
+
 @dataclass
 class DependencyGraph:
     """What :func:`build_graph` found: groups of prunable channels, the layer uses, and what was pinned."""
@@ -51,6 +68,8 @@ class DependencyGraph:
     unknown: dict[str, int] = field(default_factory=dict)
     root_index: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long), repr=False)
     """The channel (union-find root) of every node, by node."""
+    ties: list[GroupTie] = field(default_factory=list)
+    output_shape: tuple[int, ...] | None = None        # the model's (first) output at the traced batch of 2
 
     @property
     def uses(self) -> list[LayerUse]:
@@ -86,48 +105,151 @@ def _example(input_shape, model: nn.Module) -> torch.Tensor:
                        ).to(p.device if p is not None else "cpu")
 
 
-def build_graph(model: nn.Module, input_shape) -> DependencyGraph:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _weighted(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules()
+            if next(m.parameters(recurse=False), None) is not None or next(m.buffers(recurse=False), None) is not None]
+
+
+def build_graph(model: nn.Module, input_shape, *, ignored_layers: Sequence[str] = (),
+                prune_embedding: bool = False) -> DependencyGraph:
     """Trace ``model`` on a random input of ``input_shape`` (one example without the batch dim, e.g.
     ``(1, 48, 48)``, or an example batch tensor) and group its coupled channels.
 
-    Raises TypeError for a non-module, ValueError when the forward fails on that shape (the message names it).
+    ``ignored_layers``: module paths whose channels stay (every channel a layer under that path makes, and the
+    channels of norms and attention heads under it), as Torch-Pruning's ``ignored_layers``. ``prune_embedding``:
+    a transformer's embedding width (the channels into its attention layers) is prunable, else pinned.
+
+    Raises TypeError for a non-module, ValueError when the forward fails on that shape (the message names it) or
+    a path in ``ignored_layers`` is not a module of ``model``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"prune: model must be an nn.Module, got {type(model).__name__}")
+    check_paths(model, ignored_layers, "ignored_layers")
     x = _example(input_shape, model)
     try:
-        trace, _ = run_trace(model, x, on_meta=True)     # shapes only: fast, and the weights are never read
+        trace, out, called = run_trace(model, x, on_meta=True, embedding=prune_embedding)
     except Exception:    # noqa: BLE001  a forward that needs real values (data-dependent code): run it for real
         trace = None
-    try:
-        if trace is None:
-            trace, _ = run_trace(model, x, on_meta=False)
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise ValueError(f"the model's forward fails on input shape {tuple(x.shape[1:])}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    return _group(model, trace)
+    if trace is None:
+        try:
+            trace, out, called = run_trace(model, x, on_meta=False, embedding=prune_embedding)
+        except Exception as exc:   # noqa: BLE001  the user's forward: any error is theirs, said in one line
+            raise ValueError(f"the model's forward fails on input shape {tuple(x.shape[1:])}: "
+                             f"{_first_line(exc)}") from None
+    elif any(m not in called for m in _weighted(model)):
+        try:      # layers the eval forward skips (auxiliary classifiers) run in training mode
+            trained, _, called_train = run_trace(model, x, on_meta=True, embedding=prune_embedding, train=True)
+            if len(called_train) > len(called):
+                trace, called = trained, called_train
+        except Exception:   # noqa: BLE001  the eval trace stands
+            pass
+    names = {m: n for n, m in model.named_modules()}
+    handled = [u.name for u in trace.uses] + [h.name for h in trace.heads]
+    idle = [names[m] for m in _weighted(model) if m not in called and not _under(names[m], handled)]
+    for n in idle:    # layers this forward never runs (an auxiliary head at too small an input): left as they are
+        if not any(n.startswith(p + ".") for p in idle if p != n):
+            trace.report(f"{n or 'model'} (not run by the traced forward: left as it is)")
+    first = next(iter(out if isinstance(out, (tuple, list)) else [out]), None)
+    graph = _group(model, trace, ignored_layers)
+    graph.output_shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
+    return graph
 
 
-def _group(model: nn.Module, trace: Trace) -> DependencyGraph:
-    root_of = [trace.find(i) for i in range(len(trace.parent))]
-    pinned_roots = {root_of[i] for i in trace.pinned}
-    makers: dict[int, set[str]] = {}
+def check_paths(model: nn.Module, paths: Iterable[str], what: str) -> None:
+    """ValueError naming the first path that is not a module of ``model`` (with the closest ones)."""
+    names = {n for n, _ in model.named_modules() if n}
+    for p in paths:
+        if not isinstance(p, str) or p not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(p), sorted(names), n=3)
+            raise ValueError(f"{what}: {p!r} is not a layer of this model" +
+                             (f"; did you mean {', '.join(close)}?" if close else ""))
+
+
+def _under(name: str, paths: Sequence[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in paths)
+
+
+def _pin_ignored_and_misused(trace: Trace, ignored: Sequence[str]) -> None:
+    """Pin what ``ignored`` layers make or carry, and every channel of a tensor some op used unknowingly (a
+    layer's weight used outside it would no longer fit once the layer is sliced)."""
+    owner_of = {path: path.rpartition(".")[0] for path in trace.misused}
     for use in trace.uses:
-        if _is_norm(use.module) or is_depthwise(use.module):
-            continue                         # they pass their input's channels on: they make none
-        # a channel may sit at several positions of one layer's output (the positions a grouped conv coupled
-        # across its groups): surgery removes every position whose channel goes, in every tensor alike
-        for i in use.out_ids:
-            makers.setdefault(root_of[i], set()).add(use.name)
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for root, names in makers.items():
-        if root not in pinned_roots:
-            groups.setdefault(tuple(sorted(names)), []).append(root)
-    ordered = sorted(groups.items(), key=lambda kv: min(kv[1]))
+        bad = next((why for p, why in trace.misused.items() if owner_of[p] == use.name), None)
+        if bad is not None:
+            trace.pin([*use.in_ids, *use.out_ids], bad)
+        elif ignored and _under(use.name, ignored):
+            trace.pin(use.out_ids, f"ignored_layers ({use.name})")
+    layer_names = {use.name for use in trace.uses}
+    for path, t in trace.tensors.items():
+        owner = path.rpartition(".")[0]
+        why = trace.misused.get(path)
+        if why is None and owner in layer_names:
+            why = f"{path} used outside its layer"
+            trace.report(why)
+        if why is None and ignored and _under(owner, ignored):
+            why = f"ignored_layers ({path})"
+        if why is not None:
+            trace.pin(t.ids, why)
+    for h in trace.heads:
+        if ignored and _under(h.name, ignored):
+            trace.pin(h.heads, f"ignored_layers ({h.name})")
+
+
+def _group(model: nn.Module, trace: Trace, ignored: Sequence[str] = ()) -> DependencyGraph:
+    _pin_ignored_and_misused(trace, ignored)
+    while True:
+        root_of = [trace.find(i) for i in range(len(trace.parent))]
+        pinned_roots = {root_of[i] for i in trace.pinned}
+        makers: dict[int, set[str]] = {}
+        for use in trace.uses:
+            if passes_channels(use.module):
+                continue                     # they pass their input's channels on: they make none
+            # a channel may sit at several positions of one layer's output (the positions a grouped conv coupled
+            # across its groups): surgery removes every position whose channel goes, in every tensor alike
+            for i in use.out_ids:
+                makers.setdefault(root_of[i], set()).add(use.name)
+        found: dict[tuple[str, ...], list[int]] = {}
+        for root, names in makers.items():
+            if root not in pinned_roots:
+                found.setdefault(tuple(sorted(names)), []).append(root)
+        groups = [Group(k, sorted(v)) for k, v in sorted(found.items(), key=lambda kv: min(kv[1]))]
+        ties, broken = _ties(trace, root_of, pinned_roots, groups)
+        if not broken:
+            break
+        for tie, why in broken:           # pin both sides, then group again
+            trace.pin([*tie.heads, *tie.embed], why)
     pinned = sum(1 for r in set(root_of) if r in pinned_roots)
-    return DependencyGraph(model, trace, [Group(k, sorted(v)) for k, v in ordered], pinned, dict(trace.unknown),
-                           torch.tensor(root_of, dtype=torch.long))
+    return DependencyGraph(model, trace, groups, pinned, dict(trace.unknown),
+                           torch.tensor(root_of, dtype=torch.long), ties)
 
 
-def _is_norm(module: nn.Module) -> bool:
-    return not isinstance(module, CONV) and not isinstance(module, nn.Linear)
+def _ties(trace: Trace, root_of: list[int], pinned_roots: set[int], groups: list[Group]):
+    """Resolve each attention's tie to (heads group, embedding group); a tie that cannot hold is broken (pinned):
+    the embedding spread over several groups, heads sharing a group with anything else, or two head sizes on one
+    embedding."""
+    group_of = {r: g for g in groups for r in g.channels}
+    ties, broken, head_dims = [], [], {}
+    for tie in trace.ties:
+        heads = {root_of[i] for i in tie.heads}
+        embed = {root_of[i] for i in tie.embed}
+        if heads & pinned_roots or embed & pinned_roots:
+            if not (heads <= pinned_roots and embed <= pinned_roots):
+                broken.append((tie, f"the heads of {tie.name} go only with its embedding width, which is pinned"))
+            continue
+        hg, eg = {id(group_of[r]) for r in heads}, {id(group_of[r]) for r in embed}
+        if len(hg) != 1 or len(eg) != 1:
+            broken.append((tie, f"the embedding width of {tie.name} is not one group"))
+            continue
+        h, e = group_of[next(iter(heads))], group_of[next(iter(embed))]
+        if h.width != len(heads) or head_dims.setdefault(id(e), tie.head_dim) != tie.head_dim:
+            broken.append((tie, f"the heads of {tie.name} cannot follow its embedding width"))
+            continue
+        ties.append(GroupTie(h, e, tie.head_dim))
+    return ties, broken

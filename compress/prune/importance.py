@@ -63,13 +63,23 @@ def _unique_uses(graph: DependencyGraph):
             yield use
 
 
+def _weight(m: nn.Module) -> torch.Tensor | None:
+    """The weight whose rows make a layer's outputs and whose columns read its inputs."""
+    if isinstance(m, CONV + (nn.Linear,)):
+        return m.weight
+    if isinstance(m, nn.MultiheadAttention):
+        return m.in_proj_weight
+    return None
+
+
 def _magnitude(graph: DependencyGraph, p: int) -> Scores:
     acc = torch.zeros(len(graph.trace.parent), dtype=torch.float64)
     for use in _unique_uses(graph):
         m = use.module
-        if not isinstance(m, CONV + (nn.Linear,)):
+        w = _weight(m)
+        if w is None:
             continue
-        w = m.weight.detach().float().cpu()
+        w = w.detach().float().cpu()
         w = w.abs() if p == 1 else w.pow(2)
         acc.index_add_(0, graph.roots(use.out_index), w.flatten(1).sum(1).double())
         if is_depthwise(m):
@@ -77,7 +87,6 @@ def _magnitude(graph: DependencyGraph, p: int) -> Scores:
         g = m.groups if isinstance(m, CONV) else 1
         # column j of group k's filters reads input channel k * (in / g) + j
         cols = w.reshape(g, w.shape[0] // g, w.shape[1], -1).sum((1, 3)).flatten()
-        cols = cols.view(len(use.in_ids), use.in_block).sum(1)
         acc.index_add_(0, graph.roots(use.in_index), cols.double())
     if p == 2:
         acc = acc.sqrt()
@@ -99,7 +108,7 @@ def _bn(graph: DependencyGraph, **_) -> Scores:
     acc: dict[int, float] = {}
     for use in _unique_uses(graph):
         m = use.module
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and use.in_block == 1:
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None:
             gamma = m.weight.detach().abs()
             for j, node in enumerate(use.out_ids):
                 r = graph.root(node)

@@ -14,14 +14,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from compress.budget import QUANTITIES, Budget, bisect, format_quantity, quantities
+from compress.budget import QUANTITIES, Budget, bisect, format_quantity
 from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
 from compress.models.card import card_of
-from compress.prune.graph import build_graph
+from compress.prune.graph import DependencyGraph, build_graph, check_paths
 from compress.prune.importance import IMPORTANCES, importance
+from compress.prune.measure import Meter
 from compress.prune.schedule import SCHEDULES, fraction_at, select, step_ratio
 from compress.prune.surgery import remove_channels
+from compress.prune.trace import run_meta
 from compress._settings import from_known
 
 __all__ = ["PruneConfig", "PruneResult", "prune"]
@@ -46,6 +49,9 @@ class PruneConfig:
     finetune_epochs: int = 0              # epochs of fine-tuning after each step (prune_run / the CLI)
     taylor_images: int = 512              # training images the taylor importance takes gradients on
     seed: int = 0                         # random importance; fine-tuning seed
+    ignored_layers: list[str] = field(default_factory=list)      # module paths whose channels stay (and below)
+    layer_ratios: dict[str, float] = field(default_factory=dict)  # module path -> its groups' ratio, in [0, 1)
+    prune_embedding: bool = False         # also a transformer's embedding width (the channels into attention)
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, Mapping):
@@ -69,6 +75,21 @@ class PruneConfig:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"PruneConfig: {k} must be an int >= {low}, got {v!r}")
+        if isinstance(self.ignored_layers, str) or not isinstance(self.ignored_layers, (list, tuple)) or not all(
+                isinstance(p, str) and p for p in self.ignored_layers):
+            raise TypeError(f"PruneConfig: ignored_layers must be a list of module paths, got {self.ignored_layers!r}")
+        self.ignored_layers = list(self.ignored_layers)
+        if not isinstance(self.layer_ratios, Mapping):
+            raise TypeError(f"PruneConfig: layer_ratios must be a dict of module path -> ratio, "
+                            f"got {self.layer_ratios!r}")
+        for path, r in self.layer_ratios.items():
+            if not isinstance(path, str) or not path:
+                raise TypeError(f"PruneConfig: layer_ratios keys must be module paths, got {path!r}")
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or not 0 <= r < 1:
+                raise ValueError(f"PruneConfig: layer_ratios[{path!r}] must be in [0, 1), got {r!r}")
+        self.layer_ratios = {k: float(v) for k, v in self.layer_ratios.items()}
+        if not isinstance(self.prune_embedding, bool):
+            raise TypeError(f"PruneConfig: prune_embedding must be True or False, got {self.prune_embedding!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PruneConfig":
@@ -86,17 +107,37 @@ class PruneConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass
 class PruneResult:
     """The pruned model, its quantities (``param_count``, ``macs``, ``size_bytes``, ``latency_ms``, ``acc``)
-    before and after, one row per step, and what the graph pinned."""
+    before and after, one row per step, and what the graph pinned.
 
-    model: nn.Module
-    before: dict
-    after: dict
-    steps: list[dict]
-    graph: str                                  # the first step's graph, described
-    unknown: dict[str, int] = field(default_factory=dict)
+    Quantities that need no timing or evaluation are measured when first read (``before``, ``after``,
+    ``steps``, ``table()``, ``to_dict()``), on the given model and on ``model``: a prune whose table nobody reads
+    pays nothing for it."""
+
+    def __init__(self, model: nn.Module, before: dict | Callable[[], dict], steps: list[dict | Callable[[], dict]],
+                 graph: str, unknown: Mapping[str, int] | None = None) -> None:
+        self.model = model
+        self.graph = graph                          # the first step's graph, described
+        self.unknown = dict(unknown or {})
+        self._before = before
+        self._steps = steps
+
+    @property
+    def before(self) -> dict:
+        if callable(self._before):
+            self._before = self._before()
+        return self._before
+
+    @property
+    def steps(self) -> list[dict]:
+        self._steps = [row() if callable(row) else row for row in self._steps]
+        return self._steps
+
+    @property
+    def after(self) -> dict:
+        last = self.steps[-1]
+        return {n: last[n] for n in self.before}
 
     def table(self) -> str:
         """``quantity | before | after | after/before`` rows for the quantities both sides have."""
@@ -120,28 +161,6 @@ def _fmt(name: str, value) -> str:
     if name == "acc":
         return "-" if value is None else f"{value:.4f}"
     return format_quantity(name, value)
-
-
-@dataclass(frozen=True)
-class _Meter:
-    """The quantities of a model as pruning reads them: the budget's (or the default budget's meanings), with the
-    functions the caller passed in for artifact bytes and latency."""
-
-    shape: tuple[int, ...]
-    budget: Budget
-    file_bytes: Callable[[nn.Module], int] | None
-    latency: Callable[..., float] | None
-
-    def __call__(self, model: nn.Module, names) -> dict[str, float | None]:
-        return quantities(model, self.budget, self.shape, names=names, file_bytes=self.file_bytes,
-                          latency=self.latency)
-
-    def table_row(self, model: nn.Module, *, with_latency: bool, evaluate) -> dict[str, float | None]:
-        """Every quantity (``latency_ms`` only ``with_latency``) and ``acc`` from ``evaluate(model)``."""
-        names = [q for q in QUANTITIES if q != "latency_ms" or with_latency]
-        out = self(model, names)
-        out["acc"] = float(evaluate(model)) if evaluate is not None else None
-        return out
 
 
 def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[int, ...]:
@@ -169,18 +188,19 @@ def _with_card(original: nn.Module, pruned: nn.Module) -> nn.Module:
     return pruned
 
 
-def _step(model: nn.Module, meter: _Meter, config: PruneConfig, ratio: float | None,
-          target: Budget | None, batches) -> tuple[nn.Module, float, Any]:
-    """One step: the model without the channels a ratio (or the smallest ratio meeting ``target``) removes."""
-    graph = build_graph(model, meter.shape)
+def _step(model: nn.Module, meter: Meter, config: PruneConfig, ratio: float | None, target: Budget | None,
+          batches, graph: DependencyGraph, layer_ratios: dict[str, float]) -> tuple[nn.Module, float]:
+    """One step on ``graph`` (``model``'s): the model without the channels a ratio (or the smallest ratio meeting
+    ``target``) removes."""
     scores = importance(graph, config.importance, batches=batches, seed=config.seed)
     pick = lambda r: remove_channels(graph, select(graph, scores, r, global_ranking=config.global_ranking,  # noqa: E731
-                                                   round_to=config.round_to, min_width=config.min_width))
+                                                   round_to=config.round_to, min_width=config.min_width,
+                                                   layer_ratios=layer_ratios))
     if ratio is not None:
-        return pick(ratio), ratio, graph
+        return pick(ratio), ratio
     meets = lambda m: target.holds(meter(m, target.limits))  # noqa: E731
     if meets(model):                 # already within this step's budget: nothing goes (still a new model)
-        return remove_channels(graph, set()), 0.0, graph
+        return remove_channels(graph, set()), 0.0
     smallest_ratio = 1 - 1e-9
     smallest = pick(smallest_ratio)
     if not meets(smallest):
@@ -192,18 +212,60 @@ def _step(model: nn.Module, meter: _Meter, config: PruneConfig, ratio: float | N
     # the least pruning that meets the step's budget: the good side of the boundary, from the smallest model
     edge = bisect(lambda r: (meets(c := pick(r)), c), smallest_ratio, 0.0, steps=_SEARCH_STEPS,
                   good_value=smallest)
-    return edge.good_value, edge.good, graph
+    return edge.good_value, edge.good
 
 
-def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: torch.Size) -> None:
+def _failing_module(model: nn.Module, run: Callable[[], Any]) -> Any:
+    """``run()``; an exception from the model's forward becomes a ValueError naming the module it came from."""
+    names = {m: n for n, m in model.named_modules()}
+    stack: list[nn.Module] = []
+    # no always_call: a module that raises is never popped, so the stack ends at the one that failed
+
+    def pre(module, args) -> None:
+        if module in names:
+            stack.append(module)
+
+    def post(module, args, out) -> None:     # returns None: a hook's value would replace the output
+        if module in names and stack:
+            stack.pop()
+
+    hooks = [register_module_forward_pre_hook(pre), register_module_forward_hook(post)]
+    try:
+        return run()
+    except Exception as exc:   # noqa: BLE001  one line naming where, never a traceback
+        where = f"{type(stack[-1]).__name__} ({names[stack[-1]] or 'model'})" if stack else "the model"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"prune: the pruned model's forward fails in {where}: {text}") from exc
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: tuple[int, ...] | None) -> None:
+    """The pruned model runs on a batch of 2 (on meta copies of its weights when it can: shapes only) and gives
+    the original's output shape; else a ValueError naming the module where it fails."""
     p = next(iter(model.parameters()), None)
-    x = torch.zeros((2, *shape), device=p.device if p is not None else "cpu")
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        y = model(x)
-    model.train(was)
-    assert y.shape == out_shape, f"pruned model's output {tuple(y.shape)} != {tuple(out_shape)}"
+    try:
+        y = run_meta(model, torch.zeros((2, *shape)))
+    except Exception:   # noqa: BLE001  a forward that needs values: run it for real, naming a failure
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                x = torch.zeros((2, *shape), device=p.device if p is not None else "cpu")
+                y = _failing_module(model, lambda: model(x))
+        finally:
+            model.train(was)
+    y = next(iter(y), None) if isinstance(y, (tuple, list)) else y
+    if out_shape is not None and (not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(out_shape)):
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"prune: the pruned model's output is {got}, not {tuple(out_shape)}")
+
+
+def _internal(exc: Exception, model: nn.Module) -> ValueError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ValueError(f"prune: cannot prune {type(model).__name__}: {type(exc).__name__}"
+                      + (f": {text}" if text else "") + " (a compress.prune rule does not fit this model)")
 
 
 def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: Sequence[int] | None = None,
@@ -226,9 +288,10 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     :func:`compress.models.create` keeps a card that rebuilds the pruned architecture
     (``compress.models.rebuild(card)``, run folders, artifacts).
 
-    Raises ValueError for bad settings, a forward that fails on ``input_shape``, a model whose BatchNorm was
-    folded, a latency budget without ``latency``, ``taylor`` without ``data``, or a budget below the smallest
-    reachable model; TypeError for a non-module.
+    Raises ValueError for bad settings (a path of ``ignored_layers`` or ``layer_ratios`` that is not a layer of
+    ``model`` is named), a forward that fails on ``input_shape``, a model whose BatchNorm was folded, a latency
+    budget without ``latency``, ``taylor`` without ``data``, a budget below the smallest reachable model, or a
+    pruned model that does not run (naming the module); TypeError for a non-module.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"prune: model must be an nn.Module, got {type(model).__name__}")
@@ -242,35 +305,49 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
         raise ValueError("prune: this model's BatchNorm is folded; prune the unfolded model, then fold")
     if config.budget is not None and config.budget.max_latency_ms is not None and latency is None:
         raise ValueError("prune: a latency budget needs latency= (compress.bench.latency_ms)")
+    check_paths(model, config.layer_ratios, "prune: layer_ratios")
     batches = None
     if config.importance == "taylor":
         if data is None:
             raise ValueError("prune: importance 'taylor' needs data= (a DataBundle or Split) to take gradients on")
         batches = _taylor_batches(data, normalizer, config.taylor_images)
     shape = _input_shape(model, input_shape)
-    first = build_graph(model, shape)       # fails early, with one line, on a forward that does not run
+    graph_of = lambda m: build_graph(m, shape, ignored_layers=config.ignored_layers,  # noqa: E731
+                                     prune_embedding=config.prune_embedding)
+    first = graph_of(model)       # fails early, with one line, on a forward that does not run
     if not first.groups:
         raise ValueError("prune: nothing to prune: every channel is pinned" +
                          (f" (by {', '.join(first.unknown)})" if first.unknown else ""))
-    out_shape = _output_shape(model, shape)
-    meter = _Meter(shape, config.budget or Budget(), file_bytes, latency)
-    before = meter.table_row(model, with_latency=latency is not None, evaluate=evaluate)
-    rows, current = [], model
+    out_shape = first.output_shape or _output_shape(model, shape)
+    meter = Meter(shape, config.budget or Budget(), file_bytes, latency)
+    timed = latency is not None
+    measure_before = lambda: meter.table_row(model, with_latency=timed, evaluate=evaluate)  # noqa: E731
+    # what no step needs is measured when the result is read: a ratio prune's table, without timing or evaluation
+    before = measure_before() if config.ratio is None or timed or evaluate is not None else measure_before
+    rows: list = []
+    current, graph = model, first
     for k in range(1, config.steps + 1):
         frac = fraction_at(k, config.steps, config.schedule)
         ratio = step_ratio(config.ratio, k, config.steps, config.schedule) if config.ratio is not None else None
         target = config.budget.scaled(before, frac) if config.ratio is None else None
-        current, used, _ = _step(current, meter, config, ratio, target, batches)
+        layer_ratios = {p: step_ratio(r, k, config.steps, config.schedule) for p, r in config.layer_ratios.items()}
+        try:
+            graph = graph if k == 1 else graph_of(current)
+            current, used = _step(current, meter, config, ratio, target, batches, graph, layer_ratios)
+        except (ValueError, TypeError):
+            raise
+        except Exception as exc:   # noqa: BLE001  a rule of the graph or surgery that does not fit: one line
+            raise _internal(exc, model) from exc
         current = _with_card(model, current)
         _check_forward(current, shape, out_shape)
         if finetune is not None:
             current = finetune(current, k) or current
         last = k == config.steps
-        row = {"step": k, "ratio": used, **meter.table_row(current, with_latency=latency is not None and last,
-                                                            evaluate=evaluate if last else None)}
-        rows.append(row)
-    after = {n: rows[-1][n] for n in (*before.keys(),)}
-    return PruneResult(current, before, after, rows, first.describe(), dict(first.unknown))
+        row = lambda m=current, k=k, used=used, last=last: {  # noqa: E731
+            "step": k, "ratio": used, **meter.table_row(m, with_latency=timed and last,
+                                                        evaluate=evaluate if last else None)}
+        rows.append(row if last and not timed and evaluate is None else row())
+    return PruneResult(current, before, rows, first.describe(), dict(first.unknown))
 
 
 def _taylor_batches(data: DataBundle | Split, normalizer: Normalizer | None, images: int,

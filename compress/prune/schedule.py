@@ -18,10 +18,11 @@ Schedules (:func:`fraction_at`): the share of the total reduction reached after 
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 from compress.prune.graph import DependencyGraph
 
-__all__ = ["SCHEDULES", "select", "keep_width", "fraction_at", "step_ratio", "agp_sparsity"]
+__all__ = ["SCHEDULES", "select", "group_ratio", "keep_width", "fraction_at", "step_ratio", "agp_sparsity"]
 
 SCHEDULES = ("linear", "agp")
 
@@ -66,33 +67,57 @@ def _floor_keep(width: int, ratio: float) -> int:
     return int(width * (1 - ratio))     # Torch-Pruning's expression, float rounding included
 
 
+def group_ratio(group, layer_ratios: Mapping[str, float] | None) -> float | None:
+    """The ratio ``layer_ratios`` gives ``group``: for each of its layers the entry naming the layer or the nearest
+    module above it; the smallest of those (the group keeps what its most protected layer asks); None if none
+    does."""
+    found = []
+    for layer in group.layers:
+        matches = [p for p in (layer_ratios or {}) if layer == p or layer.startswith(p + ".")]
+        if matches:
+            found.append(layer_ratios[max(matches, key=len)])
+    return min(found) if found else None
+
+
 def select(graph: DependencyGraph, scores: dict[int, float], ratio: float, *, global_ranking: bool = False,
-           round_to: int = 1, min_width: int = 1) -> set[int]:
-    """The channels (graph roots) to remove for a channel ``ratio`` in [0, 1)."""
-    if global_ranking:
-        keep = _global_keep(graph, scores, ratio, min_width)
-    else:
-        keep = {id(g): _floor_keep(g.width, ratio) for g in graph.groups}
+           round_to: int = 1, min_width: int = 1, layer_ratios: Mapping[str, float] | None = None) -> set[int]:
+    """The channels (graph roots) to remove for a channel ``ratio`` in [0, 1). ``layer_ratios``: module path ->
+    ratio for the groups of the layers under it (they stay out of a global ranking). An attention's heads tied to
+    its embedding width keep ``embedding kept // head_dim`` heads (at least one), the embedding then exactly that
+    many heads' width."""
+    own = {id(g): r for g in graph.groups if (r := group_ratio(g, layer_ratios)) is not None}
+    keep = _global_keep([g for g in graph.groups if id(g) not in own], scores, ratio, min_width) \
+        if global_ranking else {}
+    counts = {}
+    for g in graph.groups:
+        n = keep[id(g)] if id(g) in keep else _floor_keep(g.width, own.get(id(g), ratio))
+        counts[id(g)] = keep_width(g.width, n, round_to, min_width)
+    for tie in graph.ties:
+        heads = max(1, min(tie.heads.width, counts[id(tie.embed)] // tie.head_dim))
+        for other in graph.ties:      # every attention reading this embedding keeps as many heads
+            if other.embed is tie.embed:
+                heads = min(heads, other.heads.width)
+        counts[id(tie.heads)] = heads
+        counts[id(tie.embed)] = heads * tie.head_dim
     removed: set[int] = set()
     for g in graph.groups:
-        n = keep_width(g.width, keep[id(g)], round_to, min_width)
         ranked = sorted(g.channels, key=lambda r: (scores[r], r))
-        removed.update(ranked[:g.width - n])
+        removed.update(ranked[:g.width - counts[id(g)]])
     return removed
 
 
-def _global_keep(graph: DependencyGraph, scores: dict[int, float], ratio: float, min_width: int) -> dict[int, int]:
+def _global_keep(groups: list, scores: dict[int, float], ratio: float, min_width: int) -> dict[int, int]:
     entries = []
-    for g in graph.groups:
+    for g in groups:
         mean = sum(scores[r] for r in g.channels) / g.width
         floor = min(min_width, g.width)
         ranked = sorted(g.channels, key=lambda r: (scores[r], r))
         # a group's last `floor` channels can never go: they are not candidates
         for r in ranked[:g.width - floor]:
             entries.append((scores[r] / mean if mean > 0 else 0.0, r, id(g)))
-    total = sum(g.width for g in graph.groups)
+    total = sum(g.width for g in groups)
     entries.sort()
-    keep = {id(g): g.width for g in graph.groups}
+    keep = {id(g): g.width for g in groups}
     for _, _, gid in entries[:min(len(entries), total - _floor_keep(total, ratio))]:
         keep[gid] -= 1
     return keep

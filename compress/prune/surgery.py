@@ -1,5 +1,6 @@
-"""Removing channels for real: every weight, bias and norm statistic is sliced, every layer's size attributes
-rewritten, so the result is a plain smaller ``nn.Module`` (no masks, no hooks)."""
+"""Removing channels for real: every weight, bias, norm statistic and channel-sized tensor is sliced, every layer's
+size attributes (and attention head counts, and the int attributes reshapes read) rewritten, so the result is a
+plain smaller ``nn.Module`` (no masks, no hooks)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,19 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from compress.prune.attention import apply_heads, slice_in_projection
 from compress.prune.graph import DependencyGraph
 from compress.prune.trace import CONV, is_depthwise, is_grouped
 
 __all__ = ["remove_channels"]
 
 
-def _keep(gone: torch.Tensor, ids: torch.Tensor, block: int) -> torch.Tensor:
-    """Indices (along a weight dim of ``len(ids) * block``) of the features whose channel stays (``gone``: one
-    flag per channel node)."""
-    kept = (~gone[ids]).nonzero().flatten()
-    return kept if block == 1 else (kept.view(-1, 1) * block + torch.arange(block)).flatten()
+def _keep(gone: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Positions (along a weight dim, one node per position) whose channel stays (``gone``: one flag per node)."""
+    return (~gone[ids]).nonzero().flatten()
 
 
-def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> nn.Parameter | None:
+def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> torch.Tensor | None:
     if old is None:
         return None
     new = old.detach().index_select(dim, index.to(old.device)).clone()
@@ -42,7 +42,8 @@ def _slice_conv(m: nn.Conv2d, keep_in: torch.Tensor, keep_out: torch.Tensor) -> 
         m.in_channels = len(keep_in) * m.groups
     m.bias = _param(m.bias, keep_out, 0)
     m.out_channels = len(keep_out)
-    assert m.out_channels % m.groups == 0, f"pruned conv: {m.out_channels} outputs in {m.groups} groups"
+    if m.out_channels % m.groups:
+        raise ValueError(f"{m.out_channels} outputs left in {m.groups} groups")
 
 
 def _slice_linear(m: nn.Linear, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
@@ -52,53 +53,110 @@ def _slice_linear(m: nn.Linear, keep_in: torch.Tensor, keep_out: torch.Tensor) -
 
 
 def _slice_norm(m: nn.Module, keep: torch.Tensor) -> None:
-    for name in ("weight", "bias"):
+    """BatchNorm, InstanceNorm, GroupNorm (``num_groups`` stays; one group per channel shrinks with them) and
+    LayerNorm over the channels."""
+    for name in ("weight", "bias", "running_mean", "running_var"):
         if getattr(m, name, None) is not None:
             setattr(m, name, _param(getattr(m, name), keep, 0))
     if isinstance(m, nn.LayerNorm):
         m.normalized_shape = (len(keep),)
-        return
-    for name in ("running_mean", "running_var"):
-        if getattr(m, name, None) is not None:
-            setattr(m, name, getattr(m, name).index_select(0, keep.to(getattr(m, name).device)).clone())
-    m.num_features = len(keep)
+    elif isinstance(m, nn.GroupNorm):
+        if m.num_groups == m.num_channels:
+            m.num_groups = len(keep)
+        m.num_channels = len(keep)
+        if m.num_channels % m.num_groups:
+            raise ValueError(f"{m.num_channels} channels left in {m.num_groups} groups")
+    else:
+        m.num_features = len(keep)
+
+
+_SLICED = ("weight", "bias", "running_mean", "running_var", "in_proj_weight", "in_proj_bias")
 
 
 def _replaced(m: nn.Module) -> list[torch.Tensor]:
     """The tensors of ``m`` that slicing replaces by new ones (so the copy may share them until then)."""
-    names = ("weight", "bias", "running_mean", "running_var")
-    return [t for t in (getattr(m, n, None) for n in names) if isinstance(t, torch.Tensor)]
+    return [t for t in (getattr(m, n, None) for n in _SLICED) if isinstance(t, torch.Tensor)]
+
+
+def _owner(modules: dict[str, nn.Module], path: str) -> tuple[nn.Module, str]:
+    owner, _, attr = path.rpartition(".")
+    return modules[owner], attr
+
+
+def _what(module: nn.Module, name: str) -> str:
+    return f"{type(module).__name__} ({name or 'model'})"
 
 
 def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module:
     """A copy of ``graph.model`` without the channels (union-find roots from ``graph.groups``) in ``removed``.
 
     The original model is left untouched. A removed channel must belong to a group (pinned ones never do).
+    Raises ValueError naming the layer when one cannot be sliced to what the graph asks.
     """
     removed = set(removed)
     prunable = {r for g in graph.groups for r in g.channels}
     assert removed <= prunable, "remove_channels: a pinned channel was asked for"
     gone = torch.isin(graph.root_index, torch.tensor(sorted(removed), dtype=torch.long))   # per channel node
-    # the layers that get sliced have every tensor replaced: share them in the copy instead of copying them first
-    memo = {id(t): t for use in graph.uses for t in _replaced(use.module)}
+    trace = graph.trace
+    originals = dict(graph.model.named_modules())
+    # the layers and tensors that get sliced are replaced: share them in the copy instead of copying them first
+    memo = {id(t): t for use in trace.uses for t in _replaced(use.module)}
+    for path in trace.tensors:
+        owner, attr = _owner(originals, path)
+        memo[id(getattr(owner, attr))] = getattr(owner, attr)
+    for h in trace.heads:
+        for attr, _ in h.spec.head_tensors:
+            memo[id(getattr(h.module, attr))] = getattr(h.module, attr)
     model = copy_module(graph.model, memo)
     modules = dict(model.named_modules())
     done: set[str] = set()
-    for use in graph.uses:
-        if use.name in done:       # a layer called twice: its channels were joined, one slicing does
+    for use in trace.uses:
+        if use.name in done:
             continue
         done.add(use.name)
         m = modules[use.name]
-        keep_in = _keep(gone, use.in_index, use.in_block)
-        if isinstance(m, CONV):
-            if is_grouped(m):      # every group keeps the same positions: the first group's say which
-                keep_in = keep_in[keep_in < m.in_channels // m.groups]
-            _slice_conv(m, keep_in, _keep(gone, use.out_index, 1))
-        elif isinstance(m, nn.Linear):
-            _slice_linear(m, keep_in, _keep(gone, use.out_index, 1))
-        else:   # a norm: its channels are its input's
-            _slice_norm(m, keep_in)
+        try:
+            keep_in, keep_out = _keep(gone, use.in_index), _keep(gone, use.out_index)
+            if isinstance(m, CONV):
+                if is_grouped(m):      # every group keeps the same positions: the first group's say which
+                    keep_in = keep_in[keep_in < m.in_channels // m.groups]
+                _slice_conv(m, keep_in, keep_out)
+            elif isinstance(m, nn.Linear):
+                _slice_linear(m, keep_in, keep_out)
+            elif isinstance(m, nn.MultiheadAttention):
+                slice_in_projection(m, keep_in, keep_out, _param)
+            else:   # a norm: its channels are its input's
+                _slice_norm(m, keep_in)
+        except Exception as exc:   # noqa: BLE001  a rule of the graph that does not fit this layer
+            raise ValueError(f"prune: cannot slice {_what(m, use.name)}: {exc}") from None
+    _slice_tensors(graph, modules, gone)
+    for h in trace.heads:
+        m = modules[h.name]
+        try:
+            apply_heads(m, h, _keep(gone, torch.tensor(h.heads, dtype=torch.long)), _param)
+        except Exception as exc:   # noqa: BLE001
+            raise ValueError(f"prune: cannot set the heads of {_what(m, h.name)}: {exc}") from None
+    for a in trace.attrs:
+        setattr(modules[a.name], a.attr, int((~gone[torch.tensor(a.ids, dtype=torch.long)]).sum()))
     return model
+
+
+def _slice_tensors(graph: DependencyGraph, modules: dict[str, nn.Module], gone: torch.Tensor) -> None:
+    """Parameters and buffers used outside layers, each sliced once (every name of a shared one gets it)."""
+    trace = graph.trace
+    names: dict[int, list[tuple[nn.Module, str]]] = {}
+    for mod in modules.values():
+        for attr, t in (*mod._parameters.items(), *mod._buffers.items()):
+            if t is not None:
+                names.setdefault(id(t), []).append((mod, attr))
+    for path, use in trace.tensors.items():
+        owner, attr = _owner(modules, path)
+        old = getattr(owner, attr)
+        new = _param(old, _keep(gone, torch.tensor(use.ids, dtype=torch.long)), use.dim)   # a copy even if whole
+        for mod, a in names.get(id(old), [(owner, attr)]):
+            setattr(mod, a, new)
+        if isinstance(owner, nn.PReLU):
+            owner.num_parameters = new.numel()
 
 
 _ATOMIC = (int, float, bool, str, type(None))

@@ -1,28 +1,26 @@
 """Tracing one forward pass into coupled channels: which channels of which layers must be removed together.
 
-Every channel of every tensor the forward makes is a node; a :class:`_Tracer` (a ``TorchDispatchMode`` plus module
-hooks, the profiler's way of seeing functional ops) joins the nodes that must go together in a union-find:
+Every channel of every tensor the forward makes is a node (:mod:`compress.prune.channels`); a :class:`_Tracer` (a
+``TorchDispatchMode`` plus module hooks, the profiler's way of seeing functional ops) joins the nodes that must go
+together in a union-find:
 
-* a layer with weights (``Conv``, ``Linear``, ``BatchNorm``, ``LayerNorm`` over channels) is seen whole, through
-  module hooks: a convolution makes new output channels (a depthwise one passes its input channels on), a norm
-  passes its input's channels on;
-* pointwise ops (``add``, ``mul``, activations...) join the channels of their inputs and output: residual
-  additions and squeeze-excite gates couple their branches;
-* ``cat`` along the channels concatenates the lists (channel offsets), pools and reductions over other dims keep
-  them, ``view``/``flatten`` turn a channel into a block of features (flatten -> Linear);
-* a depthwise convolution (``groups == in_channels``, any channel multiplier) passes each input channel on to
-  its filters; another grouped convolution couples position ``j`` of every group, on each side (Torch-Pruning's
-  rule: every group loses the same positions, so ``groups`` stays valid);
-* anything else (an op without a rule, a transposed convolution, a parameter used outside a known layer) pins
-  the channels it touches and is reported by name: a channel is pruned only when every use of it is understood.
+* a layer with weights is seen whole, through module hooks: a convolution makes new output channels (a depthwise
+  one passes its input channels on; another grouped one couples position ``j`` of every group, on each side, as
+  Torch-Pruning does, so ``groups`` stays valid), a ``Linear`` makes new features, BatchNorm / InstanceNorm pass
+  their input's channels on, GroupNorm too (position ``j`` of every group together, so ``num_groups`` stays);
+* an attention module is seen whole too (:mod:`compress.prune.attention`): its heads are nodes;
+* every other op goes through its rule in :mod:`compress.prune.ops` (elementwise ops, concatenation, reshapes and
+  channel shuffles, permutes, splits, reductions, ``layer_norm``...). Parameters used by ops outside a layer (a
+  layer scale, a position embedding, a class token) are followed through views and sliced with the channels;
+* anything else (an op without a rule, a transposed convolution, a layer's parameter used outside it) pins the
+  channels it touches and is reported by name: a channel is pruned only when every use of it is understood.
 
 The model's input and output channels are pinned: the classifier's outputs are never pruned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -31,14 +29,17 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from compress.profile.shapes import meta_shortcut
+from compress.prune.attention import AttentionSpec, attention_spec, trace_attention
+from compress.prune.channels import AttrUse, Chan, LayerUse, Trace, TensorUse
+from compress.prune.ops import elementwise, find_rule
 
 __all__: list[str] = []   # internal: compress.prune.graph.build_graph runs it
 
 aten = torch.ops.aten
 
 CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-TRACED_MODULES = CONV + NORM + (nn.Linear, nn.LayerNorm)   # traced as one layer by their channel rules
+NORM = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)   # num_features, running stats
+TRACED_MODULES = CONV + NORM + (nn.Linear, nn.GroupNorm)     # traced as one layer by their channel rules
 
 
 def is_depthwise(m: nn.Module) -> bool:
@@ -50,85 +51,23 @@ def is_grouped(m: nn.Module) -> bool:
     """A grouped convolution that is not depthwise (``in = g * a`` with ``a > 1``)."""
     return isinstance(m, CONV) and 1 < m.groups < m.in_channels
 
-# ops that keep the channels of their first input (other dims may change): pools, dropout, copies
-_KEEP = {aten.max_pool2d_with_indices, aten.max_pool1d_with_indices, aten.max_pool2d, aten.avg_pool2d,
-         aten.avg_pool1d, aten.adaptive_avg_pool2d, aten._adaptive_avg_pool2d, aten.adaptive_max_pool2d,
-         aten.adaptive_avg_pool1d, aten.upsample_nearest2d, aten.upsample_bilinear2d, aten.dropout,
-         aten.native_dropout, aten.feature_dropout, aten.clone, aten.detach, aten.alias, aten.contiguous,
-         aten._to_copy, aten.lift_fresh, aten.expand, aten.pad, aten.constant_pad_nd}
-_REDUCE = {aten.mean, aten.sum, aten.amax, aten.amin}
-_SOFTMAX = {aten._softmax, aten._log_softmax, aten.softmax, aten.log_softmax}
-_RESHAPE = {aten.view, aten._unsafe_view, aten.reshape, aten.squeeze, aten.unsqueeze, aten.flatten,
-            aten.alias}
-_PERMUTE = {aten.permute, aten.transpose, aten.t}
+
+def passes_channels(m: nn.Module) -> bool:
+    """A layer whose outputs are its input's channels (a norm, a depthwise conv): it makes none."""
+    return isinstance(m, NORM + (nn.GroupNorm, nn.LayerNorm)) or is_depthwise(m)
 
 
-@dataclass
-class Chan:
-    """The channel structure of one tensor: along ``dim``, feature ``f`` belongs to channel node
-    ``ids[f // block]`` (``block`` > 1 after a flatten: one channel is ``block`` features)."""
+@dataclass(frozen=True)
+class _Origin:
+    """A tensor that is (a view of, or an elementwise function of) parameters: for each, its path and which of
+    its dims each of this tensor's dims is (None: broadcast). ``fixed``: dims sized by a tensor that is not one."""
 
-    dim: int
-    ids: list[int]
-    block: int = 1
-
-
-@dataclass
-class LayerUse:
-    """One call of a layer with weights: the channel nodes of its input and output."""
-
-    name: str
-    module: nn.Module
-    in_ids: list[int]
-    in_block: int
-    out_ids: list[int]
-
-    @cached_property
-    def in_index(self) -> torch.Tensor:
-        return torch.tensor(self.in_ids, dtype=torch.long)
-
-    @cached_property
-    def out_index(self) -> torch.Tensor:
-        return torch.tensor(self.out_ids, dtype=torch.long)
+    entries: tuple[tuple[str, tuple[int | None, ...]], ...]
+    fixed: frozenset[int] = frozenset()
 
 
-@dataclass
-class Trace:
-    parent: list[int] = field(default_factory=list)
-    pinned: dict[int, str] = field(default_factory=dict)      # node -> why (first reason)
-    uses: list[LayerUse] = field(default_factory=list)
-    unknown: dict[str, int] = field(default_factory=dict)    # "what (where)" -> times seen
-
-    def new(self, n: int, pin: str | None = None) -> list[int]:
-        start = len(self.parent)
-        self.parent.extend(range(start, start + n))
-        ids = list(range(start, start + n))
-        if pin is not None:
-            for i in ids:
-                self.pinned[i] = pin
-        return ids
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-
-    def pin(self, ids: Sequence[int], why: str) -> None:
-        for i in ids:
-            self.pinned.setdefault(i, why)
-
-    def report(self, what: str) -> None:
-        self.unknown[what] = self.unknown.get(what, 0) + 1
-
-
-def _norm_dim(d: int, ndim: int) -> int:
-    return d % ndim if ndim else 0
+_VIEWS = {aten.view, aten._unsafe_view, aten.reshape, aten.squeeze, aten.unsqueeze, aten.flatten, aten.unflatten}
+_SAME = {aten.clone, aten.detach, aten.alias, aten.contiguous, aten._to_copy, aten.lift_fresh}
 
 
 def _tensors(x: Any) -> list[torch.Tensor]:
@@ -142,7 +81,11 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 
 
 class _Tracer(TorchDispatchMode):
-    """Joins channel nodes op by op; layers with weights are handled by module hooks and their ops skipped."""
+    """Joins channel nodes op by op; layers with weights are handled by module hooks and their ops skipped.
+
+    The rules of :mod:`compress.prune.ops` and :mod:`compress.prune.attention` call ``get``, ``set``, ``t`` (the
+    :class:`~compress.prune.channels.Trace`), ``param_use``, ``attr_use``, ``layer_use``, ``current``,
+    ``embedding`` and ``seen``."""
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -151,16 +94,21 @@ class _Tracer(TorchDispatchMode):
         # runs under torch.compile, so there is nothing to disable.
         return False
 
-    def __init__(self, trace: Trace, names: dict[nn.Module, str]):
+    def __init__(self, trace: Trace, names: dict[nn.Module, str], specs: dict[nn.Module, AttentionSpec], *,
+                 embedding: bool):
         super().__init__()
         self.t = trace
         self.names = names
+        self.specs = specs
+        self.embedding = embedding
         self.chans: dict[int, Chan] = {}
+        self.origins: dict[int, _Origin] = {}
         self.keep: list[torch.Tensor] = []      # tensors seen stay alive so their ids are never reused
         self.depth = 0                          # > 0 inside a layer handled whole
-        self.where: list[str] = [""]
+        self.stack: list[nn.Module] = []        # the modules running (outside layers handled whole)
+        self.seen: dict[str, LayerUse] = {}     # a layer's first call, by name
 
-    # ---------------------------------------------------------------------------- bookkeeping
+    # ---------------------------------------------------------------------------- what the rules call
     def get(self, t: torch.Tensor) -> Chan | None:
         return self.chans.get(id(t))
 
@@ -168,20 +116,55 @@ class _Tracer(TorchDispatchMode):
         self.chans[id(t)] = chan
         self.keep.append(t)
 
-    def pin_fresh(self, t: torch.Tensor, why: str) -> None:
-        if t.ndim >= 1:
-            self.set(t, Chan(1 if t.ndim > 1 else 0, self.t.new(t.shape[1 if t.ndim > 1 else 0], pin=why)))
+    def current(self) -> tuple[str, nn.Module | None]:
+        m = self.stack[-1] if self.stack else None
+        return (self.names.get(m, "") if m is not None else ""), m
 
-    def unknown(self, what: str, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> None:
-        tracked = [c for c in (self.get(x) for x in inputs) if c is not None]
-        if not tracked:
-            return                  # constants and parameters only: nothing to pin
-        label = f"{what} ({self.where[-1] or 'model'})"
-        self.t.report(label)
-        for c in tracked:
-            self.t.pin(c.ids, label)
-        for o in outputs:
-            self.pin_fresh(o, label)
+    def param_use(self, x: torch.Tensor, dim: int, ids: list[int]) -> bool:
+        """``x`` is a parameter (or a view of one) whose ``dim`` runs along ``ids``: record the slicing. False when
+        it is not one (a constant: its values could not follow the channels)."""
+        origin = self.origins.get(id(x))
+        if origin is None or dim in origin.fixed:
+            return False
+        found = [(path, dims[dim]) for path, dims in origin.entries if dims[dim] is not None]
+        if not found:
+            return False
+        for path, src in found:
+            use = self.t.tensors.get(path)
+            if use is None:
+                self.t.tensors[path] = TensorUse(path, src, list(ids))
+            elif use.dim != src or len(use.ids) != len(ids):
+                return False
+            else:
+                self.t.union_all(use.ids, ids)
+        return True
+
+    def attr_use(self, size: int, ids: list[int]) -> bool:
+        """An int attribute of the running module equal to ``size`` (a channel count a reshape or split reads,
+        ``self.hidden_dim``) follows the channels kept along ``ids``."""
+        name, m = self.current()
+        if m is not None:
+            for attr, value in vars(m).items():
+                if type(value) is int and value == size and not attr.startswith("_"):
+                    self.t.attrs.append(AttrUse(name, m, attr, list(ids)))
+        return True
+
+    def layer_use(self, name: str, module: nn.Module, in_ids: list[int], out_ids: list[int]) -> list[int]:
+        """Record a layer; a layer called again has its inputs joined to its first call's (one slicing serves
+        both) and gives the first call's outputs."""
+        first = self.seen.get(name)
+        if first is None:
+            use = LayerUse(name, module, list(in_ids), list(out_ids))
+            self.t.uses.append(use)
+            self.seen[name] = use
+            return use.out_ids
+        if len(first.in_ids) != len(in_ids):
+            why = f"{type(module).__name__} ({name}) called on two layouts"
+            self.t.report(why)
+            self.t.pin([*first.in_ids, *in_ids, *first.out_ids], why)
+        else:
+            self.t.union_all(first.in_ids, in_ids)
+        return first.out_ids
 
     # ---------------------------------------------------------------------------- ops
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -193,132 +176,102 @@ class _Tracer(TorchDispatchMode):
         return out
 
     def op(self, func, args, kwargs, out) -> None:
-        packet = func.overloadpacket
-        name = str(packet).removeprefix("aten.")
-        inputs, outputs = _tensors(args) + _tensors(kwargs), _tensors(out)
+        inputs = _tensors(args) + _tensors(kwargs)
         if not any(id(x) in self.chans for x in inputs):
+            if self.origins and any(id(x) in self.origins for x in inputs):
+                self.follow(func, args, kwargs, inputs, _tensors(out))
             return
+        outputs = _tensors(out)
+        found = find_rule(func)
         try:
-            ok = self.rule(func, packet, args, kwargs, outputs)
+            ok = found is not None and bool(outputs) and found(self, func, args, kwargs, outputs)
         except Exception:   # a rule that cannot read these arguments: pin, never guess
             ok = False
         if not ok:
-            self.unknown(name, inputs, outputs)
+            self.unknown(str(func.overloadpacket).removeprefix("aten."), inputs, outputs)
 
-    def rule(self, func, packet, args, kwargs, outputs) -> bool:
-        if packet is aten.cat:
-            return self.cat(args, outputs[0])
-        if torch.Tag.pointwise in func.tags:
-            return self.pointwise(args, kwargs, outputs)
-        x = args[0]
-        c = self.get(x) if isinstance(x, torch.Tensor) else None
-        if c is None:
-            return False
-        if packet in _KEEP:
-            return self.keep_chans(c, x, outputs)
-        if packet in _REDUCE:
-            dims = args[1] if len(args) > 1 else kwargs.get("dim")
-            keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
-            if not dims:
-                return False
-            dims = {_norm_dim(d, x.ndim) for d in dims}
-            if c.dim in dims:
-                return False
-            shift = 0 if keepdim else sum(1 for d in dims if d < c.dim)
-            self.set(outputs[0], Chan(c.dim - shift, c.ids, c.block))
-            return True
-        if packet in _SOFTMAX:
-            if _norm_dim(args[1], x.ndim) == c.dim:
-                return False
-            self.set(outputs[0], c)
-            return True
-        if packet in _RESHAPE:
-            return self.reshape(c, x, outputs[0])
-        if packet in _PERMUTE:
-            return self.permute(packet, c, x, args, outputs[0])
-        return False
-
-    def keep_chans(self, c: Chan, x: torch.Tensor, outputs) -> bool:
-        size = len(c.ids) * c.block
-        done = False
-        for o in outputs:
-            if o.ndim == x.ndim and o.shape[c.dim] == size and o.is_floating_point():
-                self.set(o, c)
-                done = True
-        return done
-
-    def pointwise(self, args, kwargs, outputs) -> bool:
-        out = outputs[0]
-        chan: Chan | None = None
-        operands = _tensors(args) + _tensors(kwargs)
-        for x in operands:
+    def unknown(self, what: str, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> None:
+        name, _ = self.current()
+        label = f"{what} ({name or 'model'})"
+        self.t.report(label)
+        for x in inputs:
             c = self.get(x)
-            if c is None:
-                continue
-            d = c.dim + out.ndim - x.ndim
-            if chan is None:
-                chan = Chan(d, c.ids, c.block)
-            elif (d, len(c.ids), c.block) != (chan.dim, len(chan.ids), chan.block):
-                return False
-            else:
-                for a, b in zip(chan.ids, c.ids):
-                    self.t.union(a, b)
-        assert chan is not None
-        for x in operands:    # an untracked tensor with one value per channel (a parameter used functionally)
-            if self.get(x) is None:
-                d = chan.dim - (out.ndim - x.ndim)
-                if 0 <= d < x.ndim and x.shape[d] > 1:
-                    return False
+            if c is not None:
+                self.t.pin(c.ids, label)
+            for path, _ in (self.origins[id(x)].entries if id(x) in self.origins else ()):
+                self.t.misused.setdefault(path, label)
         for o in outputs:
-            if o.shape == out.shape:
-                self.set(o, chan)
-        return True
+            if o.ndim >= 1:
+                d = 1 if o.ndim > 1 else 0
+                self.set(o, Chan(d, self.t.new(o.shape[d], pin=label)))
 
-    def cat(self, args, out: torch.Tensor) -> bool:
-        tensors, dim = args[0], _norm_dim(args[1] if len(args) > 1 else 0, out.ndim)
-        chans = [self.get(x) for x in tensors]
-        if any(c is None for c in chans) or len({(c.dim, c.block) for c in chans}) != 1:
-            return False
-        first = chans[0]
-        if dim == first.dim:
-            self.set(out, Chan(dim, [i for c in chans for i in c.ids], first.block))
-            return True
-        if len({len(c.ids) for c in chans}) != 1:
-            return False
-        for c in chans[1:]:
-            for a, b in zip(first.ids, c.ids):
-                self.t.union(a, b)
-        self.set(out, first)
-        return True
+    def follow(self, func, args, kwargs, inputs, outputs) -> None:
+        """Views and elementwise functions of parameters stay parameters, with their dims mapped."""
+        if len(outputs) != 1:
+            return
+        out, packet = outputs[0], func.overloadpacket
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        o = self.origins.get(id(x)) if x is not None else None
+        dims_of = None
+        if o is not None and packet in _SAME and out.shape == x.shape:
+            dims_of = lambda d: d  # noqa: E731
+        elif o is not None and packet in _VIEWS:
+            big_in = [i for i, s in enumerate(x.shape) if s != 1]
+            big_out = [i for i, s in enumerate(out.shape) if s != 1]
+            if [x.shape[i] for i in big_in] != [out.shape[i] for i in big_out]:
+                return
+            where = dict(zip(big_out, big_in))
+            dims_of = where.get
+        elif o is not None and packet is aten.expand:
+            lead = out.ndim - x.ndim
+            dims_of = lambda d: d - lead if d >= lead and x.shape[d - lead] == out.shape[d] else None  # noqa: E731
+        elif o is not None and packet in (aten.permute, aten.transpose, aten.t):
+            order = list(range(x.ndim))
+            if packet is aten.permute:
+                order = [d % x.ndim for d in args[1]]
+            elif packet is aten.transpose:
+                a, b = args[1] % x.ndim, args[2] % x.ndim
+                order[a], order[b] = order[b], order[a]
+            else:
+                order.reverse()
+            dims_of = order.__getitem__
+        elif o is not None and packet in (aten.select, aten.slice):
+            d0 = args[1] % x.ndim
+            if packet is aten.select:
+                dims_of = lambda d: d if d < d0 else d + 1  # noqa: E731
+            else:
+                dims_of = lambda d: d if d != d0 or out.shape == x.shape else None  # noqa: E731
+        elif elementwise(func):
+            entries, fixed = [], set()
+            for t in inputs:
+                lead = out.ndim - t.ndim
+                src = self.origins.get(id(t))
+                for d in range(t.ndim):
+                    if src is None and t.shape[d] > 1:
+                        fixed.add(d + lead)
+                if src is not None:
+                    for path, dims in src.entries:
+                        entries.append((path, tuple(
+                            None if d < lead or t.shape[d - lead] != out.shape[d] else dims[d - lead]
+                            for d in range(out.ndim))))
+                    fixed |= {d + lead for d in src.fixed}
+            self.set_origin(out, _Origin(tuple(entries), frozenset(fixed)))
+            return
+        if dims_of is None:
+            return
+        entries = []
+        for path, dims in o.entries:
+            mapped = []
+            for d in range(out.ndim):
+                s = dims_of(d)
+                mapped.append(dims[s] if s is not None and 0 <= s < len(dims) else None)
+            entries.append((path, tuple(mapped)))
+        fixed = frozenset(d for d in range(out.ndim) if dims_of(d) in o.fixed)
+        self.set_origin(out, _Origin(tuple(entries), fixed))
 
-    def reshape(self, c: Chan, x: torch.Tensor, out: torch.Tensor) -> bool:
-        """A reshape keeps element order: the channel extent must stay one contiguous run of dims' elements."""
-        shape_in, shape_out = list(x.shape), list(out.shape)
-        outer = _prod(shape_in[:c.dim])
-        inner_in = _prod(shape_in[c.dim + 1:])
-        extent = len(c.ids) * c.block * inner_in
-        for d in range(len(shape_out)):
-            inner_out = _prod(shape_out[d + 1:])
-            if (_prod(shape_out[:d]) == outer and shape_out[d] * inner_out == extent
-                    and (c.block * inner_in) % inner_out == 0
-                    and shape_out[d] == len(c.ids) * (c.block * inner_in // inner_out)):
-                self.set(out, Chan(d, c.ids, c.block * inner_in // inner_out))
-                return True
-        return False
-
-    def permute(self, packet, c: Chan, x: torch.Tensor, args, out: torch.Tensor) -> bool:
-        if c.block != 1:
-            return False
-        if packet is aten.permute:
-            order = [_norm_dim(d, x.ndim) for d in args[1]]
-            dim = order.index(c.dim)
-        elif packet is aten.t:
-            dim = 1 - c.dim if x.ndim == 2 else c.dim
-        else:
-            a, b = _norm_dim(args[1], x.ndim), _norm_dim(args[2], x.ndim)
-            dim = b if c.dim == a else a if c.dim == b else c.dim
-        self.set(out, Chan(dim, c.ids, 1))
-        return True
+    def set_origin(self, t: torch.Tensor, origin: _Origin) -> None:
+        self.origins[id(t)] = origin
+        self.keep.append(t)
 
     # ---------------------------------------------------------------------------- layers, via module hooks
     def conv_out(self, module: nn.Module, in_ids: list[int]) -> list[int]:
@@ -339,57 +292,47 @@ class _Tracer(TorchDispatchMode):
         a, b = module.in_channels // g, module.out_channels // g
         out_ids = self.t.new(module.out_channels)
         for k in range(1, g):
-            for j in range(a):
-                self.t.union(in_ids[j], in_ids[k * a + j])
-            for j in range(b):
-                self.t.union(out_ids[j], out_ids[k * b + j])
+            self.t.union_all(in_ids[:a], in_ids[k * a:(k + 1) * a])
+            self.t.union_all(out_ids[:b], out_ids[k * b:(k + 1) * b])
         return out_ids
 
-    def layer(self, module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> None:
+    def layer(self, module: nn.Module, args: tuple, out: Any) -> None:
         name = self.names[module]
-        c = self.get(x)
-        if c is None:
-            c = Chan(_channel_dim(module, x), self.t.new(_in_features(module), pin="an untracked input"))
-        in_ids, in_block = c.ids, c.block
-        ok = c.dim == _channel_dim(module, x) and len(c.ids) * c.block == _in_features(module)
-        if isinstance(module, CONV):
-            ok = ok and c.block == 1
-            if ok:
-                out_ids = self.conv_out(module, in_ids)
-            else:
-                why = f"{type(module).__name__} ({name})"
-                self.t.report(why)
-                self.t.pin(in_ids, why)
-                out_ids = self.t.new(module.out_channels, pin=why)
-            self.set(out, Chan(1, out_ids))
-        elif isinstance(module, nn.Linear):
+        spec = self.specs.get(module)
+        if spec is not None:
+            trace_attention(self, name, module, spec, args, out)
+            return
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if x is None or not isinstance(out, torch.Tensor) or x.ndim == 0:
+            self.unknown(f"{type(module).__name__} called without a tensor", [], _tensors(out))
+            return
+        dim = x.ndim - 1 if isinstance(module, nn.Linear) else (1 if x.ndim > 1 else 0)
+        c = self.get(x) or Chan(dim, self.t.new(x.shape[dim], pin="an untracked input"))
+        ok = c.dim == dim and len(c.ids) == _in_features(module)
+        label = f"{type(module).__name__} ({name})"
+        if isinstance(module, nn.Linear):
             if not ok:
-                why = f"Linear input layout ({name})"
-                self.t.report(why)
-                self.t.pin(in_ids, why)
-            out_ids = self.t.new(module.out_features)
+                self.t.report(f"Linear input layout ({name})")
+                self.t.pin(c.ids, f"Linear input layout ({name})")
+                c = Chan(dim, self.t.new(module.in_features, pin=f"Linear input layout ({name})"))
+            out_ids = self.layer_use(name, module, c.ids, self.t.new(module.out_features))
             self.set(out, Chan(out.ndim - 1, out_ids))
-        else:   # norms: the output has the input's channels
-            if not ok or c.block != 1:
-                why = f"{type(module).__name__} ({name})"
-                self.t.report(why)
-                self.t.pin(in_ids, why)
-            out_ids = list(in_ids)
-            self.set(out, Chan(c.dim, out_ids, c.block))
-        self.t.uses.append(LayerUse(name, module, list(in_ids), in_block, out_ids))
-
-
-def _prod(xs: Sequence[int]) -> int:
-    p = 1
-    for v in xs:
-        p *= int(v)
-    return p
-
-
-def _channel_dim(module: nn.Module, x: torch.Tensor) -> int:
-    if isinstance(module, (nn.Linear, nn.LayerNorm)):
-        return x.ndim - 1
-    return 1 if x.ndim > 1 else 0
+            return
+        if not ok:
+            self.t.report(label)
+            self.t.pin(c.ids, label)
+            od = 1 if out.ndim > 1 else 0
+            self.set(out, Chan(od, self.t.new(out.shape[od], pin=label)))
+            return
+        if isinstance(module, CONV):
+            out_ids = self.conv_out(module, c.ids) if name not in self.seen else []
+        else:
+            if isinstance(module, nn.GroupNorm) and 1 < module.num_groups < module.num_channels:
+                per = module.num_channels // module.num_groups      # each group keeps the same positions
+                for k in range(1, module.num_groups):
+                    self.t.union_all(c.ids[:per], c.ids[k * per:(k + 1) * per])
+            out_ids = c.ids
+        self.set(out, Chan(1 if out.ndim > 1 else 0, self.layer_use(name, module, c.ids, out_ids)))
 
 
 def _in_features(module: nn.Module) -> int:
@@ -397,50 +340,93 @@ def _in_features(module: nn.Module) -> int:
         return module.in_channels
     if isinstance(module, nn.Linear):
         return module.in_features
-    if isinstance(module, nn.LayerNorm):
-        return module.normalized_shape[-1] if len(module.normalized_shape) == 1 else -1
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels
     return module.num_features
 
 
-def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True) -> tuple[Trace, torch.Tensor]:
-    """Trace one forward of ``model`` on ``example`` (eval mode, no grad, flags restored); returns the trace and
-    the output. The example's channels and the output's are pinned. ``on_meta``: run on meta copies of the
-    weights (shapes only: no arithmetic, the model's tensors untouched)."""
+def _meta_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta copies of every parameter and buffer by every name (a tensor shared by two names stays one)."""
+    memo: dict[int, torch.Tensor] = {}
+    out = {}
+    for k, t in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)):
+        if id(t) not in memo:
+            memo[id(t)] = torch.empty_like(t, device="meta")
+        out[k] = memo[id(t)]
+    return out
+
+
+class _Shapes(TorchDispatchMode):
+    """Shapes only: each op through the profiler's meta shortcuts (Python meta kernels are slow)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        shortcut = meta_shortcut(func, args, kwargs)
+        return shortcut(args, kwargs) if shortcut is not None else func(*args, **kwargs)
+
+
+def run_meta(model: nn.Module, example: torch.Tensor) -> Any:
+    """``model(example)`` on meta copies of its weights and of ``example`` (eval mode, no grad, flags restored):
+    the output's shapes without any arithmetic. Raises what the forward raises."""
+    training = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad(), _Shapes():
+            return torch.func.functional_call(model, _meta_tensors(model), (example.detach().to("meta"),))
+    finally:
+        for m, flag in training.items():
+            m.training = flag
+
+
+def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, embedding: bool = False,
+              train: bool = False) -> tuple[Trace, Any, set[nn.Module]]:
+    """Trace one forward of ``model`` on ``example`` (eval mode, or ``train`` mode on meta only; no grad; flags
+    restored); returns the trace, the output and the modules that ran. The example's channels and the output's
+    are pinned. ``on_meta``: run on meta copies of the weights (shapes only: no arithmetic, the model's tensors
+    untouched). ``embedding``: prune a transformer's embedding width (else it is pinned)."""
+    assert on_meta or not train, "a real forward in train mode would update BatchNorm statistics"
     trace = Trace()
     names = {m: n for n, m in model.named_modules()}
-    tracer = _Tracer(trace, names)
-    layers = {m for m in names if isinstance(m, TRACED_MODULES)}
+    specs = {m: s for m in names if not isinstance(m, TRACED_MODULES) and (s := attention_spec(m)) is not None}
+    tracer = _Tracer(trace, names, specs, embedding=embedding)
+    layers = {m for m in names if isinstance(m, TRACED_MODULES)} | set(specs)
+    called: set[nn.Module] = set()
 
     def pre(module, args):
+        if module not in names:
+            return
+        called.add(module)
+        if tracer.depth == 0:
+            tracer.stack.append(module)
         if module in layers:
-            if tracer.depth == 0:
-                tracer.where.append(names[module])
             tracer.depth += 1
-        elif module in names and tracer.depth == 0:
-            tracer.where.append(names[module])
 
     def post(module, args, out):
+        if module not in names:
+            return
         if module in layers:
             tracer.depth -= 1
-            if tracer.depth == 0:
-                tracer.where.pop()
-                x = args[0] if args else None
-                if isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor):
-                    tracer.layer(module, x, out)
-        elif module in names and tracer.depth == 0:
-            tracer.where.pop()
+        if tracer.depth == 0:
+            tracer.stack.pop()
+            if module in layers:
+                tracer.layer(module, args, out)
 
     example = example.detach().to("meta") if on_meta else example.detach().clone()
-    tensors = None
-    if on_meta:
-        tensors = {k: torch.empty_like(t, device="meta") for k, t in (*model.named_parameters(remove_duplicate=False),
-                                                                    *model.named_buffers(remove_duplicate=False))}
+    tensors = _meta_tensors(model) if on_meta else None
+    for path, t in (tensors.items() if on_meta else
+                    (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))):
+        if id(t) not in tracer.origins:
+            tracer.set_origin(t, _Origin(((path, tuple(range(t.ndim))),)))
     tracer.set(example, Chan(1 if example.ndim > 1 else 0,
                              trace.new(example.shape[1 if example.ndim > 1 else 0], pin="the model's input")))
     training = {m: m.training for m in names}
     hooks = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
     try:
-        model.eval()
+        model.train(train)
         with torch.no_grad(), tracer:
             out = torch.func.functional_call(model, tensors, (example,)) if on_meta else model(example)
     finally:
@@ -452,4 +438,5 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True) 
         c = tracer.get(o)
         if c is not None:
             trace.pin(c.ids, "the model's output")
-    return trace, out
+    return trace, out, called
+

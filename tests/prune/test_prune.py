@@ -162,11 +162,10 @@ class Odd(nn.Module):
         self.a = nn.Conv2d(1, 8, 3)
         self.g = nn.ConvTranspose2d(8, 8, 3)                  # no rule for transposed convolutions
         self.b = nn.Conv2d(8, 6, 1)
-        self.scale = nn.Parameter(torch.ones(6, 1, 1))
         self.fc = nn.Linear(6, 2)
 
     def forward(self, x):
-        x = self.b(self.g(self.a(x))) * self.scale      # a parameter used outside a known layer
+        x = self.b(self.g(self.a(x))) * torch.arange(6.0, device=x.device).view(6, 1, 1)   # a constant per channel
         return self.fc(torch.roll(x, 1, dims=1).mean((2, 3)))
 
 
