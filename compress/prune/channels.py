@@ -75,12 +75,15 @@ class HeadsUse:
 @dataclass
 class AttrUse:
     """An int attribute ``attr`` of module ``name`` that equals a channel count a reshape reads
-    (``x.reshape(n, self.hidden_dim, -1)``): after pruning it is the number of positions of ``ids`` kept."""
+    (``x.reshape(n, self.hidden_dim, -1)``), or element ``index`` of a tuple attribute a parameter is viewed to
+    (timm's ``Scale``: ``self.scale.view(self.shape)``): after pruning it is the number of positions of ``ids``
+    kept."""
 
     name: str
     module: nn.Module
     attr: str
     ids: list[int]
+    index: int | None = None
 
 
 @dataclass

@@ -316,28 +316,62 @@ def reshape(tr, func, args, kwargs, outputs) -> bool:
     becomes ``inner / S`` positions of the dim whose inner size ``S`` divides ``inner`` (a flatten makes a channel a
     block of features), and any dims before that one split the channels into groups whose position ``j`` goes
     together (a channel shuffle's ``view(b, groups, c / groups, h, w)``: the groups stay, their width shrinks).
-    An output size stored in an int attribute of the running module (``self.hidden_dim``) follows the pruning."""
+    Other layouts (dims before the channels merged into them, as Swin's patch merging does) are read from the
+    channel of every element (:func:`_reshape_by_labels`). An output size stored in an int attribute of the running
+    module (``self.hidden_dim``) follows the pruning."""
     x, out = args[0], outputs[0]
     c = tr.get(x)
     shape_in, shape_out = list(x.shape), list(out.shape)
     outer, inner = _prod(shape_in[:c.dim]), _prod(shape_in[c.dim + 1:])
     starts = [d for d in range(len(shape_out)) if _prod(shape_out[:d]) == outer]
     if not starts or outer * len(c.ids) * inner != _prod(shape_out):
-        return False
+        return _reshape_by_labels(tr, c, x, out)
     d0 = starts[-1]
     j0 = next(j for j in range(d0, len(shape_out)) if _prod(shape_out[j + 1:]) <= inner)
     s = _prod(shape_out[j0 + 1:])
     if inner % s or any(_prod(shape_out[j + 1:]) % inner for j in range(d0, j0)):
-        return False
+        return _reshape_by_labels(tr, c, x, out)
     m = inner // s                                  # positions per channel along dim j0
     if shape_out[j0] % m:
-        return False
+        return _reshape_by_labels(tr, c, x, out)
     per_group = shape_out[j0] // m                  # channels along dim j0; dims d0..j0-1 are groups of them
     for g in range(1, len(c.ids) // per_group):
         tr.t.union_all(c.ids[:per_group], c.ids[g * per_group:(g + 1) * per_group])
     ids = [c.ids[f // m] for f in range(shape_out[j0])]
     tr.attr_use(shape_out[j0], ids)
     tr.set(out, Chan(j0, ids))
+    return True
+
+
+_LABEL_LIMIT = 1 << 23      # elements: above, a layout the closed form above does not cover is pinned
+
+
+def _reshape_by_labels(tr, c: Chan, x: torch.Tensor, out: torch.Tensor) -> bool:
+    """Label every element with its channel's position, reshape the labels as the op does, and read where the
+    channels went: along one output dim (each position one channel: merged with other dims, before or after), or
+    along several, the innermost one carrying them and the others groups whose position ``j`` goes together."""
+    if x.numel() > _LABEL_LIMIT or x.numel() == 0:
+        return False
+    shape = [1] * x.ndim
+    shape[c.dim] = len(c.ids)
+    labels = torch.arange(len(c.ids)).view(shape).expand(x.shape).reshape(out.shape)
+    varying = [d for d in range(out.ndim) if out.shape[d] > 1 and
+               bool((labels != labels.narrow(d, 0, 1)).any())]
+    if not varying:
+        return False
+    j = varying[-1]
+    index = [0] * out.ndim
+    along = []
+    for f in range(out.shape[j]):
+        index[j] = f
+        along.append(int(labels[tuple(index)]))
+    if len(varying) > 1:           # groups of channels: position f along j is one channel in every group
+        moved = labels.movedim(j, -1).reshape(-1, out.shape[j])
+        for row in moved.unique(dim=0).tolist():
+            tr.t.union_all([c.ids[k] for k in along], [c.ids[k] for k in row])
+    ids = [c.ids[k] for k in along]
+    tr.attr_use(out.shape[j], ids)
+    tr.set(out, Chan(j, ids))
     return True
 
 

@@ -137,7 +137,14 @@ def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module
         except Exception as exc:   # noqa: BLE001
             raise ValueError(f"prune: cannot set the heads of {_what(m, h.name)}: {exc}") from None
     for a in trace.attrs:
-        setattr(modules[a.name], a.attr, int((~gone[torch.tensor(a.ids, dtype=torch.long)]).sum()))
+        kept = int((~gone[torch.tensor(a.ids, dtype=torch.long)]).sum())
+        m = modules[a.name]
+        if a.index is None:
+            setattr(m, a.attr, kept)
+        else:
+            value = list(getattr(m, a.attr))
+            value[a.index] = kept
+            setattr(m, a.attr, type(getattr(m, a.attr))(value))
     return model
 
 

@@ -64,6 +64,7 @@ class _Origin:
 
     entries: tuple[tuple[str, tuple[int | None, ...]], ...]
     fixed: frozenset[int] = frozenset()
+    shape_attrs: tuple[tuple[str, nn.Module, str, int | None, int], ...] = ()   # (module, attr, index, dim) sizes
 
 
 _VIEWS = {aten.view, aten._unsafe_view, aten.reshape, aten.squeeze, aten.unsqueeze, aten.flatten, aten.unflatten}
@@ -129,6 +130,9 @@ class _Tracer(TorchDispatchMode):
         found = [(path, dims[dim]) for path, dims in origin.entries if dims[dim] is not None]
         if not found:
             return False
+        for name, m, attr, index, d in origin.shape_attrs:     # the view's size came from an attribute
+            if d == dim:
+                self.t.attrs.append(AttrUse(name, m, attr, list(ids), index))
         for path, src in found:
             use = self.t.tensors.get(path)
             if use is None:
@@ -267,7 +271,21 @@ class _Tracer(TorchDispatchMode):
                 mapped.append(dims[s] if s is not None and 0 <= s < len(dims) else None)
             entries.append((path, tuple(mapped)))
         fixed = frozenset(d for d in range(out.ndim) if dims_of(d) in o.fixed)
-        self.set_origin(out, _Origin(tuple(entries), fixed))
+        self.set_origin(out, _Origin(tuple(entries), fixed, self.shape_attrs(out) if packet in _VIEWS else ()))
+
+    def shape_attrs(self, out: torch.Tensor) -> tuple:
+        """Attributes of the running module a view's sizes may come from: ints equal to a size, tuples and lists
+        equal to the shape (``self.scale.view(self.shape)``)."""
+        name, m = self.current()
+        found = []
+        for attr, value in (vars(m).items() if m is not None else ()):
+            if attr.startswith("_"):
+                continue
+            if type(value) is int:
+                found += [(name, m, attr, None, d) for d, s in enumerate(out.shape) if s == value and s > 1]
+            elif isinstance(value, (tuple, list)) and list(value) == list(out.shape):
+                found += [(name, m, attr, d, d) for d, s in enumerate(out.shape) if s > 1]
+        return tuple(found)
 
     def set_origin(self, t: torch.Tensor, origin: _Origin) -> None:
         self.origins[id(t)] = origin
