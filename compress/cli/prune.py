@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from compress.cli._common import add_budget_options, add_field, budget_from, finite_float, given, parse_key_value
+import argparse
+
+from compress.cli._common import (add_budget_options, add_field, budget_from, finite_float, given, parse_csv,
+                                  parse_key_value)
+
+
+def _layer_ratio(text: str) -> tuple[str, float]:
+    """argparse type: ``"PATH=R"`` -> ``(PATH, R)``."""
+    path, sep, value = text.rpartition("=")
+    try:
+        ratio = finite_float(value)
+    except argparse.ArgumentTypeError:
+        ratio = None
+    if not sep or not path.strip() or ratio is None:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like PATH=R, a module path and a ratio in [0, 1)")
+    return path.strip(), ratio
 
 
 def register(sub) -> None:
@@ -29,6 +44,13 @@ def register(sub) -> None:
     add_field(g, "--finetune-epochs", PruneConfig, "finetune_epochs", type=int, help="epochs after each step")
     add_field(g, "--taylor-images", PruneConfig, "taylor_images", type=int, help="images for --importance taylor")
     add_field(g, "--seed", PruneConfig, "seed", type=int, help="random importance, fine-tuning")
+    g.add_argument("--ignore", type=parse_csv, action="append", default=None, metavar="LAYER,...",
+                   help="module paths whose channels stay, and everything under them (repeatable; default: none)")
+    g.add_argument("--layer-ratio", type=_layer_ratio, action="append", default=None, metavar="PATH=R",
+                   help="ratio R in [0, 1) for the layers under module PATH instead of --ratio (repeatable; "
+                        "default: none)")
+    add_field(g, "--prune-embedding", PruneConfig, "prune_embedding", switch=True,
+              help="also prune a transformer's embedding width (its heads with it where they are tied)")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig setting for fine-tuning (default: the run's own), e.g. --set lr=0.002")
     p.add_argument("--latency", action="store_true",
@@ -49,7 +71,10 @@ def run(args) -> int:
     # before any work: never the source run (or a folder holding it), an existing folder only with --overwrite
     _io.check_output_folder(args.out, inputs=[args.source, *([args.data] if getattr(args, "data", None) else [])],
                             overwrite=bool(args.overwrite))
-    config = PruneConfig(**given(args, PruneConfig), budget=budget_from(args))
+    layers = {"ignored_layers": [p for group in args.ignore or [] for p in group],
+              "layer_ratios": dict(args.layer_ratio or [])}
+    config = PruneConfig(**given(args, PruneConfig), **{k: v for k, v in layers.items() if v},
+                         budget=budget_from(args))
     latency = None
     if args.latency or (config.budget is not None and config.budget.max_latency_ms is not None):
         from compress.bench import check_runtime, latency_ms

@@ -305,6 +305,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
         raise ValueError("prune: this model's BatchNorm is folded; prune the unfolded model, then fold")
     if config.budget is not None and config.budget.max_latency_ms is not None and latency is None:
         raise ValueError("prune: a latency budget needs latency= (compress.bench.latency_ms)")
+    check_paths(model, config.ignored_layers, "prune: ignored_layers")
     check_paths(model, config.layer_ratios, "prune: layer_ratios")
     batches = None
     if config.importance == "taylor":
