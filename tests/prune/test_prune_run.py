@@ -58,11 +58,31 @@ def test_prune_to_a_budget_without_finetuning(run_dir, tmp_path, capsys):
     (["--ratio", "0.5", "--steps", "0"], "steps must be"),
     (["--max-latency-ms", "0.000001"], "budget below the smallest reachable model"),
     (["--max-latency-ms", "-1"], "max_latency_ms must be a positive number"),
+    (["--ratio", "0.5", "--ignore", "features.0,stem.99"], "'stem.99' is not a layer of this model"),
+    (["--ratio", "0.5", "--layer-ratio", "head.9=0.3"], "'head.9' is not a layer of this model"),
+    (["--ratio", "0.5", "--layer-ratio", "features.0=1.2"], "layer_ratios['features.0'] must be in [0, 1)"),
 ])
 def test_bad_input_is_one_line(run_dir, tmp_path, capsys, argv, message):
     assert main(["prune", str(run_dir), *argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_a_layer_ratio_must_be_path_and_ratio(run_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:       # argparse's usage error
+        main(["prune", str(run_dir), "--ratio", "0.5", "--layer-ratio", "features.0", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "must look like PATH=R" in capsys.readouterr().err
+
+
+def test_ignored_layers_and_layer_ratios_from_the_cli(run_dir, tmp_path):
+    out = tmp_path / "layers"
+    src = load_run(run_dir).model
+    first = next(n for n, m in src.named_modules() if isinstance(m, torch.nn.Conv2d))
+    assert main(["prune", str(run_dir), "--ratio", "0.5", "--ignore", first, "--layer-ratio", "classifier=0",
+                 "--out", str(out), "--quiet"]) == 0
+    pruned = dict(load_run(out).model.named_modules())
+    assert pruned[first].out_channels == dict(src.named_modules())[first].out_channels
+    assert json.loads((out / "config.json").read_text())["prune"]["config"]["ignored_layers"] == [first]
 
 
 def test_missing_run_and_existing_out(run_dir, tmp_path, capsys):
