@@ -1,9 +1,11 @@
 """Structured pruning that really shrinks the model: ``prune(model, ratio=0.5)`` returns a smaller ``nn.Module``.
 
-Rooms, as Torch-Pruning has them: ``trace`` + ``graph`` (which channels are coupled), ``importance`` (scores),
-``schedule`` (which channels go, over how many steps), ``surgery`` (slicing the layers), ``pruner`` (the verb),
-``measure`` (the before/after figures), ``runs`` (pruning a run folder, with fine-tuning), ``regularize``
-(``BatchNormL1``: the loss term that prepares a model for ``bn`` importance, passed to ``compress.train.fit``).
+Rooms, as Torch-Pruning has them: ``trace`` + ``graph`` (which channels are coupled: ``channels`` holds what a
+trace records, ``ops`` the channel rule of each aten op, ``attention`` the attention modules traced whole, heads as
+channels), ``importance`` (scores), ``schedule`` (which channels go, per layer or globally, over how many steps),
+``surgery`` (slicing the layers), ``pruner`` (the verb), ``measure`` (the before/after quantities), ``runs``
+(pruning a run folder, with fine-tuning), ``regularize`` (``BatchNormL1``: the loss term that prepares a model for
+``bn`` importance, passed to ``compress.train.fit``).
 """
 
 from compress.prune.graph import DependencyGraph, Group, build_graph
