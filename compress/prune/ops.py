@@ -9,8 +9,8 @@ names the op. The rules:
 * elementwise ops (``torch.Tag.pointwise``, and those torch leaves untagged: ``hardswish``, ``hardswish_``,
   ``gelu_``, ``mish_``, ``where``), in place or not, join the channels of their operands; a parameter operand
   with one value per channel (a layer scale, a position embedding) is sliced along; ``prelu``'s weight too;
-* ``cat`` along the channels concatenates them (a constant's channels are pinned); along another dim it joins the
-  operands' channels (a class token, a parameter, is sliced along);
+* ``cat`` along the channels concatenates them (a constant's channels are pinned); along another dim, and
+  ``stack``, it joins the operands' channels (a class token, a parameter, is sliced along);
 * pools, dropout, copies, padding and the like keep the channels; reductions and selections over other dims keep
   them, reductions over the channels leave a tensor without any (a statistic, as a norm takes);
 * reshapes keep element order: a channel becomes a block of features (flatten), or a channel dim splits into
@@ -166,6 +166,26 @@ def cat(tr, func, args, kwargs, outputs) -> bool:
         else:
             tr.t.union_all(first.ids, c.ids)
     tr.set(out, first)
+    return True
+
+
+@rule(aten.stack)
+def stack(tr, func, args, kwargs, outputs) -> bool:
+    """Stacking along a new dim joins the operands' channels (as a ``cat`` along another dim does)."""
+    b = bind(func, args, kwargs)
+    out = outputs[0]
+    new = _dim(b["dim"], out.ndim)
+    chans = [tr.get(x) for x in b["tensors"]]
+    first = next(c for c in chans if c is not None)
+    for x, c in zip(b["tensors"], chans):
+        if c is None:
+            if x.shape[first.dim] > 1 and not tr.param_use(x, first.dim, first.ids):
+                return False
+        elif c.dim != first.dim or len(c.ids) != len(first.ids):
+            return False
+        else:
+            tr.t.union_all(first.ids, c.ids)
+    tr.set(out, Chan(first.dim + (new <= first.dim), first.ids))
     return True
 
 

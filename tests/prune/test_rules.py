@@ -329,3 +329,19 @@ def test_the_table_is_measured_when_read():
     result = prune(model, ratio=0.5, input_shape=SHAPE)
     assert result.before["param_count"] == _params(model) and result.after["param_count"] == _params(result.model)
     assert "size_bytes" in result.table() and json.dumps(result.to_dict())
+
+
+class Stacked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = torch.stack([self.a(x), self.b(x)], dim=1).amax(1)       # both branches' channels go together
+        return self.fc(y.mean((2, 3)))
+
+
+def test_stack_joins_its_operands():
+    graph = build_graph(Stacked(), SHAPE)
+    assert graph.unknown == {} and [(g.layers, g.width) for g in graph.groups] == [(("a", "b"), 8)]
