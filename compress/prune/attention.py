@@ -130,7 +130,7 @@ def trace_attention(tracer: Any, name: str, module: nn.Module, spec: AttentionSp
     y = out[0] if isinstance(out, (tuple, list)) and out else out
     c = tracer.get(x) if x is not None else None
     fits = (c is not None and isinstance(y, torch.Tensor) and c.dim == x.ndim - 1 and len(c.ids) == x.shape[-1]
-            and y.ndim == x.ndim)
+            and y.ndim == x.ndim and y.shape[-1] == _child(module, spec.proj).out_features)
     if isinstance(module, nn.MultiheadAttention):
         fits = fits and len(args) >= 3 and args[1] is x and args[2] is x       # self-attention only
     if not fits or spec.problem is not None and spec.tied:

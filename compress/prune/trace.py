@@ -194,8 +194,9 @@ class _Tracer(TorchDispatchMode):
         if not ok:
             self.unknown(str(func.overloadpacket).removeprefix("aten."), inputs, outputs)
 
-    def unknown(self, what: str, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> None:
-        name, _ = self.current()
+    def unknown(self, what: str, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor],
+                where: str | None = None) -> None:
+        name = self.current()[0] if where is None else where
         label = f"{what} ({name or 'model'})"
         self.t.report(label)
         for x in inputs:
@@ -431,7 +432,11 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, 
         if tracer.depth == 0:
             tracer.stack.pop()
             if module in layers:
-                tracer.layer(module, args, out)
+                try:
+                    tracer.layer(module, args, out)
+                except Exception as exc:   # noqa: BLE001  a layer rule that does not fit: pinned and named
+                    tracer.unknown(f"{type(module).__name__}: {type(exc).__name__}", _tensors(args), _tensors(out),
+                                   where=names[module])
 
     example = example.detach().to("meta") if on_meta else example.detach().clone()
     tensors = _meta_tensors(model) if on_meta else None
