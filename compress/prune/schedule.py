@@ -8,6 +8,10 @@ again). Then, per group, the kept width is rounded down to a multiple of ``round
 ``round_to``) and raised to at least ``min_width`` (and at least ``round_to``, rounded up to a multiple of it),
 never above the group's width. A family at width ``w`` whose every width is even halves (``ratio=0.5``) into
 exactly its ``w / 2`` model; an odd width ``c`` keeps ``(c - 1) / 2`` where the builder makes ``(c + 1) / 2``.
+``layer_ratios`` (module path -> ratio, Torch-Pruning's ``pruning_ratio_dict``) give the groups of the layers under
+a path their own ratio (the most specific path per layer; the smallest ratio of a group's layers), outside any
+global ranking. An attention whose heads are tied to its embedding width (``graph.ties``) keeps
+``embedding kept // head_dim`` heads, and the embedding exactly that many heads' width.
 
 Schedules (:func:`fraction_at`): the share of the total reduction reached after step ``k`` of ``steps``:
 ``"linear"`` ``k / steps``; ``"agp"`` the cubic of Zhu & Gupta 2017 ("To prune, or not to prune"),
