@@ -133,6 +133,15 @@ class Trace:
         for x, y in zip(a, b):
             self.union(x, y)
 
+    def roots(self) -> torch.Tensor:
+        """The root of every node, by node (pointer jumping on the whole parent array at once)."""
+        parent = torch.tensor(self.parent, dtype=torch.long)
+        while True:
+            up = parent[parent]
+            if torch.equal(up, parent):
+                return parent
+            parent = up
+
     def pin(self, ids: Sequence[int], why: str) -> None:
         for i in ids:
             self.pinned.setdefault(i, why)

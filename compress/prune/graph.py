@@ -205,40 +205,60 @@ def _pin_ignored_and_misused(trace: Trace, ignored: Sequence[str]) -> None:
 def _group(model: nn.Module, trace: Trace, ignored: Sequence[str] = ()) -> DependencyGraph:
     _pin_ignored_and_misused(trace, ignored)
     while True:
-        root_of = [trace.find(i) for i in range(len(trace.parent))]
-        pinned_roots = {root_of[i] for i in trace.pinned}
-        makers: dict[int, set[str]] = {}
-        for use in trace.uses:
-            if passes_channels(use.module):
-                continue                     # they pass their input's channels on: they make none
-            # a channel may sit at several positions of one layer's output (the positions a grouped conv coupled
-            # across its groups): surgery removes every position whose channel goes, in every tensor alike
-            for i in use.out_ids:
-                makers.setdefault(root_of[i], set()).add(use.name)
-        found: dict[tuple[str, ...], list[int]] = {}
-        for root, names in makers.items():
-            if root not in pinned_roots:
-                found.setdefault(tuple(sorted(names)), []).append(root)
-        groups = [Group(k, sorted(v)) for k, v in sorted(found.items(), key=lambda kv: min(kv[1]))]
-        ties, broken = _ties(trace, root_of, pinned_roots, groups)
+        root_index = trace.roots()
+        pinned = torch.zeros(len(root_index), dtype=torch.bool)
+        pinned[root_index[torch.tensor(sorted(trace.pinned), dtype=torch.long)]] = True
+        groups = _makers_groups(trace, root_index, pinned)
+        pinned_roots = set(pinned.nonzero().flatten().tolist())
+        ties, broken = _ties(trace, root_index, pinned_roots, groups)
         if not broken:
             break
         for tie, why in broken:           # pin both sides, then group again
             trace.pin([*tie.heads, *tie.embed], why)
-    pinned = sum(1 for r in set(root_of) if r in pinned_roots)
-    return DependencyGraph(model, trace, groups, pinned, dict(trace.unknown),
-                           torch.tensor(root_of, dtype=torch.long), ties)
+    return DependencyGraph(model, trace, groups, len(pinned_roots), dict(trace.unknown), root_index, ties)
 
 
-def _ties(trace: Trace, root_of: list[int], pinned_roots: set[int], groups: list[Group]):
+def _makers_groups(trace: Trace, root_index: torch.Tensor, pinned: torch.Tensor) -> list[Group]:
+    """Group the unpinned channels by the set of layers making them (norms and depthwise convs make none; a
+    channel may sit at several positions of one layer's output, as a grouped conv coupled them). Vectorized: a
+    channel's set of makers is summed as random 63-bit keys, one per layer, and channels grouped by that sum."""
+    makers = [u for u in trace.uses if not passes_channels(u.module)]
+    keys = torch.randint(0, 2 ** 62, (len(makers),), generator=torch.Generator().manual_seed(0))
+    signature = torch.zeros(len(root_index), dtype=torch.long)
+    made = torch.zeros(len(root_index), dtype=torch.bool)
+    per_use = []
+    for k, use in enumerate(makers):
+        roots = root_index[use.out_index].unique()
+        per_use.append(roots)
+        signature.index_add_(0, roots, keys[k].expand(len(roots)))
+        made[roots] = True
+    channels = (made & ~pinned).nonzero().flatten()
+    if not len(channels):
+        return []
+    sigs, which = signature[channels].unique(return_inverse=True)
+    first = torch.full((len(sigs),), len(root_index), dtype=torch.long).scatter_reduce(0, which, channels, "amin")
+    is_first = torch.zeros(len(root_index), dtype=torch.bool)
+    is_first[first] = True
+    names: dict[int, list[str]] = {}
+    for use, roots in zip(makers, per_use):
+        for r in roots[is_first[roots]].tolist():
+            names.setdefault(r, []).append(use.name)
+    order = torch.argsort(which * len(root_index) + channels)
+    sizes = torch.bincount(which, minlength=len(sigs)).tolist()
+    members = torch.split(channels[order], sizes)
+    groups = [Group(tuple(sorted(set(names[int(f)]))), m.tolist()) for f, m in zip(first.tolist(), members)]
+    return sorted(groups, key=lambda g: g.channels[0])
+
+
+def _ties(trace: Trace, root_index: torch.Tensor, pinned_roots: set[int], groups: list[Group]):
     """Resolve each attention's tie to (heads group, embedding group); a tie that cannot hold is broken (pinned):
     the embedding spread over several groups, heads sharing a group with anything else, or two head sizes on one
     embedding."""
     group_of = {r: g for g in groups for r in g.channels}
     ties, broken, head_dims = [], [], {}
     for tie in trace.ties:
-        heads = {root_of[i] for i in tie.heads}
-        embed = {root_of[i] for i in tie.embed}
+        heads = set(root_index[torch.tensor(tie.heads, dtype=torch.long)].tolist())
+        embed = set(root_index[torch.tensor(tie.embed, dtype=torch.long)].tolist())
         if heads & pinned_roots or embed & pinned_roots:
             if not (heads <= pinned_roots and embed <= pinned_roots):
                 broken.append((tie, f"the heads of {tie.name} go only with its embedding width, which is pinned"))
