@@ -21,7 +21,7 @@ The model's input and output channels are pinned: the classifier's outputs are n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -69,6 +69,37 @@ class _Origin:
 
 _VIEWS = {aten.view, aten._unsafe_view, aten.reshape, aten.squeeze, aten.unsqueeze, aten.flatten, aten.unflatten}
 _SAME = {aten.clone, aten.detach, aten.alias, aten.contiguous, aten._to_copy, aten.lift_fresh}
+_VIEW_LIKE = _VIEWS | _SAME | {aten.expand, aten.permute, aten.transpose, aten.t, aten.select, aten.slice}
+
+
+def _source_dim(packet, x: torch.Tensor, out: torch.Tensor, args) -> Callable[[int], int | None] | None:
+    """For a view-like op of ``x``: which dim of ``x`` each dim of ``out`` is (None: a new or broadcast dim);
+    None when the op mixes dims."""
+    if packet in _SAME:
+        return (lambda d: d) if out.shape == x.shape else None
+    if packet in _VIEWS:        # only size-1 dims come or go
+        big_in = [i for i, s in enumerate(x.shape) if s != 1]
+        big_out = [i for i, s in enumerate(out.shape) if s != 1]
+        if [x.shape[i] for i in big_in] != [out.shape[i] for i in big_out]:
+            return None
+        return dict(zip(big_out, big_in)).get
+    if packet is aten.expand:
+        lead = out.ndim - x.ndim
+        return lambda d: d - lead if d >= lead and x.shape[d - lead] == out.shape[d] else None
+    if packet in (aten.permute, aten.transpose, aten.t):
+        order = list(range(x.ndim))
+        if packet is aten.permute:
+            order = [d % x.ndim for d in args[1]]
+        elif packet is aten.transpose:
+            a, b = args[1] % x.ndim, args[2] % x.ndim
+            order[a], order[b] = order[b], order[a]
+        else:
+            order.reverse()
+        return order.__getitem__
+    d0 = args[1] % x.ndim        # select, slice
+    if packet is aten.select:
+        return lambda d: d if d < d0 else d + 1
+    return lambda d: d if d != d0 or out.shape == x.shape else None
 
 
 def _tensors(x: Any) -> list[torch.Tensor]:
@@ -217,62 +248,33 @@ class _Tracer(TorchDispatchMode):
         out, packet = outputs[0], func.overloadpacket
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         o = self.origins.get(id(x)) if x is not None else None
-        dims_of = None
-        if o is not None and packet in _SAME and out.shape == x.shape:
-            dims_of = lambda d: d  # noqa: E731
-        elif o is not None and packet in _VIEWS:
-            big_in = [i for i, s in enumerate(x.shape) if s != 1]
-            big_out = [i for i, s in enumerate(out.shape) if s != 1]
-            if [x.shape[i] for i in big_in] != [out.shape[i] for i in big_out]:
-                return
-            where = dict(zip(big_out, big_in))
-            dims_of = where.get
-        elif o is not None and packet is aten.expand:
-            lead = out.ndim - x.ndim
-            dims_of = lambda d: d - lead if d >= lead and x.shape[d - lead] == out.shape[d] else None  # noqa: E731
-        elif o is not None and packet in (aten.permute, aten.transpose, aten.t):
-            order = list(range(x.ndim))
-            if packet is aten.permute:
-                order = [d % x.ndim for d in args[1]]
-            elif packet is aten.transpose:
-                a, b = args[1] % x.ndim, args[2] % x.ndim
-                order[a], order[b] = order[b], order[a]
-            else:
-                order.reverse()
-            dims_of = order.__getitem__
-        elif o is not None and packet in (aten.select, aten.slice):
-            d0 = args[1] % x.ndim
-            if packet is aten.select:
-                dims_of = lambda d: d if d < d0 else d + 1  # noqa: E731
-            else:
-                dims_of = lambda d: d if d != d0 or out.shape == x.shape else None  # noqa: E731
-        elif elementwise(func):
-            entries, fixed = [], set()
-            for t in inputs:
-                lead = out.ndim - t.ndim
-                src = self.origins.get(id(t))
-                for d in range(t.ndim):
-                    if src is None and t.shape[d] > 1:
-                        fixed.add(d + lead)
-                if src is not None:
-                    for path, dims in src.entries:
-                        entries.append((path, tuple(
-                            None if d < lead or t.shape[d - lead] != out.shape[d] else dims[d - lead]
-                            for d in range(out.ndim))))
-                    fixed |= {d + lead for d in src.fixed}
-            self.set_origin(out, _Origin(tuple(entries), frozenset(fixed)))
+        if o is None or packet not in _VIEW_LIKE:
+            if elementwise(func):
+                self.set_origin(out, self.combined(inputs, out))
             return
-        if dims_of is None:
+        source = _source_dim(packet, x, out, args)
+        if source is None:
             return
-        entries = []
-        for path, dims in o.entries:
-            mapped = []
-            for d in range(out.ndim):
-                s = dims_of(d)
-                mapped.append(dims[s] if s is not None and 0 <= s < len(dims) else None)
-            entries.append((path, tuple(mapped)))
-        fixed = frozenset(d for d in range(out.ndim) if dims_of(d) in o.fixed)
-        self.set_origin(out, _Origin(tuple(entries), fixed, self.shape_attrs(out) if packet in _VIEWS else ()))
+        entries = tuple((path, tuple(dims[s] if s is not None and 0 <= s < len(dims) else None
+                                     for s in map(source, range(out.ndim)))) for path, dims in o.entries)
+        fixed = frozenset(d for d in range(out.ndim) if source(d) in o.fixed)
+        self.set_origin(out, _Origin(entries, fixed, self.shape_attrs(out) if packet in _VIEWS else ()))
+
+    def combined(self, inputs: Sequence[torch.Tensor], out: torch.Tensor) -> _Origin:
+        """An elementwise function of parameters (and constants): each parameter's dims aligned by broadcasting; a
+        dim a constant gives more than one value along is fixed."""
+        entries, fixed = [], set()
+        for t in inputs:
+            lead = out.ndim - t.ndim
+            src = self.origins.get(id(t))
+            if src is None:
+                fixed |= {d + lead for d in range(t.ndim) if t.shape[d] > 1}
+                continue
+            for path, dims in src.entries:
+                entries.append((path, tuple(None if d < lead or t.shape[d - lead] != out.shape[d] else dims[d - lead]
+                                            for d in range(out.ndim))))
+            fixed |= {d + lead for d in src.fixed}
+        return _Origin(tuple(entries), frozenset(fixed))
 
     def shape_attrs(self, out: torch.Tensor) -> tuple:
         """Attributes of the running module a view's sizes may come from: ints equal to a size, tuples and lists
