@@ -101,3 +101,18 @@ def test_no_more_parameters_than_torch_pruning():
         tp.pruner.MetaPruner(theirs, torch.randn(1, 3, size, size), importance=tp.importance.MagnitudeImportance(p=1),
                              pruning_ratio=0.5, ignored_layers=ignored).step()
         assert ours <= _params(theirs)
+
+
+@pytest.mark.parametrize("name,size,options,embedding", [
+    ("torchvision:mobilenet_v3_small", 64, {}, False),
+    ("torchvision:vit_b_16", 32, {"image_size": 32}, True),
+    ("torchvision:regnet_x_400mf", 64, {}, False),          # its builder computes with tensors: not on meta
+], ids=["mobilenet_v3_small", "vit_b_16", "regnet_x_400mf"])
+def test_the_card_rebuilds_the_pruned_model(name, size, options, embedding):
+    from compress.models import create, rebuild
+
+    model = create(name, num_classes=NUM_CLASSES, in_chans=3, input_size=size, **options)
+    pruned = prune(model, ratio=0.5, prune_embedding=embedding).model
+    rebuilt = rebuild(pruned.card)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == \
+        {k: v.shape for k, v in pruned.state_dict().items()}
