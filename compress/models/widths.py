@@ -99,7 +99,13 @@ def _fresh(old: torch.Tensor | None, shape: list[int]) -> torch.Tensor | None:
 
 
 def _resize(m: nn.Module, sizes: list[int]) -> None:
-    """Resize layer ``m`` in place to ``sizes`` with fresh weights (its own ``reset_parameters``)."""
+    """Resize layer ``m`` in place to ``sizes`` with fresh weights (its own ``reset_parameters``); a conv or linear
+    subclass's own per-output tensors (timm's ``ScaledStdConv2d.gain``) follow its outputs."""
+    if isinstance(m, _CONV + (nn.Linear,)):
+        outputs = m.out_channels if isinstance(m, _CONV) else m.out_features
+        for name, t in [*m._parameters.items(), *m._buffers.items()]:
+            if name not in ("weight", "bias") and t is not None and t.ndim and t.shape[0] == outputs:
+                setattr(m, name, _fresh(t, [sizes[1], *t.shape[1:]]))
     if isinstance(m, _CONV):
         c_in, c_out = sizes
         depthwise = m.groups > 1 and m.groups == m.in_channels     # out = multiplier * in

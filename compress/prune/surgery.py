@@ -52,6 +52,14 @@ def _slice_linear(m: nn.Linear, keep_in: torch.Tensor, keep_out: torch.Tensor) -
     m.in_features, m.out_features = len(keep_in), len(keep_out)
 
 
+def _slice_per_output(m: nn.Module, keep_out: torch.Tensor, outputs: int) -> None:
+    """A conv or linear subclass's own per-output tensors (timm's ``ScaledStdConv2d.gain``, ``outputs`` long in
+    their first dim) follow its outputs."""
+    for name, t in [*m._parameters.items(), *m._buffers.items()]:
+        if name not in ("weight", "bias") and t is not None and t.ndim and t.shape[0] == outputs:
+            setattr(m, name, _param(t, keep_out, 0))
+
+
 def _slice_norm(m: nn.Module, keep: torch.Tensor) -> None:
     """BatchNorm, InstanceNorm, GroupNorm (``num_groups`` stays; one group per channel shrinks with them) and
     LayerNorm over the channels."""
@@ -75,6 +83,10 @@ _SLICED = ("weight", "bias", "running_mean", "running_var", "in_proj_weight", "i
 
 def _replaced(m: nn.Module) -> list[torch.Tensor]:
     """The tensors of ``m`` that slicing replaces by new ones (so the copy may share them until then)."""
+    if isinstance(m, CONV + (nn.Linear,)):
+        outputs = m.weight.shape[0]
+        return [t for n, t in (*m._parameters.items(), *m._buffers.items())
+                if t is not None and (n in ("weight", "bias") or (t.ndim and t.shape[0] == outputs))]
     return [t for t in (getattr(m, n, None) for n in _SLICED) if isinstance(t, torch.Tensor)]
 
 
@@ -117,6 +129,8 @@ def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module
         m = modules[use.name]
         try:
             keep_in, keep_out = _keep(gone, use.in_index), _keep(gone, use.out_index)
+            if isinstance(m, CONV + (nn.Linear,)):
+                _slice_per_output(m, keep_out, len(use.out_ids))
             if isinstance(m, CONV):
                 if is_grouped(m):      # every group keeps the same positions: the first group's say which
                     keep_in = keep_in[keep_in < m.in_channels // m.groups]

@@ -345,3 +345,33 @@ class Stacked(nn.Module):
 def test_stack_joins_its_operands():
     graph = build_graph(Stacked(), SHAPE)
     assert graph.unknown == {} and [(g.layers, g.width) for g in graph.groups] == [(("a", "b"), 8)]
+
+
+class GainConv(nn.Conv2d):
+    """timm's ScaledStdConv2d: a conv subclass with its own per-output tensor."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gain = nn.Parameter(torch.rand(self.out_channels, 1, 1, 1) + 0.5)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.gain, self.bias, self.stride, self.padding)
+
+
+class GainNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = GainConv(3, 8, 3), GainConv(8, 8, 3)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.b(F.relu(self.a(x))).mean((2, 3)))
+
+
+def test_a_conv_subclass_keeps_its_per_output_tensors():
+    torch.manual_seed(0)
+    model = GainNet()
+    m = prune(model, ratio=0.5, input_shape=SHAPE).model
+    assert m.a.gain.shape == (4, 1, 1, 1) and m.b.gain.shape == (4, 1, 1, 1)
+    assert m.a.gain.data_ptr() != model.a.gain.data_ptr()
+    _rebuilds(GainNet(), GainNet(), m)
