@@ -116,13 +116,15 @@ def _weighted(model: nn.Module) -> list[nn.Module]:
 
 
 def build_graph(model: nn.Module, input_shape, *, ignored_layers: Sequence[str] = (),
-                prune_embedding: bool = False) -> DependencyGraph:
+                prune_embedding: bool = False, keep_whole: Sequence[str] = ()) -> DependencyGraph:
     """Trace ``model`` on a random input of ``input_shape`` (one example without the batch dim, e.g.
     ``(1, 48, 48)``, or an example batch tensor) and group its coupled channels.
 
     ``ignored_layers``: module paths whose channels stay (every channel a layer under that path makes, and the
     channels of norms and attention heads under it), as Torch-Pruning's ``ignored_layers``. ``prune_embedding``:
     a transformer's embedding width (the channels into its attention layers) is prunable, else pinned.
+    ``keep_whole``: module paths inside which every channel any op or layer touches stays (what ``prune`` does with
+    a module whose pruned forward fails).
 
     Raises TypeError for a non-module, ValueError when the forward fails on that shape (the message names it) or
     a path in ``ignored_layers`` is not a module of ``model``.
@@ -130,20 +132,23 @@ def build_graph(model: nn.Module, input_shape, *, ignored_layers: Sequence[str] 
     if not isinstance(model, nn.Module):
         raise TypeError(f"prune: model must be an nn.Module, got {type(model).__name__}")
     check_paths(model, ignored_layers, "ignored_layers")
+    check_paths(model, keep_whole, "keep_whole")
     x = _example(input_shape, model)
     try:
-        trace, out, called = run_trace(model, x, on_meta=True, embedding=prune_embedding)
+        trace, out, called = run_trace(model, x, on_meta=True, embedding=prune_embedding, keep_whole=keep_whole)
     except Exception:    # noqa: BLE001  a forward that needs real values (data-dependent code): run it for real
         trace = None
     if trace is None:
         try:
-            trace, out, called = run_trace(model, x, on_meta=False, embedding=prune_embedding)
+            trace, out, called = run_trace(model, x, on_meta=False, embedding=prune_embedding,
+                                            keep_whole=keep_whole)
         except Exception as exc:   # noqa: BLE001  the user's forward: any error is theirs, said in one line
             raise ValueError(f"the model's forward fails on input shape {tuple(x.shape[1:])}: "
                              f"{_first_line(exc)}") from None
     elif any(m not in called for m in _weighted(model)):
         try:      # layers the eval forward skips (auxiliary classifiers) run in training mode
-            trained, _, called_train = run_trace(model, x, on_meta=True, embedding=prune_embedding, train=True)
+            trained, _, called_train = run_trace(model, x, on_meta=True, embedding=prune_embedding, train=True,
+                                                      keep_whole=keep_whole)
             if len(called_train) > len(called):
                 trace, called = trained, called_train
         except Exception:   # noqa: BLE001  the eval trace stands
@@ -155,7 +160,7 @@ def build_graph(model: nn.Module, input_shape, *, ignored_layers: Sequence[str] 
         if not any(n.startswith(p + ".") for p in idle if p != n):
             trace.report(f"{n or 'model'} (not run by the traced forward: left as it is)")
     first = next(iter(out if isinstance(out, (tuple, list)) else [out]), None)
-    graph = _group(model, trace, ignored_layers)
+    graph = _group(model, trace, ignored_layers, keep_whole)
     graph.output_shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
     return graph
 
@@ -176,7 +181,7 @@ def _under(name: str, paths: Sequence[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in paths)
 
 
-def _pin_ignored_and_misused(trace: Trace, ignored: Sequence[str]) -> None:
+def _pin_ignored_and_misused(trace: Trace, ignored: Sequence[str], whole: Sequence[str] = ()) -> None:
     """Pin what ``ignored`` layers make or carry, and every channel of a tensor some op used unknowingly (a
     layer's weight used outside it would no longer fit once the layer is sliced)."""
     owner_of = {path: path.rpartition(".")[0] for path in trace.misused}
@@ -195,15 +200,22 @@ def _pin_ignored_and_misused(trace: Trace, ignored: Sequence[str]) -> None:
             trace.report(why)
         if why is None and ignored and _under(owner, ignored):
             why = f"ignored_layers ({path})"
+        if why is None and whole and _under(owner, whole):
+            why = f"kept whole ({path})"
         if why is not None:
             trace.pin(t.ids, why)
     for h in trace.heads:
         if ignored and _under(h.name, ignored):
             trace.pin(h.heads, f"ignored_layers ({h.name})")
+        elif whole and _under(h.name, whole):
+            trace.pin(h.heads, f"kept whole ({h.name})")
+    for use in trace.uses if whole else ():
+        if _under(use.name, whole):
+            trace.pin([*use.in_ids, *use.out_ids], f"kept whole ({use.name})")
 
 
-def _group(model: nn.Module, trace: Trace, ignored: Sequence[str] = ()) -> DependencyGraph:
-    _pin_ignored_and_misused(trace, ignored)
+def _group(model: nn.Module, trace: Trace, ignored: Sequence[str] = (), whole: Sequence[str] = ()) -> DependencyGraph:
+    _pin_ignored_and_misused(trace, ignored, whole)
     while True:
         root_index = trace.roots()
         pinned = torch.zeros(len(root_index), dtype=torch.bool)

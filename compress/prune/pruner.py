@@ -218,6 +218,14 @@ def _step(model: nn.Module, meter: Meter, config: PruneConfig, ratio: float | No
     return edge.good_value, edge.good
 
 
+class _ForwardFails(ValueError):
+    """The pruned model's forward fails in module ``path`` (of class ``kind``)."""
+
+    def __init__(self, message: str, path: str | None, kind: type | None):
+        super().__init__(message)
+        self.path, self.kind = path, kind
+
+
 def _failing_module(model: nn.Module, run: Callable[[], Any]) -> Any:
     """``run()``; an exception from the model's forward becomes a ValueError naming the module it came from."""
     names = {m: n for n, m in model.named_modules()}
@@ -238,7 +246,8 @@ def _failing_module(model: nn.Module, run: Callable[[], Any]) -> Any:
     except Exception as exc:   # noqa: BLE001  one line naming where, never a traceback
         where = f"{type(stack[-1]).__name__} ({names[stack[-1]] or 'model'})" if stack else "the model"
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"prune: the pruned model's forward fails in {where}: {text}") from exc
+        raise _ForwardFails(f"prune: the pruned model's forward fails in {where}: {text}",
+                            names[stack[-1]] if stack else None, type(stack[-1]) if stack else None) from exc
     finally:
         for h in hooks:
             h.remove()
@@ -263,6 +272,41 @@ def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: tuple[in
     if out_shape is not None and (not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(out_shape)):
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"prune: the pruned model's output is {got}, not {tuple(out_shape)}")
+
+
+_RETRIES = 4        # modules kept whole, one kind at a time, after the pruned forward fails in them
+
+
+def _pruned_step(model: nn.Module, graph: DependencyGraph | None, graph_of, meter: Meter, config: PruneConfig,
+                 ratio: float | None, target: Budget | None, batches, layer_ratios: dict[str, float],
+                 shape: tuple[int, ...], out_shape, unknown: dict[str, int]) -> tuple[nn.Module, float]:
+    """One step whose result runs: when the pruned forward fails inside a module (code that reads a width from
+    somewhere the trace cannot see), every module of that kind is kept whole and the step done again (up to
+    ``_RETRIES`` kinds, each named in ``unknown``); a failure in the model itself is the error."""
+    whole: list[str] = []
+    for attempt in range(_RETRIES + 1):
+        try:
+            graph = graph if graph is not None else graph_of(model, tuple(whole))
+            pruned, used = _step(model, meter, config, ratio, target, batches, graph, layer_ratios)
+        except (ValueError, TypeError):
+            raise
+        except Exception as exc:   # noqa: BLE001  a rule of the graph or surgery that does not fit: one line
+            raise _internal(exc, model) from exc
+        try:
+            _check_forward(pruned, shape, out_shape)
+            return pruned, used
+        except _ForwardFails as exc:
+            if attempt == _RETRIES or not exc.path or exc.kind is None:
+                raise ValueError(str(exc)) from exc
+            same = [n for n, m in model.named_modules() if type(m) is exc.kind and n
+                    and not any(n.startswith(w + ".") or n == w for w in whole)]
+            if not same:
+                raise ValueError(str(exc)) from exc
+            whole += same
+            unknown[f"{exc.kind.__name__} ({exc.path}; its pruned forward failed: kept whole, "
+                    f"{len(same)} like it)"] = len(same)
+            graph = None
+    raise AssertionError("unreachable")
 
 
 def _internal(exc: Exception, model: nn.Module) -> ValueError:
@@ -316,8 +360,8 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
             raise ValueError("prune: importance 'taylor' needs data= (a DataBundle or Split) to take gradients on")
         batches = _taylor_batches(data, normalizer, config.taylor_images)
     shape = _input_shape(model, input_shape)
-    graph_of = lambda m: build_graph(m, shape, ignored_layers=config.ignored_layers,  # noqa: E731
-                                     prune_embedding=config.prune_embedding)
+    graph_of = lambda m, whole=(): build_graph(m, shape, ignored_layers=config.ignored_layers,  # noqa: E731
+                                               prune_embedding=config.prune_embedding, keep_whole=whole)
     first = graph_of(model)       # fails early, with one line, on a forward that does not run
     if not first.groups:
         raise ValueError("prune: nothing to prune: every channel is pinned" +
@@ -329,21 +373,15 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     # what no step needs is measured when the result is read: a ratio prune's table, without timing or evaluation
     before = measure_before() if config.ratio is None or timed or evaluate is not None else measure_before
     rows: list = []
-    current, graph = model, first
+    current, graph, unknown = model, first, dict(first.unknown)
     for k in range(1, config.steps + 1):
         frac = fraction_at(k, config.steps, config.schedule)
         ratio = step_ratio(config.ratio, k, config.steps, config.schedule) if config.ratio is not None else None
         target = config.budget.scaled(before, frac) if config.ratio is None else None
         layer_ratios = {p: step_ratio(r, k, config.steps, config.schedule) for p, r in config.layer_ratios.items()}
-        try:
-            graph = graph if k == 1 else graph_of(current)
-            current, used = _step(current, meter, config, ratio, target, batches, graph, layer_ratios)
-        except (ValueError, TypeError):
-            raise
-        except Exception as exc:   # noqa: BLE001  a rule of the graph or surgery that does not fit: one line
-            raise _internal(exc, model) from exc
+        current, used = _pruned_step(current, graph if k == 1 else None, graph_of, meter, config, ratio, target,
+                                     batches, layer_ratios, shape, out_shape, unknown)
         current = _with_card(model, current)
-        _check_forward(current, shape, out_shape)
         if finetune is not None:
             current = finetune(current, k) or current
         last = k == config.steps
@@ -351,7 +389,7 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
             "step": k, "ratio": used, **meter.table_row(m, with_latency=timed and last,
                                                         evaluate=evaluate if last else None)}
         rows.append(row if last and not timed and evaluate is None else row())
-    return PruneResult(current, before, rows, first.describe(), dict(first.unknown))
+    return PruneResult(current, before, rows, first.describe(), unknown)
 
 
 def _taylor_batches(data: DataBundle | Split, normalizer: Normalizer | None, images: int,

@@ -127,8 +127,9 @@ class _Tracer(TorchDispatchMode):
         return False
 
     def __init__(self, trace: Trace, names: dict[nn.Module, str], specs: dict[nn.Module, AttentionSpec], *,
-                 embedding: bool):
+                 embedding: bool, frozen: dict[nn.Module, str] | None = None):
         super().__init__()
+        self.frozen = frozen or {}              # module -> the kept-whole path it is under
         self.t = trace
         self.names = names
         self.specs = specs
@@ -224,6 +225,16 @@ class _Tracer(TorchDispatchMode):
             ok = False
         if not ok:
             self.unknown(str(func.overloadpacket).removeprefix("aten."), inputs, outputs)
+        if self.frozen and self.stack and self.stack[-1] in self.frozen:
+            self.pin_all(inputs, outputs, self.stack[-1])
+
+    def pin_all(self, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor], module: nn.Module) -> None:
+        """Inside a module kept whole: every channel an op or layer touches stays."""
+        why = f"kept whole ({self.frozen[module]})"
+        for x in (*inputs, *outputs):
+            c = self.get(x)
+            if c is not None:
+                self.t.pin(c.ids, why)
 
     def unknown(self, what: str, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor],
                 where: str | None = None) -> None:
@@ -404,16 +415,18 @@ def run_meta(model: nn.Module, example: torch.Tensor) -> Any:
 
 
 def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, embedding: bool = False,
-              train: bool = False) -> tuple[Trace, Any, set[nn.Module]]:
+              train: bool = False, keep_whole: Sequence[str] = ()) -> tuple[Trace, Any, set[nn.Module]]:
     """Trace one forward of ``model`` on ``example`` (eval mode, or ``train`` mode on meta only; no grad; flags
     restored); returns the trace, the output and the modules that ran. The example's channels and the output's
     are pinned. ``on_meta``: run on meta copies of the weights (shapes only: no arithmetic, the model's tensors
-    untouched). ``embedding``: prune a transformer's embedding width (else it is pinned)."""
+    untouched). ``embedding``: prune a transformer's embedding width (else it is pinned). ``keep_whole``: module
+    paths inside which every channel an op or layer touches is pinned."""
     assert on_meta or not train, "a real forward in train mode would update BatchNorm statistics"
     trace = Trace()
     names = {m: n for n, m in model.named_modules()}
     specs = {m: s for m in names if not isinstance(m, TRACED_MODULES) and (s := attention_spec(m)) is not None}
-    tracer = _Tracer(trace, names, specs, embedding=embedding)
+    frozen = {m: p for p in keep_whole for n, m in model.named_modules() if n == p or n.startswith(p + ".")}
+    tracer = _Tracer(trace, names, specs, embedding=embedding, frozen=frozen)
     layers = {m for m in names if isinstance(m, TRACED_MODULES)} | set(specs)
     called: set[nn.Module] = set()
 
@@ -439,6 +452,8 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, 
                 except Exception as exc:   # noqa: BLE001  a layer rule that does not fit: pinned and named
                     tracer.unknown(f"{type(module).__name__}: {type(exc).__name__}", _tensors(args), _tensors(out),
                                    where=names[module])
+                if module in frozen:
+                    tracer.pin_all(_tensors(args), _tensors(out), module)
 
     example = example.detach().to("meta") if on_meta else example.detach().clone()
     tensors = _meta_tensors(model) if on_meta else None

@@ -375,3 +375,35 @@ def test_a_conv_subclass_keeps_its_per_output_tensors():
     assert m.a.gain.shape == (4, 1, 1, 1) and m.b.gain.shape == (4, 1, 1, 1)
     assert m.a.gain.data_ptr() != model.a.gain.data_ptr()
     _rebuilds(GainNet(), GainNet(), m)
+
+
+class Literal(nn.Module):
+    """Reads a width the trace cannot see (a literal): its pruned forward fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        return self.q(x).reshape(b, n, 2, 4).flatten(2)
+
+
+class WithLiteral(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.mix = Literal()
+        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.mix(self.stem(x).flatten(2).transpose(1, 2))
+        return self.fc2(F.relu(self.fc1(x))).mean(1)
+
+
+def test_a_module_whose_pruned_forward_fails_is_kept_whole_and_named():
+    result = prune(WithLiteral(), ratio=0.5, input_shape=SHAPE)
+    m = result.model
+    assert m.mix.q.out_features == 8 and m.stem.out_channels == 8 and m.fc1.out_features == 8
+    assert any("Literal (mix" in k and "kept whole" in k for k in result.unknown)
+    assert _run(m, SHAPE).shape == (3, 5)
