@@ -267,6 +267,7 @@ def test_budget_below_reachable_and_failing_forward():
 
 
 # ---------------------------------------------------------------- torchvision, where it imports
+@pytest.mark.torchvision
 @pytest.mark.parametrize("arch", ["mobilenet_v2", "resnet18"])
 def test_torchvision_halved_matches_closed_form(arch):
     tv = pytest.importorskip("torchvision")

@@ -14,6 +14,7 @@ from torch import nn
 from compress import models
 from compress.prune import prune
 
+pytestmark = pytest.mark.torchvision   # torch-pruning is installed in the zoo leg's environment (tests/zoo-leg)
 tp = pytest.importorskip("torch_pruning")
 
 
