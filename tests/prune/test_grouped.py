@@ -150,6 +150,7 @@ def test_widths_reject_sizes_a_grouped_conv_cannot_take():
         apply_widths(Multiplier(), {"dw": [6, 6]})
 
 
+@pytest.mark.torchvision   # torch-pruning lives in the zoo leg's environment
 @pytest.mark.parametrize("ratio", [0.5, 0.3])
 def test_resnext_same_shapes_as_torch_pruning(ratio):
     """Torch-Pruning's group-conv rule (the same positions leave every group) gives the same shapes. (It raises an
