@@ -51,16 +51,7 @@ def run(args) -> int:
         report_skipped(bundle)
     if bundle.num_classes != len(result.class_names):
         raise ValueError(f"{args.data}: {bundle.num_classes} classes but the run has {len(result.class_names)}")
-    split = bundle.split(args.split)
-    if not split.labeled:
-        raise ValueError(f"{bundle.source}: the {bundle.split_name(split)} split is unlabeled; use `compress predict`")
-    name = bundle.split_name(split)
-    ev = result.evaluate(split)
-    if args.json:
-        print(json.dumps({"run": str(result.path), "data": bundle.source, "split": name, **ev}, indent=2))
-    else:
-        print(f"{result.path} on {bundle.source} [{name}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
-    return 0
+    return _report(args, "run", result.path, bundle, result.evaluate)
 
 
 def _evaluate_file(args, device) -> int:
@@ -78,14 +69,21 @@ def _evaluate_file(args, device) -> int:
     bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows)
     report_skipped(bundle)
     info.check_data(bundle)
+    model = model.to(device) if device is not None else model
+    return _report(args, "model", info.path, bundle,
+                   lambda split: evaluate(model, split, normalizer=normalizer, device=device))
+
+
+def _report(args, kind: str, path, bundle, evaluate_split) -> int:
+    """Evaluate the chosen labeled split of ``bundle`` with ``evaluate_split`` and print the line (or JSON)."""
     split = bundle.split(args.split)
     if not split.labeled:
         raise ValueError(f"{bundle.source}: the {bundle.split_name(split)} split is unlabeled; use `compress predict`")
     name = bundle.split_name(split)
-    ev = evaluate(model.to(device) if device is not None else model, split, normalizer=normalizer, device=device)
+    ev = evaluate_split(split)
     if args.json:
-        print(json.dumps({"model": str(info.path), "data": bundle.source, "split": name, **ev}, indent=2))
+        print(json.dumps({kind: str(path), "data": bundle.source, "split": name, **ev}, indent=2))
     else:
-        print(f"{info.path} on {bundle.source} [{name}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
+        print(f"{path} on {bundle.source} [{name}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
     return 0
 
