@@ -286,8 +286,6 @@ def _timm(arch: str, num_classes: int, in_chans: int, input_size: int, args: dic
     if "img_size" not in args:
         try:
             return timm.create_model(arch, img_size=input_size, **kw)
-        except TypeError:   # a model without an input-size argument (most CNNs)
-            pass
-        except Exception:
+        except Exception:   # no input-size argument (most CNNs); a real error is raised again below, in one line
             pass
     return _call(lambda **a: timm.create_model(arch, **a), f"timm:{arch}", kw)
