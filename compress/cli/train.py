@@ -25,7 +25,7 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "train", help="train a model and write a run folder",
-        description="Train a model from compress.models on a dataset; writes config.json, history.json, "
+        description="Train a model (compress's, one from your file, torchvision's or timm's: see --model) on a dataset; writes config.json, history.json, "
                     "metrics.json, environment.json, checkpoint.pt and curves.png into --out.")
     add_model_arguments(p, default="mobilenet_v1")
     add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
