@@ -1,7 +1,8 @@
 """The registered families and the seed reports' models, rebuilt layer for layer.
 
 Families: ``mobilenet_v1`` (Howard et al. 2017, Table 1), ``mobilenet_v2`` (Sandler et al. 2018, Table 2, as
-torchvision builds it), ``cnn`` (plain VGG-style stacks), ``mlp``. Seed reports (``shared/seeds/``):
+torchvision builds it), ``cnn`` (plain VGG-style stacks), ``mlp``, ``lenet_300_100`` and ``lenet_5`` (Deep
+Compression's MNIST networks: Han et al. 2016, Tables 1, 2 and 3). Seed reports (``shared/seeds/``):
 ``fer_hw3_cnn``, ``fer_hw3_dnn``, ``fer_hw8_keras``, ``fer_hw8_torch``.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 from compress.models.registry import register_model
 from compress.models.spec import ConvNetSpec, MLPSpec, Stage
 
-__all__ = ["mobilenet_v1", "mobilenet_v2", "cnn", "mlp", "fer_hw3_cnn", "fer_hw3_dnn", "fer_hw8_keras",
+__all__ = ["mobilenet_v1", "mobilenet_v2", "cnn", "mlp", "lenet_300_100", "lenet_5", "fer_hw3_cnn", "fer_hw3_dnn", "fer_hw8_keras",
            "fer_hw8_torch"]
 
 
@@ -71,6 +72,26 @@ def cnn(*, channels=(32, 64, 128, 256), convs_per_stage: int = 2, hidden=(), hea
 def mlp(*, hidden=(512, 256, 128), act: str = "relu", norm: bool = True) -> MLPSpec:
     return MLPSpec(hidden=_tuple(hidden, "hidden"), act=act, norm=norm)
 
+
+
+# Deep Compression (Han et al. 2016), Table 1: LeNet-300-100 (267K weights, 1070 KB) and LeNet-5 (431K weights,
+# 1720 KB) on MNIST. divisor=1: the paper's widths (300, 100, 20, 50, 500) are not multiples of 8, and at any
+# width_mult every layer is make_divisible(c * width_mult, 1) = round(c * width_mult) units.
+
+@register_model("lenet_300_100", "LeNet-300-100 (Deep Compression, Han et al. 2016, Table 1/2): dense 300-100, ReLU, no norm; 266,610 params at 1x28x28")
+def lenet_300_100(*, act: str = "relu") -> MLPSpec:
+    # Table 2: ip1 784x300 (235K), ip2 300x100 (30K), ip3 100x10 (1K); no BatchNorm, no dropout.
+    return MLPSpec(hidden=(300, 100), norm=False, act=act, divisor=1)
+
+
+@register_model("lenet_5", "LeNet-5 as Caffe builds it (Deep Compression, Han et al. 2016, Table 1/3): conv 5x5 20, conv 5x5 50, dense 500; 431,080 params at 1x28x28")
+def lenet_5(*, act: str = "relu") -> ConvNetSpec:
+    # Table 3 / Caffe's examples/mnist/lenet_train_test.prototxt: conv1 5x5x20 -> pool1 max 2x2 -> conv2 5x5x50
+    # -> pool2 max 2x2 -> ip1 500 -> relu1 -> ip2. Valid convolutions with biases, no activation after them
+    # (Caffe's only ReLU follows ip1), no norm, no dropout.
+    conv = lambda c: Stage("conv", c, kernel=5, padding="valid", pool="max", norm=False, act=False)  # noqa: E731
+    return ConvNetSpec(stem=None, stages=(conv(20), conv(50)), pool="flatten", hidden=(500,), hidden_norm=False,
+                       act=act, divisor=1)
 
 # The seed reports' models, rebuilt layer for layer (shared/seeds/). divisor=1 keeps their odd widths.
 
