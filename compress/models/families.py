@@ -13,8 +13,8 @@ from typing import Any
 from compress.models.registry import register_model
 from compress.models.spec import ConvNetSpec, MLPSpec, Stage
 
-__all__ = ["mobilenet_v1", "mobilenet_v2", "cnn", "mlp", "lenet_300_100", "lenet_5", "fer_hw3_cnn", "fer_hw3_dnn", "fer_hw8_keras",
-           "fer_hw8_torch"]
+__all__ = ["mobilenet_v1", "mobilenet_v2", "cnn", "mlp", "lenet_300_100", "lenet_5", "fer_hw3_cnn", "fer_hw3_dnn",
+           "fer_hw8_keras", "fer_hw8_torch"]
 
 
 def _tuple(value: Any, name: str) -> tuple:
@@ -73,7 +73,6 @@ def mlp(*, hidden=(512, 256, 128), act: str = "relu", norm: bool = True) -> MLPS
     return MLPSpec(hidden=_tuple(hidden, "hidden"), act=act, norm=norm)
 
 
-
 # Deep Compression (Han et al. 2016), Table 1: LeNet-300-100 (267K weights, 1070 KB) and LeNet-5 (431K weights,
 # 1720 KB) on MNIST. divisor=1: the paper's widths (300, 100, 20, 50, 500) are not multiples of 8, and at any
 # width_mult every layer is make_divisible(c * width_mult, 1) = round(c * width_mult) units.
@@ -92,6 +91,7 @@ def lenet_5(*, act: str = "relu") -> ConvNetSpec:
     conv = lambda c: Stage("conv", c, kernel=5, padding="valid", pool="max", norm=False, act=False)  # noqa: E731
     return ConvNetSpec(stem=None, stages=(conv(20), conv(50)), pool="flatten", hidden=(500,), hidden_norm=False,
                        act=act, divisor=1)
+
 
 # The seed reports' models, rebuilt layer for layer (shared/seeds/). divisor=1 keeps their odd widths.
 
