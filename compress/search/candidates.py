@@ -1,0 +1,187 @@
+"""A search's candidates: one record per artifact, the Pareto front, and the rule that picks the winner.
+
+Every number says where it was measured. ``val_*`` is the validation split: the only split a choice reads.
+``test_acc`` is the held-out test split, reported beside it and never used to choose (a search that chose on the
+test split would report an optimistic number for its winner).
+
+The rule (:func:`choose`): among the candidates within every limit, the one with the highest validation accuracy
+leads; another candidate is *tied* with it unless McNemar's exact test on the same validation images says the
+leader is better at the 5% level: of the ``b + c`` images exactly one of the two gets right, the leader's ``b`` must
+be a count a fair coin reaches with two-sided probability under 0.05 (so 4 images to 0 is a tie, p = 0.125; 20 to 8
+is not, p = 0.036). Among the tied candidates the fastest wins (measured latency), then the smallest file: a
+difference a few images could make is no reason to pick the slower or larger model. Latencies within
+:data:`LATENCY_TIE` (10%) of the fastest count as equally fast (timings on a shared CPU move by that much between
+runs), and the smallest file among them wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["Candidate", "METHODS", "wilson", "paired_gap", "sign_test", "pareto_front", "choose", "nearest",
+           "COLUMNS", "ALPHA"]
+
+# what a candidate is, in the report's words; the order is the plot legend's
+METHODS = {
+    "dense": "dense baseline (fp32)",
+    "joint": "search: pruning + distillation + codec",
+    "codec": "codec only",
+    "deep": "Deep Compression only",
+    "prune": "pruning only (no distillation, fp32)",
+    "scaled": "scaled to the budget, trained from scratch",
+    "random": "random-importance pruning (control)",
+}
+Z95 = 1.96
+ALPHA = 0.05        # the level of the paired test that separates a real difference from a tie
+LATENCY_TIE = 1.10  # latencies within 10% of the fastest are equally fast
+
+
+@dataclass
+class Candidate:
+    """One artifact the search wrote and measured."""
+
+    id: str                          # MODEL~CODEC
+    model: str                       # the trained model it stores (a task id, or "dense")
+    codec: str                       # the storage: a codec name, or "deep" (a per-layer plan)
+    method: str                      # a METHODS key
+    parent: str | None = None        # the model it was made from (warm start)
+    size_bytes: int | None = None    # os.path.getsize of the artifact
+    param_count: int | None = None   # of the model the artifact reloads to
+    macs: int | None = None          # of the same, one image
+    val_acc: float | None = None     # validation split, the artifact as reloaded from disk
+    val_low: float | None = None     # Wilson 95% interval of val_acc
+    val_high: float | None = None
+    val_n: int = 0
+    test_acc: float | None = None    # test split (reported only, never used to choose)
+    test_n: int = 0
+    latency_ms: float | None = None  # median ms on `runtime` (the fastest whose outputs passed the check)
+    runtime: str | None = None
+    latencies: dict = field(default_factory=dict)   # runtime -> median ms, or the reason it has none
+    fits_bytes: bool = False
+    fits_latency: bool | None = None  # None: no latency limit
+    fits: bool = False
+    front: bool = False              # on the Pareto front (bytes, latency, val accuracy)
+    chosen: bool = False
+    seconds: float = 0.0             # writing and scoring it (its model's training is the model's)
+    error: str | None = None         # why it has no numbers (a codec refusing the weights, a failed task)
+    artifact: str | None = None      # path under the search folder
+    val_correct: str | None = None   # which validation images it got right (packed bits, base64): paired tests
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Candidate":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"candidate record has unknown fields {unknown}")
+        return cls(**d)
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for candidates.csv (latencies as runtime=ms pairs; no correctness bits)."""
+        d = self.to_dict()
+        d.pop("val_correct")
+        d["latencies"] = " ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}=failed"
+                                  for k, v in self.latencies.items())
+        return d
+
+    def correct(self) -> np.ndarray | None:
+        if self.val_correct is None:
+            return None
+        bits = np.frombuffer(base64.b64decode(self.val_correct), dtype=np.uint8)
+        return np.unpackbits(bits)[: self.val_n].astype(bool)
+
+    def set_correct(self, correct: np.ndarray) -> None:
+        self.val_correct = base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode()
+
+
+COLUMNS = [f.name for f in fields(Candidate) if f.name != "val_correct"]
+
+
+def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of ``correct / n`` (the binomial interval that stays inside [0, 1])."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def paired_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``(acc(a) - acc(b), its standard error)`` on the same images (McNemar: discordant pairs only)."""
+    if a.shape != b.shape or not len(a):
+        raise ValueError("paired_gap: both candidates must be scored on the same, non-empty image set")
+    n = len(a)
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(b & ~a))
+    return (only_a - only_b) / n, math.sqrt(only_a + only_b) / n
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact p-value of ``wins`` against ``losses`` under a fair coin (McNemar's exact test on the
+    discordant pairs)."""
+    n, k = wins + losses, max(wins, losses)
+    if n == 0:
+        return 1.0
+    log_half = n * math.log(0.5)
+    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
+               for i in range(k, n + 1))
+    return min(1.0, 2 * tail)
+
+
+def worse(a: Candidate, best: Candidate) -> bool:
+    """Whether ``a`` is worse than ``best`` beyond the noise of the validation split (the module's rule)."""
+    ca, cb = a.correct(), best.correct()
+    if ca is None or cb is None or ca.shape != cb.shape:    # no paired data: the two Wilson intervals
+        return a.val_high is not None and best.val_low is not None and a.val_high < best.val_low
+    wins, losses = int(np.sum(cb & ~ca)), int(np.sum(ca & ~cb))
+    return wins > losses and sign_test(wins, losses) < ALPHA
+
+
+def pareto_front(rows: Iterable[Candidate], axes: Sequence[str] = ("size_bytes", "latency_ms")) -> list[Candidate]:
+    """The candidates no other one beats: none has every one of ``axes`` at most as large and a validation
+    accuracy at least as high, with one of them strictly better. Candidates missing a quantity are left out."""
+    pts = [r for r in rows if r.val_acc is not None and all(getattr(r, a) is not None for a in axes)]
+
+    def dominates(p: Candidate, q: Candidate) -> bool:
+        le = all(getattr(p, a) <= getattr(q, a) for a in axes) and p.val_acc >= q.val_acc
+        lt = any(getattr(p, a) < getattr(q, a) for a in axes) or p.val_acc > q.val_acc
+        return le and lt
+
+    return [q for q in pts if not any(dominates(p, q) for p in pts if p is not q)]
+
+
+def choose(rows: Sequence[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
+    """``(winner, tied)``: the module's rule over the candidates that fit; ``(None, [])`` when none fits."""
+    fitting = [r for r in rows if r.fits and r.val_acc is not None]
+    if not fitting:
+        return None, []
+    best = max(fitting, key=lambda r: r.val_acc)
+    tied = [r for r in fitting if not worse(r, best)]
+    inf = math.inf
+    timed = [r.latency_ms for r in tied if r.latency_ms is not None]
+    fast = [r for r in tied if r.latency_ms is not None and r.latency_ms <= LATENCY_TIE * min(timed)] if timed \
+        else tied
+    winner = min(fast, key=lambda r: (r.size_bytes or inf, r.latency_ms if r.latency_ms is not None else inf,
+                                      -r.val_acc))
+    return winner, tied
+
+
+def nearest(rows: Sequence[Candidate], max_bytes: int, max_latency_ms: float | None, k: int = 5) -> list[Candidate]:
+    """The ``k`` candidates closest to the budget (largest overshoot ratio, smallest first): what a budget that no
+    candidate meets reports."""
+    def over(r: Candidate) -> float:
+        ratio = r.size_bytes / max_bytes if r.size_bytes else math.inf
+        if max_latency_ms is not None:
+            ratio = max(ratio, r.latency_ms / max_latency_ms if r.latency_ms is not None else math.inf)
+        return ratio
+    scored = [r for r in rows if r.size_bytes is not None]
+    return sorted(scored, key=lambda r: (over(r), -(r.val_acc or 0)))[:k]

@@ -1,0 +1,483 @@
+"""``search(run, budget)``: the most accurate model under a byte and a latency budget, searched over pruning,
+distillation, codecs and runtimes together, with every candidate kept and the Pareto front drawn.
+
+    from compress.budget import Budget
+    from compress.search import search
+    result = search("runs/mbv1", Budget(max_bytes=225_000, max_latency_ms=2.0), out="search/mbv1")
+    print(result.table())
+
+Three phases, each resumable (a folder records what it finished; a rerun skips it and refuses changed settings):
+
+1. the models (:mod:`compress.search.plan`): pruned and fine-tuned, Deep-Compressed, scaled, on the executor
+   (``--jobs`` workers or Ray), the most promising first;
+2. the artifacts: each model written through each codec, reloaded, scored on the validation split (and the test
+   split, reported only), on the driver;
+3. latency: each artifact that fits the byte budget timed on every runtime that can execute it (outputs checked
+   against eager), on the driver with nothing else running, so that the timings are not shared with training.
+
+The folder: ``search.json`` (settings), ``models/`` (run folders and Deep Compression outputs), ``artifacts/``,
+``candidates/`` (one record per artifact), and at the end ``candidates.csv``/``.json``, ``pareto.png``,
+``report.md``, ``best.<format>`` (plus ``best.onnx`` when the winner runs on an ONNX runtime).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from compress import _io
+from compress.budget import Budget
+from compress.search.candidates import Candidate, choose, nearest, pareto_front
+from compress.search.config import SearchConfig
+from compress.search.plan import Plan, Spec, make_plan
+
+__all__ = ["search", "SearchResult", "SearchBudgetError", "SEARCH_FORMAT"]
+
+SEARCH_FORMAT = "compress.search/1"
+
+
+class SearchBudgetError(ValueError):
+    """No candidate meets the budget; ``result`` holds every candidate and ``result.nearest`` the closest."""
+
+    def __init__(self, message: str, result: "SearchResult") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class SearchResult:
+    """Every candidate, the winner (None when nothing fits), the candidates tied with it, and where it was written."""
+
+    out: Path
+    budget: Budget
+    candidates: list[Candidate]
+    best: Candidate | None
+    tied: list[Candidate]
+    seconds: float
+    skipped: list[str] = field(default_factory=list)   # what the time budget left out, and failed models
+    nearest: list[Candidate] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dense(self) -> Candidate:
+        return next(c for c in self.candidates if c.method == "dense")
+
+    def table(self, rows: list[Candidate] | None = None) -> str:
+        """Plain text: one line per candidate (front '+', winner '*'), bytes, params, MACs, latency, accuracies."""
+        rows = self.candidates if rows is None else rows
+        lines = [f"  {'candidate':<44} {'bytes':>10} {'params':>10} {'MACs':>12} {'ms':>8} {'runtime':<17} "
+                 f"{'val acc':>7} {'test acc':>8}  fits"]
+        for r in rows:
+            mark = "*" if r.chosen else ("+" if r.front else " ")
+            if r.error:
+                lines.append(f"{mark} {r.id:<44} {'-':>10} {'failed: ' + r.error[:60]}")
+                continue
+            ms = f"{r.latency_ms:8.3f}" if r.latency_ms is not None else f"{'-':>8}"
+            acc = lambda a: f"{100 * a:6.2f}%" if a is not None else f"{'-':>7}"  # noqa: E731
+            lines.append(f"{mark} {r.id:<44} {r.size_bytes or 0:>10,} {r.param_count or 0:>10,} {r.macs or 0:>12,} "
+                         f"{ms} {(r.runtime or '-'):<17} {acc(r.val_acc)} {acc(r.test_acc):>8}  "
+                         f"{'yes' if r.fits else 'no'}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": SEARCH_FORMAT, "budget": self.budget.to_dict(), "seconds": self.seconds,
+                "best": self.best.id if self.best else None, "tied": [c.id for c in self.tied],
+                "skipped": self.skipped, "nearest": [c.id for c in self.nearest], "files": self.files,
+                "candidates": [c.row() for c in self.candidates]}
+
+
+# ------------------------------------------------------------------------------------------------- checks
+def _check_budget(budget: Budget) -> None:
+    if not isinstance(budget, Budget):
+        raise TypeError(f"search: budget must be a compress.budget.Budget, got {type(budget).__name__}")
+    if budget.max_bytes is None:
+        raise ValueError("search: the budget needs max_bytes (--max-bytes): the artifact's file size limit")
+    if budget.max_params is not None or budget.max_macs is not None:
+        raise ValueError("search: limits are max_bytes and max_latency_ms; params and MACs are reported, not limited")
+
+
+def _runtimes(config: SearchConfig, budget: Budget) -> list[str]:
+    from compress.bench.runtimes import available_runtimes, check_runtime, runtime_names
+
+    if config.runtimes is None:
+        return [r for r in available_runtimes("cpu") if r != "compile"]
+    known = runtime_names()
+    for r in config.runtimes:
+        if r not in known:
+            raise ValueError(f"runtime {r!r} is unknown; known: {', '.join(known)}")
+        check_runtime(r, "cpu")      # not installed: a ValueError naming what to install
+    return list(config.runtimes)
+
+
+def _check_latency(budget: Budget, runtimes: list[str], shape, num_classes: int) -> None:
+    from compress.search.measure import overhead_ms
+
+    if budget.max_latency_ms is None:
+        return
+    floor = overhead_ms(runtimes, shape, num_classes, batch_size=budget.batch_size, threads=budget.threads)
+    if floor and budget.max_latency_ms < min(floor.values()):
+        named = ", ".join(f"{r} {ms:.4f} ms" for r, ms in sorted(floor.items(), key=lambda kv: kv[1]))
+        raise ValueError(f"--max-latency-ms {budget.max_latency_ms:g} is below every runtime's per-call overhead "
+                         f"(one linear layer on a {'x'.join(map(str, shape))} image at batch {budget.batch_size}, "
+                         f"{budget.threads} thread(s), measured here: {named})")
+
+
+def _source(run) -> tuple[Any, Any]:
+    from compress.train.runs import Run, load_run
+
+    src = run if isinstance(run, Run) else load_run(run)
+    if src.card is None:
+        raise ValueError(f"run {src.path}: its model has no card, so pruned versions cannot be rebuilt")
+    try:
+        bundle = src.data()
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"run {src.path}: no data to fine-tune on ({exc})") from None
+    if bundle.val is None or not len(bundle.val) or not bundle.val.labeled:
+        raise ValueError(f"run {src.path}: its data {bundle.source!r} has no labeled validation split to choose on")
+    return src, bundle
+
+
+# ------------------------------------------------------------------------------------------------- the folder
+def _settings(src, budget: Budget, config: SearchConfig, finetune_epochs: float) -> dict:
+    import json
+
+    return json.loads(json.dumps({"format": SEARCH_FORMAT, "source": str(Path(src.path).resolve()) if src.path else None,
+            "budget": budget.to_dict(), "settings": config.settings(), "finetune_epochs": finetune_epochs}))
+    # (through JSON: the tuples of the settings compare equal to the lists a resumed search reads back)
+
+
+def _open_folder(out: Path, settings: dict, overwrite: bool) -> None:
+    path = out / "search.json"
+    if path.exists():
+        try:
+            import json
+
+            held = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not a search record ({exc}); use another --out or --overwrite") from None
+        if not isinstance(held, dict):
+            raise ValueError(f"{path}: not a search record; use another --out or --overwrite")
+        if held != settings and not overwrite:
+            differ = sorted(k if k != "settings" else "settings (" + ", ".join(
+                sorted(s for s in set(settings["settings"]) | set(held.get("settings") or {})
+                       if settings["settings"].get(s) != (held.get("settings") or {}).get(s))) + ")"
+                for k in set(settings) | set(held) if settings.get(k) != held.get(k))
+            raise ValueError(f"--out {out} holds a search with other settings (differs in: {', '.join(differ)}); "
+                             "use another --out, or --overwrite to start it again")
+        if overwrite:
+            for sub in ("models", "artifacts", "candidates"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in ("models", "artifacts", "candidates"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    _io.write_json(path, settings)
+
+
+def _read_records(folder: Path) -> dict[str, dict]:
+    import json
+
+    done = {}
+    for f in sorted(folder.glob("*.json")):
+        try:
+            done[f.stem] = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue          # a torn record from a killed run: redone
+    return done
+
+
+# ------------------------------------------------------------------------------------------------- the verb
+def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str | os.PathLike,
+           executor=None, overwrite: bool = False,
+           log: Callable[[str], None] | None = None) -> SearchResult:
+    """Search pruning, distillation, codecs and runtimes together for the most accurate artifact of ``run``'s model
+    (a run folder or a :class:`compress.train.Run`, fine-tuned on the data it was trained on) within ``budget``
+    (``max_bytes``: the artifact file; ``max_latency_ms`` at ``batch_size`` with ``threads``). Writes the folder
+    ``out`` (module docstring) and returns a :class:`SearchResult`.
+
+    ``executor`` (``compress.study.make_executor``: local processes or Ray) trains the models; default here, one
+    after another. ``log`` gets progress lines, with the current front as it grows. A folder holding a search
+    with the same settings is resumed (finished models and candidates are kept); other settings are refused
+    unless ``overwrite``. Raises ValueError (before any work) for a budget without bytes, a runtime not installed,
+    a latency below every runtime's per-call overhead, a time budget shorter than one candidate, a run without
+    data; :class:`SearchBudgetError` (a ValueError; its ``result`` holds everything) when no candidate fits.
+    """
+    from compress.search.report import describe_budget, write_outputs
+    from compress.study.lock import folder_lock
+
+    t_start = time.perf_counter()
+    config = config or SearchConfig()
+    say = log or (lambda line: None)
+    _check_budget(budget)
+    out = Path(out)
+    src, bundle = _source(run)
+    _io.check_output_folder(out, inputs=[src.path] if src.path else [], overwrite=None)
+    shape = tuple(src.card.input_shape)
+    runtimes = _runtimes(config, budget)
+    _check_latency(budget, runtimes, shape, bundle.num_classes)
+    train_epochs = float(src.config.epochs)
+    finetune_epochs = config.finetune_epochs or max(1.0, float(math.floor(train_epochs / 2)))
+    epoch_seconds = _epoch_seconds(src, bundle)
+    dense_s = _candidate_seconds(src, bundle)
+    if config.time_budget_s is not None and config.time_budget_s < dense_s:
+        raise ValueError(f"--time-budget {config.time_budget_s:g} s is shorter than one candidate: writing and "
+                         f"scoring one artifact of the source model takes about {dense_s:.1f} s here")
+    from compress.models.sources import is_external
+
+    scalable = not is_external(src.card.name) or bool(src.card.build_args.get("width_arg"))
+    settings = _settings(src, budget, config, finetune_epochs)
+    with folder_lock(out):
+        _open_folder(out, settings, overwrite)
+        plan = make_plan(config, max_bytes=budget.max_bytes, models_dir=out / "models",
+                         finetune_epochs=finetune_epochs, train_epochs=train_epochs, scalable=scalable,
+                         epoch_seconds=epoch_seconds)
+        deadline = None if config.time_budget_s is None else t_start + config.time_budget_s
+        ctx = _Context(out, src, bundle, shape, config, budget, runtimes, say, deadline, dense_s)
+        skipped = _train_models(ctx, plan, executor)
+        rows = _write_artifacts(ctx, plan)
+        _measure_latency(ctx, rows)
+        best, tied = _finish(rows, budget)
+        result = SearchResult(out, budget, rows, best, tied, time.perf_counter() - t_start, skipped)
+        if best is None:
+            result.nearest = nearest(rows, budget.max_bytes, budget.max_latency_ms)
+        result.files = write_outputs(result, ctx)
+    if best is None:
+        raise SearchBudgetError(f"no candidate meets {describe_budget(budget)}; nearest: " + "; ".join(
+            f"{c.id} ({c.size_bytes:,} B" + (f", {c.latency_ms:.3f} ms" if c.latency_ms is not None else "") + ")"
+            for c in result.nearest), result)
+    return result
+
+
+@dataclass
+class _Context:
+    out: Path
+    src: Any
+    bundle: Any
+    shape: tuple
+    config: SearchConfig
+    budget: Budget
+    runtimes: list[str]
+    say: Callable[[str], None]
+    deadline: float | None
+    candidate_s: float
+
+    def meta(self) -> dict:
+        return {"normalizer": self.src.normalizer.to_dict(), "class_names": list(self.src.class_names),
+                "data_source": self.src.data_source, "run": str(self.src.path)}
+
+    def save_options(self) -> dict:
+        return {"input_shape": self.shape, "normalizer": self.src.normalizer,
+                "class_names": list(self.src.class_names)}
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.perf_counter()
+
+
+def _epoch_seconds(src, bundle) -> float:
+    m = src.metrics or {}
+    seconds, epochs = m.get("train_seconds"), m.get("epochs_run")
+    if isinstance(seconds, (int, float)) and isinstance(epochs, (int, float)) and epochs > 0 and seconds > 0:
+        return float(seconds) / float(epochs)
+    from compress.budget import mac_count
+
+    return mac_count(src.model, tuple(src.card.input_shape)) * len(bundle.train) * 3 / 2e9   # ~2 GMAC/s
+
+
+def _candidate_seconds(src, bundle) -> float:
+    """About how long writing and scoring one artifact of the source model takes: one timed pass over 256 images,
+    scaled to the validation and test splits, plus writing the file."""
+    import torch
+
+    from compress.export.artifact import serialize
+    from compress.train.inference import logits
+
+    x = bundle.val.x[:256]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        logits(src.model, x, src.normalizer)
+    per_image = (time.perf_counter() - t0) / max(1, len(x))
+    t1 = time.perf_counter()
+    serialize(src.model, codec="fp16", compression="store")
+    n = len(bundle.val) + (len(bundle.test) if bundle.test is not None else 0)
+    return per_image * n + 2 * (time.perf_counter() - t1)
+
+
+# ------------------------------------------------------------------------------------------------- phase 1
+def _train_models(ctx: _Context, plan: Plan, executor) -> list[str]:
+    """Run the plan's tasks not done yet, the first ones first while the time budget allows; returns what was
+    skipped or failed, one line each."""
+    from compress.search.tasks import Worker, state_bytes
+
+    records_dir = ctx.out / "models"
+    done = {k: v for k, v in _read_records(records_dir).items() if "kind" in v}
+    skipped: list[str] = [f"{k}: {v['error']}" for k, v in done.items() if v.get("error")]
+    worker = Worker(ctx.bundle, state_bytes(ctx.src.model), ctx.src.normalizer, _train_dict(ctx.src),
+                    meta=ctx.meta(), save_options=ctx.save_options(), format=ctx.config.format,
+                    seed=ctx.config.seed, threads=ctx.config.num_threads)
+    jobs = max(1, getattr(executor, "jobs", 1))
+    reserve = ctx.candidate_s * (len(plan.specs) + 5) * 1.5
+    waves = [[t for t in plan.tasks if t.task_id not in plan.after], [t for t in plan.tasks if t.task_id in plan.after]]
+    for wave_no, wave in enumerate(waves):
+        todo = []
+        budget_s = ctx.left() - reserve
+        for t in wave:
+            if t.task_id in done:
+                continue
+            parent = plan.after.get(t.task_id)
+            if parent is not None:
+                rec = done.get(parent)
+                if rec is None or rec.get("error"):
+                    skipped.append(f"{t.task_id}: its parent {parent} was not made")
+                    continue
+                from compress.train.runs import load_run
+
+                t = _with_parent(t, state_bytes(load_run(records_dir / parent).model))
+            if t.cost / jobs > budget_s:
+                skipped.append(f"{t.task_id}: left out by the time budget (about {t.cost:.0f} s)")
+                continue
+            budget_s -= t.cost / jobs
+            todo.append(t)
+        if not todo:
+            continue
+        ctx.say(f"models{' (second wave)' if wave_no else ''}: training {len(todo)} "
+                f"({', '.join(t.task_id for t in todo)})")
+        run = executor.run if executor is not None else _sequential
+        order = sorted(todo, key=lambda t: -t.cost) if jobs > 1 else todo
+        for made in run(worker, order):
+            _io.write_json(records_dir / f"{made['task_id']}.json", made)
+            done[made["task_id"]] = made
+            if made.get("error"):
+                skipped.append(f"{made['task_id']}: {made['error']}")
+                ctx.say(f"  {made['task_id']}: failed: {made['error']}")
+            else:
+                ctx.say(f"  {made['task_id']}: done in {made['seconds']:.0f} s")
+    return skipped
+
+
+def _sequential(fn, tasks):
+    for t in tasks:
+        yield fn(t)
+
+
+def _with_parent(task, blob: bytes):
+    from dataclasses import replace
+
+    return replace(task, parent=blob)
+
+
+def _train_dict(src) -> dict:
+    from dataclasses import asdict
+
+    return asdict(src.config)
+
+
+# ------------------------------------------------------------------------------------------------- phase 2
+def _write_artifacts(ctx: _Context, plan: Plan) -> list[Candidate]:
+    """Every spec whose model exists, written, reloaded and scored (records kept in ``candidates/``)."""
+    from compress.search.measure import score
+
+    records = _read_records(ctx.out / "candidates")
+    models = _read_records(ctx.out / "models")
+    rows: list[Candidate] = []
+    loaded: dict[str, Any] = {}
+    for spec in plan.specs:
+        rec = records.get(spec.file_stem)
+        if rec is not None:
+            try:
+                rows.append(Candidate.from_dict(rec))
+                continue
+            except (TypeError, ValueError):
+                pass        # a record of another version: scored again
+        if spec.model != "dense" and (spec.model not in models or models[spec.model].get("error")):
+            continue
+        if spec.model != "dense" and ctx.left() < ctx.candidate_s:   # the baseline is always measured
+            ctx.say(f"  {spec.id}: left out by the time budget")
+            continue
+        c = Candidate(spec.id, spec.model, spec.codec, spec.method, parent=None if spec.model == "dense" else
+                      plan.after.get(spec.model, "dense"))
+        path = ctx.out / "artifacts" / f"{spec.file_stem}.{ctx.config.format}"
+        t0 = time.perf_counter()
+        try:
+            _write_one(ctx, spec, path, loaded)
+            c.artifact = str(path.relative_to(ctx.out))
+            c.seconds = time.perf_counter() - t0
+            score(c, path, ctx.bundle, ctx.src.normalizer, ctx.shape)
+        except ValueError as exc:   # a codec refusing the weights (outliers, overflow): recorded, not fatal
+            c.error = str(exc)
+        c.fits_bytes = c.size_bytes is not None and c.size_bytes <= ctx.budget.max_bytes
+        _io.write_json(ctx.out / "candidates" / f"{spec.file_stem}.json", c.to_dict())
+        rows.append(c)
+        ctx.say(_progress_line(c, rows, ctx.budget))
+    return rows
+
+
+def _write_one(ctx: _Context, spec: Spec, path: Path, loaded: dict) -> None:
+    from compress.export.artifact import save
+    from compress.quant.api import CodecConfig
+
+    if spec.codec == "deep":
+        shutil.copyfile(ctx.out / "models" / spec.model / f"artifact.{ctx.config.format}", path)
+        return
+    if spec.model not in loaded:
+        from compress.train.runs import load_run
+
+        loaded.clear()      # one model in memory at a time: the specs come grouped by model
+        loaded[spec.model] = ctx.src.model if spec.model == "dense" else load_run(ctx.out / "models" / spec.model).model
+    save(loaded[spec.model], path, config=CodecConfig.parse(spec.codec), format=ctx.config.format, meta=ctx.meta(),
+         **ctx.save_options())
+
+
+def _progress_line(c: Candidate, rows: list[Candidate], budget: Budget) -> str:
+    if c.error:
+        return f"  {c.id}: refused: {c.error[:100]}"
+    front = sorted(pareto_front([r for r in rows if not r.error], axes=("size_bytes",)), key=lambda r: r.size_bytes)
+    shown = ", ".join(f"{r.size_bytes / 1000:.0f} kB {100 * r.val_acc:.1f}%" for r in front[-5:])
+    fits = "fits" if c.fits_bytes else "over"
+    return (f"  {c.id}: {c.size_bytes:,} B ({fits}), val {100 * c.val_acc:.2f}% | front ({len(front)}): {shown}")
+
+
+# ------------------------------------------------------------------------------------------------- phase 3
+def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
+    from compress.search.measure import latencies
+
+    todo = [r for r in rows if not r.error and not r.latencies and (r.fits_bytes or r.method == "dense")]
+    if todo:
+        ctx.say(f"latency: {len(todo)} artifacts on {', '.join(ctx.runtimes)} (batch {ctx.budget.batch_size}, "
+                f"{ctx.budget.threads} thread(s))")
+    for r in todo:
+        if ctx.left() < 0 and r.method != "dense":
+            ctx.say(f"  {r.id}: latency left out by the time budget")
+            continue
+        t0 = time.perf_counter()
+        r.latencies = latencies(ctx.out / r.artifact, r.codec, ctx.runtimes, ctx.shape,
+                                batch_size=ctx.budget.batch_size, threads=ctx.budget.threads,
+                                warmup=ctx.config.latency_warmup, repeats=ctx.config.latency_repeats,
+                                bundle=ctx.bundle, normalizer=ctx.src.normalizer)
+        r.seconds += time.perf_counter() - t0
+        timed = {k: v for k, v in r.latencies.items() if isinstance(v, (int, float))}
+        if timed:
+            r.runtime = min(timed, key=timed.get)
+            r.latency_ms = timed[r.runtime]
+        _io.write_json(ctx.out / "candidates" / f"{Spec(r.model, r.codec, r.method).file_stem}.json", r.to_dict())
+        ms = f"{r.latency_ms:.3f} ms on {r.runtime}" if r.latency_ms is not None else "no runtime passed its check"
+        ctx.say(f"  {r.id}: {ms}")
+
+
+def _finish(rows: list[Candidate], budget: Budget) -> tuple[Candidate | None, list[Candidate]]:
+    for r in rows:
+        r.fits_bytes = r.size_bytes is not None and r.size_bytes <= budget.max_bytes
+        r.fits_latency = None if budget.max_latency_ms is None else (
+            r.latency_ms is not None and r.latency_ms <= budget.max_latency_ms)
+        r.fits = not r.error and r.fits_bytes and r.fits_latency is not False
+        r.front = r.chosen = False
+    axes = ("size_bytes", "latency_ms")
+    for r in pareto_front([r for r in rows if not r.error], axes=axes):
+        r.front = True
+    best, tied = choose(rows)
+    if best is not None:
+        best.chosen = True
+    return best, tied
+
