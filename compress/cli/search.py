@@ -52,9 +52,12 @@ def register(sub) -> None:
               help="fine-tune pruned models on labels only")
     add_field(g, "--no-baselines", SearchConfig, "baselines", switch=False,
               help="skip the single-method results and the random-importance control")
-    add_field(g, "--finetune-epochs", SearchConfig, "finetune_epochs", type=finite_float, none="half the run's",
+    add_field(g, "--finetune-epochs", SearchConfig, "finetune_epochs", type=finite_float, none="the run's epochs",
               help="passes over the training split per pruned model")
     add_field(g, "--finetune-lr", SearchConfig, "finetune_lr", type=finite_float, help="peak learning rate")
+    add_field(g, "--tolerance", SearchConfig, "tolerance_points", type=finite_float, metavar="POINTS",
+              help="validation accuracy (percentage points) the winner may give up for a faster, then smaller "
+                   "model; never a difference the validation split resolves (McNemar's exact test, 5%%)")
     add_field(g, "--format", SearchConfig, "format", choices=("npz", "pt"), help="artifact container")
     add_field(g, "--seed", SearchConfig, "seed", type=int, help="pruning, fine-tuning and Deep Compression seed")
     add_field(g, "--train-threads", SearchConfig, "num_threads", type=positive_int, none="torch's default",

@@ -5,13 +5,14 @@ Every number says where it was measured. ``val_*`` is the validation split: the 
 test split would report an optimistic number for its winner).
 
 The rule (:func:`choose`): among the candidates within every limit, the one with the highest validation accuracy
-leads; another candidate is *tied* with it unless McNemar's exact test on the same validation images says the
-leader is better at the 5% level: of the ``b + c`` images exactly one of the two gets right, the leader's ``b`` must
-be a count a fair coin reaches with two-sided probability under 0.05 (so 4 images to 0 is a tie, p = 0.125; 20 to 8
-is not, p = 0.036). Among the tied candidates the fastest wins (measured latency), then the smallest file: a
-difference a few images could make is no reason to pick the slower or larger model. Latencies within
+leads. Another candidate is *tied* with it when it is (1) at most ``tolerance_points`` percentage points less
+accurate (default :data:`TOLERANCE_POINTS`, 0.5) and (2) not worse by McNemar's exact test on the same validation
+images at the 5% level: of the ``b + c`` images exactly one of the two gets right, the leader's ``b`` must be a count
+a fair coin reaches with two-sided probability under 0.05 (4 images to 0 is not enough, p = 0.125; 20 to 8 is,
+p = 0.036). Among the tied candidates the fastest wins (measured latency), then the smallest file. Latencies within
 :data:`LATENCY_TIE` (10%) of the fastest count as equally fast (timings on a shared CPU move by that much between
-runs), and the smallest file among them wins.
+runs), and the smallest file among them wins. So a search never trades more than the tolerance for speed, and
+never a difference the split can resolve.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 __all__ = ["Candidate", "METHODS", "wilson", "paired_gap", "sign_test", "pareto_front", "choose", "nearest",
-           "COLUMNS", "ALPHA"]
+           "COLUMNS", "ALPHA", "TOLERANCE_POINTS"]
 
 # what a candidate is, in the report's words; the order is the plot legend's
 METHODS = {
@@ -39,6 +40,7 @@ METHODS = {
 Z95 = 1.96
 ALPHA = 0.05        # the level of the paired test that separates a real difference from a tie
 LATENCY_TIE = 1.10  # latencies within 10% of the fastest are equally fast
+TOLERANCE_POINTS = 0.5   # accuracy (percentage points) a search may give up for a faster or smaller model
 
 
 @dataclass
@@ -159,13 +161,15 @@ def pareto_front(rows: Iterable[Candidate], axes: Sequence[str] = ("size_bytes",
     return [q for q in pts if not any(dominates(p, q) for p in pts if p is not q)]
 
 
-def choose(rows: Sequence[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
+def choose(rows: Sequence[Candidate], tolerance_points: float = TOLERANCE_POINTS
+           ) -> tuple[Candidate | None, list[Candidate]]:
     """``(winner, tied)``: the module's rule over the candidates that fit; ``(None, [])`` when none fits."""
     fitting = [r for r in rows if r.fits and r.val_acc is not None]
     if not fitting:
         return None, []
     best = max(fitting, key=lambda r: r.val_acc)
-    tied = [r for r in fitting if not worse(r, best)]
+    tied = [r for r in fitting
+            if 100 * (best.val_acc - r.val_acc) <= tolerance_points + 1e-9 and not worse(r, best)]
     inf = math.inf
     timed = [r.latency_ms for r in tied if r.latency_ms is not None]
     fast = [r for r in tied if r.latency_ms is not None and r.latency_ms <= LATENCY_TIE * min(timed)] if timed \

@@ -53,14 +53,16 @@ class SearchConfig:
     deep: bool = True                      # Deep Compression children (sparse, per-layer bits, Huffman)
     deep_headroom: float = 2.0             # a deep child's parent is pruned to this many times the budget (int8)
     distill: bool = True                   # fine-tune pruned models against the original model's soft targets
-    finetune_epochs: float | None = None   # passes over the training split per pruned model (None: half the run's)
+    finetune_epochs: float | None = None   # passes over the training split per pruned model (None: the run's own)
     finetune_lr: float = 2e-3              # peak learning rate while fine-tuning (the run's optimizer and schedule)
-    deep_prune_epochs: float = 4.0         # Deep Compression's AGP passes (its own default is 6)
-    deep_finetune_epochs: float = 2.0      # ... and its quantization-aware passes (default 3)
+    deep_prune_epochs: float = 6.0         # Deep Compression's AGP passes (DeepConfig's default)
+    deep_finetune_epochs: float = 3.0      # ... and its quantization-aware passes (DeepConfig's default)
     baselines: bool = True                 # the single-method results and the random-importance control
     runtimes: tuple[str, ...] | None = None  # runtimes latency is measured on (None: every installed CPU runtime
                                              # that can run the candidate, torch.compile aside)
     format: str = "npz"                    # artifact container: "npz" | "pt"
+    tolerance_points: float = 0.5          # val accuracy (points) the winner may give up for speed or bytes; a
+                                           # difference the split resolves (McNemar, 5%) is never given up
     time_budget_s: float | None = None     # wall seconds for the whole search (None: no limit)
     latency_warmup: int = 5                # untimed calls before timing (compress.bench.latency_ms's)
     latency_repeats: int = 30              # timed calls; the median is the latency
@@ -99,6 +101,9 @@ class SearchConfig:
         if self.finetune_epochs is not None and (isinstance(self.finetune_epochs, bool) or not isinstance(
                 self.finetune_epochs, (int, float)) or not 0 < self.finetune_epochs < 1e4):
             raise ValueError(f"SearchConfig: finetune_epochs must be a positive number, got {self.finetune_epochs!r}")
+        if isinstance(self.tolerance_points, bool) or not isinstance(self.tolerance_points, (int, float)) or not (
+                0 <= self.tolerance_points <= 100):
+            raise ValueError(f"SearchConfig: tolerance_points must be in [0, 100], got {self.tolerance_points!r}")
         self.time_budget_s = parse_duration(self.time_budget_s)
         for name in ("latency_warmup", "latency_repeats", "seed"):
             v = getattr(self, name)

@@ -142,9 +142,10 @@ def markdown(result, ctx, files: dict[str, str]) -> str:
     else:
         why = (f"it has the highest validation accuracy of the {sum(c.fits for c in result.candidates)} "
                f"candidates within the budget" if len(result.tied) <= 1 else
-               f"{len(result.tied)} candidates within the budget are tied with the most accurate one (a paired "
-               f"difference on the same validation images within 1.96 standard errors), and among those it is the "
-               f"fastest, then the smallest")
+               f"{len(result.tied)} candidates within the budget are tied with the most accurate one (at most "
+               f"{ctx.config.tolerance_points:g} points less accurate on validation and not worse by McNemar's "
+               f"exact test at 5% on the same images), and among those it is the fastest (latencies within 10% "
+               f"count as equal), then the smallest")
         lines += ["## The winner", "", f"**{best.id}** ({METHODS.get(best.method, best.method)}): "
                   f"{best.size_bytes:,} bytes ({_ratio(dense.size_bytes, best.size_bytes)} smaller than the dense "
                   f"fp32 file), {best.macs:,} MACs ({_ratio(dense.macs, best.macs)} fewer), "

@@ -219,7 +219,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     runtimes = _runtimes(config, budget)
     _check_latency(budget, runtimes, shape, bundle.num_classes)
     train_epochs = float(src.config.epochs)
-    finetune_epochs = config.finetune_epochs or max(1.0, float(math.floor(train_epochs / 2)))
+    finetune_epochs = float(config.finetune_epochs or train_epochs)
     epoch_seconds = _epoch_seconds(src, bundle)
     dense_s = _candidate_seconds(src, bundle)
     if config.time_budget_s is not None and config.time_budget_s < dense_s:
@@ -239,7 +239,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
         skipped = _train_models(ctx, plan, executor)
         rows = _write_artifacts(ctx, plan)
         _measure_latency(ctx, rows)
-        best, tied = _finish(rows, budget)
+        best, tied = _finish(rows, budget, config.tolerance_points)
         result = SearchResult(out, budget, rows, best, tied, time.perf_counter() - t_start, skipped)
         if best is None:
             result.nearest = nearest(rows, budget.max_bytes, budget.max_latency_ms)
@@ -466,7 +466,8 @@ def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
         ctx.say(f"  {r.id}: {ms}")
 
 
-def _finish(rows: list[Candidate], budget: Budget) -> tuple[Candidate | None, list[Candidate]]:
+def _finish(rows: list[Candidate], budget: Budget, tolerance_points: float
+            ) -> tuple[Candidate | None, list[Candidate]]:
     for r in rows:
         r.fits_bytes = r.size_bytes is not None and r.size_bytes <= budget.max_bytes
         r.fits_latency = None if budget.max_latency_ms is None else (
@@ -476,7 +477,7 @@ def _finish(rows: list[Candidate], budget: Budget) -> tuple[Candidate | None, li
     axes = ("size_bytes", "latency_ms")
     for r in pareto_front([r for r in rows if not r.error], axes=axes):
         r.front = True
-    best, tied = choose(rows)
+    best, tied = choose(rows, tolerance_points)
     if best is not None:
         best.chosen = True
     return best, tied
