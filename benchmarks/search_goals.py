@@ -44,14 +44,17 @@ def main(argv=None) -> int:
     p.add_argument("--time-budget", default=None)
     p.add_argument("--threads", type=int, default=1, help="torch threads while training")
     p.add_argument("--json", default=None, help="append the goal row to this JSON-lines file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a SearchConfig setting, e.g. --set deep_prune_epochs=20 (value read as JSON)")
     args = p.parse_args(argv)
     src = load_run(args.run)
     max_bytes = args.max_bytes or int(math.floor(dense_fp32_bytes(src) / args.ratio))
     t0 = time.perf_counter()
     log = lambda line: print(f"[{time.perf_counter() - t0:7.1f}s] {line}", file=sys.stderr, flush=True)  # noqa: E731
+    settings = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     try:
-        result = search(args.run, Budget(max_bytes=max_bytes),
-                        SearchConfig(time_budget_s=args.time_budget, num_threads=args.threads), out=args.out, log=log)
+        result = search(args.run, Budget(max_bytes=max_bytes), SearchConfig(
+            time_budget_s=args.time_budget, num_threads=args.threads, **settings), out=args.out, log=log)
     except SearchBudgetError as exc:
         print(str(exc))
         return 2
@@ -64,14 +67,16 @@ def main(argv=None) -> int:
     close = [c for c in front if c.latency_ms is not None and dense.test_acc - c.test_acc <= 0.01]
     fastest = min(close, key=lambda c: c.latency_ms) if close else None
     above = []
-    for c in result.candidates:     # a single-method result above the byte front by more than its interval
+    for c in result.candidates:     # a single-method result above the joint front by more than its interval,
+        # at equal bytes: against the search's own candidates at most 5% larger (file sizes of one model's codecs
+        # differ by a few hundred bytes between structures)
         if c.method in ("codec", "deep", "prune", "scaled", "random") and c.fits and c.val_low is not None:
-            at_most = [f for f in result.candidates if f.method == "joint" and f.fits and f.size_bytes <= c.size_bytes
-                       and f.val_acc is not None]
+            at_most = [f for f in result.candidates if f.method == "joint" and f.fits and f.val_acc is not None
+                       and f.size_bytes <= 1.05 * c.size_bytes]
             best_joint = max((f.val_acc for f in at_most), default=None)
             if best_joint is None or c.val_low > best_joint:
                 above.append(c.id)
-    row = {"run": args.run, "param_count": dense.param_count, "max_bytes": max_bytes,
+    row = {"run": args.run, "settings": settings, "param_count": dense.param_count, "max_bytes": max_bytes,
            "dense_bytes": dense.size_bytes, "best": best.id, "best_bytes": best.size_bytes,
            "ratio": dense.size_bytes / best.size_bytes, "dense_test_acc": dense.test_acc,
            "best_test_acc": best.test_acc, "delta_points": 100 * (best.test_acc - dense.test_acc),

@@ -55,9 +55,14 @@ def register(sub) -> None:
     add_field(g, "--finetune-epochs", SearchConfig, "finetune_epochs", type=finite_float, none="the run's epochs",
               help="passes over the training split per pruned model")
     add_field(g, "--finetune-lr", SearchConfig, "finetune_lr", type=finite_float, help="peak learning rate")
+    add_field(g, "--deep-prune-epochs", SearchConfig, "deep_prune_epochs", type=finite_float,
+              none="1.5x the run's, at least 6", help="Deep Compression's gradual-pruning passes over the training split")
+    add_field(g, "--deep-finetune-epochs", SearchConfig, "deep_finetune_epochs", type=finite_float,
+              none="0.75x the run's, at least 3", help="Deep Compression's quantization-aware passes")
     add_field(g, "--tolerance", SearchConfig, "tolerance_points", type=finite_float, metavar="POINTS",
               help="validation accuracy (percentage points) the winner may give up for a faster, then smaller "
-                   "model; never a difference the validation split resolves (McNemar's exact test, 5%%)")
+                   "model; never a difference the validation split resolves (McNemar's exact test, 5%%); "
+                   "changing it on a finished search only chooses again")
     add_field(g, "--format", SearchConfig, "format", choices=("npz", "pt"), help="artifact container")
     add_field(g, "--seed", SearchConfig, "seed", type=int, help="pruning, fine-tuning and Deep Compression seed")
     add_field(g, "--train-threads", SearchConfig, "num_threads", type=positive_int, none="torch's default",

@@ -55,13 +55,13 @@ class SearchConfig:
     distill: bool = True                   # fine-tune pruned models against the original model's soft targets
     finetune_epochs: float | None = None   # passes over the training split per pruned model (None: the run's own)
     finetune_lr: float = 2e-3              # peak learning rate while fine-tuning (the run's optimizer and schedule)
-    deep_prune_epochs: float = 6.0         # Deep Compression's AGP passes (DeepConfig's default)
-    deep_finetune_epochs: float = 3.0      # ... and its quantization-aware passes (DeepConfig's default)
+    deep_prune_epochs: float | None = None     # Deep Compression's AGP passes (None: 1.5x the run's epochs, >= 6)
+    deep_finetune_epochs: float | None = None  # ... its quantization-aware passes (None: 0.75x the run's, >= 3)
     baselines: bool = True                 # the single-method results and the random-importance control
     runtimes: tuple[str, ...] | None = None  # runtimes latency is measured on (None: every installed CPU runtime
                                              # that can run the candidate, torch.compile aside)
     format: str = "npz"                    # artifact container: "npz" | "pt"
-    tolerance_points: float = 0.5          # val accuracy (points) the winner may give up for speed or bytes; a
+    tolerance_points: float = 0.0          # val accuracy (points) the winner may give up for speed or bytes; a
                                            # difference the split resolves (McNemar, 5%) is never given up
     time_budget_s: float | None = None     # wall seconds for the whole search (None: no limit)
     latency_warmup: int = 5                # untimed calls before timing (compress.bench.latency_ms's)
@@ -95,6 +95,8 @@ class SearchConfig:
         for name, low in (("deep_headroom", 1.0), ("finetune_lr", 0.0), ("deep_prune_epochs", 0.0),
                           ("deep_finetune_epochs", 0.0)):
             v = getattr(self, name)
+            if v is None and name.startswith("deep_") and name != "deep_headroom":
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low or (
                     low == 0.0 and name == "finetune_lr" and v == 0):
                 raise ValueError(f"SearchConfig: {name} must be a finite number >= {low}, got {v!r}")
@@ -113,6 +115,14 @@ class SearchConfig:
                 self.num_threads, int) or not 1 <= self.num_threads <= 1024):
             raise ValueError(f"SearchConfig: num_threads must be an int in 1..1024, got {self.num_threads!r}")
 
+    def deep_epochs(self, train_epochs: float) -> tuple[float, float]:
+        """Deep Compression's (pruning, fine-tuning) passes for a run trained ``train_epochs``: the settings, or
+        1.5x and 0.75x the run's epochs, at least DeepConfig's 6 and 3 (LeNet-300-100 on 3,600 digits needed 30 and
+        15 to stay within a standard error of its dense accuracy at 40x: ``benchmarks/README.md``, "Joint search")."""
+        prune = self.deep_prune_epochs if self.deep_prune_epochs is not None else max(6.0, 1.5 * train_epochs)
+        tune = self.deep_finetune_epochs if self.deep_finetune_epochs is not None else max(3.0, 0.75 * train_epochs)
+        return float(prune), float(tune)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SearchConfig":
         return from_known(cls, dict(d))
@@ -121,9 +131,10 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     def settings(self) -> dict[str, Any]:
-        """What a resumed search must share with the folder's: everything but the time budget and threads."""
+        """What a resumed search must share with the folder's: everything but the time budget, the threads and the
+        tolerance (which only changes the choice among the candidates, made again at the end of every run)."""
         d = self.to_dict()
-        for k in ("time_budget_s", "num_threads"):
+        for k in ("time_budget_s", "num_threads", "tolerance_points"):
             d.pop(k)
         return d
 

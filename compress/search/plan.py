@@ -100,8 +100,9 @@ def make_plan(config: SearchConfig, *, max_bytes: int, models_dir: Path, finetun
                                distill=config.distill, bytes_=max_bytes, cost=prune_cost), "random",
                         [storage, *codecs])
                 first = False
-    deep_settings = {"prune_epochs": config.deep_prune_epochs, "finetune_epochs": config.deep_finetune_epochs}
-    deep_cost = epoch_seconds * (config.deep_prune_epochs + config.deep_finetune_epochs) * 1.6 + 30
+    deep_prune, deep_tune = config.deep_epochs(train_epochs)
+    deep_settings = {"prune_epochs": deep_prune, "finetune_epochs": deep_tune}
+    deep_cost = epoch_seconds * (deep_prune + deep_tune) * 1.6 + 30
     if config.deep:
         parent_bytes = int(math.floor(max_bytes * config.deep_headroom))
         add(pruned("deep-parent", "l1", "uniform", "int8+fold", distill=config.distill, bytes_=parent_bytes,

@@ -23,6 +23,8 @@ def describe_budget(budget) -> str:
 ONNX_RUNTIMES = ("onnxruntime", "openvino")                  # float runtimes that run an ONNX file
 ONNX_INT8_RUNTIMES = ("onnxruntime_int8", "openvino_int8")   # ... and the int8 ones (a QDQ file)
 _MARKERS = {"dense": "*", "joint": "o", "codec": "s", "deep": "D", "prune": "^", "scaled": "v", "random": "x"}
+_COLORS = {"dense": "black", "joint": "tab:orange", "codec": "tab:green", "deep": "tab:red", "prune": "tab:purple",
+           "scaled": "tab:brown", "random": "tab:pink"}   # one color per method in both panels
 
 
 def write_outputs(result, ctx) -> dict[str, str]:
@@ -91,11 +93,12 @@ def plot_front(result, path: Path) -> str | None:
             if mine:
                 ax.scatter([getattr(c, axis) for c in mine], [100 * c.val_acc for c in mine],
                            marker=_MARKERS.get(method, "o"), s=90 if method == "dense" else 36,
+                           color=_COLORS.get(method, "tab:gray"),
                            label=METHODS[method], alpha=0.85)
         front = sorted(pareto_front(pts, axes=(axis,)), key=lambda c: getattr(c, axis))
         if front:
             ax.step([getattr(c, axis) for c in front], [100 * c.val_acc for c in front], where="post",
-                    color="black", lw=1, label="front")
+                    color="tab:blue", lw=1, label="front")
         best = result.best
         if best is not None and getattr(best, axis) is not None:
             ax.scatter([getattr(best, axis)], [100 * best.val_acc], s=220, facecolors="none", edgecolors="red",

@@ -147,7 +147,8 @@ def _settings(src, budget: Budget, config: SearchConfig, finetune_epochs: float)
     import json
 
     return json.loads(json.dumps({"format": SEARCH_FORMAT, "source": str(Path(src.path).resolve()) if src.path else None,
-            "budget": budget.to_dict(), "settings": config.settings(), "finetune_epochs": finetune_epochs}))
+            "budget": budget.to_dict(), "settings": config.settings(), "finetune_epochs": finetune_epochs,
+            "deep_epochs": list(config.deep_epochs(float(src.config.epochs)))}))
     # (through JSON: the tuples of the settings compare equal to the lists a resumed search reads back)
 
 

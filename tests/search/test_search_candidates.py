@@ -49,7 +49,7 @@ def test_a_few_images_do_not_win_the_faster_model_does():
     fast = cand("fast", base, 1000, ms=1.0)
     winner, tied = choose([slow, fast], tolerance_points=1.0)
     assert winner is fast and {c.id for c in tied} == {"slow-more-accurate", "fast"}
-    winner, tied = choose([slow, fast])          # the default gives up at most half a point
+    winner, tied = choose([slow, fast], tolerance_points=0.5)    # at most half a point
     assert winner is slow and tied == [slow]
 
 
@@ -122,9 +122,23 @@ def test_bad_settings_name_the_field(kw, match):
         SearchConfig(**kw)
 
 
+def test_by_default_only_an_equal_accuracy_ties():
+    a = np.ones(400, dtype=bool)
+    b = a.copy()
+    b[0] = False
+    assert choose([cand("fast", b, 10, ms=0.1), cand("slow", a, 10, ms=9.0)])[0].id == "slow"
+    assert choose([cand("fast", a, 10, ms=0.1), cand("slow", a, 10, ms=9.0)])[0].id == "fast"
+
+
 def test_settings_round_trip_and_refuse_unknown_keys():
     c = SearchConfig(importances=("l1",), time_budget_s="2m")
     assert c.time_budget_s == 120 and SearchConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown"):
         SearchConfig.from_dict({"importance": ["l1"]})
     assert "time_budget_s" not in c.settings()
+
+
+def test_deep_epochs_follow_the_run_unless_set():
+    assert SearchConfig().deep_epochs(8) == (12.0, 6.0)
+    assert SearchConfig().deep_epochs(2) == (6.0, 3.0)          # DeepConfig's own at least
+    assert SearchConfig(deep_prune_epochs=1, deep_finetune_epochs=0).deep_epochs(30) == (1.0, 0.0)
