@@ -15,7 +15,8 @@ from typing import Iterator
 
 import torch
 
-__all__ = ["resolve_device", "device_name", "torch_threads", "environment", "model_device"]
+__all__ = ["resolve_device", "device_name", "torch_threads", "check_threads", "MAX_THREADS", "environment",
+           "model_device"]
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -50,9 +51,23 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
+MAX_THREADS = 1024   # more CPU threads than any machine has cores; OpenMP aborts allocating stacks for 100,000
+
+
+def check_threads(threads: int | None, what: str = "threads") -> None:
+    """ValueError unless ``threads`` is None, 0 (torch's setting) or an int in 1..MAX_THREADS."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise ValueError(f"{what} must be an int from 1 to {MAX_THREADS}, got {threads!r}")
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` intra-op CPU threads (None or 0: leave torch's setting); restored after."""
+    """Run the block with ``threads`` intra-op CPU threads (None or 0: leave torch's setting); restored after.
+    Raises ValueError for a count that is not an int in 1..:data:`MAX_THREADS` (a negative count is torch's
+    RuntimeError, a huge one OpenMP's out-of-memory abort)."""
+    check_threads(threads)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

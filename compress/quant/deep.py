@@ -83,8 +83,19 @@ class DeepConfig:
                 and 0 <= self.alpha <= 1 and self.mask_every >= 1):
             raise ValueError("DeepConfig: prune_lr, finetune_lr and temperature must be > 0, batch_size >= 2, "
                              "alpha in [0, 1], mask_every >= 1")
-        if not self.codecs:
-            raise ValueError("DeepConfig: no layer codecs")
+        if isinstance(self.codecs, str) or not self.codecs:
+            raise ValueError(f"DeepConfig: codecs must be a non-empty list of layer codecs, got {self.codecs!r}")
+        from compress.quant.layer_codecs import LayerCodec
+
+        for name in self.codecs:     # an unknown codec fails here, not as a silently dropped candidate later
+            try:
+                LayerCodec.parse(name)
+            except ValueError as exc:
+                raise ValueError(f"DeepConfig: {exc}") from None
+        self.codecs = tuple(self.codecs)
+        from compress.device import check_threads
+
+        check_threads(self.num_threads, "DeepConfig: num_threads")
 
 
     @property

@@ -111,9 +111,9 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "latency_repeats" else 0):
                 raise ValueError(f"SearchConfig: {name} must be a non-negative int, got {v!r}")
-        if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(
-                self.num_threads, int) or not 1 <= self.num_threads <= 1024):
-            raise ValueError(f"SearchConfig: num_threads must be an int in 1..1024, got {self.num_threads!r}")
+        from compress.device import check_threads
+
+        check_threads(self.num_threads, "SearchConfig: num_threads")
 
     def deep_epochs(self, train_epochs: float) -> tuple[float, float]:
         """Deep Compression's (pruning, fine-tuning) passes for a run trained ``train_epochs``: the settings, or
