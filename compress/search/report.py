@@ -131,7 +131,8 @@ def markdown(result, ctx, files: dict[str, str]) -> str:
     n_val, n_test = dense.val_n, dense.test_n
     src = ctx.src
     lines = [f"# Search: {Path(src.path).name if src.path else 'model'}, {describe_budget(b)}", ""]
-    lines += [f"Source run `{src.path}` ({dense.param_count:,} parameters, {dense.macs:,} MACs); data "
+    lines += [(f"Source run `{src.path}`" if src.path else f"Source model `{src.card.name}`") +
+              f" ({dense.param_count:,} parameters, {dense.macs:,} MACs); data "
               f"`{src.data_source}`. Every accuracy is on the **validation split ({n_val} images)** unless marked "
               f"test; the **test split ({n_test} images)** is reported and never used to choose. Bytes are the "
               f"artifact files as written; latency is the median of {ctx.config.latency_repeats} calls after "

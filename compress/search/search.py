@@ -127,19 +127,57 @@ def _check_latency(budget: Budget, runtimes: list[str], shape, num_classes: int)
                          f"{budget.threads} thread(s), measured here: {named})")
 
 
-def _source(run) -> tuple[Any, Any]:
+def _source(run, data, normalizer, train) -> tuple[Any, Any]:
+    """``(run, bundle)``: a run folder or a Run (its own data unless ``data``), or a model with ``data`` (a
+    DataBundle), ``normalizer`` (default the data's) and ``train`` (a TrainConfig: fine-tuning settings and the
+    epochs the search's budgets count from) wrapped as a Run without a folder."""
+    from torch import nn
+
+    from compress.data.bundle import DataBundle
+    from compress.models.card import card_of
+    from compress.train import TrainConfig
     from compress.train.runs import Run, load_run
 
-    src = run if isinstance(run, Run) else load_run(run)
+    if isinstance(run, nn.Module):
+        if not isinstance(data, DataBundle):
+            raise TypeError("search: a model needs data= (a compress DataBundle with train and validation splits) "
+                            "to fine-tune and score on")
+        card = card_of(run)
+        if card is None:
+            raise ValueError(f"search: {type(run).__name__} has no card (build it with compress.models.create, or "
+                             "train it with compress.train.fit), so pruned versions cannot be rebuilt")
+        src = Run(model=run.eval(), config=train or TrainConfig(), history=[], metrics={},
+                  data_source=data.source, data_options=dict(data.options), class_names=tuple(data.class_names),
+                  normalizer=normalizer or data.normalizer, card=card)
+        name = f"model {card.name}"
+    else:
+        src = run if isinstance(run, Run) else load_run(run)
+        name = f"run {src.path}"
+        if train is not None:
+            src.config = train
     if src.card is None:
-        raise ValueError(f"run {src.path}: its model has no card, so pruned versions cannot be rebuilt")
-    try:
-        bundle = src.data()
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"run {src.path}: no data to fine-tune on ({exc})") from None
+        raise ValueError(f"{name}: its model has no card, so pruned versions cannot be rebuilt")
+    if data is not None:
+        bundle = data
+    else:
+        try:
+            bundle = src.data()
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{name}: no data to fine-tune on ({exc}); pass data=") from None
     if bundle.val is None or not len(bundle.val) or not bundle.val.labeled:
-        raise ValueError(f"run {src.path}: its data {bundle.source!r} has no labeled validation split to choose on")
+        raise ValueError(f"{name}: its data {bundle.source!r} has no labeled validation split to choose on")
     return src, bundle
+
+
+def _fingerprint(model) -> str:
+    """sha256 of the source model's weights: a resumed search must start from the same model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------- the folder
@@ -147,6 +185,7 @@ def _settings(src, budget: Budget, config: SearchConfig, finetune_epochs: float)
     import json
 
     return json.loads(json.dumps({"format": SEARCH_FORMAT, "source": str(Path(src.path).resolve()) if src.path else None,
+            "weights_sha256": _fingerprint(src.model),
             "budget": budget.to_dict(), "settings": config.settings(), "finetune_epochs": finetune_epochs,
             "deep_epochs": list(config.deep_epochs(float(src.config.epochs)))}))
     # (through JSON: the tuples of the settings compare equal to the lists a resumed search reads back)
@@ -192,12 +231,17 @@ def _read_records(folder: Path) -> dict[str, dict]:
 
 # ------------------------------------------------------------------------------------------------- the verb
 def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str | os.PathLike,
-           executor=None, overwrite: bool = False,
+           data=None, normalizer=None, train=None, executor=None, overwrite: bool = False,
            log: Callable[[str], None] | None = None) -> SearchResult:
-    """Search pruning, distillation, codecs and runtimes together for the most accurate artifact of ``run``'s model
-    (a run folder or a :class:`compress.train.Run`, fine-tuned on the data it was trained on) within ``budget``
-    (``max_bytes``: the artifact file; ``max_latency_ms`` at ``batch_size`` with ``threads``). Writes the folder
-    ``out`` (module docstring) and returns a :class:`SearchResult`.
+    """Search pruning, distillation, codecs and runtimes together for the most accurate artifact of a model within
+    ``budget`` (``max_bytes``: the artifact file; ``max_latency_ms`` at ``batch_size`` with ``threads``). Writes
+    the folder ``out`` (module docstring) and returns a :class:`SearchResult`.
+
+    ``run``: a run folder or a :class:`compress.train.Run` (fine-tuned on the data it was trained on, unless
+    ``data``), or a model (an ``nn.Module`` with a card: built by ``compress.models.create`` or trained by
+    ``fit``) with ``data`` (a DataBundle with labeled train and validation splits), ``normalizer`` (default the
+    data's) and ``train`` (a :class:`compress.train.TrainConfig`: the fine-tuning settings; its ``epochs`` set how
+    long pruned models are fine-tuned unless ``config.finetune_epochs``).
 
     ``executor`` (``compress.study.make_executor``: local processes or Ray) trains the models; default here, one
     after another. ``log`` gets progress lines, with the current front as it grows. A folder holding a search
@@ -213,8 +257,10 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     config = config or SearchConfig()
     say = log or (lambda line: None)
     _check_budget(budget)
+    if not isinstance(config, SearchConfig):
+        raise TypeError(f"search: config must be a SearchConfig, got {type(config).__name__}")
     out = Path(out)
-    src, bundle = _source(run)
+    src, bundle = _source(run, data, normalizer, train)
     _io.check_output_folder(out, inputs=[src.path] if src.path else [], overwrite=None)
     shape = tuple(src.card.input_shape)
     runtimes = _runtimes(config, budget)
@@ -267,7 +313,7 @@ class _Context:
 
     def meta(self) -> dict:
         return {"normalizer": self.src.normalizer.to_dict(), "class_names": list(self.src.class_names),
-                "data_source": self.src.data_source, "run": str(self.src.path)}
+                "data_source": self.src.data_source, "run": str(self.src.path) if self.src.path else None}
 
     def save_options(self) -> dict:
         return {"input_shape": self.shape, "normalizer": self.src.normalizer,

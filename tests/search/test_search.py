@@ -197,3 +197,26 @@ def test_a_run_without_its_data_is_refused(tmp_path):
 def test_a_missing_run_is_named(tmp_path):
     with pytest.raises((FileNotFoundError, ValueError), match="nothere"):
         search(tmp_path / "nothere", Budget(max_bytes=BUDGET), small(), out=tmp_path / "s")
+
+
+def test_a_model_and_its_data_from_python(tmp_path):
+    from compress import data, models
+    from compress.train import TrainConfig
+
+    bundle = data.load("synthetic:n=200,classes=3,size=16")
+    torch.manual_seed(0)
+    model = models.create("mlp", width_mult=0.25, num_classes=3, input_size=16)
+    cfg = small(deep=False, baselines=False)
+    result = search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "m", data=bundle,
+                    train=TrainConfig(epochs=1, augment=False))
+    assert result.best is not None and result.best.size_bytes <= 5_000
+    assert "Source model `mlp`" in (tmp_path / "m" / "report.md").read_text()
+    with torch.no_grad():                                   # other weights: the folder's search is refused
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(ValueError, match="weights_sha256"):
+        search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "m", data=bundle,
+               train=TrainConfig(epochs=1, augment=False))
+    with pytest.raises(TypeError, match="data="):
+        search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n")
+    with pytest.raises(ValueError, match="no card"):
+        search(torch.nn.Linear(4, 2), Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=bundle)
