@@ -1,6 +1,36 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
+
+# Tests write only into their temporary folders. Ray is the exception to guard against: a new local Ray
+# (ray.init) with RAY_AUTH_MODE unset turns token authentication on and saves a token to ~/.ray/auth_token, after
+# which a `ray start` joining a head fails with an authentication error. The suite, and every subprocess it
+# starts, runs with authentication off, as tests/study/test_ray_cluster.py's nodes do.
+_RAY_TOKEN = Path.home() / ".ray" / "auth_token"
+_saved: dict = {}
+
+
+def pytest_configure(config):
+    _saved["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE")
+    _saved["token_existed"] = _RAY_TOKEN.exists()
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+
+
+def pytest_unconfigure(config):
+    if _saved.get("RAY_AUTH_MODE") is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = _saved["RAY_AUTH_MODE"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "token_existed" in _saved and not _saved["token_existed"] and _RAY_TOKEN.exists():
+        session.config.get_terminal_writer().line(
+            f"ERROR: the test suite wrote {_RAY_TOKEN} (Ray token authentication) into the home folder", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True, scope="session")
