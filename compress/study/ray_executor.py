@@ -26,9 +26,10 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 from compress import _io
 
@@ -48,6 +49,8 @@ class RayOptions:
                                    # allowed); its torch threads: at least 1
     gpus_per_run: float = 0.0      # GPUs per task; a fraction (0.25) lets several tasks share one GPU
     max_retries: int = 3           # times a task lost with its worker or node is started again
+    connect_timeout_s: float = 30.0   # seconds a HOST:PORT may take to accept a connection and answer as a Ray
+                                      # head (gRPC) before the sweep is refused
 
     def __post_init__(self) -> None:
         if self.address is not None:
@@ -63,6 +66,9 @@ class RayOptions:
                              f"got {self.gpus_per_run!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ValueError(f"RayOptions: max_retries must be an int >= 0, got {self.max_retries!r}")
+        t = self.connect_timeout_s
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t <= 3600:
+            raise ValueError(f"RayOptions: connect_timeout_s must be a number of seconds in (0, 3600], got {t!r}")
 
 
 def _check_address(address: str) -> None:
@@ -85,12 +91,13 @@ class RayExecutor:
             raise TypeError(f"RayExecutor: options must be RayOptions, got {type(options).__name__}")
         self.options = options or RayOptions()
         _import_ray()   # fail now, before any data is loaded, when Ray is not installed
-        _check_reachable(_target(self.options.address))   # and when nothing answers at the address
+        # and when no Ray answers at the address
+        _check_reachable(_target(self.options.address), self.options.connect_timeout_s)
 
     def run(self, fn: Callable[[Any], Any], tasks: list) -> Iterator[Any]:
         ray = _import_ray()
         o = self.options
-        joined = _join(ray, o.address)
+        joined = _join(ray, o.address, o.connect_timeout_s)
         pending: dict = {}   # ObjectRef -> (task index, task)
         try:
             _check_fits(ray, o)
@@ -235,30 +242,63 @@ def _target(address: str | None) -> str:
     return address or os.environ.get("RAY_ADDRESS") or "local"
 
 
-CONNECT_TIMEOUT_S = 10.0   # how long a cluster's head may take to accept a connection
+# What a gRPC (HTTP/2) client sends first: the connection preface and an empty SETTINGS frame. A Ray head (GCS, or
+# a Ray Client server) is a gRPC server, which answers with a SETTINGS frame of its own (RFC 9113, 3.4).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4
 
 
-def _check_reachable(address: str | None) -> None:
-    """Refuse a HOST:PORT where nothing accepts a connection: ``ray.init`` would wait there for minutes."""
+def _check_reachable(address: str | None, timeout_s: float = RayOptions.connect_timeout_s) -> None:
+    """Refuse a HOST:PORT where no Ray head answers within ``timeout_s`` seconds in all: nothing accepts a
+    connection, or what does is silent, closes, or does not answer as a gRPC server (HTTP/2) would. ``ray.init``
+    would wait there for minutes. With TLS (RAY_USE_TLS) only the connection is checked."""
     if address in ("auto", "local"):
         return
     _check_address(address)
     host, _, port = address.removeprefix("ray://").rpartition(":")
+    deadline = time.monotonic() + timeout_s
+
+    def refuse(why: str) -> NoReturn:
+        raise ValueError(f"no Ray cluster answers at address {address!r} ({why}); start one there with "
+                         "`ray start --head --port PORT`, or check the address")
+
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
     except OSError as exc:
-        raise ValueError(f"no Ray cluster answers at address {address!r} ({exc}); start one there with "
-                         "`ray start --head --port PORT`, or check the address") from None
+        refuse(str(exc) or type(exc).__name__)
+    with sock:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        head = b""
+        try:
+            sock.sendall(_HTTP2_PREFACE)
+            while len(head) < 9:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    refuse("something there accepted the connection and closed it: not a Ray head")
+                head += chunk
+        except TimeoutError:
+            refuse(f"something there accepted the connection but did not answer within {timeout_s:g} s: "
+                   "not a Ray head")
+        except OSError as exc:   # reset, broken pipe
+            refuse(f"something there accepted the connection and closed it ({exc.strerror or exc}): not a Ray head")
+    if head[3] != _SETTINGS or head[5:9] != bytes(4):
+        refuse(f"something there answered {head[:9]!r}, which is not gRPC: not a Ray head")
 
 
-def _join(ray, address: str | None) -> bool:
+def _join(ray, address: str | None, timeout_s: float = RayOptions.connect_timeout_s) -> bool:
     """Join (or start) Ray unless this process already has; True when the executor did and must leave it."""
     if ray.is_initialized():
         return False
     address = _target(address)
-    _check_reachable(address)
+    _check_reachable(address, timeout_s)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    except ConnectionError as exc:
-        raise ValueError(f"no Ray cluster at address {address!r} ({exc}); start one with `ray start --head`") from None
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and address == "local":   # starting a private Ray failed: Ray's error
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"no Ray cluster at address {address!r} ({first[:200]}); start one with "
+                         "`ray start --head`") from None
     return True
