@@ -96,8 +96,9 @@ def check_output_folder(out: str | os.PathLike, *, inputs: Iterable[str | os.Pat
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a process of another user counts as alive)."""
-    if pid <= 0:
+    """Whether process ``pid`` exists on this host (a process of another user counts as alive). Anything that
+    cannot be a PID (not an int, <= 0, beyond pid_t's range: read from a hostile file) is not alive."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
         return False
     try:
         os.kill(pid, 0)
