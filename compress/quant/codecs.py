@@ -290,7 +290,9 @@ def _decode(enc: Encoded) -> torch.Tensor:
             raise ValueError(f"int8 tensor of shape {enc.shape} has {enc.arrays['scale'].numel()} scales")
         return dequantize_linear(data.reshape(enc.shape), enc.arrays["scale"])
     if enc.kind == "kmeans":
-        bits = int(enc.meta["bits"])
+        bits = enc.meta["bits"]
+        if isinstance(bits, bool) or not isinstance(bits, int):   # int(inf) would raise OverflowError
+            raise ValueError(f"k-means bits must be an integer, got {str(bits)[:40]}")
         idx = torch.from_numpy(unpack_bits(data, bits, numel)).reshape(enc.shape)
         if idx.numel() and int(idx.max()) >= enc.arrays["codebook"].numel():
             raise ValueError("k-means index beyond the codebook")

@@ -8,9 +8,14 @@ far from uniform, so a variable-length prefix code stores them in fewer bits tha
 
 Huffman here is exact (decoding gives back every symbol; a damaged stream raises ValueError) and fast: both
 directions are vectorized numpy. Decoding looks up the code at every bit position in a table, then finds the
-chain of code starts from bit 0 by pointer doubling (log2(count) rounds of one gather each), instead of a
-Python loop over symbols. Codes are at most :data:`MAX_CODE_BITS` long (counts are halved until they are), so
-a code-length table fits in 4 bits per symbol and the decoding table in ``2**15`` entries.
+chain of code starts by pointer doubling (log2 rounds of one gather each), instead of a Python loop over
+symbols, one block of :data:`DECODE_BLOCK_BITS` bits at a time (so its scratch memory is bounded whatever the
+stream's length). Codes are at most :data:`MAX_CODE_BITS` long (counts are halved until they are), so a
+code-length table fits in 4 bits per symbol and the decoding table in ``2**15`` entries.
+
+A stream's ``info`` is read from a file, so it is hostile: :func:`check_stream` holds it against the bytes
+stored and the most symbols the caller can take (``max_count``, from the tensor's shape) before anything is
+allocated; :func:`decode_stream` calls it, and so does the artifact manifest's validation.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import numpy as np
 
 from compress.quant.codecs import pack_bits, unpack_bits
 
-__all__ = ["MAX_CODE_BITS", "huffman_lengths", "huffman_encode", "huffman_decode", "encode_stream",
-           "decode_stream", "entropy_bits"]
+__all__ = ["MAX_CODE_BITS", "DECODE_BLOCK_BITS", "huffman_lengths", "huffman_encode", "huffman_decode",
+           "encode_stream", "decode_stream", "check_stream", "entropy_bits"]
 
 MAX_CODE_BITS = 15
+DECODE_BLOCK_BITS = 2 ** 20   # bits decoded at once: ~30 bytes of scratch each (int32/int64 tables), ~32 MiB
 
 
 def entropy_bits(symbols: np.ndarray) -> float:
@@ -101,21 +107,19 @@ def huffman_encode(symbols: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray
 
 
 def huffman_decode(packed: np.ndarray, nbits: int, count: int, lengths: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`huffman_encode`: ``count`` symbols (int64). Raises ValueError on a damaged stream."""
+    """Inverse of :func:`huffman_encode`: ``count`` symbols (int64). Raises ValueError on a damaged stream.
+    Scratch memory: ``nbits`` bytes plus about 30 bytes per bit of one block (:data:`DECODE_BLOCK_BITS`)."""
     _check_lengths(lengths)
     packed = np.asarray(packed, dtype=np.uint8).reshape(-1)
     if nbits < 0 or count < 0 or packed.size != math.ceil(nbits / 8) or nbits < count:
         raise ValueError(f"Huffman stream: {packed.size} bytes cannot hold {nbits} bits / {count} symbols")
+    if nbits > MAX_CODE_BITS * count:
+        raise ValueError(f"Huffman stream: {nbits} bits for {count} symbols, more than {MAX_CODE_BITS} bits each")
     if count == 0:
-        if nbits:
-            raise ValueError("Huffman stream: bits left over")
         return np.zeros(0, dtype=np.int64)
     width = int(lengths.max())
-    bits = np.zeros(nbits + width, dtype=np.int32)
+    bits = np.zeros(nbits + width, dtype=np.uint8)
     bits[:nbits] = np.unpackbits(packed, count=nbits)
-    window = np.zeros(nbits, dtype=np.int64)        # the next `width` bits at every position, as an integer
-    for j in range(width):
-        window = (window << 1) | bits[j:j + nbits]
     sym_table = np.full(1 << width, -1, dtype=np.int64)
     len_table = np.zeros(1 << width, dtype=np.int64)
     codes = _canonical_codes(lengths)
@@ -123,20 +127,43 @@ def huffman_decode(packed: np.ndarray, nbits: int, count: int, lengths: np.ndarr
         lo = int(codes[s]) << (width - int(lengths[s]))
         hi = lo + (1 << (width - int(lengths[s])))
         sym_table[lo:hi], len_table[lo:hi] = s, lengths[s]
-    jump = np.minimum(np.arange(nbits) + len_table[window], nbits)   # next code start; nbits = past the end
-    jump = np.append(jump, nbits)
-    on_chain = np.zeros(nbits + 1, dtype=bool)
-    on_chain[0] = True
-    for _ in range(max(1, math.ceil(math.log2(count + 1)))):        # reach next^i(0) for all i < 2**rounds
-        on_chain[jump[on_chain]] = True
-        jump = jump[jump]
-    starts = np.nonzero(on_chain[:nbits])[0]
-    if starts.size != count or starts[-1] + len_table[window[starts[-1]]] != nbits:
-        raise ValueError(f"Huffman stream: decodes to {starts.size} symbols, expected {count}")
-    out = sym_table[window[starts]]
+    out = np.empty(count, dtype=np.int64)
+    done, pos = 0, 0
+    while pos < nbits:
+        end = min(pos + DECODE_BLOCK_BITS, nbits)
+        starts, window = _block_starts(bits, pos, end, width, len_table)
+        if done + starts.size > count:
+            raise ValueError(f"Huffman stream: decodes to more than {count} symbols")
+        out[done:done + starts.size] = sym_table[window]
+        done += starts.size
+        pos = int(starts[-1]) + int(len_table[window[-1]])
+    if done != count or pos != nbits:
+        raise ValueError(f"Huffman stream: decodes to {done} symbols in {pos} bits, expected {count} in {nbits}")
     if (out < 0).any():
         raise ValueError("Huffman stream: invalid code")
     return out
+
+
+def _block_starts(bits: np.ndarray, pos: int, end: int, width: int, len_table: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The code starts in ``[pos, end)`` on the chain from ``pos`` (a code start), and the ``width`` bits read
+    at each as an integer. Raises ValueError for an invalid code on the chain."""
+    n = end - pos
+    window = np.zeros(n, dtype=np.int32)        # the next `width` bits at every position, as an integer
+    for j in range(width):
+        window = (window << 1) | bits[pos + j:end + j]
+    jump = np.minimum(np.arange(n) + len_table[window], n)    # next code start; n = past the block
+    jump = np.append(jump, n)
+    on_chain = np.zeros(n + 1, dtype=bool)
+    on_chain[0] = True
+    for _ in range(max(1, math.ceil(math.log2(n + 1)))):      # reach next^i(0) for all i < 2**rounds
+        on_chain[jump[on_chain]] = True
+        jump = jump[jump]
+    local = np.nonzero(on_chain[:n])[0]
+    window = window[local]
+    if (len_table[window] == 0).any():
+        raise ValueError("Huffman stream: invalid code")
+    return local + pos, window
 
 
 # ---------------------------------------------------------------------------------------------- streams
@@ -164,17 +191,51 @@ def encode_stream(symbols: np.ndarray, bits: int, *, entropy: bool = True) -> tu
     return best
 
 
-def decode_stream(data: np.ndarray, info: dict) -> np.ndarray:
-    """Symbols (uint8 for ``bits`` <= 8) from :func:`encode_stream`'s output. Raises ValueError if damaged."""
+def check_stream(info: object, nbytes: int, *, max_count: int, bits: int | None = None) -> int:
+    """The symbol count of a stream described by ``info`` (:func:`encode_stream`'s, read from a file), after
+    checking it against the ``nbytes`` bytes stored and ``max_count``, the most symbols the caller takes
+    (``bits``: the width the caller expects, if any). Allocates nothing: every field must be an int in range
+    and the stored bytes exactly what the count and widths need. Raises ValueError naming the field."""
+    if not isinstance(info, dict) or info.get("coder") not in ("pack", "huffman"):
+        raise ValueError(f"stream info must name its coder, pack or huffman: {str(info)[:120]}")
+    width, count = info.get("bits"), info.get("count")
+    if not (_is_int(width) and 1 <= width <= 8) or (bits is not None and width != bits):
+        raise ValueError(f"stream bits must be an integer from 1 to 8{'' if bits is None else f' ({bits} here)'}, "
+                         f"got {str(width)[:40]}")
+    if not (_is_int(count) and 0 <= count <= max_count):
+        raise ValueError(f"stream count {str(count)[:40]} is not an integer from 0 to {max_count}, the most "
+                         f"symbols it may hold here")
+    if info["coder"] == "pack":
+        need = math.ceil(count * width / 8)
+    else:
+        alphabet, nbits = info.get("alphabet"), info.get("nbits")
+        if not (_is_int(alphabet) and 1 <= alphabet <= 2 ** width):
+            raise ValueError(f"Huffman stream: alphabet {str(alphabet)[:40]} is not an integer from 1 to "
+                             f"{2 ** width} for {width}-bit values")
+        if not (_is_int(nbits) and count <= nbits <= MAX_CODE_BITS * count):
+            raise ValueError(f"Huffman stream: nbits {str(nbits)[:40]} is not an integer from {count} to "
+                             f"{MAX_CODE_BITS * count} for {count} symbols")
+        need = math.ceil(alphabet / 2) + math.ceil(nbits / 8)
+    if nbytes != need:
+        raise ValueError(f"stream of {nbytes} bytes, its info needs {need} ({info['coder']}, {count} symbols of "
+                         f"{width} bits)")
+    return count
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def decode_stream(data: np.ndarray, info: dict, *, max_count: int | None = None) -> np.ndarray:
+    """Symbols (uint8 for ``bits`` <= 8) from :func:`encode_stream`'s output; at most ``max_count`` of them
+    (default: as many as the stored bytes can hold, 8 per byte). Raises ValueError if damaged or if ``info``
+    disagrees with the bytes (:func:`check_stream`)."""
     data = np.asarray(data, dtype=np.uint8).reshape(-1)
-    bits, count = int(info["bits"]), int(info["count"])
+    count = check_stream(info, data.size, max_count=8 * data.size if max_count is None else max_count)
+    bits = int(info["bits"])
     if info["coder"] == "pack":
         return unpack_bits(data, bits, count)
-    if info["coder"] != "huffman":
-        raise ValueError(f"unknown stream coder {info['coder']!r}")
     alphabet = int(info["alphabet"])
-    if not 1 <= alphabet <= 2 ** bits:
-        raise ValueError(f"Huffman stream: alphabet of {alphabet} symbols for {bits}-bit values")
     table_bytes = math.ceil(alphabet / 2)
     lengths = unpack_bits(data[:table_bytes], 4, alphabet)
     return huffman_decode(data[table_bytes:], int(info["nbits"]), count, lengths).astype(np.uint8)

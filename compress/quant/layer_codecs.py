@@ -14,6 +14,11 @@ whichever is smaller). A tensor stored this way is ``Encoded(kind="coded")`` wit
 stream, or float16 values), ``scale`` or ``codebook`` and ``mask``, and everything needed to decode it in
 ``meta``; a dense int8 tensor without entropy coding stays the plain ``int8`` kind (int8 values + per-channel
 scales). :func:`decode_any` decodes every kind an artifact holds.
+
+What a file declares about a tensor (kind, shape, codec fields, stream and mask infos) is checked by
+:func:`check_encoded` against the element counts of the arrays it stores, before anything is allocated from it:
+a stream never decodes to more symbols than the shape has elements, and its bytes must be exactly what its
+count and bit width need. :func:`decode_any` calls it; the artifact manifest's validation calls it at parse time.
 """
 
 from __future__ import annotations
@@ -21,18 +26,22 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 from compress.quant.checks import require_finite
 from compress.quant.codecs import Encoded, decode_state_dict, decode_tensor, kmeans_codebook, nearest_index, to_fp16
-from compress.quant.entropy import decode_stream, encode_stream
+from compress.quant.entropy import check_stream, decode_stream, encode_stream
 from compress.quant.linear import dequantize_linear, qmax, quantize_linear
-from compress.quant.sparse import decode_mask, encode_mask
+from compress.quant.sparse import check_mask, decode_mask, encode_mask
 
-__all__ = ["LayerCodec", "encode_coded", "decode_coded", "decode_any", "decode_all", "encoded_bytes", "entropy_report"]
+__all__ = ["LayerCodec", "encode_coded", "decode_coded", "decode_any", "decode_all", "encoded_bytes", "entropy_report",
+           "check_encoded", "KINDS"]
+
+KINDS = ("raw", "float", "int8", "kmeans", "coded")            # every Encoded.kind an artifact holds
+_CODED_BITS = {"float": (16, 32), "linear": tuple(range(2, 9)), "kmeans": tuple(range(1, 9))}
 
 _SCALE_DTYPE = torch.float16
 
@@ -139,13 +148,64 @@ def decode_coded(enc: Encoded, *, name: str = "tensor") -> torch.Tensor:
     return out
 
 
+def check_encoded(kind: str, shape: Sequence[int], meta: Mapping, sizes: Mapping[str, int]) -> None:
+    """Raise ValueError unless a tensor's declared encoding fits the arrays it stores: ``sizes`` maps each role
+    (``data``, ``scale``, ``codebook``, ``mask``) to its element count. Every field must be an int (or the known
+    string) in range, and every stream and mask exactly as long as its count, width and the shape need (see
+    :func:`compress.quant.entropy.check_stream`, :func:`compress.quant.sparse.check_mask`). Allocates nothing."""
+    numel = math.prod(shape)
+    data = sizes.get("data")
+    if kind not in KINDS or not isinstance(meta, Mapping) or data is None:
+        raise ValueError(f"unknown tensor encoding {str(kind)[:40]!r} (or no data array)")
+    if kind in ("raw", "float", "int8") and data != numel:
+        raise ValueError(f"{kind} tensor stores {data} values, shape {tuple(shape)} needs {numel}")
+    if kind in ("int8", "coded") and "scale" in sizes and sizes["scale"] not in (1, shape[0] if shape else 1):
+        raise ValueError(f"{sizes['scale']} scales for a tensor of shape {tuple(shape)}")
+    if "codebook" in sizes and not 1 <= sizes["codebook"] <= 256:
+        raise ValueError(f"codebook of {sizes['codebook']} entries (1 to 256)")
+    if kind == "kmeans":
+        bits = meta.get("bits")
+        if not (_is_int(bits) and 1 <= bits <= 8) or "codebook" not in sizes:
+            raise ValueError(f"k-means tensor: bits {str(bits)[:40]} not an integer from 1 to 8, or no codebook")
+        if data != math.ceil(numel * bits / 8):
+            raise ValueError(f"k-means tensor stores {data} bytes, {numel} indices of {bits} bits need "
+                             f"{math.ceil(numel * bits / 8)}")
+    if kind != "coded":
+        return
+    scheme, bits = meta.get("scheme"), meta.get("bits")
+    if not isinstance(scheme, str) or scheme not in _CODED_BITS or not _is_int(bits) or bits not in _CODED_BITS[scheme]:
+        raise ValueError(f"coded tensor: scheme {str(scheme)[:40]!r} with bits {str(bits)[:40]} is not one of "
+                         f"{sorted(_CODED_BITS)} with its widths")
+    mask = meta.get("mask")
+    if mask is not None:
+        if "mask" not in sizes:
+            raise ValueError("coded tensor: mask info without a mask array")
+        check_mask(mask, sizes["mask"], numel)
+    if scheme == "float":
+        if data > numel:
+            raise ValueError(f"coded tensor stores {data} values, shape {tuple(shape)} has {numel} elements")
+        return
+    count = check_stream(meta.get("values"), data, max_count=numel, bits=bits)
+    if mask is None and count != numel:
+        raise ValueError(f"coded tensor without a mask stores {count} values, shape {tuple(shape)} needs {numel}")
+    if ("scale" if scheme == "linear" else "codebook") not in sizes:
+        raise ValueError(f"coded {scheme} tensor without its {'scale' if scheme == 'linear' else 'codebook'}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _sizes(enc: Encoded) -> dict[str, int]:
+    return {role: int(t.numel()) for role, t in enc.arrays.items()}
+
+
 def _decode_coded(enc: Encoded) -> torch.Tensor:
+    check_encoded("coded", enc.shape, enc.meta, _sizes(enc))
     numel, meta, arrays = math.prod(enc.shape), enc.meta, enc.arrays
     scheme, bits = meta["scheme"], int(meta["bits"])
     keep = None
     if meta.get("mask") is not None:
-        if int(meta["mask"]["numel"]) != numel:   # before decoding: the mask's size comes from the shape
-            raise ValueError(f"mask covers {meta['mask']['numel']} elements, shape {enc.shape} has {numel}")
         keep = decode_mask(arrays["mask"].numpy(), meta["mask"])
         if keep.size != numel:
             raise ValueError(f"mask covers {keep.size} elements, shape {enc.shape} has {numel}")
@@ -158,7 +218,7 @@ def _decode_coded(enc: Encoded) -> torch.Tensor:
             raise ValueError(f"{values.numel()} stored values for {n_kept} kept positions")
         out[where] = values
         return out.reshape(enc.shape)
-    sym = torch.from_numpy(decode_stream(arrays["data"].numpy(), meta["values"]).astype(np.int64))
+    sym = torch.from_numpy(decode_stream(arrays["data"].numpy(), meta["values"], max_count=numel).astype(np.int64))
     if sym.numel() != n_kept:
         raise ValueError(f"{sym.numel()} stored values for {n_kept} kept positions")
     if scheme == "linear":
@@ -181,7 +241,10 @@ def _decode_coded(enc: Encoded) -> torch.Tensor:
 
 def decode_any(enc: Encoded, *, name: str = "tensor") -> torch.Tensor:
     """Decode a tensor of any kind an artifact holds: ``coded`` here, the rest by :func:`codecs.decode_tensor`."""
-    return decode_coded(enc, name=name) if enc.kind == "coded" else decode_tensor(enc, name=name)
+    if enc.kind == "coded":
+        return decode_coded(enc, name=name)
+    check_encoded(enc.kind, enc.shape, enc.meta, _sizes(enc))
+    return decode_tensor(enc, name=name)
 
 
 def decode_all(encoded: Mapping[str, Encoded]) -> dict[str, torch.Tensor]:
