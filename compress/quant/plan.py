@@ -6,18 +6,22 @@
     print(plan.table())
 
 Tensors the plan does not name are kept in ``plan.keep`` (float16), as the whole-model codecs do for biases
-and BatchNorm vectors. The plan travels in the artifact's manifest (``manifest["plan"]``).
+and BatchNorm vectors. The plan travels in the artifact's manifest (``manifest["plan"]``). A planned layer whose
+codec would lose the bulk of its weights to a few outliers is refused, naming the tensor, by the same rule as the
+whole-model codecs (:func:`compress.quant.checks.check_bulk_error`).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import torch
 from torch import nn
 
+from compress.quant.checks import check_bulk_error
 from compress.quant.codecs import DROPPED_SUFFIXES, Codec, Encoded, encode_tensor
 from compress.quant.layer_codecs import LayerCodec, decode_all, decode_any, encode_coded, encoded_bytes
 from compress.quant.model import load_decoded
@@ -63,15 +67,20 @@ class Plan:
     def to_json(self) -> dict:
         return {"entropy": self.entropy, "keep": self.keep,
                 "layers": [[lp.name, lp.codec, round(lp.sparsity, 6), lp.size_bytes,
-                            None if lp.sensitivity is None else round(lp.sensitivity, 6)] for lp in self.layers]}
+                            _json_number(lp.sensitivity)] for lp in self.layers]}
 
     @classmethod
     def from_json(cls, d: Mapping) -> "Plan":
         """Raises ValueError (or TypeError) for a malformed plan."""
         if not isinstance(d, Mapping) or not isinstance(d.get("layers"), list):
             raise ValueError("plan must be a mapping with a list of layers")
-        layers = [LayerPlan(str(n), str(c), float(s), None if b is None else int(b), None if v is None else float(v))
-                  for n, c, s, b, v in d["layers"]]
+        try:
+            layers = [LayerPlan(str(n), str(c), float(s), None if b is None else int(b),
+                                None if v is None else float(v)) for n, c, s, b, v in d["layers"]]
+        except OverflowError:   # int(inf): a size of Infinity bytes
+            raise ValueError("plan layer sizes must be finite numbers") from None
+        if any(lp.size_bytes is not None and lp.size_bytes < 0 for lp in layers):
+            raise ValueError("plan layer sizes must be non-negative")
         return cls(layers, bool(d.get("entropy", True)), str(d.get("keep", "float16")))
 
     def table(self) -> str:
@@ -86,10 +95,17 @@ class Plan:
         return "\n".join(lines)
 
 
+def _json_number(value: float | None) -> float | None:
+    """A sensitivity as the manifest stores it: rounded; None when unknown or not finite (JSON has no inf)."""
+    return None if value is None or not math.isfinite(value) else round(value, 6)
+
+
 def encode_with_plan(state_dict: Mapping[str, torch.Tensor], plan: Plan) -> dict[str, Encoded]:
     """Encode every tensor: planned ones with their layer codec, the rest in ``plan.keep`` (counters dropped).
-    Fills each planned layer's ``size_bytes`` and ``sparsity`` (zeros as stored) from what was encoded. Raises ValueError when the
-    plan names a tensor the state_dict lacks."""
+    Fills each planned layer's ``size_bytes`` and ``sparsity`` (zeros as stored) from what was encoded. Raises
+    ValueError when the plan names a tensor the state_dict lacks, and naming the tensor when its codec refuses
+    it: NaN/inf, or outliers that stretch its grid until the bulk decodes no better than zeros (the whole-model
+    codecs' rule, :func:`compress.quant.checks.check_bulk_error`)."""
     chosen = plan.by_name()
     missing = sorted(set(chosen) - set(state_dict))
     if missing:
@@ -104,10 +120,13 @@ def encode_with_plan(state_dict: Mapping[str, torch.Tensor], plan: Plan) -> dict
                 out[k] = encode_coded(v, chosen[k].codec, entropy=plan.entropy)
             except ValueError as exc:
                 raise ValueError(f"tensor {k!r}: {exc}") from None
+            decoded = decode_any(out[k])
+            if LayerCodec.parse(chosen[k].codec).scheme != "float":
+                check_bulk_error(v.detach().cpu().float(), decoded, chosen[k].codec, f"tensor {k!r}")
             chosen[k].size_bytes = encoded_bytes(out[k])
             # zeros as stored (pruned weights and those the codec rounds to 0), so that re-encoding the model the
             # file reloads to writes the same file
-            chosen[k].sparsity = float((decode_any(out[k]) == 0).float().mean())
+            chosen[k].sparsity = float((decoded == 0).float().mean())
         else:
             out[k] = encode_tensor(v, keep, name=f"tensor {k!r}")
     return out
