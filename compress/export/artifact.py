@@ -45,7 +45,6 @@ shape is compared with the tensor table, and only then is anything allocated.
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from pathlib import Path
@@ -59,7 +58,7 @@ from compress import __version__
 from compress._io import atomic_path
 from compress.data.bundle import Normalizer
 from compress.export.container import read_container, zip_infos
-from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum
+from compress.export.manifest import FORMAT, FORMAT_1, NP_DTYPES, ArtifactError, checksum, manifest_json
 from compress.export.preprocessing import Preprocessing
 from compress.export.program import Program, build_program, export_program
 from compress.export.program_check import check_program, output_width, program_inputs, tensor_meta
@@ -202,7 +201,7 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
     if exported is not None and exported.note:
         warnings.warn(f"{type(model).__qualname__}: program {exported.note}", stacklevel=3)
     manifest["checksum"] = _checksum(manifest, arrays)
-    text = json.dumps(manifest, separators=(",", ":"))
+    text = manifest_json(manifest)
     if format == "pt":
         buf = io.BytesIO()
         torch.save({"manifest": text, **{k: torch.from_numpy(a.copy()) for k, a in arrays.items()}}, buf)

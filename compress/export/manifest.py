@@ -4,10 +4,16 @@ The checksum (sha256, see :func:`checksum`) is unkeyed: anyone who edits a file 
 proves integrity against damage, not authenticity. :func:`parse_manifest` therefore validates what the loader
 will act on:
 
+- numbers: finite (``NaN``, ``Infinity`` and literals beyond the float range are refused, naming the field);
 - ``arrays``: each ``{"dtype": <numpy dtype name>, "count": <int >= 0>}``;
 - ``tensors``: rows ``[name, kind, shape, meta, slices]``; names unique strings, shapes lists of non-negative
-  ints, slices ``[role, array, offset, count]`` inside the declared arrays;
-- ``model``: for a ``compress.models`` card, ``width_mult``/``depth_mult`` positive and finite, with bounds derived
+  ints of at most :data:`MAX_TENSOR_ELEMENTS` elements, slices ``[role, array, offset, count]`` inside the
+  declared arrays, one per role; each tensor's encoding (kind, bit widths, stream counts and lengths, sparse
+  masks) must fit the element counts of its slices exactly (:func:`compress.quant.layer_codecs.check_encoded`:
+  no stream decodes to more values than its shape has elements), so what decoding allocates is bounded by the
+  shape before any array is read;
+- ``model``: for a ``compress.models`` card, ``input_size`` and ``in_chans`` within the card's limits
+  (:class:`compress.models.card.ModelCard`), ``width_mult``/``depth_mult`` positive and finite, with bounds derived
   from the stored tensors: the model's depth (blocks from its spec, each holding at least one tensor) may not
   exceed the number of tensors stored, and ``width_mult`` may not exceed the largest stored dimension.
   The loader then builds the model on the meta device and compares every shape with the table before it
@@ -27,13 +33,17 @@ from typing import Any, Mapping
 import numpy as np
 
 from compress import __version__
+from compress.models.card import ModelCard
+from compress.quant.layer_codecs import check_encoded
 
-__all__ = ["ArtifactError", "FORMAT", "FORMAT_1", "NP_DTYPES", "MANIFEST_MAX_BYTES", "checksum", "parse_manifest"]
+__all__ = ["ArtifactError", "FORMAT", "FORMAT_1", "NP_DTYPES", "MANIFEST_MAX_BYTES", "MAX_TENSOR_ELEMENTS", "checksum",
+           "parse_manifest", "manifest_json"]
 
 FORMAT = "compress.artifact/2"
 FORMAT_1 = ("compress-artifact", 1)   # read too: its manifest kept "build_args" in "model" and a separate version
 NP_DTYPES = {"float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64", "bool"}
 MANIFEST_MAX_BYTES = 16 * 2**20   # a manifest is ~150 bytes per tensor; JSON this size parses in < 400 MB
+MAX_TENSOR_ELEMENTS = 2 ** 28     # elements of one stored tensor (1 GiB of float32): program_check's limit too
 _CREATE_KEYS = {"name", "width_mult", "depth_mult", "num_classes", "in_chans", "input_size", "dropout",
                 "min_feature_size", "channel_divisor", "stride_policy", "widths"}
 
@@ -54,6 +64,29 @@ def checksum(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> s
     return "sha256:" + h.hexdigest()
 
 
+def manifest_json(manifest: Mapping[str, Any]) -> str:
+    """The manifest as compact JSON; raises ValueError for NaN or infinity anywhere in it (``meta`` included),
+    which :func:`parse_manifest` would refuse."""
+    try:
+        return json.dumps(manifest, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ValueError("artifact manifest holds NaN or infinity (in meta?); JSON numbers must be finite") from None
+
+
+def _non_finite(obj: Any) -> str | None:
+    """The path (``model.card.build_args.width_mult``) of the first NaN or infinity in parsed JSON, or None."""
+    stack = [("", obj)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return where or "(top level)"
+        if isinstance(node, dict):
+            stack.extend((f"{where}.{str(k)[:40]}".lstrip("."), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(node))
+    return None
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -68,6 +101,9 @@ def parse_manifest(path: Path | str, raw: bytes) -> dict:
         raise ArtifactError(f"{path}: manifest is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("tensors"), list):
         raise ArtifactError(f"{path}: not a compress artifact (no manifest with a tensor table)")
+    where = _non_finite(manifest)   # NaN, Infinity and 1e999 parse as floats; int(inf) is an OverflowError
+    if where is not None:
+        raise ArtifactError(f"{path}: manifest field {where} is not a finite number (NaN or infinity)")
     fmt = manifest.get("format")
     legacy = fmt == FORMAT_1[0] and manifest.get("format_version") == FORMAT_1[1]
     if fmt != FORMAT and not legacy:
@@ -104,9 +140,10 @@ def _check_table(path, rows: list, arrays: dict) -> None:
         where = f"{path}: manifest tensor {name[:80]!r}"
         if not isinstance(kind, str) or not isinstance(meta, dict):
             raise ArtifactError(f"{where}: kind must be a string and meta a dict")
-        if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_int(n) and n >= 0 for n in shape)):
-            raise ArtifactError(f"{where}: shape must be a list of at most 8 non-negative ints, "
-                                f"got {str(shape)[:120]}")
+        if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_int(n) and n >= 0 for n in shape)
+                and math.prod(shape) <= MAX_TENSOR_ELEMENTS):
+            raise ArtifactError(f"{where}: shape must be a list of at most 8 non-negative ints of at most "
+                                f"{MAX_TENSOR_ELEMENTS} elements, got {str(shape)[:120]}")
         if not isinstance(slices, list):
             raise ArtifactError(f"{where}: slices must be a list")
         for s in slices:
@@ -114,6 +151,18 @@ def _check_table(path, rows: list, arrays: dict) -> None:
                     and _is_int(s[2]) and _is_int(s[3]) and s[2] >= 0 and s[3] >= 0
                     and s[2] + s[3] <= arrays[s[1]]["count"]):
                 raise ArtifactError(f"{where}: slice {str(s)[:120]} does not lie inside a declared array")
+        sizes = {s[0]: s[3] for s in slices}
+        if len(sizes) != len(slices):
+            raise ArtifactError(f"{where}: slices repeat a role")
+        _check_encoding(where, kind, shape, meta, sizes)
+
+
+def _check_encoding(where: str, kind: str, shape: list, meta: dict, sizes: dict) -> None:
+    """The tensor's declared encoding against its slices' sizes (allocates nothing)."""
+    try:
+        check_encoded(kind, shape, meta, sizes)
+    except ValueError as exc:
+        raise ArtifactError(f"{where}: {exc}") from None
 
 
 def _check_model(path, spec: dict, rows: list) -> None:
@@ -124,6 +173,10 @@ def _check_model(path, spec: dict, rows: list) -> None:
     args = card.get("build_args") if isinstance(card, dict) else None
     if not isinstance(args, dict) or not isinstance(args.get("name"), str):
         raise ArtifactError(f"{path}: manifest model card has no build_args with a model name")
+    try:
+        ModelCard(args)   # input_size and in_chans bounded (the input a model is run on is made from them)
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: manifest model card: {exc}") from None
     for key in ("width_mult", "depth_mult"):
         v = args.get(key, 1.0)
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):

@@ -6,6 +6,10 @@ read the architecture, the input shape and the transforms applied from it, throu
 ``card=`` argument for models that have none. A transform that changes a model's layers returns the model with
 a rewritten card (``card.replace(...)``): BatchNorm folding records ``bn_folded``; pruning records the widths
 it changed (``build_args["widths"]``). A card is plain data: :func:`compress.models.rebuild` builds its model.
+
+Cards are read from files (artifacts, run folders), so what they declare about the input is bounded before any
+tensor is made from it: ``input_size`` at most :data:`MAX_INPUT_SIZE` pixels a side and ``in_chans`` at most
+:data:`MAX_IN_CHANS`, the limits the data readers put on images.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from typing import Any, Mapping
 
 from torch import nn
 
-__all__ = ["ModelCard", "CardedModel", "card_of"]
+__all__ = ["ModelCard", "CardedModel", "card_of", "MAX_INPUT_SIZE", "MAX_IN_CHANS"]
+
+MAX_INPUT_SIZE = 4096   # pixels a side: images read are at most 4096x4096 (compress.data.readers.MAX_IMAGE_PIXELS)
+MAX_IN_CHANS = 64       # channels of one input image (compress.data.readers.MAX_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,10 @@ class ModelCard:
             raise ValueError(f"ModelCard.build_args must be a dict with a model 'name', got {self.build_args!r}")
         if isinstance(self.bn_folded, bool) or not isinstance(self.bn_folded, int) or self.bn_folded < 0:
             raise ValueError(f"ModelCard.bn_folded must be a non-negative int, got {self.bn_folded!r}")
+        for key, limit in (("input_size", MAX_INPUT_SIZE), ("in_chans", MAX_IN_CHANS)):
+            value = self.build_args.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit):
+                raise ValueError(f"ModelCard.build_args {key} must be an int from 1 to {limit}, got {str(value)[:40]}")
         object.__setattr__(self, "build_args", dict(self.build_args))
 
     @property

@@ -86,7 +86,8 @@ def test_unsupported_compression_method_is_an_artifact_error(tmp_path, tiny):
 
 @pytest.mark.parametrize("shape,match", [([-1, 4], "non-negative ints"), ("16,4", "non-negative ints"),
                                          ([True, 4], "non-negative ints"), ([1.5, 4], "non-negative ints"),
-                                         ([2**40, 2**40], "do not match the model")])
+                                         ([2**40, 2**40], "of at most 268435456 elements"),
+                                         ([64, 64], "int8 tensor stores 512 values, shape \\(64, 64\\) needs 4096")])
 def test_bad_manifest_shapes(tmp_path, tiny, shape, match):
     bad = _edited(tiny, tmp_path, lambda m, a: m["tensors"][0].__setitem__(2, shape))
     with pytest.raises(A.ArtifactError, match=match):
