@@ -83,14 +83,12 @@ def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
     path = out / "sweep.json"
     if not path.exists():
         return
-    try:
-        stored = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: unreadable ({exc}); pass --overwrite to start this sweep over") from None
-    old = stored.get("config", {})
+    old, problem = _stored_config(path)
     new = config.to_dict()
     if old == new:
         return
+    if problem and not overwrite:
+        raise ValueError(f"{path}: {problem}; pass --overwrite to start this sweep over")
     if not overwrite:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ValueError(f"sweep folder {out} holds a sweep with another config (differs in: {', '.join(diff)}); "
@@ -101,6 +99,20 @@ def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+
+
+def _stored_config(path: Path) -> tuple[dict, str | None]:
+    """The config a folder's ``sweep.json`` holds, and what is wrong with the file (None: nothing)."""
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return {}, f"unreadable ({str(exc)[:200]})"
+    if not isinstance(stored, dict):
+        return {}, f"not a sweep's settings file (a JSON {type(stored).__name__}, not an object)"
+    config = stored.get("config", {})
+    if not isinstance(config, dict):
+        return {}, f"'config' is a JSON {type(config).__name__}, not an object: not a sweep's settings file"
+    return config, None
 
 
 def _start_folder(out: Path, config: SweepConfig, bundle: Any) -> None:
