@@ -65,6 +65,7 @@ class TrainConfig:
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1"),
             (0 <= self.min_delta < 1, "min_delta must be in [0, 1) (an accuracy gain)"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1 image, got {self.eval_batch_size}"),
             (self.bn_recalibrate >= 0, "bn_recalibrate must be >= 0 images"),
             (self.temperature > 0, "temperature must be > 0"),
             (0 <= self.alpha <= 1, "alpha must be in [0, 1]"),

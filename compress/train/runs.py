@@ -236,8 +236,12 @@ def _read_checkpoint(f: Path) -> dict:
     ValueError naming the file when it is truncated, not a checkpoint, or not a dict of tensors."""
     try:
         state = torch.load(f, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
+    except OSError as exc:
+        if exc.filename is not None:   # opening the file failed (missing, unreadable): the OS's own one line
+            raise
+        # a read inside the file failed: a truncated zip's central directory points past its end (EINVAL)
+        raise ValueError(f"{f}: not a readable checkpoint (truncated, or not a torch file): "
+                         f"{exc.strerror or exc}") from None
     except Exception as exc:   # truncated zip, pickle refused by the weights-only unpickler, not a torch file
         first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{f}: not a readable checkpoint (truncated, or not a plain state_dict): "
