@@ -11,7 +11,8 @@ Scores are keyed by channel (a union-find root of the graph); every score is ">=
   for the sparsity it expects). Groups without a norm fall back to ``l1``.
 * ``taylor``: first-order Taylor expansion of the loss, Molchanov et al. 2017: per image
   ``|sum over positions of activation x gradient|`` at each layer making the channel, averaged over the batches
-  given (``batches``: (images, labels) pairs, images normalized as the model expects).
+  given (``batches``: (images, labels) pairs, images normalized as the model expects). The model's gradients,
+  buffers and train/eval flags are as they were afterwards.
 * ``random``: uniform random scores (seeded), the baseline.
 """
 
@@ -152,7 +153,10 @@ def _taylor(graph: DependencyGraph, *, batches: Iterable | None = None, **_) -> 
 
     modules = dict(model.named_modules())
     handles = [modules[u.name].register_forward_hook(hook_for(u.name)) for u in makers]
-    was = model.training
+    was = {m: m.training for m in modules.values()}
+    grads = {p: p.grad for p in model.parameters()}       # the caller's gradients come back as they were
+    buffers = [(m, k, b, b.detach().clone()) for m in modules.values() for k, b in m._buffers.items()
+               if b is not None]
     model.eval()    # BatchNorm statistics stay as they are
     try:
         for x, y in batches:
@@ -162,8 +166,14 @@ def _taylor(graph: DependencyGraph, *, batches: Iterable | None = None, **_) -> 
     finally:
         for h in handles:
             h.remove()
-        model.zero_grad(set_to_none=True)
-        model.train(was)
+        for p, g in grads.items():
+            p.grad = g
+        with torch.no_grad():     # a forward that updates a buffer (a counter) leaves no trace
+            for m, k, b, value in buffers:
+                b.copy_(value)
+                m._buffers[k] = b
+        for m, flag in was.items():
+            m.training = flag
     if count == 0:
         raise ValueError("importance 'taylor': the batches given were empty")
     acc: dict[int, float] = {}
