@@ -108,6 +108,7 @@ class Trace:
     ties: list[Tie] = field(default_factory=list)
     unknown: dict[str, int] = field(default_factory=dict)    # "what (where)" -> times seen
     misused: dict[str, str] = field(default_factory=dict)    # tensor path -> the op that used it unknowingly
+    touched: set[str] = field(default_factory=set)           # parameter / buffer paths an op outside layers read
 
     def new(self, n: int, pin: str | None = None) -> list[int]:
         start = len(self.parent)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from compress.prune.channels import LayerUse, Trace
-from compress.prune.trace import passes_channels, run_trace
+from compress.prune.trace import TRACED_MODULES, output_tensors, passes_channels, run_trace
 
 __all__ = ["Group", "DependencyGraph", "build_graph"]
 
@@ -69,7 +69,7 @@ class DependencyGraph:
     root_index: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long), repr=False)
     """The channel (union-find root) of every node, by node."""
     ties: list[GroupTie] = field(default_factory=list)
-    output_shape: tuple[int, ...] | None = None        # the model's (first) output at the traced batch of 2
+    output_shapes: tuple[tuple[int, ...], ...] = ()   # every tensor the model returns, at the traced batch of 2
 
     @property
     def uses(self) -> list[LayerUse]:
@@ -134,35 +134,123 @@ def build_graph(model: nn.Module, input_shape, *, ignored_layers: Sequence[str] 
     check_paths(model, ignored_layers, "ignored_layers")
     check_paths(model, keep_whole, "keep_whole")
     x = _example(input_shape, model)
+    trace_with = dict(on_meta=True, embedding=prune_embedding, keep_whole=keep_whole)
     try:
-        trace, out, called = run_trace(model, x, on_meta=True, embedding=prune_embedding, keep_whole=keep_whole)
+        trace, out, called = run_trace(model, x, **trace_with)
     except Exception:    # noqa: BLE001  a forward that needs real values (data-dependent code): run it for real
         trace = None
     if trace is None:
+        trace_with["on_meta"] = False
         try:
-            trace, out, called = run_trace(model, x, on_meta=False, embedding=prune_embedding,
-                                            keep_whole=keep_whole)
+            trace, out, called = run_trace(model, x, **trace_with)
         except Exception as exc:   # noqa: BLE001  the user's forward: any error is theirs, said in one line
             raise ValueError(f"the model's forward fails on input shape {tuple(x.shape[1:])}: "
                              f"{_first_line(exc)}") from None
     elif any(m not in called for m in _weighted(model)):
         try:      # layers the eval forward skips (auxiliary classifiers) run in training mode
-            trained, _, called_train = run_trace(model, x, on_meta=True, embedding=prune_embedding, train=True,
-                                                      keep_whole=keep_whole)
+            trained, _, called_train = run_trace(model, x, **trace_with, train=True)
             if len(called_train) > len(called):
                 trace, called = trained, called_train
+                trace_with["train"] = True
         except Exception:   # noqa: BLE001  the eval trace stands
             pass
-    names = {m: n for n, m in model.named_modules()}
-    handled = [u.name for u in trace.uses] + [h.name for h in trace.heads]
-    idle = [names[m] for m in _weighted(model) if m not in called and not _under(names[m], handled)]
-    for n in idle:    # layers this forward never runs (an auxiliary head at too small an input): left as they are
-        if not any(n.startswith(p + ".") for p in idle if p != n):
-            trace.report(f"{n or 'model'} (not run by the traced forward: left as it is)")
-    first = next(iter(out if isinstance(out, (tuple, list)) else [out]), None)
+    opaque = _not_reached(model, trace, called)
+    if opaque:          # traced again, every channel the forwards around what was not reached see pinned
+        try:
+            again, _, _ = run_trace(model, x, **trace_with, opaque=opaque)
+        except Exception as exc:   # noqa: BLE001  it ran a moment ago: a forward that changes between calls
+            raise ValueError(f"the model's forward fails on input shape {tuple(x.shape[1:])} when traced again: "
+                             f"{_first_line(exc)}") from None
+        for what, n in trace.unknown.items():
+            if "not run by the traced forward" in what or "never read by the traced forward" in what:
+                again.unknown[what] = n
+        trace = again
+    _join_shared(model, trace)
     graph = _group(model, trace, ignored_layers, keep_whole)
-    graph.output_shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
+    graph.output_shapes = tuple(tuple(t.shape) for t in output_tensors(out))
     return graph
+
+
+def _not_reached(model: nn.Module, trace: Trace, called: set[nn.Module]) -> dict[str, str]:
+    """What the traced forward never reached (a branch not taken, an auxiliary head at too small an input): layers
+    that never ran and parameters or buffers no op read. They stay whole; they may read or make channels the
+    trace cannot see, so the module whose own forward holds them (the nearest one that ran) is returned with why,
+    for its channels to be pinned. Each is reported by name."""
+    names = {m: n for n, m in model.named_modules()}
+    parent = {f"{p}.{k}" if p else k: p for p, m in model.named_modules() for k in m._modules}
+    handled = [u.name for u in trace.uses] + [h.name for h in trace.heads]
+    aliases: dict[int, list[str]] = {}
+    for path, t in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)):
+        aliases.setdefault(id(t), []).append(path)
+    names_of = {n: m for m, n in names.items()}
+    opaque: dict[str, str] = {}
+
+    def around(path: str, what: str) -> None:
+        owner = parent.get(path, "")
+        while owner and names_of[owner] not in called:
+            owner = parent.get(owner, "")
+        why = f"{what} (not run by the traced forward: left whole, the channels {owner or 'the model'}'s " \
+              "forward sees pinned)"
+        trace.report(why)
+        opaque.setdefault(owner, why)
+
+    tops: dict[str, None] = {}
+    for m in _weighted(model):
+        n = names[m]
+        if m in called or _under(n, handled):
+            continue
+        while parent.get(n, "") and names_of[parent[n]] not in called:
+            n = parent[n]           # the outermost module that did not run
+        tops.setdefault(n)
+    for n in tops:
+        around(n, f"{type(names_of[n]).__name__} ({n or 'model'})")
+    for m in called:
+        n = names[m]
+        if isinstance(m, TRACED_MODULES) or _under(n, handled):
+            continue        # a layer's own tensors are read inside it
+        for k, t in (*m._parameters.items(), *m._buffers.items()):
+            if t is None or t.numel() <= 1:
+                continue    # a scalar (a counter, a temperature) carries no channels
+            if not any(p in trace.touched for p in aliases.get(id(t), [])):
+                path = f"{n}.{k}" if n else k
+                why = f"{path} (never read by the traced forward: left whole, the channels " \
+                      f"{n or 'the model'}'s forward sees pinned)"
+                trace.report(why)
+                opaque.setdefault(n, why)
+    return opaque
+
+
+def _join_shared(model: nn.Module, trace: Trace) -> None:
+    """Tied tensors (``c2.weight = c1.weight``) keep their tie: layers sharing their weight or bias are pruned
+    together (their inputs joined, their outputs joined, so one slicing serves every name); a tensor shared in
+    any other way (with a parameter used outside layers, a layer the trace did not reach, two roles) pins the
+    channels of everything holding it. Surgery then gives every name the one sliced tensor."""
+    slots: dict[int, list[tuple[str, str]]] = {}
+    for path, t in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)):
+        owner, _, attr = path.rpartition(".")
+        slots.setdefault(id(t), []).append((owner, attr))
+    uses = {u.name: u for u in trace.uses}
+    for shared in (s for s in slots.values() if len(s) > 1):
+        held = [uses[o] for o, _ in shared if o in uses]
+        attrs = {a for _, a in shared}
+        same = (len(held) == len(shared) and len(attrs) == 1 and attrs <= {"weight", "bias"}
+                and len({type(u.module) for u in held}) == 1
+                and len({len(u.in_ids) for u in held}) == 1 and len({len(u.out_ids) for u in held}) == 1)
+        if same:
+            for u in held[1:]:
+                trace.union_all(held[0].out_ids, u.out_ids)
+                if attrs == {"weight"}:
+                    trace.union_all(held[0].in_ids, u.in_ids)
+            continue
+        names = ", ".join(f"{o}.{a}" if o else a for o, a in shared)
+        why = f"{names} (one tensor shared: pruned whole)"
+        trace.report(why)
+        for u in held:
+            trace.pin([*u.in_ids, *u.out_ids], why)
+        for o, a in shared:
+            use = trace.tensors.get(f"{o}.{a}" if o else a)
+            if use is not None:
+                trace.pin(use.ids, why)
 
 
 def check_paths(model: nn.Module, paths: Iterable[str], what: str) -> None:

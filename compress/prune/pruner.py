@@ -22,9 +22,9 @@ from compress.models.card import card_of
 from compress.prune.graph import DependencyGraph, build_graph, check_paths
 from compress.prune.importance import IMPORTANCES, importance
 from compress.prune.measure import Meter
-from compress.prune.schedule import SCHEDULES, fraction_at, select, step_ratio
-from compress.prune.surgery import remove_channels
-from compress.prune.trace import run_meta
+from compress.prune.schedule import SCHEDULES, fraction_at, select
+from compress.prune.surgery import copy_module, remove_channels
+from compress.prune.trace import output_tensors, run_meta
 from compress._settings import from_known
 
 __all__ = ["PruneConfig", "PruneResult", "prune"]
@@ -192,13 +192,14 @@ def _with_card(original: nn.Module, pruned: nn.Module) -> nn.Module:
 
 
 def _step(model: nn.Module, meter: Meter, config: PruneConfig, ratio: float | None, target: Budget | None,
-          batches, graph: DependencyGraph, layer_ratios: dict[str, float]) -> tuple[nn.Module, float]:
+          batches, graph: DependencyGraph, layer_ratios: dict[str, float],
+          original: Mapping[tuple[str, ...], int]) -> tuple[nn.Module, float]:
     """One step on ``graph`` (``model``'s): the model without the channels a ratio (or the smallest ratio meeting
-    ``target``) removes."""
+    ``target``) removes, ratios counted from the ``original`` widths (``schedule.select``)."""
     scores = importance(graph, config.importance, batches=batches, seed=config.seed)
     pick = lambda r: remove_channels(graph, select(graph, scores, r, global_ranking=config.global_ranking,  # noqa: E731
                                                    round_to=config.round_to, min_width=config.min_width,
-                                                   layer_ratios=layer_ratios))
+                                                   layer_ratios=layer_ratios, original=original))
     if ratio is not None:
         return pick(ratio), ratio
     meets = lambda m: target.holds(meter(m, target.limits))  # noqa: E731
@@ -253,9 +254,10 @@ def _failing_module(model: nn.Module, run: Callable[[], Any]) -> Any:
             h.remove()
 
 
-def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: tuple[int, ...] | None) -> None:
+def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shapes: tuple[tuple[int, ...], ...]) -> None:
     """The pruned model runs on a batch of 2 (on meta copies of its weights when it can: shapes only) and gives
-    the original's output shape; else a ValueError naming the module where it fails."""
+    the original's output shapes (every tensor of a tuple, list or dict output); else a ValueError naming the
+    module where it fails."""
     p = next(iter(model.parameters()), None)
     try:
         y = run_meta(model, torch.zeros((2, *shape)))
@@ -268,10 +270,10 @@ def _check_forward(model: nn.Module, shape: tuple[int, ...], out_shape: tuple[in
                 y = _failing_module(model, lambda: model(x))
         finally:
             model.train(was)
-    y = next(iter(y), None) if isinstance(y, (tuple, list)) else y
-    if out_shape is not None and (not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(out_shape)):
-        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(f"prune: the pruned model's output is {got}, not {tuple(out_shape)}")
+    got = tuple(tuple(t.shape) for t in output_tensors(y))
+    if got != tuple(out_shapes):
+        show = lambda shapes: ", ".join(map(str, shapes)) or "no tensor"  # noqa: E731
+        raise ValueError(f"prune: the pruned model's output is {show(got)}, not {show(out_shapes)}")
 
 
 _RETRIES = 4        # modules kept whole, one kind at a time, after the pruned forward fails in them
@@ -279,7 +281,8 @@ _RETRIES = 4        # modules kept whole, one kind at a time, after the pruned f
 
 def _pruned_step(model: nn.Module, graph: DependencyGraph | None, graph_of, meter: Meter, config: PruneConfig,
                  ratio: float | None, target: Budget | None, batches, layer_ratios: dict[str, float],
-                 shape: tuple[int, ...], out_shape, unknown: dict[str, int]) -> tuple[nn.Module, float]:
+                 original: Mapping[tuple[str, ...], int], shape: tuple[int, ...], out_shapes,
+                 unknown: dict[str, int]) -> tuple[nn.Module, float]:
     """One step whose result runs: when the pruned forward fails inside a module (code that reads a width from
     somewhere the trace cannot see), every module of that kind is kept whole and the step done again (up to
     ``_RETRIES`` kinds, each named in ``unknown``); a failure in the model itself is the error."""
@@ -287,13 +290,13 @@ def _pruned_step(model: nn.Module, graph: DependencyGraph | None, graph_of, mete
     for attempt in range(_RETRIES + 1):
         try:
             graph = graph if graph is not None else graph_of(model, tuple(whole))
-            pruned, used = _step(model, meter, config, ratio, target, batches, graph, layer_ratios)
+            pruned, used = _step(model, meter, config, ratio, target, batches, graph, layer_ratios, original)
         except (ValueError, TypeError):
             raise
         except Exception as exc:   # noqa: BLE001  a rule of the graph or surgery that does not fit: one line
             raise _internal(exc, model) from exc
         try:
-            _check_forward(pruned, shape, out_shape)
+            _check_forward(pruned, shape, out_shapes)
             return pruned, used
         except _ForwardFails as exc:
             if attempt == _RETRIES or not exc.path or exc.kind is None:
@@ -362,25 +365,34 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     shape = _input_shape(model, input_shape)
     graph_of = lambda m, whole=(): build_graph(m, shape, ignored_layers=config.ignored_layers,  # noqa: E731
                                                prune_embedding=config.prune_embedding, keep_whole=whole)
-    first = graph_of(model)       # fails early, with one line, on a forward that does not run
+    # every forward (a trace on real values, taylor's gradients, the caller's evaluate and latency) runs on a copy:
+    # the given model's parameters, buffers, gradients and attributes stay as they were
+    work = copy_module(model, {})
+    first = graph_of(work)       # fails early, with one line, on a forward that does not run
     if not first.groups:
         raise ValueError("prune: nothing to prune: every channel is pinned" +
                          (f" (by {', '.join(first.unknown)})" if first.unknown else ""))
-    out_shape = first.output_shape or _output_shape(model, shape)
     meter = Meter(shape, config.budget or Budget(), file_bytes, latency)
     timed = latency is not None
-    measure_before = lambda: meter.table_row(model, with_latency=timed, evaluate=evaluate)  # noqa: E731
+    measure_before = lambda m: meter.table_row(m, with_latency=timed, evaluate=evaluate)  # noqa: E731
     # what no step needs is measured when the result is read: a ratio prune's table, without timing or evaluation
-    before = measure_before() if config.ratio is None or timed or evaluate is not None else measure_before
+    # (counting never runs the model's own tensors: compress.profile works on meta or cloned ones)
+    eager = config.ratio is None or timed or evaluate is not None
+    before = measure_before(work) if eager else (lambda: measure_before(model))
     rows: list = []
-    current, graph, unknown = model, first, dict(first.unknown)
+    current, graph, unknown = work, first, dict(first.unknown)
+    # every step's ratios count from the widths before the first step: step k asks for ratio * fraction_at(k) of
+    # each group's original width, so a step may take nothing from a group and the steps reach the ratio asked
+    original = {g.layers: g.width for g in first.groups}
+    done = 0.0
     for k in range(1, config.steps + 1):
         frac = fraction_at(k, config.steps, config.schedule)
-        ratio = step_ratio(config.ratio, k, config.steps, config.schedule) if config.ratio is not None else None
+        ratio = config.ratio * frac if config.ratio is not None else None
         target = config.budget.scaled(before, frac) if config.ratio is None else None
-        layer_ratios = {p: step_ratio(r, k, config.steps, config.schedule) for p, r in config.layer_ratios.items()}
+        layer_ratios = {p: r * frac for p, r in config.layer_ratios.items()}
         current, used = _pruned_step(current, graph if k == 1 else None, graph_of, meter, config, ratio, target,
-                                     batches, layer_ratios, shape, out_shape, unknown)
+                                     batches, layer_ratios, original, shape, first.output_shapes, unknown)
+        done = used = max(done, used)
         current = _with_card(model, current)
         if finetune is not None:
             current = finetune(current, k) or current
@@ -400,11 +412,3 @@ def _taylor_batches(data: DataBundle | Split, normalizer: Normalizer | None, ima
     return [(normalize(x[i:i + batch]), y[i:i + batch]) for i in range(0, len(x), batch)]
 
 
-def _output_shape(model: nn.Module, shape: tuple[int, ...]) -> torch.Size:
-    p = next(iter(model.parameters()), None)
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        y = model(torch.zeros((2, *shape), device=p.device if p is not None else "cpu"))
-    model.train(was)
-    return y.shape

@@ -13,6 +13,11 @@ a path their own ratio (the most specific path per layer; the smallest ratio of 
 global ranking. An attention whose heads are tied to its embedding width (``graph.ties``) keeps
 ``embedding kept // head_dim`` heads, and the embedding exactly that many heads' width.
 
+Steps: step ``k`` asks for the cumulative ratio ``ratio * fraction_at(k)`` counted from each group's width before
+the first step (``original``): a group keeps ``floor(original * (1 - ratio_k))``, never more than it has now, so a
+step may remove no channel from a group and ``steps`` reach the same widths as one step (a ratio applied to each
+step's widths would floor every step and remove at least one channel per group per step).
+
 Schedules (:func:`fraction_at`): the share of the total reduction reached after step ``k`` of ``steps``:
 ``"linear"`` ``k / steps``; ``"agp"`` the cubic of Zhu & Gupta 2017 ("To prune, or not to prune"),
 ``1 - (1 - k / steps) ** 3``, which prunes most while the network is still large. Unstructured pruning
@@ -84,17 +89,21 @@ def group_ratio(group, layer_ratios: Mapping[str, float] | None) -> float | None
 
 
 def select(graph: DependencyGraph, scores: dict[int, float], ratio: float, *, global_ranking: bool = False,
-           round_to: int = 1, min_width: int = 1, layer_ratios: Mapping[str, float] | None = None) -> set[int]:
+           round_to: int = 1, min_width: int = 1, layer_ratios: Mapping[str, float] | None = None,
+           original: Mapping[tuple[str, ...], int] | None = None) -> set[int]:
     """The channels (graph roots) to remove for a channel ``ratio`` in [0, 1). ``layer_ratios``: module path ->
     ratio for the groups of the layers under it (they stay out of a global ranking). An attention's heads tied to
     its embedding width keep ``embedding kept // head_dim`` heads (at least one), the embedding then exactly that
-    many heads' width."""
+    many heads' width. ``original``: each group's width before the first step, by its ``layers`` (a group not in
+    it: its current width); the ratios then count from those widths and a group keeps at most what it has now
+    (the steps of :func:`compress.prune.prune`)."""
     own = {id(g): r for g in graph.groups if (r := group_ratio(g, layer_ratios)) is not None}
-    keep = _global_keep([g for g in graph.groups if id(g) not in own], scores, ratio, min_width) \
+    start = {id(g): max(g.width, (original or {}).get(g.layers, g.width)) for g in graph.groups}
+    keep = _global_keep([g for g in graph.groups if id(g) not in own], scores, ratio, min_width, start) \
         if global_ranking else {}
     counts = {}
     for g in graph.groups:
-        n = keep[id(g)] if id(g) in keep else _floor_keep(g.width, own.get(id(g), ratio))
+        n = keep[id(g)] if id(g) in keep else _floor_keep(start[id(g)], own.get(id(g), ratio))
         counts[id(g)] = keep_width(g.width, n, round_to, min_width)
     for tie in graph.ties:
         heads = max(1, min(tie.heads.width, counts[id(tie.embed)] // tie.head_dim))
@@ -110,7 +119,10 @@ def select(graph: DependencyGraph, scores: dict[int, float], ratio: float, *, gl
     return removed
 
 
-def _global_keep(groups: list, scores: dict[int, float], ratio: float, min_width: int) -> dict[int, int]:
+def _global_keep(groups: list, scores: dict[int, float], ratio: float, min_width: int,
+                 start: Mapping[int, int]) -> dict[int, int]:
+    """Per group, the channels kept by one ranking: all but ``floor(total * (1 - ratio))`` of the ``start``
+    widths' total go, fewer when earlier steps already removed some."""
     entries = []
     for g in groups:
         mean = sum(scores[r] for r in g.channels) / g.width
@@ -119,9 +131,10 @@ def _global_keep(groups: list, scores: dict[int, float], ratio: float, min_width
         # a group's last `floor` channels can never go: they are not candidates
         for r in ranked[:g.width - floor]:
             entries.append((scores[r] / mean if mean > 0 else 0.0, r, id(g)))
-    total = sum(g.width for g in groups)
+    total = sum(start[id(g)] for g in groups)
+    gone = sum(g.width for g in groups) - _floor_keep(total, ratio)
     entries.sort()
     keep = {id(g): g.width for g in groups}
-    for _, _, gid in entries[:min(len(entries), total - _floor_keep(total, ratio))]:
+    for _, _, gid in entries[:max(0, min(len(entries), gone))]:
         keep[gid] -= 1
     return keep

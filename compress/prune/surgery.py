@@ -159,7 +159,31 @@ def remove_channels(graph: DependencyGraph, removed: Iterable[int]) -> nn.Module
             value = list(getattr(m, a.attr))
             value[a.index] = kept
             setattr(m, a.attr, type(getattr(m, a.attr))(value))
+    _keep_ties(graph.model, model)
     return model
+
+
+def _keep_ties(original: nn.Module, model: nn.Module) -> None:
+    """A tensor the original holds under several names (``c2.weight = c1.weight``) is one tensor in the copy too:
+    each name was sliced the same way (the graph joined or pinned them), so every name gets the first's result.
+    Raises ValueError naming both when the slices differ."""
+    slots: dict[int, list[str]] = {}
+    for path, t in (*original.named_parameters(remove_duplicate=False),
+                    *original.named_buffers(remove_duplicate=False)):
+        slots.setdefault(id(t), []).append(path)
+    modules = dict(model.named_modules())
+    for paths in (p for p in slots.values() if len(p) > 1):
+        owner, attr = _owner(modules, paths[0])
+        first = getattr(owner, attr)
+        for path in paths[1:]:
+            mod, a = _owner(modules, path)
+            t = getattr(mod, a)
+            if t is first:
+                continue
+            if t.shape != first.shape or not torch.equal(t, first):
+                raise ValueError(f"prune: {paths[0]} and {path} are one tensor, sliced two ways "
+                                 f"({tuple(first.shape)} and {tuple(t.shape)})")
+            setattr(mod, a, first)
 
 
 def _slice_tensors(graph: DependencyGraph, modules: dict[str, nn.Module], gone: torch.Tensor) -> None:

@@ -21,7 +21,7 @@ The model's input and output channels are pinned: the classifier's outputs are n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -102,13 +102,14 @@ def _source_dim(packet, x: torch.Tensor, out: torch.Tensor, args) -> Callable[[i
     return lambda d: d if d != d0 or out.shape == x.shape else None
 
 
-def _tensors(x: Any) -> list[torch.Tensor]:
+def output_tensors(x: Any) -> list[torch.Tensor]:
+    """The tensors of ``x`` (a tensor, or tuples, lists and dicts of them, in order)."""
     if isinstance(x, torch.Tensor):
         return [x]
     if isinstance(x, (tuple, list)):
-        return [t for v in x for t in _tensors(v)]
+        return [t for v in x for t in output_tensors(v)]
     if isinstance(x, dict):
-        return [t for v in x.values() for t in _tensors(v)]
+        return [t for v in x.values() for t in output_tensors(v)]
     return []
 
 
@@ -127,9 +128,11 @@ class _Tracer(TorchDispatchMode):
         return False
 
     def __init__(self, trace: Trace, names: dict[nn.Module, str], specs: dict[nn.Module, AttentionSpec], *,
-                 embedding: bool, frozen: dict[nn.Module, str] | None = None):
+                 embedding: bool, frozen: dict[nn.Module, str] | None = None,
+                 opaque: dict[nn.Module, str] | None = None):
         super().__init__()
         self.frozen = frozen or {}              # module -> the kept-whole path it is under
+        self.opaque = opaque or {}              # module -> why every channel its own forward sees stays
         self.t = trace
         self.names = names
         self.specs = specs
@@ -140,6 +143,7 @@ class _Tracer(TorchDispatchMode):
         self.depth = 0                          # > 0 inside a layer handled whole
         self.stack: list[nn.Module] = []        # the modules running (outside layers handled whole)
         self.seen: dict[str, LayerUse] = {}     # a layer's first call, by name
+        self.unfit: dict[str, str] = {}         # layers a call of which no rule could read -> why (kept whole)
 
     # ---------------------------------------------------------------------------- what the rules call
     def get(self, t: torch.Tensor) -> Chan | None:
@@ -193,6 +197,8 @@ class _Tracer(TorchDispatchMode):
             use = LayerUse(name, module, list(in_ids), list(out_ids))
             self.t.uses.append(use)
             self.seen[name] = use
+            if name in self.unfit:      # another call of it was not understood: every call keeps it whole
+                self.t.pin([*use.in_ids, *use.out_ids], self.unfit[name])
             return use.out_ids
         if len(first.in_ids) != len(in_ids):
             why = f"{type(module).__name__} ({name}) called on two layouts"
@@ -212,12 +218,23 @@ class _Tracer(TorchDispatchMode):
         return out
 
     def op(self, func, args, kwargs, out) -> None:
-        inputs = _tensors(args) + _tensors(kwargs)
+        inputs = output_tensors(args) + output_tensors(kwargs)
+        for x in inputs:            # which parameters and buffers the forward reached (graph: the others stay)
+            origin = self.origins.get(id(x))
+            if origin is not None:
+                self.t.touched.update(path for path, _ in origin.entries)
+        try:
+            self.op_channels(func, args, kwargs, inputs, out)
+        finally:
+            if self.opaque and self.stack and self.stack[-1] in self.opaque:
+                self.pin_seen(inputs, output_tensors(out), self.opaque[self.stack[-1]])
+
+    def op_channels(self, func, args, kwargs, inputs, out) -> None:
         if not any(id(x) in self.chans for x in inputs):
             if self.origins and any(id(x) in self.origins for x in inputs):
-                self.follow(func, args, kwargs, inputs, _tensors(out))
+                self.follow(func, args, kwargs, inputs, output_tensors(out))
             return
-        outputs = _tensors(out)
+        outputs = output_tensors(out)
         found = find_rule(func)
         try:
             ok = found is not None and bool(outputs) and found(self, func, args, kwargs, outputs)
@@ -230,7 +247,9 @@ class _Tracer(TorchDispatchMode):
 
     def pin_all(self, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor], module: nn.Module) -> None:
         """Inside a module kept whole: every channel an op or layer touches stays."""
-        why = f"kept whole ({self.frozen[module]})"
+        self.pin_seen(inputs, outputs, f"kept whole ({self.frozen[module]})")
+
+    def pin_seen(self, inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor], why: str) -> None:
         for x in (*inputs, *outputs):
             c = self.get(x)
             if c is not None:
@@ -328,6 +347,14 @@ class _Tracer(TorchDispatchMode):
             self.t.union_all(out_ids[:b], out_ids[k * b:(k + 1) * b])
         return out_ids
 
+    def unfit_layer(self, name: str, why: str) -> None:
+        """A call of layer ``name`` that no rule read: the layer stays whole, on every call (one slicing serves all
+        of them, so the channels of its other calls are pinned too)."""
+        self.unfit.setdefault(name, why)
+        first = self.seen.get(name)
+        if first is not None:
+            self.t.pin([*first.in_ids, *first.out_ids], why)
+
     def layer(self, module: nn.Module, args: tuple, out: Any) -> None:
         name = self.names[module]
         spec = self.specs.get(module)
@@ -336,7 +363,8 @@ class _Tracer(TorchDispatchMode):
             return
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if x is None or not isinstance(out, torch.Tensor) or x.ndim == 0:
-            self.unknown(f"{type(module).__name__} called without a tensor", [], _tensors(out))
+            self.unknown(f"{type(module).__name__} called without a tensor", [], output_tensors(out))
+            self.unfit_layer(name, f"{type(module).__name__} called without a tensor ({name})")
             return
         dim = x.ndim - 1 if isinstance(module, nn.Linear) else (1 if x.ndim > 1 else 0)
         c = self.get(x) or Chan(dim, self.t.new(x.shape[dim], pin="an untracked input"))
@@ -353,6 +381,7 @@ class _Tracer(TorchDispatchMode):
         if not ok:
             self.t.report(label)
             self.t.pin(c.ids, label)
+            self.unfit_layer(name, label)
             od = 1 if out.ndim > 1 else 0
             self.set(out, Chan(od, self.t.new(out.shape[od], pin=label)))
             return
@@ -415,18 +444,24 @@ def run_meta(model: nn.Module, example: torch.Tensor) -> Any:
 
 
 def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, embedding: bool = False,
-              train: bool = False, keep_whole: Sequence[str] = ()) -> tuple[Trace, Any, set[nn.Module]]:
+              train: bool = False, keep_whole: Sequence[str] = (),
+              opaque: Mapping[str, str] | None = None) -> tuple[Trace, Any, set[nn.Module]]:
     """Trace one forward of ``model`` on ``example`` (eval mode, or ``train`` mode on meta only; no grad; flags
     restored); returns the trace, the output and the modules that ran. The example's channels and the output's
     are pinned. ``on_meta``: run on meta copies of the weights (shapes only: no arithmetic, the model's tensors
     untouched). ``embedding``: prune a transformer's embedding width (else it is pinned). ``keep_whole``: module
-    paths inside which every channel an op or layer touches is pinned."""
+    paths inside which every channel an op or layer touches is pinned. ``opaque``: module path -> why, for modules
+    whose own forward holds code the trace did not run (a branch not taken): every channel that forward sees (its
+    inputs and outputs, its ops', its direct submodules' inputs and outputs) is pinned. A forward on real tensors
+    gets the model's buffers back as they were."""
     assert on_meta or not train, "a real forward in train mode would update BatchNorm statistics"
     trace = Trace()
     names = {m: n for n, m in model.named_modules()}
     specs = {m: s for m in names if not isinstance(m, TRACED_MODULES) and (s := attention_spec(m)) is not None}
     frozen = {m: p for p in keep_whole for n, m in model.named_modules() if n == p or n.startswith(p + ".")}
-    tracer = _Tracer(trace, names, specs, embedding=embedding, frozen=frozen)
+    by_path = {n: m for m, n in names.items()}
+    tracer = _Tracer(trace, names, specs, embedding=embedding, frozen=frozen,
+                     opaque={by_path[p]: why for p, why in (opaque or {}).items()})
     layers = {m for m in names if isinstance(m, TRACED_MODULES)} | set(specs)
     called: set[nn.Module] = set()
 
@@ -450,10 +485,15 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, 
                 try:
                     tracer.layer(module, args, out)
                 except Exception as exc:   # noqa: BLE001  a layer rule that does not fit: pinned and named
-                    tracer.unknown(f"{type(module).__name__}: {type(exc).__name__}", _tensors(args), _tensors(out),
-                                   where=names[module])
+                    what = f"{type(module).__name__}: {type(exc).__name__}"
+                    tracer.unknown(what, output_tensors(args), output_tensors(out), where=names[module])
+                    tracer.unfit_layer(names[module], f"{what} ({names[module]})")
                 if module in frozen:
-                    tracer.pin_all(_tensors(args), _tensors(out), module)
+                    tracer.pin_all(output_tensors(args), output_tensors(out), module)
+            caller = tracer.stack[-1] if tracer.stack else None
+            for m in (module, caller):
+                if m in tracer.opaque:
+                    tracer.pin_seen(output_tensors(args), output_tensors(out), tracer.opaque[m])
 
     example = example.detach().to("meta") if on_meta else example.detach().clone()
     tensors = _meta_tensors(model) if on_meta else None
@@ -464,6 +504,8 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, 
     tracer.set(example, Chan(1 if example.ndim > 1 else 0,
                              trace.new(example.shape[1 if example.ndim > 1 else 0], pin="the model's input")))
     training = {m: m.training for m in names}
+    buffers = [] if on_meta else [(m, k, b, b.detach().clone()) for m in names for k, b in m._buffers.items()
+                                  if b is not None]
     hooks = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
     try:
         model.train(train)
@@ -474,7 +516,11 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, 
             h.remove()
         for m, flag in training.items():
             m.training = flag
-    for o in _tensors(out):
+        with torch.no_grad():     # a forward that updates a buffer (a counter, running statistics) leaves no trace
+            for m, k, b, value in buffers:
+                b.copy_(value)
+                m._buffers[k] = b
+    for o in output_tensors(out):
         c = tracer.get(o)
         if c is not None:
             trace.pin(c.ids, "the model's output")
