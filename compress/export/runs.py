@@ -157,6 +157,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     run_files = list(Path(run_dir).iterdir()) if Path(run_dir).is_dir() else []
     _io.check_output(path, inputs=run_files, overwrite=overwrite)
     if onnx is not None:
+        _check_distinct(path, onnx)   # before any work: the ONNX file would replace the artifact just written
         _io.check_output(onnx, inputs=[*run_files, path], overwrite=overwrite, what="--onnx")
     if max_bytes is None:
         candidates = [CodecConfig(codec or "fp16", fold_bn=bool(fold_bn)).label]
@@ -200,6 +201,15 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     plan = Plan.from_json(manifest["plan"]) if "plan" in manifest else None
     return Export(result, path, breakdown(path), onnx_path, check, plan,
                   entropy_report(encoded) if plan is not None else None, lines)
+
+
+def _check_distinct(out: Path, onnx: str | os.PathLike) -> None:
+    """Refuse ``--onnx`` naming the artifact's own path (``--out``), whether or not that file exists yet, even
+    with ``overwrite``: one output would destroy the other."""
+    onnx = Path(onnx)
+    if onnx.resolve() == out.resolve() or (onnx.exists() and out.exists() and os.path.samefile(onnx, out)):
+        raise ValueError(f"--onnx {str(onnx)!r} is the artifact's path (--out {str(out)!r}): the ONNX file would "
+                         "replace the artifact. Give them different paths")
 
 
 def _int8_path(candidate: str) -> bool:
