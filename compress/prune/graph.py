@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from compress.prune.attention import attention_spec
 from compress.prune.channels import LayerUse, Trace
 from compress.prune.trace import TRACED_MODULES, output_tensors, passes_channels, run_trace
 
@@ -179,6 +180,8 @@ def _not_reached(model: nn.Module, trace: Trace, called: set[nn.Module]) -> dict
     names = {m: n for n, m in model.named_modules()}
     parent = {f"{p}.{k}" if p else k: p for p, m in model.named_modules() for k in m._modules}
     handled = [u.name for u in trace.uses] + [h.name for h in trace.heads]
+    # layers and attention modules run whole: their submodules and tensors are used inside, never by an op
+    handled += [names[m] for m in called if isinstance(m, TRACED_MODULES) or attention_spec(m) is not None]
     aliases: dict[int, list[str]] = {}
     for path, t in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)):
         aliases.setdefault(id(t), []).append(path)
@@ -204,9 +207,8 @@ def _not_reached(model: nn.Module, trace: Trace, called: set[nn.Module]) -> dict
         tops.setdefault(n)
     for n in tops:
         around(n, f"{type(names_of[n]).__name__} ({n or 'model'})")
-    for m in called:
-        n = names[m]
-        if isinstance(m, TRACED_MODULES) or _under(n, handled):
+    for m, n in names.items():
+        if m not in called or _under(n, handled):
             continue        # a layer's own tensors are read inside it
         for k, t in (*m._parameters.items(), *m._buffers.items()):
             if t is None or t.numel() <= 1:

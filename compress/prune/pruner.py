@@ -325,7 +325,14 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
           latency: Callable[..., float] | None = None, file_bytes: Callable[[nn.Module], int] | None = None,
           **settings: Any) -> PruneResult:
     """Prune ``model``'s channels for real; returns a :class:`PruneResult` whose ``.model`` is a new, smaller
-    ``nn.Module`` (``model`` itself is not modified).
+    ``nn.Module`` (``model`` itself is not modified: every forward, taylor's gradients included, runs on a copy,
+    so its parameters, buffers, gradients and flags stay as they were).
+
+    ``steps``: step ``k`` removes what brings each group to ``ratio * fraction_at(k)`` of its original width
+    (a step may remove nothing from a group), so the last step reaches the widths one step would. Every tensor
+    the model returns (a tuple, list or dict of them) keeps its shape. Layers and tensors the traced forward did
+    not reach (a branch not taken) stay whole, with the channels around them pinned and named in ``unknown``;
+    tied tensors stay one tensor.
 
     ``config`` or keyword settings (``prune(model, ratio=0.5, importance="bn")``,
     ``prune(model, budget=Budget(max_params=20_000))``; keywords override the config). ``input_shape``: one

@@ -419,3 +419,34 @@ def test_a_layer_with_one_call_not_understood_stays_whole_on_every_call(first_un
     assert (m.c.in_channels, m.c.out_channels, m.a[0][0].out_channels) == (8, 8, 4)
     assert any("Conv2d (c)" in k for k in result.unknown)
     assert not any("pruned forward failed" in k for k in result.unknown)
+
+
+class ValueBranch(nn.Module):
+    """A branch chosen by the input's values (traced on real tensors): the trace takes the first one only."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(cbr(3, 8), cbr(8, 8))
+        self.usual, self.rare = cbr(8, 8), cbr(8, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.usual(x) if float(x.mean()) < 100 else self.rare(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_branch_chosen_by_values_is_not_pruned_from_under_it():
+    rare = _x() * 1000                 # takes the other branch
+    result = _same_outputs_after_pruning(ValueBranch(), inputs=[_x(), rare])
+    m = result.model
+    assert m.stem[0][0].out_channels == 4 and m.stem[1][0].out_channels == 8
+    assert (m.rare[0].in_channels, m.rare[0].out_channels) == (8, 8)
+    assert any(k.startswith("Sequential (rare)") for k in result.unknown)
+
+
+def test_tied_weights_stay_tied_over_steps_and_the_original_stays_tied():
+    model = Tied(parallel=False)
+    result = prune(model, ratio=0.5, input_shape=SHAPE, steps=3)
+    assert result.model.c1.weight is result.model.c2.weight and result.model.c1.weight.shape == (4, 4, 3, 3)
+    assert model.c1.weight is model.c2.weight and model.c1.weight.shape == (8, 8, 3, 3)
