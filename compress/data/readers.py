@@ -6,8 +6,10 @@ header is line 1) and the problem; with ``skip`` bad rows are collected as ``(fi
 Hostile files cost bounded memory: sizes are checked before anything is allocated from them. A ``.gz`` inflates
 to at most ``max(64 MiB, 100x)`` its size; a CSV header longer than ``MAX_HEADER_CHARS`` is refused before it is
 split; a pixel field longer than 16 characters per expected pixel is refused before it is split; ``.npz`` files
-go through :func:`compress._npz.load_npz` (declared sizes checked); labels without ``class_names`` must be below
-``MAX_CLASSES``; images may hold at most ``MAX_IMAGE_PIXELS`` pixels (checked from the header, before decoding).
+go through :func:`compress._npz.load_npz` (declared sizes checked); labels must be below ``MAX_CLASSES``, and an
+npz's ``class_names`` may name at most that many classes; images (a folder's, checked from the header before
+decoding, an npz's and in-memory arrays', from their shape) may hold at most ``MAX_IMAGE_PIXELS`` pixels and
+``MAX_CHANNELS`` channels.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ _USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
 FER_PIXELS = 48 * 48          # FER2013's image size: the expected pixel count of its layouts when rows have it
 MAX_HEADER_CHARS = 1024       # the known headers are under 30 characters
 MAX_CLASSES = 100_000         # labels without class_names beyond this are refused (ImageNet-21k has 21,841)
-MAX_IMAGE_PIXELS = 4096 * 4096  # per image, from its header, before it is decoded
+MAX_IMAGE_PIXELS = 4096 * 4096  # per image, from its header (or an array's shape), before it is decoded
+MAX_CHANNELS = 64             # channels per image (grayscale 1, RGB 3; multispectral a few dozen)
 _GZ_FLOOR_BYTES, _GZ_RATIO = 64 * 2**20, 100   # a CSV deflates 3-10x; a bomb of one repeated byte ~1000x
 
 
@@ -275,6 +278,10 @@ def check_arrays(x: np.ndarray, y: np.ndarray, xname: str, yname: str, where: st
         x = x.transpose(0, 3, 1, 2)
     elif x.ndim != 4:
         raise DataError(f"{where}: {xname} must be (N, H, W), (N, C, H, W) or (N, H, W, C), got {x.shape}")
+    c, h, w = x.shape[1:]
+    if h * w > MAX_IMAGE_PIXELS or c > MAX_CHANNELS:
+        raise DataError(f"{where}: {xname} images are {h}x{w} with {c} channels; the limit is {MAX_IMAGE_PIXELS} "
+                        f"pixels (4096x4096) and {MAX_CHANNELS} channels per image, as for image folders")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{where}: {yname} must be 1-D with one label per image ({len(x)}), got {y.shape}")
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
@@ -307,7 +314,11 @@ def read_npz(path: Path, skip: bool):
             raise DataError(f"{path}: x_test images are {tuple(parts['test'][0].shape[1:])} (C, H, W), x images "
                             f"{tuple(parts['train'][0].shape[1:])}; both must have one size")
     if "class_names" in arrays:
-        classes = tuple(str(c) for c in arrays["class_names"])
+        names = arrays["class_names"]
+        if names.ndim != 1 or not 1 <= len(names) <= MAX_CLASSES:
+            raise DataError(f"{path}: class_names must be a 1-D array of 1 to {MAX_CLASSES} names, got shape "
+                            f"{names.shape}")
+        classes = tuple(str(c) for c in names)
         for name, (_, y) in parts.items():
             if len(y) and y.max() >= len(classes):
                 i = int(np.argmax(y))
@@ -316,8 +327,8 @@ def read_npz(path: Path, skip: bool):
     else:
         k = int(max(p[1].max() for p in parts.values() if len(p[1]))) + 1
         if k > MAX_CLASSES:
-            raise DataError(f"{path}: label {k - 1} implies {k} classes (limit {MAX_CLASSES} without a "
-                            f"class_names array); add class_names or renumber the labels 0..K-1")
+            raise DataError(f"{path}: label {k - 1} implies {k} classes (limit {MAX_CLASSES}, with or "
+                            f"without class_names); renumber the labels 0..K-1")
         classes = tuple(str(i) for i in range(k))
     return parts, classes, []
 

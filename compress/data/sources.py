@@ -11,7 +11,7 @@ import numpy as np
 
 from compress.data.bundle import DataBundle, _as_hw, _bundle, stratified_split
 from compress.data.default import DIGIT_CLASSES, load_default
-from compress.data.readers import check_arrays, read_csv, read_folder, read_npz
+from compress.data.readers import MAX_IMAGE_PIXELS, check_arrays, read_csv, read_folder, read_npz
 from compress.data.synthetic import parse_synthetic, synthetic
 
 __all__ = ["load", "from_arrays"]
@@ -23,12 +23,16 @@ def load(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
 
     ``val_fraction``: share of each class's training rows held out for validation (stratified, seeded by
     ``seed``). ``input_size``: output side length (or ``(H, W)``); images of another size are resized
-    (bilinear); for CSVs it also sets the grid when the pixel count is not a square.
+    (bilinear); for CSVs it also sets the grid when the pixel count is not a square; at most 4096x4096 pixels
+    (``readers.MAX_IMAGE_PIXELS``, the limit on images read).
     Raises ``FileNotFoundError``, :class:`DataError` (a ``ValueError``) on bad data.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     size = _as_hw(input_size)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise ValueError(f"input_size {size[0]}x{size[1]} exceeds the limit of {MAX_IMAGE_PIXELS} pixels (4096x4096) "
+                         f"per image")
     options = {"val_fraction": val_fraction, "seed": seed,
                "input_size": list(size) if size else None, "skip_bad_rows": skip_bad_rows}
     text = str(source)
