@@ -24,6 +24,7 @@ from torch import nn
 from compress.bench.ort import ort_runner
 from compress.bench.registry import INT8_TOLERANCE, Runner, Runtime, register_runtime
 from compress.bench.torch_runtimes import torch_runner
+from compress.int8.calibrate import calibration_batch_size
 from compress.int8.config import Int8Config
 from compress.int8.prepare import calibration_batch, int8_source
 from compress.int8.writer import export_int8_onnx
@@ -71,9 +72,10 @@ def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | N
         torch.backends.quantized.engine = engine   # weights are packed for the engine set now
         try:
             prepared = prepare_fx(model, QConfigMapping().set_global(qconfig), (images[:1],))
+            step = calibration_batch_size(shape)   # a few large images at a time: activations grow with pixels
             with torch.no_grad():
-                for start in range(0, len(images), 64):
-                    prepared(images[start:start + 64])
+                for start in range(0, len(images), step):
+                    prepared(images[start:start + step])
             quantized = convert_fx(prepared)
             replaced = _set_int8_weights(quantized, weights)
         finally:

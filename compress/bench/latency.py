@@ -14,6 +14,10 @@ instead of a time. A runtime that fails to build (``torch.compile`` without a C 
 records carrying the error rather than crashing the whole benchmark. ``compile``'s first call at each batch
 size (tracing and code generation) is reported separately as ``compile_s`` and not part of the timed calls.
 
+Sizes are checked before anything is allocated: one batch of float32 inputs may take at most
+:data:`MAX_INPUT_BYTES` (:func:`check_input_bytes`); ``compress bench --batch-sizes 1000000000`` or ``--input
+1x100000x100000`` is a ValueError naming the batch and shape, not an allocation failure.
+
 The runtimes are the records of :mod:`compress.bench.runtimes` (each implementation module documents its own).
 With ``data`` (a ``DataBundle`` or ``Split``, plus ``normalizer``), ``Int8Config().calibration_images`` of its
 training images are what the int8 runtimes calibrate on (else N(0, 1) inputs) and what every runtime is checked
@@ -23,6 +27,7 @@ on (cycled to the batch size) instead of N(0, 1) inputs.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import statistics
 import time
@@ -40,12 +45,24 @@ from compress.device import device_name, resolve_device, torch_threads
 from compress.int8.weights import int8_weights
 from compress.onnx import check_input_shape, max_difference
 
-__all__ = ["measure", "latency_ms", "time_calls", "summarize_times", "LATENCY_WARMUP", "LATENCY_REPEATS"]
+__all__ = ["measure", "latency_ms", "time_calls", "summarize_times", "check_input_bytes", "LATENCY_WARMUP",
+           "LATENCY_REPEATS", "MAX_INPUT_BYTES"]
 
 # The one-number latency (budgets' latency_ms, the study's latency column): untimed calls, then timed calls whose
 # median is the number. measure()'s own defaults (10, 50) are for the tables compress bench prints.
 LATENCY_WARMUP = 5
 LATENCY_REPEATS = 30
+MAX_INPUT_BYTES = 2 ** 30   # one batch of float32 inputs (batch x C x H x W x 4 bytes): 1 GiB
+
+
+def check_input_bytes(input_shape: Sequence[int], batch_size: int) -> None:
+    """Raise ValueError naming the batch and shape when a float32 batch of ``batch_size`` inputs of
+    ``input_shape`` would take more than :data:`MAX_INPUT_BYTES` (checked before anything is allocated)."""
+    nbytes = int(batch_size) * math.prod(int(d) for d in input_shape) * 4
+    if nbytes > MAX_INPUT_BYTES:
+        raise ValueError(f"batch size {batch_size} x input {'x'.join(map(str, input_shape))}: one float32 batch "
+                         f"would take {nbytes / 2**30:,.3g} GiB, over the limit of {MAX_INPUT_BYTES / 2**30:g} GiB; "
+                         f"use smaller batch sizes or a smaller input")
 
 
 def measure(
@@ -73,7 +90,8 @@ def measure(
 
     Raises ``ValueError`` for an unknown runtime or device, CUDA requested without CUDA, a runtime
     whose optional package is missing, non-positive sizes or counts, data whose images are not of
-    ``input_shape``, or an int8 runtime asked to run an artifact whose codec has no int8 execution path.
+    ``input_shape``, a batch of inputs over :data:`MAX_INPUT_BYTES`, or an int8 runtime asked to run an artifact
+    whose codec has no int8 execution path.
     """
     shape = check_input_shape(input_shape)
     device = resolve_device(device).type
@@ -81,6 +99,7 @@ def measure(
     batch_sizes = [_positive_int("batch size", b) for b in batch_sizes]
     if not batch_sizes:
         raise ValueError("batch_sizes is empty: give at least one batch size")
+    check_input_bytes(shape, max(batch_sizes))
     warmup = _positive_int("warmup", warmup, allow_zero=True)
     repeats = _positive_int("repeats", repeats)
     threads = torch.get_num_threads() if threads is None else _positive_int("threads", threads)

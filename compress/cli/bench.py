@@ -59,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         _io.check_output(args.json, inputs=[args.target], overwrite=args.overwrite, what="--json")
+    from compress.bench.latency import check_input_bytes
+
     options = given(args, measure)
     device = options.get("device", "cpu")
+    if args.input is not None:   # before the model is built for it
+        check_input_bytes(args.input, max(args.batch_sizes))
     model, input_shape = _target(args.target, args.input, args)
+    check_input_bytes(input_shape, max(args.batch_sizes))
     runtimes = _onnx_runtimes(args.runtimes, device) if isinstance(model, OnnxModel) else \
         _runtimes(args.runtimes, device, int8=_has_int8_path(model))
     int8 = any(get_runtime(r).kind == "int8" for r in runtimes)

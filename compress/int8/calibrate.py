@@ -13,6 +13,10 @@ Wu et al. 2020, "Integer quantization for deep learning inference", sec. 4.1):
                 exact zeros are left out of the histogram, since zero is exact in every range and a ReLU's
                 spike of zeros would otherwise pull the window down to the narrowest one).
 
+Calibration runs its images in batches of :func:`calibration_batch_size` (at most ``CALIBRATION_BATCH_VALUES``
+input values each): a pass that keeps every activation of a batch (the ONNX writer's) grows with the batch's
+pixels, so large images go a few at a time (one 1x512x512 image per pass, 64 of 1x48x48).
+
 A range always contains 0 (zero must be exact: padding and ReLU produce it). :func:`uint8_params` turns a range
 into the asymmetric uint8 ``(scale, zero_point)`` that ONNX ``QuantizeLinear`` takes.
 
@@ -26,13 +30,16 @@ into the asymmetric uint8 ``(scale, zero_point)`` that ONNX ``QuantizeLinear`` t
 
 from __future__ import annotations
 
-from typing import Mapping
+import math
+from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CALIBRATION_METHODS", "RangeCalibrator", "uint8_params", "entropy_window"]
+__all__ = ["CALIBRATION_METHODS", "CALIBRATION_BATCH_VALUES", "RangeCalibrator", "uint8_params", "entropy_window",
+           "calibration_batch_size"]
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+CALIBRATION_BATCH_VALUES = 2 ** 18   # input values per calibration pass (1 MiB of float32)
 UINT8_STEPS = 255   # uint8 levels minus one: the steps a range is cut into
 
 
@@ -169,6 +176,12 @@ def _window_kl(hist: np.ndarray, a: int, b: int, steps: int) -> float:
     # a clipped edge bin empty inside the window has P > 0 and Q = 0: give it a little mass (TensorRT smooths too)
     q = np.where(q > 0, q, 1e-4 / len(window))
     return float(np.sum(p * np.log(p / q)))
+
+
+def calibration_batch_size(input_shape: Sequence[int], most: int = 64) -> int:
+    """Images per calibration pass: at most ``most``, and at most :data:`CALIBRATION_BATCH_VALUES` input values
+    (at least one image)."""
+    return max(1, min(most, CALIBRATION_BATCH_VALUES // max(1, math.prod(input_shape))))
 
 
 def uint8_params(low: float, high: float) -> tuple[float, int]:

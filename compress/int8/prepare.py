@@ -4,10 +4,12 @@ Given an int8 artifact's ``weights`` they run those exactly; given a float model
 ``compress export --codec int8 --fold-bn`` writes (BatchNorm folded, int8 per output channel:
 :func:`compress.quant.model.encode_model`) and run that. Activation ranges come from calibration inputs (model
 inputs drawn from the data, :func:`compress.data.model_inputs`) or, without any, from N(0, 1) random inputs.
+Either way at most ``CALIBRATION_MAX_VALUES`` input values are taken (64 images of 1x512x512, one of 3x4096x4096).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import torch
@@ -18,9 +20,10 @@ from compress.models.fold import count_batchnorm, fold_batchnorm
 from compress.quant.codecs import Codec
 from compress.quant.model import encode_model
 
-__all__ = ["int8_source", "calibration_batch", "RANDOM_CALIBRATION_IMAGES"]
+__all__ = ["int8_source", "calibration_batch", "RANDOM_CALIBRATION_IMAGES", "CALIBRATION_MAX_VALUES"]
 
 RANDOM_CALIBRATION_IMAGES = 64   # N(0, 1) inputs (count) when no calibration inputs are given
+CALIBRATION_MAX_VALUES = 2 ** 24   # input values calibrated on at most (64 MiB of float32)
 
 
 def int8_source(model: nn.Module, weights: Mapping | None) -> tuple[nn.Module, dict, list[str]]:
@@ -40,12 +43,17 @@ def int8_source(model: nn.Module, weights: Mapping | None) -> tuple[nn.Module, d
 
 def calibration_batch(calibration: torch.Tensor | None, shape: Sequence[int]) -> tuple[torch.Tensor, str]:
     """(model inputs to calibrate on, a note saying what they are): ``calibration`` (model inputs, ``(N, *shape)``)
-    or, when None, :data:`RANDOM_CALIBRATION_IMAGES` seeded N(0, 1) inputs. Raises ValueError for a wrong shape."""
+    or, when None, :data:`RANDOM_CALIBRATION_IMAGES` seeded N(0, 1) inputs; either way at most
+    :data:`CALIBRATION_MAX_VALUES` input values' worth of images (at least one). Raises ValueError for a wrong
+    shape."""
+    most = max(1, CALIBRATION_MAX_VALUES // max(1, math.prod(shape)))
     if calibration is None:
+        count = min(RANDOM_CALIBRATION_IMAGES, most)
         gen = torch.Generator().manual_seed(0)
-        return (torch.randn(RANDOM_CALIBRATION_IMAGES, *shape, generator=gen),
-                f"activation ranges from {RANDOM_CALIBRATION_IMAGES} N(0, 1) random inputs (no calibration images)")
+        return (torch.randn(count, *shape, generator=gen),
+                f"activation ranges from {count} N(0, 1) random inputs (no calibration images)")
     if not isinstance(calibration, torch.Tensor) or tuple(calibration.shape[1:]) != tuple(shape):
         raise ValueError(f"calibration images must be a tensor of shape (N, {', '.join(map(str, shape))}), "
                          f"got {getattr(calibration, 'shape', type(calibration).__name__)}")
-    return calibration.float().cpu(), f"activation ranges from {len(calibration)} calibration images"
+    images = calibration[:most].float().cpu()
+    return images, f"activation ranges from {len(images)} calibration images"

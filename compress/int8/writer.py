@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from compress import _io
-from compress.int8.calibrate import RangeCalibrator
+from compress.int8.calibrate import RangeCalibrator, calibration_batch_size
 from compress.int8.config import Int8Config
 from compress.int8.qdq import WEIGHT_OPS, activation_tensors, quantize_graph
 from compress.onnx import INPUT_NAME, export_onnx, ort_session_options, require_onnxruntime
@@ -107,9 +107,10 @@ def _calibration_images(x: torch.Tensor, input_shape: Sequence[int], count: int)
     return x[:count].detach().float().cpu().contiguous()
 
 
-def _activation_ranges(ort, float_model, images: torch.Tensor, config: Int8Config, batch_size: int = 64
-                       ) -> dict[str, tuple[float, float]]:
-    """Each activation's calibrated range: the float graph run with every activation as an extra output."""
+def _activation_ranges(ort, float_model, images: torch.Tensor, config: Int8Config) -> dict[str, tuple[float, float]]:
+    """Each activation's calibrated range: the float graph run with every activation as an extra output, a few
+    images at a time (:func:`compress.int8.calibrate.calibration_batch_size`: every activation of a batch is held
+    at once)."""
     import onnx
 
     names = activation_tensors(float_model)
@@ -121,6 +122,7 @@ def _activation_ranges(ort, float_model, images: torch.Tensor, config: Int8Confi
                                    providers=["CPUExecutionProvider"])
     fetch = [n for n in names if n != INPUT_NAME]
     calibrator = RangeCalibrator(config.calibration, percentile=config.percentile)
+    batch_size = calibration_batch_size(images.shape[1:])
     while True:
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].numpy()
