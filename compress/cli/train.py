@@ -8,6 +8,7 @@ from compress.cli._common import (add_data_arguments, add_field, add_model_argum
                                   model_arguments, parse_float_pair, parse_key_value, positive_int, report_skipped)
 
 _FLIP = {"auto": None, "on": True, "off": False}
+MAX_SEEDS = 64   # models trained together as one stacked model: memory grows with each (--seeds)
 
 
 def _flip(text: str) -> bool | None:
@@ -16,6 +17,17 @@ def _flip(text: str) -> bool | None:
     if text not in _FLIP:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, on, off")
     return _FLIP[text]
+
+
+def _seeds(text: str) -> int:
+    """argparse type: a seed count from 1 to :data:`MAX_SEEDS`."""
+    import argparse
+
+    value = positive_int(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_SEEDS} seeds train together (each adds a model to "
+                                         f"the stacked one); run several commands for more")
+    return value
 
 
 def register(sub) -> None:
@@ -69,9 +81,9 @@ def register(sub) -> None:
                         "(compress.prune.BatchNormL1; default none: no penalty)")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig setting, e.g. --set eval_batch_size=512 (JSON value), repeatable")
-    p.add_argument("--seeds", type=positive_int, default=1,
+    p.add_argument("--seeds", type=_seeds, default=1,
                    help="train seeds --seed, --seed+1, ... together as one stacked model (compress.train.fit_many); "
-                        "one run folder each, OUT-s<seed> (default 1: one run in OUT)")
+                        f"one run folder each, OUT-s<seed> (default 1: one run in OUT; at most {MAX_SEEDS})")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(run=run)
 
