@@ -220,3 +220,27 @@ def test_a_model_and_its_data_from_python(tmp_path):
         search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n")
     with pytest.raises(ValueError, match="no card"):
         search(torch.nn.Linear(4, 2), Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=bundle)
+
+
+def test_a_killed_search_resumes_without_repeating_finished_models(run_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "k"
+    args = [sys.executable, "-m", "compress", "search", str(run_dir), "--max-bytes", str(BUDGET), "--out", str(out),
+            "--importances", "l1", "--scopes", "uniform", "--storage", "int8+fold", "--codecs", "int8+fold",
+            "--finetune-epochs", "0.5", "--no-deep", "--runtime", "eager", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "models" / "prune-l1-uniform-int8.json"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists() and (out / "sweep.lock").exists()          # killed mid-search, its lock left behind
+    stamp = first.stat().st_mtime_ns
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert first.stat().st_mtime_ns == stamp and (out / "best.npz").is_file()
