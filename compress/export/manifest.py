@@ -113,10 +113,30 @@ def parse_manifest(path: Path | str, raw: bytes) -> dict:
     for key, kind in (("model", dict), ("codec", dict), ("arrays", dict), ("checksum", str), ("meta", dict)):
         if not isinstance(manifest.get(key), kind):
             raise ArtifactError(f"{path}: manifest field {key!r} is missing or not a {kind.__name__}")
+    _check_meta(path, manifest["meta"])
     _check_arrays(path, manifest["arrays"])
     _check_table(path, manifest["tensors"], manifest["arrays"])
     _check_model(path, manifest["model"], manifest["tensors"])
     return manifest
+
+
+_META_TEXT = ("run", "data_source")     # meta fields compress itself reads back as paths or names
+
+
+def _check_meta(path, meta: dict) -> None:
+    """The meta fields compress reads back (``run``, ``data_source``: text or null; ``class_names``: a list of at
+    most 100,000 strings; ``normalizer``: an object). Any other key is the user's and stays unread."""
+    for key in _META_TEXT:
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= 4096):
+            raise ArtifactError(f"{path}: manifest field meta.{key} must be text (a path or name), got "
+                                f"{type(value).__name__} {str(value)[:80]}")
+    names = meta.get("class_names")
+    if names is not None and not (isinstance(names, list) and len(names) <= 100_000
+                                  and all(isinstance(n, str) for n in names)):
+        raise ArtifactError(f"{path}: manifest field meta.class_names must be a list of at most 100,000 strings")
+    if meta.get("normalizer") is not None and not isinstance(meta["normalizer"], dict):
+        raise ArtifactError(f"{path}: manifest field meta.normalizer must be an object")
 
 
 def _check_arrays(path, arrays: dict) -> None:
