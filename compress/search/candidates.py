@@ -6,15 +6,19 @@ test split would report an optimistic number for its winner).
 
 The rule (:func:`choose`): among the candidates within every limit, the one with the highest validation accuracy
 leads. Another candidate is *tied* with it when it is (1) at most ``tolerance_points`` percentage points less
-accurate (default :data:`TOLERANCE_POINTS`, 0: only an equal accuracy ties) and (2) not worse by McNemar's exact test on the same validation
-images at the 5% level: of the ``b + c`` images exactly one of the two gets right, the leader's ``b`` must be a count
-a fair coin reaches with two-sided probability under 0.05 (4 images to 0 is not enough, p = 0.125; 20 to 8 is,
-p = 0.036). Among the tied candidates the fastest wins (measured latency), then the smallest file. Latencies within
-:data:`LATENCY_TIE` (10%) of the fastest count as equally fast (timings on a shared CPU move by that much between
-runs), and the smallest file among them wins. So a search never trades more than the tolerance for speed, and
-never a difference the split can resolve. The default tolerance is 0 because a validation split of a few hundred
-images cannot vouch for a trade: on the 400 digits of the default data, half a point given up on validation was
-3.3 points on the test split (``benchmarks/README.md``, "Joint search").
+accurate (default :data:`TOLERANCE_POINTS`, 0: only an equal accuracy ties) and (2) not worse by McNemar's exact
+test on the same validation images at the 5% level (:func:`compress.evidence.better`, where the paired rule every
+choice on a validation split uses is documented): of the ``b + c`` images exactly one of the two gets right, the
+leader's ``b`` must be a count a fair coin reaches with two-sided probability under 0.05 (4 images to 0 is not
+enough, p = 0.125; 20 to 8 is, p = 0.036). Among the tied candidates the fastest wins (measured latency), then the
+smallest file. Latencies within :data:`LATENCY_TIE` (10%) of the fastest count as equally fast (timings on a shared
+CPU move by that much between runs), and the smallest file among them wins. So a search never trades more than the
+tolerance for speed, and never a difference the split can resolve. The default tolerance is 0 because a
+validation split of a few hundred images cannot vouch for a trade: on the 400 digits of the default data, half a
+point given up on validation was 3.3 points on the test split (``benchmarks/README.md``, "Joint search"). A
+tolerance the split cannot resolve (under ``600 / n`` points on ``n`` images:
+:func:`compress.evidence.resolvable_points`) is warned about once by the search
+(:class:`compress.evidence.SplitTooSmallWarning`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from compress.evidence import ALPHA, better, paired_gap, sign_test, wilson
 
 __all__ = ["Candidate", "METHODS", "wilson", "paired_gap", "sign_test", "pareto_front", "choose", "nearest",
            "COLUMNS", "ALPHA", "TOLERANCE_POINTS"]
@@ -39,8 +45,6 @@ METHODS = {
     "scaled": "scaled to the budget, trained from scratch",
     "random": "random-importance pruning (control)",
 }
-Z95 = 1.96
-ALPHA = 0.05        # the level of the paired test that separates a real difference from a tie
 LATENCY_TIE = 1.10  # latencies within 10% of the fastest are equally fast
 TOLERANCE_POINTS = 0.0   # accuracy (percentage points) a search may give up for a faster or smaller model
 
@@ -58,7 +62,7 @@ class Candidate:
     param_count: int | None = None   # of the model the artifact reloads to
     macs: int | None = None          # of the same, one image
     val_acc: float | None = None     # validation split, the artifact as reloaded from disk
-    val_low: float | None = None     # Wilson 95% interval of val_acc
+    val_low: float | None = None     # Wilson 95% interval of val_acc (compress.evidence.wilson)
     val_high: float | None = None
     val_n: int = 0
     test_acc: float | None = None    # test split (reported only, never used to choose)
@@ -108,46 +112,13 @@ class Candidate:
 COLUMNS = [f.name for f in fields(Candidate) if f.name != "val_correct"]
 
 
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of ``correct / n`` (the binomial interval that stays inside [0, 1])."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = correct / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
-
-
-def paired_gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """``(acc(a) - acc(b), its standard error)`` on the same images (McNemar: discordant pairs only)."""
-    if a.shape != b.shape or not len(a):
-        raise ValueError("paired_gap: both candidates must be scored on the same, non-empty image set")
-    n = len(a)
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(b & ~a))
-    return (only_a - only_b) / n, math.sqrt(only_a + only_b) / n
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Two-sided exact p-value of ``wins`` against ``losses`` under a fair coin (McNemar's exact test on the
-    discordant pairs)."""
-    n, k = wins + losses, max(wins, losses)
-    if n == 0:
-        return 1.0
-    log_half = n * math.log(0.5)
-    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
-               for i in range(k, n + 1))
-    return min(1.0, 2 * tail)
-
-
 def worse(a: Candidate, best: Candidate) -> bool:
-    """Whether ``a`` is worse than ``best`` beyond the noise of the validation split (the module's rule)."""
+    """Whether ``a`` is worse than ``best`` beyond the noise of the validation split: :func:`compress.evidence.better`
+    on their per-image correctness (McNemar's exact test at 5%); without it, non-overlapping Wilson intervals."""
     ca, cb = a.correct(), best.correct()
     if ca is None or cb is None or ca.shape != cb.shape:    # no paired data: the two Wilson intervals
         return a.val_high is not None and best.val_low is not None and a.val_high < best.val_low
-    wins, losses = int(np.sum(cb & ~ca)), int(np.sum(ca & ~cb))
-    return wins > losses and sign_test(wins, losses) < ALPHA
+    return better(cb, ca, alpha=ALPHA)
 
 
 def pareto_front(rows: Iterable[Candidate], axes: Sequence[str] = ("size_bytes", "latency_ms")) -> list[Candidate]:

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import torch
 
-from compress.search.candidates import Candidate, wilson
+from compress.evidence import wilson
+from compress.search.candidates import Candidate
 
 __all__ = ["score", "latencies", "runtimes_for", "overhead_ms"]
 
@@ -35,7 +36,7 @@ def score(candidate: Candidate, path: Path, bundle, normalizer, input_shape: Seq
     val = _correct(model, bundle.val, normalizer)
     candidate.val_n = len(val)
     candidate.val_acc = float(val.float().mean())
-    candidate.val_low, candidate.val_high = wilson(int(val.sum()), len(val))
+    candidate.val_low, candidate.val_high = wilson(candidate.val_acc, len(val))
     candidate.set_correct(val.numpy())
     if bundle.test is not None and len(bundle.test) and bundle.test.labeled:
         test = _correct(model, bundle.test, normalizer)

@@ -2,7 +2,7 @@
 
 A 95% interval over n seeds is ``mean +- t(0.975, n-1) * s / sqrt(n)`` (Student's t, s the sample standard
 deviation). With one seed there is no spread to estimate; :func:`mean_ci` then falls back to the binomial
-(Wilson) interval of that one accuracy on ``n_eval`` images, when given.
+(Wilson, :func:`compress.evidence.wilson`) interval of that one accuracy on ``n_eval`` images, when given.
 
 The tie rule (:func:`verdict`): one result beats another only when (1) their 95% intervals do not overlap and
 (2) their means differ by at least :data:`MIN_DIFFERENCE`, one accuracy point. (1) is the noise of training (the
@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Sequence
+
+from compress.evidence import wilson   # the one Wilson interval; re-exported here for the reports
 
 # Student's t quantiles t(0.975, df) for df = 1..30; beyond 30 the normal 1.96 is within 2%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -57,16 +59,6 @@ class Interval:
     def to_dict(self) -> dict:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n, "std": self.std,
                 "method": self.method}
-
-
-def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``p`` observed on ``n`` trials."""
-    if n <= 0:
-        raise ValueError(f"wilson: n must be positive, got {n}")
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return centre - half, centre + half
 
 
 def mean_ci(values: Sequence[float], *, n_eval: int | None = None,

@@ -13,15 +13,15 @@ def cand(id, acc_bits, size, ms=None, fits=True, test=None):
     bits = np.array(acc_bits, dtype=bool)
     c = Candidate(id, id, "int8+fold", "joint", size_bytes=size, latency_ms=ms, fits=fits, fits_bytes=fits,
                   val_acc=float(bits.mean()), val_n=len(bits), test_acc=test)
-    c.val_low, c.val_high = wilson(int(bits.sum()), len(bits))
+    c.val_low, c.val_high = wilson(float(bits.mean()), len(bits))
     c.set_correct(bits)
     return c
 
 
 def test_wilson_matches_the_formula_and_stays_in_bounds():
-    low, high = wilson(90, 100)
+    low, high = wilson(0.9, 100)
     assert low == pytest.approx(0.8256, abs=1e-4) and high == pytest.approx(0.9448, abs=1e-4)
-    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    assert wilson(0.0, 10)[0] == 0.0 and wilson(1.0, 10)[1] == 1.0
 
 
 def test_correct_bits_round_trip():
