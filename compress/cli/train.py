@@ -38,7 +38,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train", help="train a model and write a run folder",
         description="Train a model (compress's, one from your file, torchvision's or timm's: see --model) on a dataset; writes config.json, history.json, "
-                    "metrics.json, environment.json, checkpoint.pt and curves.png into --out.")
+                    "metrics.json, environment.json, checkpoint.pt and curves.png into --out. While it trains, --out.partial/resume.pt "
+                    "holds its state after the last finished epoch: the same command with --resume continues it.")
     add_model_arguments(p, default="mobilenet_v1")
     add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
     add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
@@ -48,6 +49,10 @@ def register(sub) -> None:
     add_field(p, "--input-size", load, "input_size", type=int, help="resize images to this side length")
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run of this same command from OUT.partial/resume.pt (its last finished "
+                        "epoch; with --seeds, beside the first seed's folder); it ends as the uninterrupted run "
+                        "would have")
     g = p.add_argument_group("training (compress.train.TrainConfig)")
     add_field(g, "--epochs", TrainConfig, "epochs", type=int)
     add_field(g, "--batch-size", TrainConfig, "batch_size", type=int, help="images per step")
@@ -99,6 +104,7 @@ def run(args) -> int:
     from compress.prune.regularize import BatchNormL1
     from compress.study.plots import training_curves
     from compress.train import TrainConfig, fit_many
+    from compress.train.resume import check_outs
 
     config = TrainConfig.from_dict({**dict(args.set), **given(args, TrainConfig)})
     regularizer = BatchNormL1(args.bn_l1) if args.bn_l1 is not None else None
@@ -108,7 +114,8 @@ def run(args) -> int:
     outs = [Path(args.out)] if args.seeds == 1 else [Path(f"{args.out}-s{s}") for s in seeds]
     for out in outs:   # before any work: never an input (the data, the teacher), existing only with --overwrite
         _io.check_output_folder(out, inputs=[args.data, *([config.teacher] if config.teacher else [])],
-                                overwrite=bool(args.overwrite))
+                                overwrite=None if args.resume else bool(args.overwrite))
+    check_outs(outs, resume=args.resume, overwrite=args.overwrite)   # a resume state there, or a leftover one
     bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
     report_skipped(bundle)
     print(bundle.describe(), file=sys.stderr)
@@ -121,7 +128,7 @@ def run(args) -> int:
         models.append(create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
                              input_size=bundle.input_size, **given(args, create), **model_arguments(args)))
     results = fit_many(models, bundle, config, seeds=seeds, outs=outs, overwrite=args.overwrite,
-                       progress=False if args.quiet else None, regularizer=regularizer)
+                       progress=False if args.quiet else None, regularizer=regularizer, resume=args.resume)
     for result in results:
         training_curves(result.history, result.path / "curves.png", title=result.info.get("model", {}).get("class"))
         m = result.metrics

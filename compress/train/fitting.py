@@ -32,6 +32,7 @@ from compress.train.hooks import Regularizer, WeightTransformHook, regularizer_r
 from compress.train.inference import evaluate
 from compress.train.runs import Run, config_json, write_run
 from compress.train.loop import TrainingLoop
+from compress.train import resume as resume_mod
 
 __all__ = ["fit", "train_members"]
 
@@ -40,11 +41,14 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
         out: str | os.PathLike | None = None, overwrite: bool = False,
         teacher: nn.Module | Run | str | os.PathLike | None = None,
         progress: bool | Callable[[dict], None] | None = None, regularizer: Regularizer | None = None,
-        weight_transform: WeightTransformHook | None = None, normalizer: Normalizer | None = None) -> Run:
+        weight_transform: WeightTransformHook | None = None, normalizer: Normalizer | None = None,
+        resume: bool = False) -> Run:
     """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
 
     ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
-    raises ``FileExistsError`` unless ``overwrite``. ``teacher``: a model, a Run or a run folder for
+    raises ``FileExistsError`` unless ``overwrite``. While training, ``OUT.partial/resume.pt`` holds the state at
+    the last finished epoch (:mod:`compress.train.resume`); ``resume=True`` continues a killed run from it (the
+    same model, data and config; ValueError otherwise) and ends as the uninterrupted run would have. ``teacher``: a model, a Run or a run folder for
     knowledge distillation (overrides ``config.teacher``). ``progress``: None = tqdm on a terminal, one line
     per epoch otherwise; False = silent; a callable gets each history row. ``regularizer``: ``model -> loss term``
     added at every step (e.g. ``compress.prune.BatchNormL1``), recorded in config.json as its ``to_dict()``.
@@ -58,7 +62,8 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     """
     return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
                          overwrite=overwrite, teacher=teacher, progress=progress, stack=False,
-                         regularizer=regularizer, weight_transform=weight_transform, normalizer=normalizer)[0]
+                         regularizer=regularizer, weight_transform=weight_transform, normalizer=normalizer,
+                         resume=resume)[0]
 
 
 def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
@@ -76,9 +81,10 @@ def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
 def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
                   seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool,
                   regularizer: Regularizer | None = None, weight_transform: WeightTransformHook | None = None,
-                  normalizer: Normalizer | None = None) -> list[Run]:
+                  normalizer: Normalizer | None = None, resume: bool = False) -> list[Run]:
     """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
-    one stacked model), restore each member's best weights, measure, write each member's run folder."""
+    one stacked model; ``resume``: from the state beside the first run folder), restore each member's best
+    weights, measure, write each member's run folder."""
     from compress import data as data_mod
     from compress.train.stack import stack_models
 
@@ -86,6 +92,11 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
     if regularizer is not None and not callable(regularizer):
         raise TypeError(f"regularizer must be a callable model -> loss term, got {type(regularizer).__name__}")
     _check_weight_transform(weight_transform, config, len(models))
+    out_paths = [Path(o) if o is not None else None for o in outs]
+    resume_mod.check_outs(out_paths, resume=resume, overwrite=overwrite)
+    if resume and weight_transform is not None:
+        raise ValueError("resume: fine-tuning through a weight transform keeps no resume state (its masks and "
+                         "steps are its own); train it again")
     if not isinstance(data, DataBundle):
         data = data_mod.load(data, seed=config.seed)
     if data.train is None or not len(data.train) or not data.train.labeled:
@@ -93,9 +104,8 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
     if len(data.train) < 2:   # BatchNorm cannot normalize a batch of one image
         raise ValueError(f"{data.source}: the training split has {len(data.train)} image; training needs at least 2 "
                          f"(give more rows, or a smaller val_fraction)")
-    out_paths = [Path(o) if o is not None else None for o in outs]
     for path in out_paths:
-        if path is not None and path.exists() and not overwrite:
+        if path is not None and path.exists() and not overwrite and not resume:
             raise FileExistsError(f"run folder {path} exists (pass overwrite=True / --overwrite)")
         if path is not None:   # a read-only parent must fail now, not after training
             folder = path.resolve().parent
@@ -114,8 +124,19 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
         trained = stack_models(models).to(device) if stack else models[0]
         loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm,
                             regularizer=regularizer, transform=weight_transform, normalizer=normalizer)
-        histories, states, train_metrics = loop.run(_progress_fn(progress, math.ceil(config.epochs), len(models),
-                                                                 seeds))
+        keep = weight_transform is None and all(o is not None for o in out_paths)   # a resume state
+        card = card_of(models[0])
+        ident = resume_mod.identity(config, list(seeds), models[0], data, loop.normalizer, teacher=teacher_info,
+                                    regularizer=regularizer_record(regularizer),
+                                    card=card.to_dict() if card is not None else None) if keep else None
+        state = resume_mod.read_state(out_paths[0], ident) if resume else None
+        if keep and not resume:
+            resume_mod.discard(out_paths)                      # a killed run's state, overwritten (checked above)
+        report = _progress_fn(progress, math.ceil(config.epochs), len(models), seeds,
+                              start=resume_mod.epochs_done(state))
+        histories, states, train_metrics = loop.run(
+            report, resume=state, resume_name=str(resume_mod.resume_file(out_paths[0])) if resume else "",
+            save=resume_mod.saver(out_paths[0], ident) if keep else None)
         runs = []
         for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
                                                                  out_paths):
@@ -129,8 +150,10 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             run.info = config_json(run, data, loop.aug.flip if loop.aug is not None else False, teacher_info,
                                    regularizer=regularizer_record(regularizer))
             if out_path is not None:
-                write_run(run, out_path, overwrite)
+                write_run(run, out_path, overwrite or resume)   # resumed: replaces what a kill left of it
             runs.append(run)
+        if keep:
+            resume_mod.discard(out_paths)
     return runs
 
 
@@ -179,19 +202,22 @@ def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role:
                          f"{data.num_classes} classes")
 
 
-def _progress_fn(progress, epochs: int, members: int = 1, seeds=(0,)) -> Callable[[int, dict], None]:
+def _progress_fn(progress, epochs: int, members: int = 1, seeds=(0,), start: int = 0) -> Callable[[int, dict], None]:
     """``report(member, row)``: None = tqdm on a terminal (one model), one line per epoch otherwise; False =
-    silent; a callable gets each history row (with ``seed`` added when several members train together)."""
+    silent; a callable gets each history row (with ``seed`` added when several members train together).
+    ``start``: epochs a resumed run had finished (said once, the bar starts there)."""
     if progress is False:
         return lambda member, row: None
     if callable(progress):
         if members == 1:
             return lambda member, row: progress(row)
         return lambda member, row: progress({**row, "seed": seeds[member]})
+    if start:
+        print(f"resuming after epoch {start}/{epochs}", file=sys.stderr, flush=True)
     if sys.stderr.isatty() and members == 1:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs, unit="epoch", file=sys.stderr)
+        bar = tqdm(total=epochs, initial=start, unit="epoch", file=sys.stderr)
 
         def tick(member, row):
             bar.update(1)

@@ -28,7 +28,7 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
              seeds: Sequence[int] | None = None, outs: Sequence[str | os.PathLike | None] | None = None,
              overwrite: bool = False, teacher: nn.Module | Run | str | os.PathLike | None = None,
              progress: bool | Callable[[dict], None] | None = None,
-             regularizer: Regularizer | None = None) -> list[Run]:
+             regularizer: Regularizer | None = None, resume: bool = False) -> list[Run]:
     """Train ``models`` (same architecture, different initial weights) together; returns their runs in order.
 
     ``seeds``: one per model (default ``config.seed, config.seed + 1, ...``): member ``k`` trains as
@@ -37,6 +37,8 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     given the stacked model (a regularizer summed over layers is then each member's own).
     Models that cannot be stacked (a forward compress does not know to act per channel: most models from a
     file, torchvision or timm) train one after another instead, each as ``fit`` would train it.
+    ``resume``: continue killed stacked training from the resume state beside ``outs[0]``
+    (:mod:`compress.train.resume`); refused for models trained one after another.
     Raises ValueError for no models, mismatched lengths or repeated seeds.
     """
     models = list(models)
@@ -58,11 +60,14 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     if len(set(given)) != len(given):
         raise ValueError("fit_many: two members share a run folder")
     if len(models) > 1 and not _stackable(models[0]):
+        if resume:
+            raise ValueError(f"resume: {type(models[0]).__name__} cannot be stacked, so its {len(models)} seeds "
+                             "train one after another, which does not resume; train them again (--overwrite)")
         return [run for m, seed, out in zip(models, seeds, outs)
                 for run in train_members([m], data, config, seeds=[seed], outs=[out], overwrite=overwrite,
                                          teacher=teacher, progress=progress, stack=False, regularizer=regularizer)]
     return train_members(models, data, config, seeds=seeds, outs=outs, overwrite=overwrite, teacher=teacher,
-                         progress=progress, stack=len(models) > 1, regularizer=regularizer)
+                         progress=progress, stack=len(models) > 1, regularizer=regularizer, resume=resume)
 
 
 def _stackable(model: nn.Module) -> bool:

@@ -12,6 +12,7 @@ BatchNorm recalibration all read the model's own weights, which are not what it 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Callable
@@ -163,11 +164,51 @@ class TrainingLoop:
             seen += yb.shape[1]
         return loss_sum, correct, seen
 
+    # ------------------------------------------------------------------------------------------ resuming
+
+    def _state(self, tally: "_Tally", opt, sched, ema, gens) -> dict:
+        """Everything the next epochs read: saved after each epoch (:mod:`compress.train.resume`)."""
+        rng = {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in gens],
+               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        return {"model": self.model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "ema": {"model": ema.model.state_dict(), "steps": ema.steps} if ema is not None else None,
+                "rng": rng, "tally": {f.name: getattr(tally, f.name) for f in dataclasses.fields(tally)}}
+
+    def _restore(self, state: dict, name: str, opt, sched, ema, gens) -> "_Tally":
+        """Load a state :meth:`_state` made; ValueError naming ``name`` when it does not fit this run."""
+        try:
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["schedule"])
+            if self.scaler.is_enabled():
+                self.scaler.load_state_dict(state["scaler"])
+            if ema is not None:
+                ema.model.load_state_dict(state["ema"]["model"])
+                ema.steps = int(state["ema"]["steps"])
+            rng = state["rng"]
+            if len(rng["generators"]) != len(gens):
+                raise ValueError(f"{len(rng['generators'])} members saved, {len(gens)} training")
+            torch.set_rng_state(rng["torch"])
+            if self.device.type == "cuda" and rng["cuda"] is not None:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+            for g, g_state in zip(gens, rng["generators"]):
+                g.set_state(g_state)
+            tally = _Tally(**state["tally"])
+            tally.check(self.k)
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{name}: does not fit this run ({first}); start over with --overwrite") from None
+        return tally
+
     # ------------------------------------------------------------------------------------------ the loop
 
-    def run(self, report: Callable[[int, dict], None]) -> tuple[list[list[dict]], list[dict], list[dict]]:
+    def run(self, report: Callable[[int, dict], None], *, resume: dict | None = None, resume_name: str = "",
+            save: Callable[[dict], None] | None = None) -> tuple[list[list[dict]], list[dict], list[dict]]:
         """Train; returns per member its history, the state it keeps (CPU: its best epoch's; with a weight
-        transform the last, materialized) and its training metrics."""
+        transform the last, materialized) and its training metrics. ``save(state)`` is called at the end of every
+        epoch, before its rows are reported; ``resume``, such a state (read from ``resume_name``), continues
+        after its last epoch as if the run had never stopped."""
         c, model, dev, k = self.config, self.model, self.device, self.k
         torch.manual_seed(self.seeds[0])                 # dropout and anything else drawing from the global RNG
         gens = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
@@ -185,13 +226,10 @@ class TrainingLoop:
         # validation and the best epoch read the model's own weights, which a weight transform does not train
         keep_last = self.transform is not None
         val = self.data.val if self.data.val is not None and len(self.data.val) and not keep_last else None
-        histories: list[list[dict]] = [[] for _ in range(k)]
-        best: list[dict | None] = [None] * k
-        best_acc, best_epoch, stale = [-1.0] * k, [0] * k, [0] * k
-        ref_acc = [-1.0] * k                            # patience counts epochs since a gain > min_delta over it
-        active = [True] * k
-        total_images, total_seconds = 0, 0.0
-        for epoch in range(1, math.ceil(steps_total / steps_per_epoch) + 1):
+        t = _Tally.start(k) if resume is None else self._restore(resume, resume_name, opt, sched, ema, gens)
+        for epoch in range(t.epoch + 1, math.ceil(steps_total / steps_per_epoch) + 1):
+            if not any(t.active):
+                break
             t0 = time.perf_counter()
             model.train()
             perms = [torch.randperm(n, generator=g, device=dev) for g in gens]
@@ -209,41 +247,74 @@ class TrainingLoop:
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - t0
-            total_images += seen * sum(active)
-            total_seconds += seconds
+            t.total_images += seen * sum(t.active)
+            t.total_seconds += seconds
+            reported = [(m, row) for m, row in enumerate(rows) if t.active[m]]   # stopped: not this member's
             improved = []
-            for m, row in enumerate(rows):
-                if not active[m]:
-                    continue                            # stopped: later epochs are not this member's
+            for m, row in reported:
                 row.update(lr=lr, seconds=seconds)
-                histories[m].append(row)
-                score = row.get("val_acc", row["train_acc"])
-                if score > ref_acc[m] + c.min_delta:
-                    ref_acc[m], stale[m] = score, 0
-                else:
-                    stale[m] += 1
-                if score > best_acc[m]:
-                    best_acc[m], best_epoch[m] = score, epoch
+                if t.add(m, row, epoch, c):
                     improved.append(m)
-                report(m, row)
-                if c.patience is not None and stale[m] >= c.patience:
-                    active[m] = False
             if improved and not keep_last:
                 states = self._member_states(eval_model)
                 for m in improved:
-                    best[m] = states[m]
-            if not any(active):
-                break
+                    t.best[m] = states[m]
+            t.epoch = epoch
+            if save is not None:
+                save(self._state(t, opt, sched, ema, gens))
+            for m, row in reported:
+                report(m, row)
         model.to(memory_format=torch.contiguous_format)
+        best, best_epoch = t.best, t.best_epoch
         if keep_last:
             self.transform.materialize()
-            best, best_epoch = self._member_states(model), [len(h) for h in histories]
-        metrics = [{"best_epoch": best_epoch[m], "epochs_run": len(histories[m]),
-                    "stopped_early": not active[m], "converged": converged(histories[m], c),
-                    "members": k, "train_seconds": total_seconds,
-                    "train_images_per_s": total_images / total_seconds if total_seconds else None}
+            best, best_epoch = self._member_states(model), [len(h) for h in t.histories]
+        metrics = [{"best_epoch": best_epoch[m], "epochs_run": len(t.histories[m]),
+                    "stopped_early": not t.active[m], "converged": converged(t.histories[m], c),
+                    "members": k, "train_seconds": t.total_seconds,
+                    "train_images_per_s": t.total_images / t.total_seconds if t.total_seconds else None}
                    for m in range(k)]
-        return histories, best, metrics
+        return t.histories, best, metrics
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What the loop has counted so far, per member; part of the resume state."""
+
+    epoch: int                          # epochs finished
+    histories: list[list[dict]]
+    best: list[dict | None]             # each member's best weights (CPU)
+    best_acc: list[float]
+    best_epoch: list[int]
+    stale: list[int]                    # epochs since a gain > min_delta over ref_acc
+    ref_acc: list[float]
+    active: list[bool]                  # False: stopped early
+    total_images: int = 0
+    total_seconds: float = 0.0
+
+    @classmethod
+    def start(cls, k: int) -> "_Tally":
+        return cls(0, [[] for _ in range(k)], [None] * k, [-1.0] * k, [0] * k, [0] * k, [-1.0] * k, [True] * k)
+
+    def check(self, k: int) -> None:
+        lists = (self.histories, self.best, self.best_acc, self.best_epoch, self.stale, self.ref_acc, self.active)
+        if not isinstance(self.epoch, int) or any(not isinstance(v, list) or len(v) != k for v in lists):
+            raise ValueError(f"counters for {k} members expected")
+
+    def add(self, m: int, row: dict, epoch: int, c: TrainConfig) -> bool:
+        """Record member ``m``'s epoch ``row``: history, patience, early stop; True when it is its best."""
+        self.histories[m].append(row)
+        score = row.get("val_acc", row["train_acc"])
+        if score > self.ref_acc[m] + c.min_delta:
+            self.ref_acc[m], self.stale[m] = score, 0
+        else:
+            self.stale[m] += 1
+        if c.patience is not None and self.stale[m] >= c.patience:
+            self.active[m] = False
+        if score > self.best_acc[m]:
+            self.best_acc[m], self.best_epoch[m] = score, epoch
+            return True
+        return False
 
 
 def converged(history: list[dict], config: TrainConfig) -> bool:
