@@ -6,9 +6,10 @@ from compress.cli._common import (add_field, add_model_arguments, finite_float, 
                                   model_arguments, parse_count, parse_counts, parse_csv, parse_key_value, positive_int)
 
 
-def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> None:
+def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None,
+                      target_default: dict | None = None) -> None:
     """Options shared by ``compress sweep`` and ``compress study``; defaults are SweepConfig's (``ablate``:
-    ``ablate_default`` when given, as the study's)."""
+    ``ablate_default`` when given, as the study's; ``target_halfwidth``, ``max_seeds``: ``target_default``'s)."""
     from compress.study import SweepConfig
 
     add_field(p, "--data", SweepConfig, "data", metavar="SOURCE",
@@ -26,6 +27,19 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None) -> No
     add_field(p, "--min-channels", SweepConfig, "min_channels", type=positive_int,
               help="narrowest layer the min_channels policy aims for")
     add_field(p, "--seeds", SweepConfig, "seeds", type=positive_int, help="seeds per point")
+    target_help = ("then give more seeds (stacked, in rounds) to the points whose 95%% interval is wider than "
+                   "+-P accuracy points, until it is within or --max-seeds is reached; the report lists what was not")
+    seeds_help = "the most seeds a point gets with --target-halfwidth"
+    if target_default is None:
+        add_field(p, "--target-halfwidth", SweepConfig, "target_halfwidth", type=finite_float, metavar="P",
+                  help=target_help, none="every point keeps --seeds")
+        add_field(p, "--max-seeds", SweepConfig, "max_seeds", type=int, metavar="N", help=seeds_help,
+                  none="4 x --seeds")
+    else:
+        p.add_argument("--target-halfwidth", type=finite_float, default=None, metavar="P",
+                       help=f"{target_help} (default {target_default['target_halfwidth']:g})")
+        p.add_argument("--max-seeds", type=int, default=None, metavar="N",
+                       help=f"{seeds_help} (default {target_default['max_seeds']})")
     add_field(p, "--epochs", SweepConfig, "epochs", type=positive_int, help="most epochs per run")
     add_field(p, "--patience", SweepConfig, "patience", type=positive_int,
               help="stop a run after this many epochs without a validation gain above --min-delta",
@@ -101,11 +115,15 @@ def report_failed(results: dict, out) -> int:
     return 1 if failed else 0
 
 
-def config_from_args(args, *, ablate_default: tuple[str, ...] | None = None):
-    """The SweepConfig of the options given (the others keep SweepConfig's defaults)."""
+def config_from_args(args, *, ablate_default: tuple[str, ...] | None = None, target_default: dict | None = None):
+    """The SweepConfig of the options given (the others keep SweepConfig's defaults, or the study's
+    ``ablate_default`` and ``target_default``)."""
     from compress.study import SweepConfig
 
     settings = given(args, SweepConfig)
+    if target_default is not None:
+        for key in ("target_halfwidth", "max_seeds"):
+            settings[key] = target_default[key] if getattr(args, key) is None else getattr(args, key)
     if ablate_default is not None:
         ablate = ablate_default if args.ablate is None else args.ablate
         settings["ablate"] = tuple(a for a in ablate if a != "none")

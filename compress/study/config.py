@@ -3,14 +3,21 @@ and the ablations a sweep may add (:data:`ABLATIONS`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from compress._settings import from_known
 
-__all__ = ["SweepConfig", "ABLATIONS"]
+__all__ = ["SweepConfig", "ABLATIONS", "GROWABLE", "data_settings"]
 
 # ablation name -> the TrainConfig settings that switch it off (variant "no_<name>")
 ABLATIONS = {"augment": {"augment": False}, "normalize": {"normalize": False}}
+
+# the SweepConfig fields that only add or remove points, seeds or columns: a sweep folder grows under a change of
+# these and keeps its finished runs (compress.study.sweep); any other change (a training or data setting) is
+# refused. model_args may gain the arguments of new families only.
+GROWABLE = ("families", "budgets", "policies", "seeds", "target_halfwidth", "max_seeds", "ablate", "ablate_family",
+            "ablate_budget", "ablate_policy", "latency", "model_args")
 
 
 @dataclass
@@ -27,6 +34,11 @@ class SweepConfig:
     policies: tuple[str, ...] = ("compound", "width")   # scaling policies (scaling.POLICIES), each a point
     min_channels: int = 8                # for the "min_channels" policy
     seeds: int = 5                       # seeds 0 .. seeds-1 per point, trained together as one stacked model
+    # Intervals to a target: after the seeds above, a point whose 95% interval (val or test accuracy) is wider
+    # than +-target_halfwidth points gets more seeds (seeds, seeds+1, ...; stacked per round) until it is within
+    # it or has max_seeds. None: every point keeps `seeds` (the study sets 3 points and 20 seeds: pipeline).
+    target_halfwidth: float | None = None   # accuracy points (percent), > 0
+    max_seeds: int | None = None         # the most seeds a point gets (None: 4 x seeds); >= seeds
     epochs: int = 15                     # the most epochs a run trains (the cosine schedule spans them)
     patience: int | None = 4             # early stopping: epochs without a validation gain above min_delta
     min_delta: float = 0.005             # accuracy gain (fraction) that resets patience: 2 of 400 validation images
@@ -89,6 +101,14 @@ class SweepConfig:
             raise ValueError(f"sweep: min_delta must be an accuracy gain in [0, 1), got {self.min_delta!r}")
         if self.seeds < 1 or self.epochs < 1:
             raise ValueError(f"sweep: seeds and epochs must be >= 1, got seeds={self.seeds}, epochs={self.epochs}")
+        if self.target_halfwidth is not None and (
+                isinstance(self.target_halfwidth, bool) or not isinstance(self.target_halfwidth, (int, float))
+                or not math.isfinite(self.target_halfwidth) or self.target_halfwidth <= 0):
+            raise ValueError(f"sweep: target_halfwidth must be a positive number of accuracy points, got "
+                             f"{self.target_halfwidth!r}")
+        if self.max_seeds is not None and (isinstance(self.max_seeds, bool) or not isinstance(self.max_seeds, int)
+                                           or self.max_seeds < self.seeds):
+            raise ValueError(f"sweep: max_seeds must be an int >= seeds ({self.seeds}), got {self.max_seeds!r}")
         if self.ablate_budget is not None and self.ablate_budget <= 0:
             raise ValueError(f"sweep: ablate_budget must be positive, got {self.ablate_budget}")
         TrainConfig.from_dict(self.train_settings(0, {}))   # validates the training settings
@@ -122,6 +142,13 @@ class SweepConfig:
                 **self.train, **overrides}
 
     @property
+    def seed_cap(self) -> int:
+        """The most seeds a point may get: ``seeds`` without a target, else ``max_seeds`` (default 4 x seeds)."""
+        if self.target_halfwidth is None:
+            return self.seeds
+        return self.max_seeds if self.max_seeds is not None else 4 * self.seeds
+
+    @property
     def ablation_point(self) -> tuple[str, int, str]:
         """(family, budget, policy) of the ablation runs."""
         return (self.ablate_family, self.ablate_budget or max(self.budgets), self.ablate_policy or self.policies[0])
@@ -135,3 +162,33 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SweepConfig":
         return from_known(cls, d)
+
+
+def data_settings(config: dict, *, native_size: int | None, input_size: int | None,
+                  flip_invariant: bool | None) -> str:
+    """One line naming the sweep settings that change the images the models see: the resolution (the stored side
+    ``native_size`` -> the trained side ``input_size``), augmentation (rotation, translation, scale, flips,
+    erasing) and normalization. ``config`` is a ``SweepConfig.to_dict()``; None: not known (older folders)."""
+    from compress.train import TrainConfig
+
+    train = TrainConfig.from_dict({k: v for k, v in (config.get("train") or {}).items()})
+    res = config.get("resolution", 1)
+    if native_size and input_size and native_size != input_size:
+        side = f"images resized {native_size}x{native_size} -> {input_size}x{input_size} (resolution {res:g})"
+    elif input_size and (native_size or res == 1):
+        side = f"images at {input_size}x{input_size} as stored (resolution {res:g})"
+    elif input_size:
+        side = f"images at {input_size}x{input_size} ({res:g} of the stored side)"
+    else:
+        side = f"resolution {res:g} of the stored side"
+    if not train.augment:
+        aug = "augmentation off"
+    else:
+        flip = train.flip if train.flip is not None else flip_invariant
+        flips = {True: "flips on", False: "flips off", None: "flips on unless the data are flip-sensitive"}[flip]
+        lo, hi = train.scale_range
+        aug = (f"augmentation on (rotate +-{train.rotate_deg:g} deg, translate +-{100 * train.translate_frac:g}% "
+               f"of the side, scale {lo:g}-{hi:g}, {flips}"
+               + (f", erase p={train.erase_prob:g}" if train.erase_prob else "") + ")")
+    norm = "normalized by the training split's mean/std" if train.normalize else "raw 0..255 pixels (normalize off)"
+    return f"data settings: {side}; {aug}; {norm}"

@@ -9,9 +9,12 @@ from typing import Callable
 from compress.study.executors import Executor
 from compress.study.config import SweepConfig
 
-__all__ = ["STUDY_ABLATIONS", "run_study", "default_folder"]
+__all__ = ["STUDY_ABLATIONS", "STUDY_TARGET", "run_study", "default_folder"]
 
 STUDY_ABLATIONS = ("augment", "normalize")   # the study adds the seed reports' HW3 ablation to the sweep
+# ... and an interval target: after its 5 seeds, a point whose 95% interval is wider than +-3 accuracy points gets
+# more seeds, up to 20 (SweepConfig.target_halfwidth, max_seeds). A plain sweep keeps its seeds fixed unless asked.
+STUDY_TARGET = {"target_halfwidth": 3.0, "max_seeds": 20}
 
 
 def default_folder(data: str, root: str) -> Path:

@@ -6,6 +6,7 @@ run), every point a config asks for (:func:`points`), each family sized to each 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from compress.models.sources import source_label
 from compress.study.config import ABLATIONS, SweepConfig
 from compress.study.tasks import Task, run_id
 
-__all__ = ["PointTask", "Point", "points", "run_ids", "size_points", "point_tasks"]
+__all__ = ["PointTask", "Point", "points", "run_ids", "size_points", "point_tasks", "widening_tasks",
+           "seeds_for_target"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,8 +87,9 @@ def points(config: SweepConfig) -> list[Point]:
 
 
 def run_ids(config: SweepConfig) -> set[str]:
-    """The id of every run the sweep asks for (each point's seeds)."""
-    return {run_id(p.task_id, s) for p in points(config) for s in range(config.seeds)}
+    """The id of every run the sweep may have: each point's seeds, up to ``config.seed_cap`` (the seeds an
+    interval target may add)."""
+    return {run_id(p.task_id, s) for p in points(config) for s in range(config.seed_cap)}
 
 
 def size_points(config: SweepConfig, out: Path, bundle: Any) -> dict:
@@ -127,7 +130,8 @@ def point_tasks(config: SweepConfig, out: Path, sizing: dict, bundle: Any, optio
             skipped.append({"family": point.family, "budget": point.budget, "policy": point.policy,
                             "variant": point.variant, "reason": size["skipped"]})
             continue
-        total += config.seeds
+        total += config.seeds + sum(1 for s in range(config.seeds, config.seed_cap)
+                                    if run_id(point.task_id, s) in finished)   # seeds a target added
         seeds = tuple(s for s in range(config.seeds) if run_id(point.task_id, s) not in finished)
         if seeds:
             tasks.append(_point_task(config, out, point, seeds, size, bundle, options))
@@ -143,3 +147,47 @@ def _point_task(config: SweepConfig, out: Path, point: Point, seeds: tuple[int, 
                      variant=point.variant, seeds=seeds, card=ModelCard(size["build_args"]), macs=size["macs"],
                      train=config.train_settings(seeds[0], point.overrides), data=config.data, data_options=options,
                      run_dirs=tuple(str(out / "runs" / run_id(point.task_id, s)) for s in seeds))
+
+
+def seeds_for_target(std: float, n: int, *, target: float, cap: int) -> int:
+    """The seed count a point with ``n`` seeds and sample standard deviation ``std`` (accuracy, fraction) needs
+    for a 95% interval within +-``target`` (fraction): the smallest ``m`` in ``(n, cap]`` with
+    ``t(0.975, m-1) * std / sqrt(m) <= target``, else ``cap``; at least ``n + 1`` (with one seed, or a spread
+    of 0, nothing estimates it)."""
+    from compress.study.stats import t_quantile_975
+
+    for m in range(n + 1, cap + 1):
+        if std > 0 and t_quantile_975(m - 1) * std / math.sqrt(m) <= target:
+            return m
+        if std == 0 and m >= max(n + 1, 3):
+            return m
+    return cap
+
+
+def widening_tasks(config: SweepConfig, out: Path, sizing: dict, bundle: Any, options: dict, rows: list[dict],
+                   unavailable: set[str]) -> tuple[list[PointTask], list[dict]]:
+    """One round of an interval target: the points whose widest accuracy interval (``results.half_width`` of
+    their summary row in ``rows``) is wider than ``config.target_halfwidth`` points, each with the seeds it gets
+    next (:func:`seeds_for_target`, the lowest seed numbers with no run yet; none for a point with a run in
+    ``unavailable``, the runs that failed this time), and the rows of the points wider than the target that cannot get more (at the cap)."""
+    from compress.study.results import half_width
+
+    target = config.target_halfwidth / 100
+    by = {(r["family"], r["budget"], r["policy"], r["variant"]): r for r in rows}
+    tasks, capped = [], []
+    for point in points(config):
+        row = by.get((point.family, point.budget, point.policy, point.variant))
+        width = half_width(row) if row else None
+        if width is None or width <= target + 1e-12 or row["n"] < config.seeds:
+            continue                       # met, or not yet trained (or its first seeds failed)
+        if any(run_id(point.task_id, s) in unavailable for s in range(config.seed_cap)):
+            continue                       # a run of it failed: the next run of the sweep tries it again
+        free = [s for s in range(config.seed_cap) if s not in row["seeds"]]
+        std = max(row[k]["std"] for k in ("val_acc", "test_acc") if row.get(k))
+        count = seeds_for_target(std, row["n"], target=target, cap=config.seed_cap) - row["n"]
+        if not free or count <= 0:
+            capped.append(row)
+            continue
+        size = sizing[point.family][point.policy][str(point.budget)]
+        tasks.append(_point_task(config, out, point, tuple(free[:count]), size, bundle, options))
+    return tasks, capped

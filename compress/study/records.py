@@ -135,10 +135,13 @@ class RecordBook:
 
     @classmethod
     def resume(cls, folder: Path, wanted: set[str] | None = None) -> "RecordBook":
-        """The finished records in ``folder`` (those whose run id is in ``wanted``, when given). Removes what an
-        interrupted or failed run left (its run folder, ``failed/``): those runs are tried again."""
-        finished = {r["run_id"]: r for r in read_records(folder) if wanted is None or r["run_id"] in wanted}
-        clean_partial_runs(folder, set(finished))
+        """The finished records in ``folder`` (those whose run id is in ``wanted``, when given; the others stay
+        on disk). Removes what an interrupted or failed run left (its run folder, ``failed/``): those runs are
+        tried again."""
+        records = read_records(folder)
+        finished = {r["run_id"]: r for r in records if wanted is None or r["run_id"] in wanted}
+        # runs with a record stay, wanted or not: a sweep that drops a budget and adds it back keeps its runs
+        clean_partial_runs(folder, {r["run_id"] for r in records})
         shutil.rmtree(folder / "failed", ignore_errors=True)
         return cls(folder, finished)
 

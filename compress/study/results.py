@@ -10,7 +10,8 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["SWEEP_FORMAT", "load_results", "summarize", "best_record", "best_policies"]
+__all__ = ["SWEEP_FORMAT", "load_results", "summarize", "half_width", "short_of_target", "best_record",
+           "best_policies"]
 
 SWEEP_FORMAT = "compress.sweep/1"
 
@@ -50,6 +51,7 @@ def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
         row = {"family": family, "budget": budget, "policy": policy, "variant": variant, "n": len(rs),
                "seeds": sorted(r["seed"] for r in rs), "epochs": mean("epochs"),
                "converged": sum(1 for r in rs if r.get("converged")),
+               "unconverged": sum(1 for r in rs if r.get("converged") is False),   # None: not measured
                "input_size": rs[0].get("input_size"), "depth_mult": rs[0].get("depth_mult", 1.0),
                "latency_runtime": rs[0].get("latency_runtime")}
         for k in ("width_mult", "param_count", "macs", "bytes_fp32", "bytes_fp16", "bytes_int8", "train_seconds",
@@ -64,6 +66,21 @@ def summarize(results: dict, *, metric: str | None = None) -> list[dict]:
         row["metric"] = metric
         rows.append(row)
     return rows
+
+
+def half_width(row: dict) -> float | None:
+    """The widest half width (accuracy, fraction) of a summary row's 95% intervals, validation and test; None
+    when it has neither."""
+    widths = [(row[k]["high"] - row[k]["low"]) / 2 for k in ("val_acc", "test_acc") if row.get(k)]
+    return max(widths) if widths else None
+
+
+def short_of_target(rows: list[dict], target_points: float | None) -> list[dict]:
+    """The summary rows whose widest interval (:func:`half_width`) is wider than +-``target_points`` accuracy
+    points (none without a target): what an interval target did not reach."""
+    if target_points is None:
+        return []
+    return [r for r in rows if (half_width(r) or 0.0) > target_points / 100 + 1e-12]
 
 
 def best_record(results: dict, *, variant: str = "full") -> dict | None:

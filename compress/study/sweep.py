@@ -26,6 +26,8 @@ local process pool, or a Ray cluster (:mod:`compress.study.ray_executor`); anyth
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -34,13 +36,13 @@ from typing import Any, Callable
 
 from compress import _io
 from compress.device import environment
-from compress.study.config import SweepConfig
+from compress.study.config import GROWABLE, SweepConfig, data_settings
 from compress.study.data_cache import load_data, sweep_data
 from compress.study.executors import Executor, SequentialExecutor
 from compress.study.lock import folder_lock
-from compress.study.points import PointTask, point_tasks, run_ids, size_points
+from compress.study.points import PointTask, point_tasks, run_ids, size_points, widening_tasks
 from compress.study.records import RecordBook, write_results
-from compress.study.results import SWEEP_FORMAT, load_results
+from compress.study.results import SWEEP_FORMAT, half_width, load_results, summarize
 from compress.study.runner import TaskRunner
 from compress.study.tasks import longest_first
 
@@ -64,41 +66,126 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
 
 
 def _run_locked(config: SweepConfig, out: Path, executor: Executor, overwrite: bool, say: Say) -> dict:
-    _check_config(out, config, overwrite)
-    bundle, options = sweep_data(config)
-    _start_folder(out, config, bundle)
+    config, grown = _check_config(out, config, overwrite)
+    native, bundle, options = _sweep_data(config)
+    say(data_settings(config.to_dict(), native_size=native.input_size, input_size=bundle.input_size,
+                      flip_invariant=bundle.flip_invariant))
+    _start_folder(out, config, native, bundle, grown)
     sizing = size_points(config, out, bundle)
     book = RecordBook.resume(out, run_ids(config))
     todo, book.skipped, total = point_tasks(config, out, sizing, bundle, options, set(book.finished))
-    _announce(book, total, say)
+    _announce(book, total, grown, say)
     write_results(book, config)
     _train(config, executor, _runner(config, bundle, todo), longest_first(todo), book, total, say)
+    if config.target_halfwidth is not None:
+        _widen(config, out, executor, sizing, bundle, options, book, say)
     if config.latency:
         _measure_latency(config, book, say)
     return load_results(out)
 
 
-def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> None:
-    """Refuse a folder that holds a sweep with another config; with ``overwrite``, discard that sweep."""
+def _sweep_data(config: SweepConfig) -> tuple[Any, Any, dict]:
+    """The data as stored, the bundle every run trains on and its load options (:func:`sweep_data`)."""
+    bundle, options = sweep_data(config)
+    return load_data(config.data, config.data_options), bundle, options
+
+
+def _widen(config: SweepConfig, out: Path, executor: Executor, sizing: dict, bundle: Any, options: dict,
+           book: RecordBook, say: Say) -> None:
+    """Intervals to a target: rounds of more seeds (each point's new seeds stacked as one task) for the points
+    whose interval is wider than ``config.target_halfwidth`` points, until every point meets it or has
+    ``config.seed_cap`` seeds (``points.widening_tasks``)."""
+    wanted = run_ids(config)
+    for round_ in itertools.count(1):
+        finished = [r for k, r in book.finished.items() if k in wanted]
+        rows = summarize({"records": finished})
+        todo, capped = widening_tasks(config, out, sizing, bundle, options, rows, set(book.failed))
+        if not todo:
+            if capped:
+                say(f"interval target +-{config.target_halfwidth:g} points not reached with {config.seed_cap} "
+                    f"seeds: " + ", ".join(_point_label(r) for r in capped))
+            return
+        added = sum(len(t.seeds) for t in todo)
+        say(f"round {round_} of the interval target +-{config.target_halfwidth:g} points: {added} more seeds for "
+            + ", ".join(f"{t.task_id} ({min(t.seeds)}..{max(t.seeds)})" for t in todo))
+        total = len(book.finished) + added
+        _train(config, executor, _runner(config, bundle, todo), longest_first(todo), book, total, say)
+
+
+def _point_label(row: dict) -> str:
+    width = half_width(row)
+    return (f"{PointTask.make_id(row['family'], row['budget'], row['policy'], row['variant'])} "
+            f"(+-{100 * width:.1f} with {row['n']} seeds)")
+
+
+def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> tuple[SweepConfig, list[str]]:
+    """Refuse a folder that holds a sweep with another training or data setting, or with points or seeds the new
+    config drops; with ``overwrite``, discard that sweep. A config that only adds (``config.GROWABLE``: families,
+    budgets, policies, seeds, ablations, the interval target, latency) grows the sweep: returns the config to run
+    (an ablation point that the new config would move, left to default, stays where it is) and the fields that
+    changed (none: a new folder or the same config)."""
     path = out / "sweep.json"
     if not path.exists():
-        return
+        return config, []
     old, problem = _stored_config(path)
-    new = config.to_dict()
-    if old == new:
-        return
+    if old == config.to_dict():
+        return config, []
     if problem and not overwrite:
         raise ValueError(f"{path}: {problem}; pass --overwrite to start this sweep over")
     if not overwrite:
+        config = _keep_ablation_point(old, config)
+        new = config.to_dict()
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise ValueError(f"sweep folder {out} holds a sweep with another config (differs in: {', '.join(diff)}); "
-                         "use another --out, or pass --overwrite to discard its results and start over")
+        fixed = [k for k in diff if k not in GROWABLE] + _dropped(old, new, config)
+        if not fixed:
+            return config, diff
+        raise ValueError(f"sweep folder {out} holds a sweep with another config (differs in: {', '.join(fixed)}); "
+                         "use another --out, or pass --overwrite to discard its results and start over (a sweep "
+                         "may grow: more families, budgets, policies, seeds or ablations keep its finished runs)")
     for name in ("records", "failed", "runs", "sizing.json", "results.json", "results.csv", "sweep.json"):
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+    return config, []
+
+
+def _ablation_point(d: dict) -> tuple:
+    return (d.get("ablate_family"), d.get("ablate_budget") or max(d.get("budgets") or [0]),
+            d.get("ablate_policy") or (d.get("policies") or ["width"])[0])
+
+
+def _keep_ablation_point(old: dict, config: SweepConfig) -> SweepConfig:
+    """``config`` with its ablation budget and policy pinned to the old sweep's when they are left to default and
+    a new budget or policy would move them (the finished ablation runs stay the sweep's)."""
+    if not old.get("ablate") or not config.ablate:
+        return config
+    family, budget, policy = _ablation_point(old)
+    keep = {}
+    if config.ablate_budget is None and budget != max(config.budgets) and budget in config.budgets:
+        keep["ablate_budget"] = budget
+    if config.ablate_policy is None and policy != config.policies[0] and policy in config.policies:
+        keep["ablate_policy"] = policy
+    return dataclasses.replace(config, **keep) if keep else config
+
+
+def _dropped(old: dict, new: dict, config: SweepConfig) -> list[str]:
+    """The growable fields whose change would drop finished points or seeds (a sweep folder only grows)."""
+    dropped = [k for k in ("families", "budgets", "policies", "ablate")
+               if not set(old.get(k) or ()) <= set(new.get(k) or ())]
+    if new["seeds"] < old.get("seeds", 0):
+        dropped.append("seeds")
+    old_cap = old.get("seeds", 0) if old.get("target_halfwidth") is None else \
+        (old.get("max_seeds") or 4 * old.get("seeds", 0))
+    if config.seed_cap < old_cap:
+        dropped.append("target_halfwidth/max_seeds (fewer seeds allowed)")
+    if old.get("ablate") and _ablation_point(old) != _ablation_point(new):
+        dropped.append("ablate_family/ablate_budget/ablate_policy")
+    before, after = old.get("model_args") or {}, new.get("model_args") or {}
+    if not isinstance(before, dict) or any(f in after and after[f] != args for f, args in before.items()):
+        dropped.append("model_args")
+    return dropped
 
 
 def _stored_config(path: Path) -> tuple[dict, str | None]:
@@ -115,21 +202,30 @@ def _stored_config(path: Path) -> tuple[dict, str | None]:
     return config, None
 
 
-def _start_folder(out: Path, config: SweepConfig, bundle: Any) -> None:
-    """Create ``out`` and its ``sweep.json`` (config, environment, data), unless a resumed sweep has them."""
+def _start_folder(out: Path, config: SweepConfig, native: Any, bundle: Any, grown: list[str]) -> None:
+    """Create ``out`` and its ``sweep.json`` (config, environment, data), unless a resumed sweep has them; a grown
+    sweep's ``sweep.json`` takes the new config (and notes what grew)."""
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "sweep.json").exists():
+    path = out / "sweep.json"
+    if path.exists():
+        if grown:
+            stored = json.loads(path.read_text())
+            history = stored.get("grown", []) + [{"changed": grown, "from": stored.get("config")}]
+            _io.write_json(path, {**stored, "config": config.to_dict(), "grown": history})
         return
     data = {"source": bundle.source, "class_names": list(bundle.class_names), "in_chans": bundle.in_chans,
-            "input_size": bundle.input_size, "train": len(bundle.train), "val": len(bundle.val),
+            "input_size": bundle.input_size, "native_size": native.input_size,
+            "flip_invariant": bool(bundle.flip_invariant), "train": len(bundle.train), "val": len(bundle.val),
             "test": len(bundle.test) if bundle.test is not None else 0}
-    _io.write_json(out / "sweep.json", {"format": SWEEP_FORMAT, "config": config.to_dict(),
-                                        "environment": environment("cpu"), "data": data})
+    _io.write_json(path, {"format": SWEEP_FORMAT, "config": config.to_dict(),
+                          "environment": environment("cpu"), "data": data})
 
 
-def _announce(book: RecordBook, total: int, say: Say) -> None:
+def _announce(book: RecordBook, total: int, grown: list[str], say: Say) -> None:
     for s in book.skipped:
         say(f"skip {s['family']} ({s['policy']}) at {s['budget']:,} params: {s['reason']}")
+    if grown:
+        say(f"the sweep grows (changed: {', '.join(grown)}): its finished runs are kept")
     if book.finished:
         say(f"resuming: {len(book.finished)} of {total} runs already finished")
 
