@@ -20,7 +20,9 @@ from typing import Any
 from compress import _io
 from compress.models.scaling import architecture_shape
 from compress.study import plots
-from compress.study.results import best_policies, load_results, summarize
+from compress.study.config import data_settings
+from compress.study.evidence_flags import EDGE_POINTS, MIN_SEEDS, Compared, point_label, weak_evidence
+from compress.study.results import best_policies, half_width, load_results, short_of_target, summarize
 from compress.study.stats import MIN_DIFFERENCE, Interval, verdict
 
 __all__ = ["BYTE_LIMITS", "write_report", "compare_families", "crossings", "at_best_policy"]
@@ -297,6 +299,8 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
              f"each family sized to each budget with `compress.models.scaling.scale_to` along the scaling "
              f"polic{'ies' if len(policies) > 1 else 'y'} {', '.join(f'`{p}`' for p in policies)} (the largest "
              "model within the budget)",
+             "- " + data_settings(config, native_size=data.get("native_size"), input_size=data.get("input_size"),
+                                  flip_invariant=data.get("flip_invariant")),
              _training_line(config),
              f"- accuracy: {'test' if metric == 'test_acc' else 'validation'} accuracy of the best-validation "
              "epoch; mean over seeds with a 95% interval (Student's t over seeds; with one seed, the binomial "
@@ -305,6 +309,7 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
              "out; `compress.study.stats`), are ties",
              f"- machine: {env.get('device_name', '?')}, torch {env.get('torch', '?')}, "
              f"{env.get('cpu_count', '?')} CPUs, {env.get('torch_threads', '?')} torch threads", ""]
+    lines += _summary_section(all_rows, config, _compared(rows, all_rows, config, families))
     if results.get("skipped"):
         lines += ["Skipped points (the budget is below the family's smallest model):", ""]
         lines += [f"- {s['family']} ({s.get('policy', 'width')}) at {s['budget']:,}: {s['reason']}"
@@ -354,13 +359,63 @@ def write_report(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ti
     return readme
 
 
+def _compared(rows: list[dict], all_rows: list[dict], config: dict, families: list[str]) -> list[Compared]:
+    """Every verdict the report makes: families at their best policy, each policy against the best, each
+    ablation against its baseline."""
+    out = [Compared(f"{a} vs {b} at {c['budget']:,}", c["acc_a"], c["acc_b"], c["verdict"])
+           for a, b in itertools.combinations(families, 2) for c in compare_families(rows, a, b)]
+    full = {(r["family"], r["budget"], r["policy"]): r for r in all_rows if r["variant"] == "full" and r["acc"]}
+    best = best_policies(all_rows)
+    words = {"a": "better", "b": "worse", "tie": "tie"}
+    for (family, budget, policy), r in sorted(full.items()):
+        ref = full.get((family, budget, best.get(family)))
+        if ref is not None and ref is not r:
+            ia, ib = _iv(r["acc"]), _iv(ref["acc"])
+            out.append(Compared(f"{family} {budget:,} {policy} vs {ref['policy']}", ia, ib, words[verdict(ia, ib)]))
+    if config.get("ablate_family"):
+        budget = config.get("ablate_budget") or max(config["budgets"])
+        policy = config.get("ablate_policy") or (config.get("policies") or ["width"])[0]
+        base = full.get((config["ablate_family"], budget, policy))
+        for r in all_rows:
+            if base is not None and r["variant"] != "full" and r["acc"] is not None:
+                ia, ib = _iv(r["acc"]), _iv(base["acc"])
+                out.append(Compared(f"{point_label(r)} vs full", ia, ib, words[verdict(ia, ib)]))
+    return out
+
+
+def _summary_section(all_rows: list[dict], config: dict, compared: list[Compared]) -> list[str]:
+    """The interval target (met, or what missed it with its seed count) and the weak-evidence flags."""
+    lines = []
+    target = config.get("target_halfwidth")
+    if target:
+        counts = sorted({r["n"] for r in all_rows})
+        grown = [r for r in all_rows if r["n"] > config["seeds"]]
+        short = short_of_target(all_rows, target)
+        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        lines.append(f"- interval target +-{target:g} points ({seeds} seeds per point"
+                     + (": more seeds for " + ", ".join(f"{point_label(r)} ({r['n']})" for r in grown) if grown
+                        else "") + "): "
+                     + ("every 95% interval (validation and test) is within it" if not short else
+                        f"**not reached** by {len(short)} point(s): " + ", ".join(
+                            f"{point_label(r)} (+-{100 * half_width(r):.1f} with {r['n']} seeds)" for r in short)))
+    flags = weak_evidence(all_rows, compared)
+    lines += flags or [f"- weak evidence: none flagged (every point has at least {MIN_SEEDS} seeds and intervals "
+                       "of non-zero width, most of its runs converged, and no verdict is within "
+                       f"{EDGE_POINTS:g} points of the tie rule's limits)"]
+    return ["## Summary", ""] + lines + [""]
+
+
 def _training_line(config: dict) -> str:
     train = config.get("train") or {}
     patience = config.get("patience")
     min_delta = config.get("min_delta", train.get("min_delta", 0.0))
     stop = (f"up to {config['epochs']} epochs (cosine schedule over them), early stopping after {patience} epochs "
             f"without a validation gain above {100 * min_delta:g} points" if patience else f"{config['epochs']} epochs")
-    return (f"- {config['seeds']} seed(s) per point, trained together as one stacked model "
+    target = config.get("target_halfwidth")
+    more = (f", more for each point whose 95% interval was wider than +-{target:g} points (up to "
+            f"{config.get('max_seeds') or 4 * config['seeds']}; the new seeds of a point trained together, in rounds)"
+            if target else "")
+    return (f"- {config['seeds']} seed(s) per point{more}, trained together as one stacked model "
             f"(`compress.train.fit_many`); {stop}, batch {config['batch_size']}, peak lr {config['lr']}"
             + (f", extra settings {train}" if train else ""))
 
