@@ -90,6 +90,10 @@ class DataBundle:
     options: dict = field(default_factory=dict)   # val_fraction, seed, input_size, skip_bad_rows
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
     flip_invariant: bool = True           # False for digits: a mirrored 3 is not a 3
+    # where the images came from: {"source": compress.provenance.content_hash of the file or folder read (None for
+    # in-memory and synthetic data), "test_data": the same for a test file, "test_split": how the test split was
+    # made, a key of compress.data.sources.TEST_SPLITS ("source", "test_data", "held_out" or None)}
+    origin: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -148,7 +152,10 @@ class DataBundle:
         sizes = ", ".join(f"{name} {len(s)}" for name, s in (("train", self.train), ("val", self.val),
                                                             ("test", self.test)) if s is not None)
         h, w = self.image_hw
-        return f"{self.source}: {sizes}; {self.in_chans}x{h}x{w}, {self.num_classes} classes"
+        how = {"held_out": f" (held out: {self.options.get('test_fraction', 0):g} of each class, seed "
+                           f"{self.options.get('test_seed', 0)})",
+               "test_data": f" (from {self.options.get('test')})"}.get(self.origin.get("test_split"), "")
+        return f"{self.source}: {sizes}{how}; {self.in_chans}x{h}x{w}, {self.num_classes} classes"
 
 
 

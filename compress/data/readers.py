@@ -26,7 +26,7 @@ from compress._npz import load_npz
 from compress.data.bundle import DataError
 
 __all__ = ["FER_CLASSES", "IMAGE_SUFFIXES", "read_csv", "read_npz", "read_folder", "check_arrays", "parse_pixels",
-           "BadRows"]
+           "BadRows", "SPLIT_FOLDERS", "is_split_folder", "read_split_folder", "read_source", "align"]
 
 FER_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -385,3 +385,84 @@ def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
 def _colored(im) -> bool:
     rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
     return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
+# ------------------------------------------------------------------------------ train/ val/ test/ folders, any file
+
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def is_split_folder(path: Path) -> bool:
+    """Whether ``path`` is laid out as torchvision's ``ImageFolder`` per split: a ``train`` subfolder holding class
+    subfolders and, beside it, only ``val`` (or ``valid``, ``validation``) and ``test``."""
+    subs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    names = [d.name.lower() for d in subs]
+    train = next((d for d in subs if d.name.lower() == "train"), None)
+    return (train is not None and set(names) <= set(SPLIT_FOLDERS)
+            and any(d.is_dir() and not d.name.startswith(".") for d in train.iterdir()))
+
+
+def read_split_folder(path: Path, size: tuple[int, int] | None, skip: bool):
+    """``train/``, ``val/`` and ``test/`` image folders (one class subfolder each): the splits as they are, labels
+    numbered by the training folder's classes (a class of ``val``/``test`` missing from ``train`` is a DataError),
+    grayscale splits repeated to RGB when another split is in color, one image size throughout (unless ``size``)."""
+    folders: dict[str, Path] = {}
+    for d in sorted(path.iterdir()):
+        if d.is_dir() and not d.name.startswith("."):
+            split = SPLIT_FOLDERS[d.name.lower()]
+            if split in folders:
+                raise DataError(f"{path}: both {folders[split].name}/ and {d.name}/ hold the {split} split; keep one")
+            folders[split] = d
+    read = {split: read_folder(folder, size, skip) for split, folder in folders.items()}
+    chans = max(x.shape[1] for x, *_ in read.values())
+    ref_x, _, classes, skipped = read["train"]
+    parts = {"train": (_as_chans(ref_x, chans), read["train"][1])}
+    for split in ("val", "test"):
+        if split in read:
+            x, y, names, more = read[split]
+            parts[split] = align(_as_chans(x, chans), y, names, parts["train"][0], classes, size,
+                                 str(folders[split]), str(folders["train"]))
+            skipped = skipped + more
+    return parts, classes, skipped
+
+
+def _as_chans(x: np.ndarray, chans: int) -> np.ndarray:
+    return np.repeat(x, chans, axis=1) if x.shape[1] == 1 and chans > 1 else x
+
+
+def read_source(path: Path, size: tuple[int, int] | None, skip: bool):
+    """Any data file or folder -> ``(parts, classes, skipped)``; ``parts`` maps split names to ``(x, y)`` (and
+    ``"ids"`` to an unlabeled CSV's row ids)."""
+    if path.is_dir():
+        if is_split_folder(path):
+            return read_split_folder(path, size, skip)
+        x, y, classes, skipped = read_folder(path, size, skip)
+        return {"train": (x, y)}, classes, skipped
+    if path.suffix == ".npz":
+        return read_npz(path, skip)
+    return read_csv(path, size, skip)
+
+
+def align(x: np.ndarray, y: np.ndarray, classes, ref_x: np.ndarray, ref_classes, size, what: str, ref_what: str):
+    """Images ``x`` and labels ``y`` (numbering ``classes``) read apart from the training data ``ref_x`` (numbering
+    ``ref_classes``), made to match it: labels renumbered by class name, grayscale repeated to RGB when the training
+    data is in color. Raises DataError in one line naming both (``what``, ``ref_what``) when a class is not among
+    the training data's, or the channels or (without ``size``, which resizes both) the image size differ."""
+    classes, ref_classes = tuple(classes), tuple(ref_classes)
+    if classes != ref_classes:
+        extra = [c for c in classes if c not in ref_classes]
+        used = sorted({int(v) for v in y if v >= 0})
+        if any(classes[i] in extra for i in used):
+            shown = lambda names: ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")  # noqa: E731
+            raise DataError(f"{what}: classes ({shown(classes)}) differ from the training data {ref_what} "
+                            f"({shown(ref_classes)}): {', '.join(extra[:4])} not among them")
+        lookup = np.asarray([ref_classes.index(c) if c in ref_classes else -1 for c in classes], np.int64)
+        y = np.where(y >= 0, lookup[np.clip(y, 0, len(classes) - 1)], y)
+    if x.shape[1] == 1 and ref_x.shape[1] > 1:
+        x = np.repeat(x, ref_x.shape[1], axis=1)
+    if x.shape[1] != ref_x.shape[1] or (size is None and x.shape[2:] != ref_x.shape[2:]):
+        c, h, w = x.shape[1:]
+        rc, rh, rw = ref_x.shape[1:]
+        raise DataError(f"{what}: images are {h}x{w} with {c} channel(s) but the training data {ref_what} has "
+                        f"{rh}x{rw} with {rc}; give data of one size (or input_size / --input-size to resize both)")
+    return x, y

@@ -44,8 +44,10 @@ def synthetic(n: int = 600, num_classes: int = 4, size: int = 16, seed: int = 0,
     source = f"synthetic:n={n},classes={num_classes},size={size},chans={in_chans},seed={seed}"
     options = {"val_fraction": val_fraction, "seed": seed, "input_size": list(_as_hw(input_size) or ()) or None,
                "skip_bad_rows": False}
-    return _bundle(parts, tuple(f"class{i}" for i in range(num_classes)), source, options, [],
-                   _as_hw(input_size), False)
+    bundle = _bundle(parts, tuple(f"class{i}" for i in range(num_classes)), source, options, [],
+                     _as_hw(input_size), False)
+    bundle.origin = {"source": None, "test_data": None, "test_split": "source"}
+    return bundle
 
 
 def parse_synthetic(text: str) -> dict:

@@ -69,7 +69,7 @@ def test_synthetic_round_trips_through_its_source_string():
 # ---------------------------------------------------------------------------------------- CSV layouts
 
 def test_course_csv(course_csv):
-    b = data.load(course_csv, val_fraction=1 / 6)
+    b = data.load(course_csv, val_fraction=1 / 6, test_fraction=0)   # no held-out test split (test_test_splits.py)
     assert b.class_names == FER_CLASSES
     assert b.input_size == 4 and b.in_chans == 1
     assert (len(b.train), len(b.val), b.test) == (35, 7, None)
@@ -195,7 +195,7 @@ def test_npz_layouts(tmp_path, layout):
     b = data.load(tmp_path / "d.npz")
     assert b.class_names == ("a", "b", "c")
     assert b.in_chans == (1 if layout == "NHW" else 3) and b.input_size == 5
-    assert len(b.train) + len(b.val) == 30
+    assert len(b.train) + len(b.val) + len(b.test) == 30 and b.origin["test_split"] == "held_out"
 
 
 def test_npz_bad_input(tmp_path):
