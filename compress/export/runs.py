@@ -20,6 +20,7 @@ from compress.export.artifact import breakdown, format_of, load, read, serialize
 from compress.export.choice import DEFAULT_CANDIDATES, ArtifactChoice, BudgetError, choose_artifact
 from compress.export.int8 import export_int8_artifact
 from compress.int8 import INT8_CODECS, Int8Config
+from compress.provenance import provenance
 from compress.quant.api import CodecConfig, quantize
 from compress.quant.deep import DeepConfig
 
@@ -173,8 +174,10 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                              "stored int8 values; add --fold-bn (int8+fold)")
     src = load_run(run_dir)
     # normalizer and class names also in meta: where readers before the preprocessing entry look for them
+    recorded = src.info.get("provenance")   # the data the run was trained on, as hashed then
     meta = {"normalizer": src.normalizer.to_dict(), "class_names": list(src.class_names),
-            "data_source": src.data_source, "run": str(src.path)}
+            "data_source": src.data_source, "run": str(src.path),
+            "provenance": provenance(recorded.get("data") if isinstance(recorded, dict) else None, compact=True)}
     d = src.info["data"]
     shape = tuple(src.card.input_shape) if src.card is not None else (d["in_chans"], *d["input_size"])
     options = {"input_shape": shape, "normalizer": src.normalizer, "class_names": list(src.class_names)}

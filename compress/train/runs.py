@@ -3,8 +3,13 @@
 ``fit(..., out=path)`` writes::
 
     config.json       {"format", "train": TrainConfig, "model": {card, class, param_count},
-                       "data": {source, options, class_names, in_chans, input_size, mean, std, sizes},
-                       "teacher": ..., "regularizer": {"name", ...} or null}
+                       "data": {source (absolute path, "default" or "synthetic:..."), options (what
+                                compress.data.load reloads it with: splits' fractions and seeds, the test file),
+                                class_names, in_chans, input_size, mean, std, sizes, test_split},
+                       "teacher": ..., "regularizer": {"name", ...} or null,
+                       "provenance": compress.provenance.provenance(): compress version, git revision, argv,
+                                     packages, and "data": the data's sha256 (content_hash) and how the test
+                                     split was made}
     history.json      one row per epoch: epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds
     metrics.json      best_epoch, val_loss/val_acc, test_loss/test_acc (null without a test split), ...
     environment.json  python / torch / numpy versions, device name, threads
@@ -12,7 +17,8 @@
 
 The folder is assembled in a hidden staging folder beside ``out`` (``.OUT.partial-PID``) and renamed into place at
 the end, so a failed run leaves nothing behind; a killed one can leave its staging folder, which the next run
-writing into the same parent folder removes once that PID is dead. ``load_run(path)`` reads it back and refuses,
+writing into the same parent folder removes once that PID is dead. ``run.data()`` reloads the data from any working
+folder and refuses data whose sha256 changed since training. ``load_run(path)`` reads it back and refuses,
 with one line naming the file, a checkpoint that is truncated or holds anything but tensors (it is read with
 ``weights_only=True``: a pickled payload is refused, never executed) and a ``config.json`` with missing keys or
 values of the wrong type. Folders written while ``TrainConfig`` held ``bn_l1`` (network slimming's weight, now
@@ -36,6 +42,7 @@ from compress.data.bundle import DataBundle, Normalizer, Split
 from compress.device import environment, resolve_device
 from compress.models.card import ModelCard
 from compress.models.factory import rebuild
+from compress.provenance import provenance
 from compress.train.config import TrainConfig
 from compress.train.inference import evaluate, predict
 
@@ -61,14 +68,55 @@ class Run:
     card: ModelCard | None = None                # how to rebuild the model (None: not built by models.create)
     info: dict = field(default_factory=dict)    # the whole config.json
 
-    def data(self) -> DataBundle:
-        """Reload the data the run was trained on, with the same split."""
+    def data(self, *, verify: bool = True) -> DataBundle:
+        """Reload the data the run was trained on, with the same split, from any working folder: stored paths are
+        absolute (older folders' relative ones are looked for beside the run folder, then in the working folder).
+        With ``verify``, data whose sha256 differs from the one recorded at training (``config.json``'s
+        ``provenance.data``) is refused: a ValueError of one line naming the file and both hashes."""
         from compress import data as data_mod
 
         if self.data_source in ("arrays", "") or self.data_source.startswith("<"):
             raise ValueError(f"run {self.path or ''} was trained on in-memory data ({self.data_source!r}); "
                              "it cannot be reloaded: pass the data yourself")
-        return data_mod.load(self.data_source, **self.data_options)
+        source = self._locate(self.data_source, "data source")
+        options = dict(self.data_options)
+        if options.get("test"):
+            options["test"] = self._locate(options["test"], "test data")
+        if verify:
+            recorded = self.info.get("provenance")
+            recorded = recorded.get("data") if isinstance(recorded, dict) else None
+            recorded = recorded if isinstance(recorded, dict) else {}
+            self._verify(source, recorded.get("source"))
+            self._verify(options.get("test"), recorded.get("test_data"))
+        return data_mod.load(source, **options)
+
+    def _locate(self, source: str, what: str) -> str:
+        """``source`` as stored, or an older folder's relative path found beside the run folder or in the working
+        folder; FileNotFoundError naming the places tried."""
+        if source == "default" or source.startswith("synthetic"):
+            return source
+        if os.path.isabs(source):
+            if not os.path.exists(source):
+                raise FileNotFoundError(f"{what} {source!r} of run {self.path} not found (moved or deleted?); "
+                                        "pass --data")
+            return source
+        tried = [*([self.path.parent / source] if self.path is not None else []), Path.cwd() / source]
+        for candidate in tried:
+            if candidate.exists():
+                return str(candidate.absolute())
+        raise FileNotFoundError(f"{what} {source!r} of run {self.path} (stored relative to where it was trained) not "
+                                f"found: tried {', '.join(str(t) for t in tried)}; pass --data")
+
+    def _verify(self, source: str | None, recorded: dict | None) -> None:
+        from compress.data.default import default_file
+        from compress.provenance import content_hash
+
+        if source is None or not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
+            return
+        now = content_hash(default_file() if source == "default" else source)["sha256"]
+        if now != recorded["sha256"]:
+            raise ValueError(f"data {source!r} changed since run {self.path} was trained (sha256 {now[:16]}... now != "
+                             f"{recorded['sha256'][:16]}... at training); pass --data to evaluate on it anyway")
 
     def evaluate(self, data: DataBundle | Split, **kw) -> dict:
         return evaluate(self.model, data, normalizer=self.normalizer, **kw)
@@ -92,9 +140,11 @@ def config_json(run: Run, data: DataBundle, flip_resolved: bool, teacher_info: d
                  "in_chans": data.in_chans, "input_size": list(data.image_hw), "normalizer": run.normalizer.to_dict(),
                  "flip_invariant": data.flip_invariant,
                  "n_train": len(data.train), "n_val": len(data.val) if data.val is not None else 0,
-                 "n_test": len(data.test) if data.test is not None else 0, "skipped_rows": len(data.skipped)},
+                 "n_test": len(data.test) if data.test is not None else 0, "skipped_rows": len(data.skipped),
+                 "test_split": data.origin.get("test_split")},
         "teacher": teacher_info,
         "regularizer": regularizer,
+        "provenance": provenance(data.origin or None),
     }
 
 
@@ -161,6 +211,7 @@ def load_run(path: str | os.PathLike, *, model: nn.Module | None = None,
     options = dict(d["options"])
     if "image_size" in options:                      # compress.run/1 folders called it image_size
         options["input_size"] = options.pop("image_size")
+    options.setdefault("test_fraction", 0.0)         # folders from before held-out test splits: none was held out
     try:
         config = TrainConfig.from_dict(train_cfg)
         normalizer = Normalizer(norm["mean"], norm["std"], norm["enabled"])
