@@ -281,10 +281,21 @@ def budget_from(args: argparse.Namespace) -> Any:
 
 # ---------------------------------------------------------------------------------------------------- data options
 def add_data_arguments(p: Any, *, default: str | None = "default", required: bool = False) -> None:
-    """``--data SOURCE`` and ``--skip-bad-rows`` (train, evaluate, predict)."""
+    """``--data SOURCE``, ``--test-data PATH``, ``--test-fraction F`` and ``--skip-bad-rows`` (every command taking
+    ``--data``); ``--test-data`` and ``--test-fraction`` map onto ``compress.data.load``'s ``test`` and
+    ``test_fraction`` (:func:`given` with ``load``)."""
+    from compress.data import load
+
     p.add_argument("--data", default=default, required=required, metavar="SOURCE",
-                   help="CSV (label,feature | emotion,pixels,Usage | id,feature), .npz, image folder, "
-                        "'default' (5,000 MNIST digits) or 'synthetic'" + (f" (default {default})" if default else ""))
+                   help="CSV (label,feature | emotion,pixels,Usage | id,feature), .npz, image folder (one subfolder "
+                        "per class, or train/ val/ test/ of those), 'default' (5,000 MNIST digits) or 'synthetic'"
+                        + (f" (default {default})" if default else ""))
+    add_field(p, "--test-data", load, "test", dest="test_data", metavar="PATH",
+              help="test split from this file or folder (its classes and image size must match --data's)",
+              none="the source's own test split, else --test-fraction held out")
+    add_field(p, "--test-fraction", load, "test_fraction", type=finite_float, metavar="F",
+              help="share of each class's training rows held out as the test split when the data has none "
+                   "(seeded apart from --seed, so every seed is tested on the same images; 0: none)")
     p.add_argument("--skip-bad-rows", action="store_true",
                    help="skip rows with bad data (and list them) instead of stopping at the first")
 
@@ -300,3 +311,35 @@ def report_skipped(bundle: Any, limit: int = 10) -> None:
         print(f"  {f}:{line}: {reason}" if line else f"  {f}: {reason}", file=sys.stderr)
     if len(bundle.skipped) > limit:
         print(f"  ... and {len(bundle.skipped) - limit} more", file=sys.stderr)
+
+
+class split_warnings:
+    """A context manager: a :class:`compress.evidence.SplitTooSmallWarning` raised inside prints once, as one line
+    ``compress COMMAND: warning: ...`` on stderr, when it is raised; other warnings show as usual."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __enter__(self) -> "split_warnings":
+        import sys
+        import warnings
+
+        from compress.evidence import SplitTooSmallWarning
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        shown, seen = warnings.showwarning, set()
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, SplitTooSmallWarning):
+                return shown(message, category, filename, lineno, file, line)
+            if str(message) not in seen:
+                seen.add(str(message))
+                print(f"compress {self.command}: warning: {message}", file=sys.stderr, flush=True)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", SplitTooSmallWarning)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._catch.__exit__(*exc)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import add_field, finite_float, given, parse_count, parse_csv
+from compress.cli._common import add_field, finite_float, given, parse_count, parse_csv, split_warnings
 
 
 def register(sub) -> None:
@@ -39,7 +39,9 @@ def register(sub) -> None:
               help="with --max-bytes: comma-separated candidates, e.g. fp16,int8+fold,kmeans4+fold",
               none=",".join(DEFAULT_CANDIDATES))
     add_field(p, "--tolerance", export_run, "tolerance_points", type=finite_float, metavar="POINTS",
-              help="with --max-bytes: take the least lossy candidate within POINTS of the most accurate")
+              help="with --max-bytes: a lossier candidate is taken only when it is better than a less lossy one by "
+                   "more than POINTS on the validation split by a paired test (McNemar's exact test, 5%%; a "
+                   "difference of a few images is a tie); a tolerance the split cannot resolve is warned about")
     add_field(p, "--format", export_run, "format", choices=("npz", "pt"), help="container", none="from --out, else npz")
     add_field(p, "--out", export_run, "out", help="artifact path", none="RUN/model.npz")
     add_field(p, "--onnx", export_run, "onnx", metavar="PATH",
@@ -86,7 +88,8 @@ def run(args) -> int:
     deep_config = DeepConfig(**given(args, DeepConfig))
     log = None if args.quiet or args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        export = export_run(args.run_dir, **given(args, export_run), deep_config=deep_config, log=log)
+        with split_warnings("export"):
+            export = export_run(args.run_dir, **given(args, export_run), deep_config=deep_config, log=log)
     except BudgetError as exc:
         print(exc.result.table())
         raise

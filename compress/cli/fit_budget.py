@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from compress.cli._common import (MODEL_HELP, add_field, add_model_arguments, finite_float, given, model_arguments,
-                                  parse_count, parse_csv, positive_int)
+                                  parse_count, parse_csv, positive_int, split_warnings)
 
 
 def register(sub) -> None:
@@ -35,6 +35,10 @@ def register(sub) -> None:
     add_field(p, "--seed", TrainConfig, "seed", type=int)
     add_field(p, "--teacher", train_to_budget, "teacher", metavar="RUN", help="run folder to distill from")
     add_field(p, "--format", train_to_budget, "format", choices=("npz", "pt"))
+    add_field(p, "--tolerance", train_to_budget, "tolerance_points", type=finite_float, metavar="POINTS",
+              help="a later codec in --codecs is taken only when its model is better than an earlier one's by more "
+                   "than POINTS on the validation split by a paired test (McNemar's exact test, 5%%; a difference "
+                   "of a few images is a tie); a tolerance the split cannot resolve is warned about")
     add_model_arguments(p, flag=None)
     p.add_argument("--out", default="fit_budget", help="output folder (default ./fit_budget)")
     p.add_argument("--overwrite", action="store_true", help="replace the results in an existing, non-empty --out")
@@ -56,10 +60,11 @@ def run(args) -> int:
     epochs = args.epochs if args.epochs is not None else DEFAULT_SEARCH_EPOCHS
     config = TrainConfig(epochs=epochs, **given(args, TrainConfig))
     options = given(args, train_to_budget)
-    search = train_to_budget(args.family, args.data, max_bytes=args.max_bytes, config=config, out=args.out,
-                             progress=False if args.quiet else None,
-                             log=None if args.quiet else lambda line: print(line, file=sys.stderr),
-                             **options, **model_arguments(args))
+    with split_warnings("fit-budget"):
+        search = train_to_budget(args.family, args.data, max_bytes=args.max_bytes, config=config, out=args.out,
+                                 progress=False if args.quiet else None,
+                                 log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+                                 **options, **model_arguments(args))
     if args.json:
         print(json.dumps(search.to_dict()["rows"], indent=2))
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from compress.cli._common import add_field, finite_float, given, parse_count, parse_csv, positive_int
+from compress.cli._common import add_field, finite_float, given, parse_count, parse_csv, positive_int, split_warnings
 
 
 def register(sub) -> None:
@@ -91,8 +91,9 @@ def run(args) -> int:
     executor = executor_from_args(args)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        result = search(args.source, budget, config, out=args.out, executor=executor, overwrite=args.overwrite,
-                        log=log)
+        with split_warnings("search"):
+            result = search(args.source, budget, config, out=args.out, executor=executor, overwrite=args.overwrite,
+                            log=log)
     except SearchBudgetError as exc:
         r = exc.result
         print(f"no candidate meets {describe_budget(budget)}; the nearest:")

@@ -7,6 +7,17 @@ Candidates are storage configs (:class:`compress.quant.CodecConfig`; the CLI nam
 from :mod:`compress.export.runs`, Deep Compression's results. Sizes are those of files really written
 (``os.path.getsize``, as ``du --apparent-size`` counts them). :func:`artifact_bytes` measures a
 :class:`compress.budget.Budget`'s artifact format for the searches that take one.
+
+The choice respects the noise of the validation split (:mod:`compress.evidence`). Every candidate keeps which
+validation images it gets right, so two candidates are compared on the same images (paired). Candidates run from
+least to most lossy, and a lossier one replaces a less lossy one only when it is better by more than
+``tolerance_points`` by the paired rule (:func:`compress.evidence.better`: McNemar's exact test at 5%, and with a
+tolerance the lower end of the difference's exact 95% interval above it): the chosen file is the first that fits
+and that no other fitting candidate beats that way (:func:`compress.evidence.first_unbeaten`). A difference of a
+few images is a tie: on 70 images a lossy file "+5.71 points" ahead of fp32 (4 images) is a tie and is not chosen
+over a less lossy one. The table shows each candidate's difference to fp32 with its interval and verdict. A
+tolerance the split is too small to resolve (under ``600 / n`` points on ``n`` images) raises one
+:class:`compress.evidence.SplitTooSmallWarning` naming the split size it would need.
 """
 
 from __future__ import annotations
@@ -14,13 +25,15 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 from torch import nn
 
 from compress import _io
+from compress import evidence
 from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
 from compress.export.artifact import FORMATS, format_of, read, restore, save, serialize
 from compress.quant.api import CodecConfig, Quantized
@@ -45,10 +58,18 @@ class Candidate:
     candidate: str
     size_bytes: int | None          # os.path.getsize of the written file (None: the codec refused the weights)
     val_acc: float | None           # fraction correct on the validation split
-    delta_points: float | None      # val_acc - the fp32 model's, in percentage points
+    delta_points: float | None      # val_acc - the fp32 model's, in percentage points (observed)
     fits: bool
     chosen: bool = False
     note: str = ""                  # why a candidate was refused
+    delta_low: float | None = None  # exact 95% interval of delta_points, paired on the same images (points)
+    delta_high: float | None = None
+    vs_fp32: str | None = None      # "tie", "better" or "worse" than fp32 by the paired test (compress.evidence)
+    correct: np.ndarray | None = field(default=None, repr=False, compare=False)  # per validation image
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, without the per-image correctness."""
+        return {k: v for k, v in asdict(self).items() if k != "correct"}
 
 
 @dataclass
@@ -60,34 +81,50 @@ class ArtifactChoice:
     best: Candidate | None = None
     path: Path | None = None
     fp32_acc: float | None = None
+    val_n: int | None = None            # validation images every candidate was scored on
+    tolerance_points: float = 0.0
+    warning: str | None = None          # the split is too small for the tolerance (compress.evidence.split_warning)
+    fp32_correct: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def table(self) -> str:
-        """Plain-text table: candidate, bytes, val accuracy, change vs fp32 (points); '*' marks the choice."""
-        lines = [f"{'candidate':<15} {'bytes':>11} {'val acc':>8} {'vs fp32':>8}  fits"]
+        """Plain-text table: candidate, bytes, val accuracy, change vs fp32 in points with its paired 95% interval
+        and verdict (a difference the split cannot resolve is a tie), whether it fits; '*' marks the choice."""
+        lines = [f"{'candidate':<15} {'bytes':>11} {'val acc':>8}  {'vs fp32 [95% interval]':<31}  fits"]
         for r in self.rows:
             if r.size_bytes is None:
-                lines.append(f"  {r.candidate:<13} {'-':>11} {'-':>8} {'-':>8}  no (refused: {r.note[:70]})")
+                lines.append(f"  {r.candidate:<13} {'-':>11} {'-':>8}  {'-':<31}  no (refused: {r.note[:70]})")
                 continue
             acc = f"{100 * r.val_acc:7.2f}%" if r.val_acc is not None else f"{'-':>8}"
-            delta = f"{r.delta_points:+8.2f}" if r.delta_points is not None else f"{'-':>8}"
-            lines.append(f"{('* ' if r.chosen else '  ') + r.candidate:<15} {r.size_bytes:>11,} {acc} {delta}  "
+            delta = "-"
+            if r.delta_points is not None:
+                delta = f"{r.delta_points:+.2f} [{r.delta_low:+.2f}, {r.delta_high:+.2f}] {r.vs_fp32}"
+            lines.append(f"{('* ' if r.chosen else '  ') + r.candidate:<15} {r.size_bytes:>11,} {acc}  {delta:<31}  "
                          f"{'yes' if r.fits else 'no'}")
+        if self.val_n:
+            lines.append(f"validation: {self.val_n:,} images; a difference needs >= "
+                         f"{evidence.resolvable_points(self.val_n):.2f} points ({evidence.MIN_DISCORDANT} images, "
+                         f"all one way) to count (compress.evidence)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"max_bytes": self.max_bytes, "fp32_acc": self.fp32_acc,
-                "path": str(self.path) if self.path else None, "rows": [asdict(r) for r in self.rows]}
+        return {"max_bytes": self.max_bytes, "fp32_acc": self.fp32_acc, "val_n": self.val_n,
+                "tolerance_points": self.tolerance_points, "warning": self.warning,
+                "path": str(self.path) if self.path else None, "rows": [r.to_dict() for r in self.rows]}
 
 
-def _scorer(data: DataBundle | Split | None, normalizer: Normalizer | None) -> Callable[[nn.Module], float] | None:
+def _scorer(data: DataBundle | Split | None, normalizer: Normalizer | None
+            ) -> Callable[[nn.Module], np.ndarray] | None:
+    """Which validation images a model gets right (:func:`compress.evidence.correct`), or None without data."""
     if data is None:
         return None
-    from compress.train.inference import evaluate
+    from compress.train.inference import predict
 
     if isinstance(data, DataBundle) and (data.val is None or not len(data.val)):
         raise ValueError(f"{data.source}: choose_artifact needs a validation split to score candidates on")
     split, normalizer = resolve_split(data, "val", normalizer)
-    return lambda m: evaluate(m, split, normalizer=normalizer)["acc"]
+    if not split.labeled or not len(split):
+        raise ValueError("choose_artifact needs a labeled, non-empty validation split to score candidates on")
+    return lambda m: evidence.correct(predict(m, split.x, normalizer), split.y)
 
 
 def artifact_bytes(file_format: str, *, meta: Mapping[str, Any] | None = None,
@@ -119,10 +156,14 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
     Each candidate (a :class:`~compress.quant.CodecConfig` or its name: ``"fp16+fold"``, ``"kmeans4+fold"``...)
     is written to a temporary file, its size measured with ``os.path.getsize`` (``du --apparent-size``), and the
     model read back from that file scored on ``data``'s validation split (a DataBundle's ``val`` or a Split; the
-    one way compress takes data, with ``normalizer``, the run's) with ``compress.train.evaluate``. The fp32
-    model is the reference for the change in points. The chosen file's bytes are the ones written to ``path``; ties in accuracy go to the
-    earlier (less lossy) candidate, and so does any candidate within ``tolerance_points`` (percentage points)
-    of the best -- a 400-image split cannot tell apart 0.5 points; with ``data=None`` the first that fits wins.
+    one way compress takes data, with ``normalizer``, the run's), keeping which images it gets right. The fp32
+    model is the reference for the change in points (with its paired 95% interval). The chosen file's bytes are
+    the ones written to ``path``: the first candidate that fits and that no other fitting one is better than by
+    more than ``tolerance_points`` percentage points by the paired rule (module docstring,
+    :func:`compress.evidence.better`), so ties, differences of a few images and differences within the tolerance
+    go to the earlier (less lossy) candidate; where the split resolves the difference, the most accurate wins.
+    With ``data=None`` the first that fits wins. A ``tolerance_points`` the split cannot resolve warns once
+    (:class:`compress.evidence.SplitTooSmallWarning`, also in ``.warning``).
     ``path=None`` only measures; ``max_bytes=None`` sets no limit (one candidate: write it and measure it).
     ``prepared``: more candidates already made, label -> :class:`~compress.quant.Quantized` with a plan (a pruned,
     folded, fine-tuned model from :func:`compress.quant.quantize` with a ``DeepConfig``), written with its plan;
@@ -148,9 +189,11 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
     if not parsed:
         raise ValueError("choose_artifact: no candidates")
     score = _scorer(data, normalizer)
-    result = ArtifactChoice([], max_bytes)
+    result = ArtifactChoice([], max_bytes, tolerance_points=float(tolerance_points))
     if score is not None:
-        result.fp32_acc = score(model)
+        result.fp32_correct = score(model)
+        result.fp32_acc, result.val_n = float(result.fp32_correct.mean()), len(result.fp32_correct)
+        result.warning = evidence.warn_unresolvable(result.val_n, tolerance_points)
     blobs: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix=".choose_artifact.", dir=Path(path).parent if path else None) as tmp:
         for label, source, config in parsed:
@@ -164,16 +207,14 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
                 result.rows.append(Candidate(label, None, None, None, False, note=str(exc).split(": ")[-1]))
                 continue
             size = os.path.getsize(file)
-            acc = delta = None
+            row = Candidate(label, size, None, None, max_bytes is None or size <= max_bytes)
             if score is not None:
                 manifest, encoded = read(file)   # weights only: scored in a copy of the model given
                 weights_only = manifest["model"]["kind"] not in ("compress.models", "program")
-                acc = score(restore(manifest, encoded, model=copy.deepcopy(source) if weights_only else None,
-                                    source=file))
-                delta = 100 * (acc - result.fp32_acc)
-            fits = max_bytes is None or size <= max_bytes
-            result.rows.append(Candidate(label, size, acc, delta, fits))
-            if fits:
+                _compare(row, score(restore(manifest, encoded, model=copy.deepcopy(source) if weights_only else None,
+                                            source=file)), result.fp32_correct)
+            result.rows.append(row)
+            if row.fits:
                 blobs[label] = file.read_bytes()
     fitting = [r for r in result.rows if r.fits]
     if not fitting:
@@ -184,11 +225,8 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
         raise BudgetError(f"no candidate fits {max_bytes:,} bytes: the smallest reachable is "
                           f"{smallest.size_bytes:,} bytes ({smallest.candidate}); use a smaller model "
                           f"(compress fit-budget finds the widest one that fits)", result)
-    if score is None:
-        best = fitting[0]
-    else:
-        top = max(r.val_acc for r in fitting)
-        best = next(r for r in fitting if 100 * (top - r.val_acc) <= tolerance_points + 1e-9)
+    best = fitting[0] if score is None else \
+        fitting[evidence.first_unbeaten([r.correct for r in fitting], tolerance_points)]
     best.chosen, result.best = True, best
     if path is not None:
         path = Path(path)
@@ -197,3 +235,12 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
             raise AssertionError("written artifact differs from the measured candidate")
         result.path = path
     return result
+
+
+def _compare(row: Candidate, correct: np.ndarray, reference: np.ndarray) -> None:
+    """Fill ``row``'s accuracy and its paired difference to fp32 (``reference``) on the same images."""
+    gap = evidence.gap_interval(correct, reference)
+    row.correct, row.val_acc = correct, float(correct.mean())
+    row.delta_points, row.delta_low, row.delta_high = 100 * gap.diff, 100 * gap.low, 100 * gap.high
+    row.vs_fp32 = "better" if evidence.better(correct, reference) else (
+        "worse" if evidence.better(reference, correct) else "tie")

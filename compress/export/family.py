@@ -5,18 +5,28 @@
 
 Each candidate is a storage config (:class:`compress.quant.CodecConfig`, named ``"int8+fold"``...) or ``"deepNx"``
 (large-sparse against small-dense, Deep Compression into the budget). Sizes are files really written.
+
+The choice respects the noise of the validation split as ``compress export --max-bytes`` does
+(:mod:`compress.export.choice`, :mod:`compress.evidence`): every candidate keeps which validation images its
+artifact gets right, and a later candidate in ``codecs`` replaces an earlier one only when it is better by more
+than ``tolerance_points`` by the paired rule (McNemar's exact test at 5%; with a tolerance, the lower end of the
+difference's exact 95% interval above it). The chosen one is the first that fits and that no other fitting
+candidate beats that way: two models a few validation images apart are a tie, and the earlier codec (the default
+list runs from least to most lossy) keeps it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
-from compress import _io
+from compress import _io, evidence
 from compress.data.bundle import DataBundle, Normalizer
 from compress.export.artifact import FORMATS, load, save, serialize
 from compress.export.choice import BudgetError, artifact_bytes
@@ -43,6 +53,17 @@ class SizedCandidate:
     run_dir: str | None = None
     chosen: bool = False
     note: str = ""
+    val_low: float | None = None    # Wilson 95% interval of val_acc (compress.evidence.wilson)
+    val_high: float | None = None
+    val_n: int = 0
+    correct: np.ndarray | None = field(default=None, repr=False, compare=False)  # per validation image
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, without the per-image correctness."""
+        return {k: v for k, v in asdict(self).items() if k != "correct"}
+
+
+_COLUMNS = [f.name for f in fields(SizedCandidate) if f.name != "correct"]
 
 
 @dataclass
@@ -54,27 +75,39 @@ class BudgetSearch:
     format: str
     rows: list[SizedCandidate]
     best: SizedCandidate | None = None
+    tolerance_points: float = 0.0
+    warning: str | None = None          # the split is too small for the tolerance (compress.evidence.split_warning)
 
     def table(self) -> str:
-        """Plain-text table: candidate, width, params, bytes, fp32 and artifact accuracy, whether it fits; '*' marks
-        the choice."""
-        return _table(self.rows)
+        """Plain-text table: candidate, width, params, bytes, fp32 and artifact accuracy with its 95% interval,
+        the paired difference to the chosen one, whether it fits; '*' marks the choice."""
+        return _table(self.rows, self.best)
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "max_bytes": self.max_bytes, "format": self.format,
-                "best": self.best.candidate if self.best else None, "rows": [asdict(r) for r in self.rows]}
+                "tolerance_points": self.tolerance_points, "warning": self.warning,
+                "best": self.best.candidate if self.best else None, "rows": [r.to_dict() for r in self.rows]}
 
 
-def _table(rows: Sequence[SizedCandidate]) -> str:
-    lines = [f"{'candidate':<15} {'width':>6} {'params':>9} {'bytes':>9} {'fp32 acc':>9} {'val acc':>8}  fits"]
+def _table(rows: Sequence[SizedCandidate], best: SizedCandidate | None) -> str:
+    lines = [f"{'candidate':<15} {'width':>6} {'params':>9} {'bytes':>9} {'fp32 acc':>9} {'val acc [95%]':>22}  "
+             f"{'vs chosen [95%]':<24}  fits"]
     for r in rows:
         if r.size_bytes is None:
-            lines.append(f"  {r.candidate:<13} {'-':>6} {'-':>9} {'-':>9} {'-':>9} {'-':>8}  "
+            lines.append(f"  {r.candidate:<13} {'-':>6} {'-':>9} {'-':>9} {'-':>9} {'-':>22}  {'-':<24}  "
                          f"no ({r.note.split(':')[0]})")
             continue
+        acc = f"{100 * r.val_acc:6.2f}% [{100 * r.val_low:.1f}, {100 * r.val_high:.1f}]"
+        vs = "-"
+        if best is not None and r is not best and r.correct is not None and best.correct is not None:
+            vs = evidence.gap_interval(r.correct, best.correct).points()
         lines.append(f"{('* ' if r.chosen else '  ') + r.candidate:<15} {r.width_mult:6.3f} {r.param_count:>9,} "
-                     f"{r.size_bytes:>9,} {100 * r.val_acc_fp32:8.2f}% {100 * r.val_acc:7.2f}%  "
+                     f"{r.size_bytes:>9,} {100 * r.val_acc_fp32:8.2f}% {acc:>22}  {vs:<24}  "
                      f"{'yes' if r.fits else 'no'}")
+    n = next((r.val_n for r in rows if r.val_n), 0)
+    if n:
+        lines.append(f"validation: {n:,} images; a difference needs >= {evidence.resolvable_points(n):.2f} points "
+                     f"({evidence.MIN_DISCORDANT} images, all one way) to count (compress.evidence)")
     return "\n".join(lines)
 
 
@@ -96,7 +129,7 @@ def parse_search_candidate(text: str) -> tuple[CodecConfig, int | None]:
 def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[str] = DEFAULT_SEARCH_CODECS,
                     config: Any = None, teacher: Any = None, out: str | os.PathLike | None = None,
                     format: str = "npz", progress: Any = False, log: Callable[[str], None] | None = None,
-                    deep_config: Any = None, **model_kw: Any) -> BudgetSearch:
+                    deep_config: Any = None, tolerance_points: float = 0.0, **model_kw: Any) -> BudgetSearch:
     """The most accurate model of ``family`` whose artifact fits ``max_bytes``: for each candidate codec
     (``"int8+fold"``...), :func:`compress.models.scaling.scale_to` finds the widest model whose artifact -- stored
     uncompressed, so a deflated file can only be smaller -- fits (the budget's format ``"FORMAT:CODEC"``, measured by
@@ -104,7 +137,11 @@ def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[
     with ``deep_config`` into the budget, :func:`compress.quant.quantize`); it is trained with ``config`` (a
     ``compress.train.TrainConfig``; keep epochs few), optionally distilled from ``teacher`` (a run folder),
     written through the codec, measured on disk and scored on the validation split. ``data``: a DataBundle or a
-    source for :func:`compress.data.load`.
+    source for :func:`compress.data.load`. The chosen candidate is the first of ``codecs`` that fits and that no
+    other fitting one is better than by more than ``tolerance_points`` percentage points by the paired rule of
+    :mod:`compress.evidence` (module docstring): differences of a few validation images are ties. A
+    ``tolerance_points`` the validation split cannot resolve warns once
+    (:class:`compress.evidence.SplitTooSmallWarning`, also in ``.warning``) before any training.
 
     With ``out`` (a folder): ``runs/<candidate>/`` run folders, ``model.<format>`` (the winner), ``table.json``
     and ``table.csv`` (every candidate). ``progress`` goes to ``train.fit``; ``log`` gets one line per step.
@@ -122,6 +159,9 @@ def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[
         raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if isinstance(tolerance_points, bool) or not isinstance(tolerance_points, (int, float)) or not (
+            math.isfinite(tolerance_points) and tolerance_points >= 0):
+        raise ValueError(f"tolerance_points must be a finite number >= 0, got {tolerance_points!r}")
     from compress.models.sources import is_external
 
     if not is_external(family):   # a file/torchvision/timm model fails at its first build, before training
@@ -132,6 +172,7 @@ def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=config.seed)
     if bundle.val is None or not len(bundle.val):
         raise ValueError(f"{bundle.source}: train_to_budget needs a validation split")
+    warning = evidence.warn_unresolvable(len(bundle.val), tolerance_points)
     kw = dict(num_classes=bundle.num_classes, in_chans=bundle.in_chans, input_size=bundle.input_size, **model_kw)
     normalizer = Normalizer(bundle.mean, bundle.std, config.normalize)
     meta = {"normalizer": normalizer.to_dict(), "class_names": list(bundle.class_names),
@@ -175,21 +216,26 @@ def train_to_budget(family: str, data: Any, *, max_bytes: int, codecs: Sequence[
             else:
                 save(run.model, file, config=storage, format=format, meta=meta)
             size = os.path.getsize(file)
-            acc = train.evaluate(load(file), bundle.val, normalizer=run.normalizer)["acc"]
+            correct = evidence.correct(train.predict(load(file), bundle.val.x, run.normalizer), bundle.val.y)
+            acc, n = float(correct.mean()), len(correct)
             acc32 = train.evaluate(run.model, bundle.val, normalizer=run.normalizer)["acc"]
             rows.append(SizedCandidate(label, sized.width_mult, sized.param_count, size, acc32, acc,
-                                       size <= max_bytes, str(run_dir) if run_dir else None))
+                                       size <= max_bytes, str(run_dir) if run_dir else None,
+                                       val_low=evidence.wilson(acc, n)[0], val_high=evidence.wilson(acc, n)[1],
+                                       val_n=n, correct=correct))
             blobs[label] = file.read_bytes()
             say(f"{label}: {size:,} bytes, val acc {100 * acc:.2f}% (fp32 {100 * acc32:.2f}%)")
     fitting = [r for r in rows if r.fits]
-    search = BudgetSearch(family, max_bytes, format, rows, max(fitting, key=lambda r: r.val_acc) if fitting else None)
+    best = fitting[evidence.first_unbeaten([r.correct for r in fitting], tolerance_points)] if fitting else None
+    search = BudgetSearch(family, max_bytes, format, rows, best, float(tolerance_points), warning)
     if search.best is not None:
         search.best.chosen = True
     if out is not None:
-        table = [asdict(r) for r in rows]
+        table = [r.to_dict() for r in rows]
         _io.write_json(out / "table.json", {"family": family, "max_bytes": max_bytes, "format": format,
-                                            "data": bundle.source, "train": asdict(config), "rows": table})
-        _io.write_csv(out / "table.csv", table, [f.name for f in fields(SizedCandidate)])
+                                            "data": bundle.source, "train": asdict(config),
+                                            "tolerance_points": tolerance_points, "rows": table})
+        _io.write_csv(out / "table.csv", table, _COLUMNS)
         if search.best is not None:
             _io.write_bytes(out / f"model.{format}", blobs[search.best.candidate])
     if search.best is None:

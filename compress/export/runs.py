@@ -2,7 +2,8 @@
 breakdown and optionally an ONNX file; what ``compress export`` runs.
 
 With a byte budget the candidates are the whole-model codecs (:data:`~compress.export.choice.DEFAULT_CANDIDATES`)
-and, when those lose more than ``deep_points`` or nothing fits (``deep="auto"``), two per-layer candidates made by
+and, when those lose more than ``deep_points`` (by the paired rule of :mod:`compress.evidence`: a loss the
+validation split cannot resolve is no loss) or nothing fits (``deep="auto"``), two per-layer candidates made by
 :mod:`compress.quant.deep` on the run's own data: ``mixed`` (per-layer codecs chosen by sensitivity within the
 budget, no training; tried only when the budget needs no pruning) and ``deep`` (pruned as far as the budget needs,
 mixed precision, fine-tuned, entropy coded).
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from compress import _io
+from compress import _io, evidence
 from compress.export.artifact import breakdown, format_of, load, read, serialize
 from compress.export.choice import DEFAULT_CANDIDATES, ArtifactChoice, BudgetError, choose_artifact
 from compress.export.int8 import export_int8_artifact
@@ -69,13 +70,17 @@ class Export:
 
 
 def _needs_deep(model, data, max_bytes, candidates, normalizer, meta, fmt, deep_points, options) -> bool:
-    """Whether no whole-model candidate fits within ``deep_points`` of the fp32 accuracy."""
+    """Whether no whole-model candidate fits within ``deep_points`` of the fp32 accuracy: nothing fits, or fp32
+    is better than the chosen one by more than ``deep_points`` by the paired rule
+    (:func:`compress.evidence.within`), so a loss of a few validation images never starts Deep Compression."""
     try:
         result = choose_artifact(model, data, max_bytes=max_bytes, format=fmt, candidates=candidates,
                                  normalizer=normalizer, meta=meta, save_options=options)
     except BudgetError:
         return True
-    return result.best.delta_points < -deep_points
+    if result.fp32_correct is None:   # pragma: no cover - a run always has a validation split here
+        return result.best.delta_points < -deep_points
+    return not evidence.within(result.best.correct, result.fp32_correct, deep_points)
 
 
 def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log, options) -> tuple[dict, list[str]]:
@@ -116,9 +121,12 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
 
     With ``max_bytes``: the most accurate of ``candidates`` (default: lossless to lossy, see
     :data:`~compress.export.choice.DEFAULT_CANDIDATES`) whose file fits, scored on the run's validation split
-    (:func:`~compress.export.choice.choose_artifact`). ``deep``: ``"on"`` adds the per-layer candidates ``mixed`` and
-    ``deep`` (module docstring; fine-tuned on the run's training data with ``deep_config``), ``"auto"`` adds them
-    only when no whole-model candidate fits within ``deep_points`` percentage points of fp32, ``"off"`` never
+    (:func:`~compress.export.choice.choose_artifact`: a lossier file replaces a less lossy one only when it is
+    better by more than ``tolerance_points`` by the paired rule of :mod:`compress.evidence`; a tolerance the split
+    cannot resolve warns once, :class:`compress.evidence.SplitTooSmallWarning`). ``deep``: ``"on"`` adds the
+    per-layer candidates ``mixed`` and ``deep`` (module docstring; fine-tuned on the run's training data with
+    ``deep_config``), ``"auto"`` adds them only when no whole-model candidate fits within ``deep_points``
+    percentage points of fp32 by the same paired rule, ``"off"`` never
     (nor with ``int8``, whose ONNX path needs a whole-model int8 file); ``log`` gets their progress lines.
     Without: ``codec`` (default fp16), BatchNorm folded with
     ``fold_bn``. The file keeps the run's input shape, normalization and class names (its preprocessing, read

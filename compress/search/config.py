@@ -62,7 +62,9 @@ class SearchConfig:
                                              # that can run the candidate, torch.compile aside)
     format: str = "npz"                    # artifact container: "npz" | "pt"
     tolerance_points: float = 0.0          # val accuracy (points) the winner may give up for speed or bytes; a
-                                           # difference the split resolves (McNemar, 5%) is never given up
+                                           # difference the split resolves (McNemar, 5%) is never given up; under
+                                           # 600 / n points on n val images the search warns that the split cannot
+                                           # resolve it (compress.evidence.resolvable_points)
     time_budget_s: float | None = None     # wall seconds for the whole search (None: no limit)
     latency_warmup: int = 5                # untimed calls before timing (compress.bench.latency_ms's)
     latency_repeats: int = 30              # timed calls; the median is the latency

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from compress import _io
 from compress.budget import Budget
+from compress.evidence import warn_unresolvable
 from compress.search.candidates import Candidate, choose, nearest, pareto_front
 from compress.search.config import SearchConfig
 from compress.search.plan import Plan, Spec, make_plan
@@ -262,6 +263,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     out = Path(out)
     src, bundle = _source(run, data, normalizer, train)
     _io.check_output_folder(out, inputs=[src.path] if src.path else [], overwrite=None)
+    warn_unresolvable(len(bundle.val), config.tolerance_points)   # a tolerance under 600 / n points: one warning
     shape = tuple(src.card.input_shape)
     runtimes = _runtimes(config, budget)
     _check_latency(budget, runtimes, shape, bundle.num_classes)
