@@ -130,7 +130,7 @@ def epochs_done(state: dict | None) -> int:
 
 
 def _differences(saved, now, prefix: str = "") -> list[str]:
-    if isinstance(saved, dict) and isinstance(now, dict) and prefix.count(".") < 1:
+    if isinstance(saved, dict) and isinstance(now, dict) and prefix.count(".") < 2:
         out = []
         for key in list(now) + [k for k in saved if k not in now]:
             out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
