@@ -1,6 +1,7 @@
 """``compress evaluate RUN|FILE``: loss and accuracy of a trained run, an artifact or an ONNX file on labeled data.
 
-    compress evaluate runs/cnn                          # the run's own data and split
+    compress evaluate runs/cnn                          # the run's own data and split, from any folder
+    compress evaluate runs/cnn --data imgs --test-data test_imgs   # other data (its hash is not checked)
     compress evaluate model.npz --data test.csv         # an artifact: its stored input shape and normalization
     compress evaluate model.onnx --data test.csv        # an ONNX file (onnxruntime), from its metadata
 """
@@ -43,11 +44,15 @@ def run(args) -> int:
         return _evaluate_file(args, options.get("device"))
     result = load_run(args.run_dir, **options)
     if args.data is None:
+        if args.test_data is not None or args.test_fraction is not None:
+            raise ValueError("--test-data/--test-fraction go with --data (without it the run reloads its own data "
+                             "and splits)")
         bundle = result.data()
-    else:
+    else:   # the run's split settings, unless given here
+        kept = {k: v for k, v in result.data_options.items() if k in ("val_fraction", "seed", "test_fraction",
+                                                                      "test_seed")}
         bundle = data_mod.load(args.data, input_size=tuple(result.info["data"]["input_size"]),
-                               skip_bad_rows=args.skip_bad_rows, **{k: v for k, v in result.data_options.items()
-                                                                    if k in ("val_fraction", "seed")})
+                               skip_bad_rows=args.skip_bad_rows, **(kept | given(args, data_mod.load)))
         report_skipped(bundle)
     if bundle.num_classes != len(result.class_names):
         raise ValueError(f"{args.data}: {bundle.num_classes} classes but the run has {len(result.class_names)}")
@@ -57,7 +62,7 @@ def run(args) -> int:
 def _evaluate_file(args, device) -> int:
     """An artifact or ONNX file: data loaded at its input size, normalized as it stores."""
     from compress import data as data_mod
-    from compress.cli._common import report_skipped
+    from compress.cli._common import given, report_skipped
     from compress.export import load_model
     from compress.train import evaluate
 
@@ -66,7 +71,8 @@ def _evaluate_file(args, device) -> int:
     model, info = load_model(args.run_dir)
     shape, normalizer = info.require_input()
     device = info.check_device(device)
-    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows)
+    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows,
+                           **given(args, data_mod.load))
     report_skipped(bundle)
     info.check_data(bundle)
     model = model.to(device) if device is not None else model
@@ -81,9 +87,11 @@ def _report(args, kind: str, path, bundle, evaluate_split) -> int:
         raise ValueError(f"{bundle.source}: the {bundle.split_name(split)} split is unlabeled; use `compress predict`")
     name = bundle.split_name(split)
     ev = evaluate_split(split)
+    how = bundle.origin.get("test_split") if name == "test" else None
     if args.json:
-        print(json.dumps({kind: str(path), "data": bundle.source, "split": name, **ev}, indent=2))
+        print(json.dumps({kind: str(path), "data": bundle.source, "split": name, "test_split": how, **ev}, indent=2))
     else:
-        print(f"{path} on {bundle.source} [{name}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
+        origin = {"held_out": ", held out", "test_data": f" from {bundle.options.get('test')}"}.get(how, "")
+        print(f"{path} on {bundle.source} [{name}{origin}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
     return 0
 

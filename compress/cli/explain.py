@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import add_field, given, positive_int
+from compress.cli._common import add_data_arguments, add_field, given, positive_int
 
 
 def register(subparsers) -> None:
@@ -21,9 +21,7 @@ def register(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # dest run_dir: `args.run` is the command's callable (set_defaults below).
     p.add_argument("run_dir", metavar="RUN", help="run folder written by `compress train`")
-    p.add_argument("--data", metavar="PATH|default", default=None,
-                   help="data to explain on (a data source as `compress train` takes it); "
-                        "default: the data the run was trained on, same split")
+    add_data_arguments(p, default=None)   # default: the data the run was trained on (checked), same split
     add_field(p, "--split", ExplainConfig, "split", choices=("test", "val", "train"),
               help="split to use", none="test when the data has one, else val")
     add_field(p, "--layer", ExplainConfig, "layer", metavar="NAME",
@@ -48,6 +46,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from compress import _io
     from compress import data as cdata
+    from compress.cli._common import report_skipped
     from compress.device import torch_threads
     from compress.explain import ExplainConfig, FilterConfig, explain_model
     from compress.train import load_run
@@ -57,16 +56,28 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
     config = ExplainConfig(**given(args, ExplainConfig), filter=FilterConfig(**given(args, FilterConfig)))
     out = Path(args.out) if args.out else run_dir / "explain"
-    _io.check_output_folder(out, inputs=[run_dir, *([args.data] if args.data else [])])   # rewritten if it exists
+    data_files = [f for f in (args.data, args.test_data) if f]
+    _io.check_output_folder(out, inputs=[run_dir, *data_files])   # rewritten if it exists
+    if not args.data and (args.test_data is not None or args.test_fraction is not None):
+        raise ValueError("--test-data/--test-fraction go with --data (without it the run reloads its own data "
+                         "and splits)")
     with torch_threads(args.threads):
         loaded = load_run(run_dir)
-        bundle = cdata.load(args.data) if args.data else loaded.data()
+        if args.data:
+            kept = {k: v for k, v in loaded.data_options.items() if k in ("val_fraction", "seed", "test_fraction",
+                                                                          "test_seed")}
+            bundle = cdata.load(args.data, input_size=tuple(loaded.info["data"]["input_size"]),
+                                skip_bad_rows=args.skip_bad_rows, **(kept | given(args, cdata.load)))
+            report_skipped(bundle)
+        else:
+            bundle = loaded.data()   # refused, in one line, when its hash changed since training
         # The run's normalizer, not the bundle's: inputs must be prepared exactly as in training (a run may use
         # raw pixels, and --data may be another data set whose statistics differ).
         summary = explain_model(loaded.model, bundle, out, config=config, normalizer=loaded.normalizer,
                                 title=run_dir.resolve().name)
     c = summary["confusion"]
-    print(f"{c['total']} images, accuracy {c['accuracy']:.2%}; "
+    split = f" of the {summary['split']} split" if summary.get("split") else ""
+    print(f"{c['total']} images{split}, accuracy {c['accuracy']:.2%}; "
           f"randomization check: rank correlation {summary['saliency']['randomization_rank_correlation_mean']:.3f}")
     print(f"wrote {out / 'explain.md'} and figures")
     return 0

@@ -35,7 +35,7 @@ def run(args) -> int:
     from compress.device import resolve_device
     from compress.train import load_run
 
-    _io.check_output(args.out, inputs=_inputs(args.run_dir, args.data), overwrite=args.overwrite)
+    _io.check_output(args.out, inputs=_inputs(args.run_dir, args.data, args.test_data), overwrite=args.overwrite)
     options = given(args, load_run)
     if "device" in options:
         options["device"] = resolve_device(options["device"])
@@ -44,7 +44,7 @@ def run(args) -> int:
     else:
         result = load_run(args.run_dir, **options)
         bundle = data_mod.load(args.data, input_size=tuple(result.info["data"]["input_size"]),
-                               skip_bad_rows=args.skip_bad_rows)
+                               skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
         report_skipped(bundle)
         split = bundle.split(args.split)
         if split.x.shape[1] != result.info["data"]["in_chans"]:
@@ -61,7 +61,7 @@ def run(args) -> int:
 def _predict_file(args, device) -> tuple[list[int], list[str] | None, tuple[str, ...] | None]:
     """``(labels, ids, class names)`` of an artifact or ONNX file on the chosen split."""
     from compress import data as data_mod
-    from compress.cli._common import report_skipped
+    from compress.cli._common import given, report_skipped
     from compress.export import load_model
     from compress.train import predict
 
@@ -70,7 +70,8 @@ def _predict_file(args, device) -> tuple[list[int], list[str] | None, tuple[str,
     device = info.check_device(device)
     if args.names and info.class_names is None:
         raise ValueError(f"{info.path}: stores no class names; drop --names to write class indices")
-    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows)
+    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows,
+                           **given(args, data_mod.load))
     report_skipped(bundle)
     split = bundle.split(args.split)
     if split.x.shape[1] != shape[0]:
@@ -79,7 +80,8 @@ def _predict_file(args, device) -> tuple[list[int], list[str] | None, tuple[str,
     return labels.tolist(), split.ids, info.class_names
 
 
-def _inputs(run_dir: str, data: str) -> list:
-    """Every file the command reads: the data source and the run folder's files (or the model file)."""
+def _inputs(run_dir: str, data: str, test_data: str | None = None) -> list:
+    """Every file the command reads: the data source (and test data) and the run folder's files (or the model
+    file)."""
     run = Path(run_dir)
-    return [data, *(run.iterdir() if run.is_dir() else [run])]
+    return [data, *([test_data] if test_data else []), *(run.iterdir() if run.is_dir() else [run])]
