@@ -129,7 +129,9 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
         ident = resume_mod.identity(config, list(seeds), models[0], data, loop.normalizer, teacher=teacher_info,
                                     regularizer=regularizer_record(regularizer),
                                     card=card.to_dict() if card is not None else None) if keep else None
-        state = resume_mod.read_state(out_paths[0], ident) if resume else None
+        state = None
+        if resume:
+            state, loop.normalizer = resume_mod.read_state(out_paths[0], ident)
         if keep and not resume:
             resume_mod.discard(out_paths)                      # a killed run's state, overwritten (checked above)
         report = _progress_fn(progress, math.ceil(config.epochs), len(models), seeds,

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -31,7 +32,7 @@ from typing import Callable
 import torch
 
 from compress import _io
-from compress.data.bundle import DataBundle
+from compress.data.bundle import DataBundle, Normalizer
 
 __all__ = ["RESUME_FORMAT", "resume_folder", "resume_file", "check_outs", "identity", "read_state", "epochs_done",
            "saver", "discard"]
@@ -97,9 +98,11 @@ def identity(config, seeds: list[int], model, data: DataBundle, normalizer, *, t
     return json.loads(json.dumps(ident, default=str))   # tuples as lists: compared as read back
 
 
-def read_state(out: Path, ident: dict) -> dict:
-    """The loop's state saved for run folder ``out``, checked against ``ident`` (:func:`identity`). ValueError
-    naming the file for a missing, corrupted or foreign state, naming the settings for another config."""
+def read_state(out: Path, ident: dict) -> tuple[dict, Normalizer]:
+    """The loop's state saved for run folder ``out``, checked against ``ident`` (:func:`identity`), and the
+    normalization the run trained with (statistics computed again from the same images can differ in the last
+    bit with the thread count; the run's own continue). ValueError naming the file for a missing, corrupted or
+    foreign state, naming the settings for another config."""
     f = resume_file(out)
     if not f.is_file():
         raise ValueError(_no_state(out))
@@ -119,7 +122,8 @@ def read_state(out: Path, ident: dict) -> dict:
     if differs:
         raise ValueError(f"{out} was started with another config (differs in: {', '.join(differs)}); resume it "
                          f"with the same command, or train into another folder (--overwrite starts it over)")
-    return state["loop"]
+    norm = saved["normalizer"]
+    return state["loop"], Normalizer(norm["mean"], norm["std"], norm["enabled"])
 
 
 def epochs_done(state: dict | None) -> int:
@@ -130,12 +134,23 @@ def epochs_done(state: dict | None) -> int:
 
 
 def _differences(saved, now, prefix: str = "") -> list[str]:
+    """The settings (``train.lr``, ``model.card``) in which two identities differ; the normalization's statistics
+    are compared to a relative 1e-5."""
     if isinstance(saved, dict) and isinstance(now, dict) and prefix.count(".") < 2:
         out = []
         for key in list(now) + [k for k in saved if k not in now]:
             out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
         return out
+    if prefix in ("normalizer.mean.", "normalizer.std.") and _close(saved, now):
+        return []
     return [] if saved == now else [prefix.rstrip(".") or "identity"]
+
+
+def _close(a, b) -> bool:
+    try:
+        return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-8) for x, y in zip(a, b))
+    except TypeError:
+        return False
 
 
 def saver(out: Path, ident: dict) -> Callable[[dict], None]:
