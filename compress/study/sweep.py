@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 from compress import _io
 from compress.device import environment
+from compress.provenance import provenance
 from compress.study.config import GROWABLE, SweepConfig, data_settings
 from compress.study.data_cache import load_data, sweep_data
 from compress.study.executors import Executor, SequentialExecutor
@@ -218,7 +219,8 @@ def _start_folder(out: Path, config: SweepConfig, native: Any, bundle: Any, grow
             "flip_invariant": bool(bundle.flip_invariant), "train": len(bundle.train), "val": len(bundle.val),
             "test": len(bundle.test) if bundle.test is not None else 0}
     _io.write_json(path, {"format": SWEEP_FORMAT, "config": config.to_dict(),
-                          "environment": environment("cpu"), "data": data})
+                          "environment": environment("cpu"), "data": data,
+                          "provenance": provenance(native.origin or None)})
 
 
 def _announce(book: RecordBook, total: int, grown: list[str], say: Say) -> None:
