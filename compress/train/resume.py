@@ -162,8 +162,14 @@ def saver(out: Path, ident: dict) -> Callable[[dict], None]:
     def save(loop_state: dict) -> None:
         buf = io.BytesIO()   # serialized in memory, then written: a full disk is the OS's error, not torch's
         torch.save({"format": RESUME_FORMAT, "identity": text, "loop": loop_state}, buf)
+        made = not f.parent.exists()
         f.parent.mkdir(parents=True, exist_ok=True)
-        _io.write_bytes(f, buf.getvalue())
+        try:
+            _io.write_bytes(f, buf.getvalue())
+        except OSError:
+            if made or not f.exists():   # a full disk at the first save: no folder left that resumes nothing
+                shutil.rmtree(f.parent, ignore_errors=True)
+            raise
     return save
 
 
