@@ -113,7 +113,8 @@ def run(args) -> int:
     seeds = list(range(config.seed, config.seed + args.seeds))
     outs = [Path(args.out)] if args.seeds == 1 else [Path(f"{args.out}-s{s}") for s in seeds]
     for out in outs:   # before any work: never an input (the data, the teacher), existing only with --overwrite
-        _io.check_output_folder(out, inputs=[args.data, *([config.teacher] if config.teacher else [])],
+        _io.check_output_folder(out, inputs=[args.data, *([args.test_data] if getattr(args, "test_data", None) else []),
+                                             *([config.teacher] if config.teacher else [])],
                                 overwrite=None if args.resume else bool(args.overwrite))
     check_outs(outs, resume=args.resume, overwrite=args.overwrite)   # a resume state there, or a leftover one
     bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
