@@ -13,6 +13,7 @@ Rooms:
     ema         ``Ema``: weight averaging with warm-up
     distill     the teacher and the distillation loss (Hinton et al. 2015)
     runs        ``Run``, run folders (``write_run``, ``load_run``)
+    resume      a killed run's state (``RUN.partial/resume.pt``, written after every epoch) and ``fit(resume=True)``
 """
 
 from compress.train.batchnorm import recalibrate_batchnorm
