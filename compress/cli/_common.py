@@ -311,3 +311,35 @@ def report_skipped(bundle: Any, limit: int = 10) -> None:
         print(f"  {f}:{line}: {reason}" if line else f"  {f}: {reason}", file=sys.stderr)
     if len(bundle.skipped) > limit:
         print(f"  ... and {len(bundle.skipped) - limit} more", file=sys.stderr)
+
+
+class split_warnings:
+    """A context manager: a :class:`compress.evidence.SplitTooSmallWarning` raised inside prints once, as one line
+    ``compress COMMAND: warning: ...`` on stderr, when it is raised; other warnings show as usual."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __enter__(self) -> "split_warnings":
+        import sys
+        import warnings
+
+        from compress.evidence import SplitTooSmallWarning
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        shown, seen = warnings.showwarning, set()
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, SplitTooSmallWarning):
+                return shown(message, category, filename, lineno, file, line)
+            if str(message) not in seen:
+                seen.add(str(message))
+                print(f"compress {self.command}: warning: {message}", file=sys.stderr, flush=True)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", SplitTooSmallWarning)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._catch.__exit__(*exc)
