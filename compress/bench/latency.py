@@ -71,7 +71,7 @@ def measure(
     *,
     device: str = "cpu",
     runtime: str = "eager",
-    batch_sizes: Sequence[int] = (1, 32, 256),
+    batch_sizes: Sequence[int] = (1, 32),
     threads: int | None = None,
     warmup: int = 10,
     repeats: int = 50,

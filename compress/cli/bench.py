@@ -41,8 +41,8 @@ def register(subparsers) -> None:
                    help="comma-separated runtimes (default: those of the default set that run here on the "
                         "device, the int8 ones only for a model name, a run or an int8 artifact; see the list "
                         "above)")
-    p.add_argument("--batch-sizes", metavar="LIST", type=parse_int_list, default=[1, 32],
-                   help="comma-separated batch sizes (default 1,32)")
+    add_field(p, "--batch-sizes", measure, "batch_sizes", metavar="LIST", type=parse_int_list,
+              help="comma-separated batch sizes")
     add_field(p, "--threads", measure, "threads", metavar="N", type=positive_int,
               help="CPU threads during timing", none="torch's current count")
     add_field(p, "--warmup", measure, "warmup", metavar="N", type=non_negative_int, help="untimed calls first")
@@ -61,20 +61,24 @@ def run(args: argparse.Namespace) -> int:
         _io.check_output(args.json, inputs=[args.target], overwrite=args.overwrite, what="--json")
     from compress.bench.latency import check_input_bytes
 
+    from compress.cli._common import library_default
+
     options = given(args, measure)
     device = options.get("device", "cpu")
+    batch_sizes = options.setdefault("batch_sizes", list(library_default(measure, "batch_sizes")))
+    if not batch_sizes:
+        raise ValueError("--batch-sizes names no batch size")
     if args.input is not None:   # before the model is built for it
-        check_input_bytes(args.input, max(args.batch_sizes))
+        check_input_bytes(args.input, max(batch_sizes))
     model, input_shape = _target(args.target, args.input, args)
-    check_input_bytes(input_shape, max(args.batch_sizes))
+    check_input_bytes(input_shape, max(batch_sizes))
     runtimes = _onnx_runtimes(args.runtimes, device) if isinstance(model, OnnxModel) else \
         _runtimes(args.runtimes, device, int8=_has_int8_path(model))
     int8 = any(get_runtime(r).kind == "int8" for r in runtimes)
     data, normalizer = _calibration(args.target, input_shape) if int8 else (None, None)
     result = LatencyResult()
     for runtime in runtimes:
-        result += measure(model, input_shape, runtime=runtime, batch_sizes=args.batch_sizes, data=data,
-                          normalizer=normalizer, **options)
+        result += measure(model, input_shape, runtime=runtime, data=data, normalizer=normalizer, **options)
     print(result.summary())
     if args.json:
         _io.write_json(args.json, [r.to_dict() for r in result])

@@ -67,6 +67,10 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def __repr__(self) -> str:   # the shapes, never the tensors (a dataclass repr prints every pixel)
+        labels = "labeled" if self.labeled else "unlabeled"
+        return f"Split({len(self)} images {'x'.join(map(str, self.x.shape[1:]))} {self.x.dtype}, {labels})"
+
     @property
     def labeled(self) -> bool:
         return bool(len(self)) and bool((self.y >= 0).all())
@@ -94,6 +98,9 @@ class DataBundle:
     # in-memory and synthetic data), "test_data": the same for a test file, "test_split": how the test split was
     # made, a key of compress.data.sources.TEST_SPLITS ("source", "test_data", "held_out" or None)}
     origin: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:   # what describe() says, never the tensors
+        return f"DataBundle({self.describe()})"
 
     @property
     def num_classes(self) -> int:
