@@ -9,6 +9,9 @@ Fine-tuning through a weight transform (pruning masks, quantization-aware traini
 
 Inputs to the model: ``normalize=True`` standardizes with the training split's per-channel mean and std;
 ``normalize=False`` feeds raw pixel values 0..255 as floats (the "no normalization" of the seed reports).
+
+Tracking (``loggers=``, :mod:`compress.track`): the run's settings when training starts, each epoch's history row,
+the run folder's files once written and the final metrics go to TensorBoard, MLflow or ``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -26,6 +29,7 @@ import torch.nn as nn
 from compress.data.bundle import DataBundle, Normalizer
 from compress.device import resolve_device, torch_threads
 from compress.models.card import ModelCard, card_of
+from compress.track import Logger, Tracker
 from compress.train.config import TrainConfig
 from compress.train.distill import resolve_teacher
 from compress.train.hooks import Regularizer, WeightTransformHook, regularizer_record
@@ -34,7 +38,7 @@ from compress.train.runs import Run, config_json, write_run
 from compress.train.loop import TrainingLoop
 from compress.train import resume as resume_mod
 
-__all__ = ["fit", "train_members"]
+__all__ = ["fit", "train_members", "log_run"]
 
 
 def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
@@ -42,7 +46,7 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
         teacher: nn.Module | Run | str | os.PathLike | None = None,
         progress: bool | Callable[[dict], None] | None = None, regularizer: Regularizer | None = None,
         weight_transform: WeightTransformHook | None = None, normalizer: Normalizer | None = None,
-        resume: bool = False) -> Run:
+        resume: bool = False, loggers: Sequence[Logger] | Tracker | None = None) -> Run:
     """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
 
     ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
@@ -57,13 +61,17 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     last weights, materialized, with no validation per epoch; needs ``ema_decay=None`` and ``bn_recalibrate=0``.
     ``normalizer``: the model's input normalization (default: the training split's statistics, or raw pixels with
     ``config.normalize=False``); pass a trained run's own when fine-tuning it.
+    ``loggers``: :mod:`compress.track` loggers (``[CsvLogger(folder), TensorBoardLogger()]``) or a
+    :class:`~compress.track.Tracker`: started with the settings (unless already started), one ``log_metrics`` per
+    epoch (steps go on from ``tracker.last_step``), the run folder's files as artifacts, then finished with the final
+    metrics (unless ``keep_open``). A logger that fails is reported once on stderr and dropped; training goes on.
     Same seed, same initial weights, CPU → identical history (apart from ``seconds``). Seeds torch's global
     RNG with ``config.seed`` (dropout draws from it); shuffling and augmentation use their own generator.
     """
     return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
                          overwrite=overwrite, teacher=teacher, progress=progress, stack=False,
                          regularizer=regularizer, weight_transform=weight_transform, normalizer=normalizer,
-                         resume=resume)[0]
+                         resume=resume, loggers=None if loggers is None else [loggers])[0]
 
 
 def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
@@ -81,10 +89,12 @@ def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
 def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
                   seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool,
                   regularizer: Regularizer | None = None, weight_transform: WeightTransformHook | None = None,
-                  normalizer: Normalizer | None = None, resume: bool = False) -> list[Run]:
+                  normalizer: Normalizer | None = None, resume: bool = False,
+                  loggers: Sequence | None = None) -> list[Run]:
     """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
     one stacked model; ``resume``: from the state beside the first run folder), restore each member's best
-    weights, measure, write each member's run folder."""
+    weights, measure, write each member's run folder. ``loggers``: one entry per member (a Tracker, a list of
+    loggers, or None)."""
     from compress import data as data_mod
     from compress.train.stack import stack_models
 
@@ -92,6 +102,7 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
     if regularizer is not None and not callable(regularizer):
         raise TypeError(f"regularizer must be a callable model -> loss term, got {type(regularizer).__name__}")
     _check_weight_transform(weight_transform, config, len(models))
+    trackers = _trackers(loggers, len(models))
     out_paths = [Path(o) if o is not None else None for o in outs]
     resume_mod.check_outs(out_paths, resume=resume, overwrite=overwrite)
     if resume and weight_transform is not None:
@@ -136,6 +147,8 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             resume_mod.discard(out_paths)                      # a killed run's state, overwritten (checked above)
         report = _progress_fn(progress, math.ceil(config.epochs), len(models), seeds,
                               start=resume_mod.epochs_done(state))
+        if any(trackers):
+            report = _tracked(report, trackers, models, configs, out_paths, data, regularizer)
         histories, states, train_metrics = loop.run(
             report, resume=state, resume_name=str(resume_mod.resume_file(out_paths[0])) if resume else "",
             save=resume_mod.saver(out_paths[0], ident) if keep else None)
@@ -154,9 +167,59 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             if out_path is not None:
                 write_run(run, out_path, overwrite or resume)   # resumed: replaces what a kill left of it
             runs.append(run)
+        for run, tracker in zip(runs, trackers):
+            if tracker:
+                log_run(tracker, run, finish=not tracker.keep_open)
         if keep:
             resume_mod.discard(out_paths)
     return runs
+
+
+def _trackers(loggers: Sequence | None, members: int) -> list[Tracker | None]:
+    if loggers is None:
+        return [None] * members
+    loggers = list(loggers)
+    if len(loggers) != members:
+        raise ValueError(f"loggers: {members} models need one entry each (a Tracker, a list of loggers or None), "
+                         f"got {len(loggers)}")
+    return [None if lg is None else lg if isinstance(lg, Tracker) else Tracker(lg) for lg in loggers]
+
+
+def _tracked(report, trackers: list, models: list, configs: list, out_paths: list, data: DataBundle,
+             regularizer) -> Callable[[int, dict], None]:
+    """``report`` that also logs each member's history row; starts the trackers not started yet, with the
+    settings as parameters."""
+    offsets = []
+    for k, tracker in enumerate(trackers):
+        offsets.append(tracker.last_step if tracker else 0)
+        if tracker and not tracker.started:
+            card = card_of(models[k])
+            name = (out_paths[k].name if out_paths[k] is not None
+                    else f"{type(models[k]).__name__}-s{configs[k].seed}")
+            tracker.start(name, {"train": dataclasses.asdict(configs[k]),
+                                 "model": card.to_dict() if card is not None else {"class": type(models[k]).__name__},
+                                 "data": {"source": str(data.source), "classes": data.num_classes,
+                                          "train_n": len(data.train), "val_n": len(data.val) if data.val else 0},
+                                 "regularizer": regularizer_record(regularizer)})
+
+    def log(member, row):
+        tracker = trackers[member]
+        if tracker:
+            tracker.log_metrics(offsets[member] + int(row["epoch"]),
+                                {k: v for k, v in row.items() if k not in ("epoch", "seed")})
+        report(member, row)
+    return log
+
+
+def log_run(tracker: Tracker, run: Run, *, finish: bool = True) -> None:
+    """The end of a tracked run: its folder's files (once written) as artifacts, then, with ``finish``, its
+    final metrics."""
+    if run.path is not None:
+        for name in ("config.json", "metrics.json", "history.json", "checkpoint.pt", "curves.png"):
+            if (run.path / name).exists():
+                tracker.log_artifact(run.path / name)
+    if finish:
+        tracker.finish(run.metrics)
 
 
 def _check_weight_transform(transform, config: TrainConfig, members: int) -> None:

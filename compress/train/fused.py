@@ -28,7 +28,8 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
              seeds: Sequence[int] | None = None, outs: Sequence[str | os.PathLike | None] | None = None,
              overwrite: bool = False, teacher: nn.Module | Run | str | os.PathLike | None = None,
              progress: bool | Callable[[dict], None] | None = None,
-             regularizer: Regularizer | None = None, resume: bool = False) -> list[Run]:
+             regularizer: Regularizer | None = None, resume: bool = False,
+             loggers: Sequence | None = None) -> list[Run]:
     """Train ``models`` (same architecture, different initial weights) together; returns their runs in order.
 
     ``seeds``: one per model (default ``config.seed, config.seed + 1, ...``): member ``k`` trains as
@@ -39,6 +40,7 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     file, torchvision or timm) train one after another instead, each as ``fit`` would train it.
     ``resume``: continue killed stacked training from the resume state beside ``outs[0]``
     (:mod:`compress.train.resume`); refused for models trained one after another.
+    ``loggers``: one entry per model (a :class:`compress.track.Tracker`, a list of loggers, or None), as ``fit``'s.
     Raises ValueError for no models, mismatched lengths or repeated seeds.
     """
     models = list(models)
@@ -63,11 +65,16 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
         if resume:
             raise ValueError(f"resume: {type(models[0]).__name__} cannot be stacked, so its {len(models)} seeds "
                              "train one after another, which does not resume; train them again (--overwrite)")
-        return [run for m, seed, out in zip(models, seeds, outs)
+        tracks = [None] * len(models) if loggers is None else list(loggers)
+        if len(tracks) != len(models):
+            raise ValueError(f"fit_many: {len(models)} models need as many loggers entries, got {len(tracks)}")
+        return [run for m, seed, out, track in zip(models, seeds, outs, tracks)
                 for run in train_members([m], data, config, seeds=[seed], outs=[out], overwrite=overwrite,
-                                         teacher=teacher, progress=progress, stack=False, regularizer=regularizer)]
+                                         teacher=teacher, progress=progress, stack=False, regularizer=regularizer,
+                                         loggers=[track])]
     return train_members(models, data, config, seeds=seeds, outs=outs, overwrite=overwrite, teacher=teacher,
-                         progress=progress, stack=len(models) > 1, regularizer=regularizer, resume=resume)
+                         progress=progress, stack=len(models) > 1, regularizer=regularizer, resume=resume,
+                         loggers=loggers)
 
 
 def _stackable(model: nn.Module) -> bool:

@@ -1,0 +1,55 @@
+"""``make_loggers("tensorboard,csv", folder)``: the CLI's ``--log`` names made into loggers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from compress.track.base import Logger
+from compress.track.loggers import CsvLogger, MLflowLogger, TensorBoardLogger
+
+__all__ = ["LOGGERS", "check_names", "make_loggers"]
+
+LOGGERS = ("csv", "tensorboard", "mlflow")
+
+
+def check_names(names: str | Sequence[str] | None) -> list[str]:
+    """``"tensorboard, csv"`` -> ``["tensorboard", "csv"]``; an unknown name is a ValueError listing the known
+    ones; repeats are dropped."""
+    if names is None:
+        return []
+    items = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names)]
+    out: list[str] = []
+    for name in items:
+        if not name:
+            continue
+        if name not in LOGGERS:
+            raise ValueError(f"--log: unknown logger {name!r}; known: {', '.join(LOGGERS)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def make_loggers(names: str | Sequence[str] | None, folder: str | os.PathLike | None, *,
+                 log_dir: str | os.PathLike = ".", experiment: str = "compress") -> list[Logger]:
+    """Loggers for ``names`` (``csv``, ``tensorboard``, ``mlflow``; a comma-separated string or a list).
+
+    ``folder``: where ``csv`` writes ``metrics.csv`` (the run folder). ``log_dir``: TensorBoard writes
+    ``LOG_DIR/runs/RUN_NAME`` (``tensorboard --logdir LOG_DIR/runs``), MLflow's file store is ``LOG_DIR/mlruns``
+    (``experiment``). Raises ValueError for an unknown name, a folder that cannot be written, ``csv`` without a
+    folder, and :class:`~compress.track.MissingExtra` (a ValueError) naming ``pip install "compress[track]"`` for a
+    package that is not installed; all before any logger writes anything."""
+    wanted = check_names(names)
+    if "csv" in wanted and folder is None:
+        raise ValueError("the csv logger needs a folder for metrics.csv")
+    log_dir = Path(log_dir)
+    made: list[Logger] = []
+    for name in wanted:
+        if name == "csv":
+            made.append(CsvLogger(folder))
+        elif name == "tensorboard":
+            made.append(TensorBoardLogger(log_dir / "runs"))
+        else:
+            made.append(MLflowLogger(log_dir / "mlruns", experiment=experiment))
+    return made
