@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["finite_float", "MAX_COUNT", "parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
            "parse_key_value", "non_negative_int", "positive_int", "library_default", "show_default",
            "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped",
-           "MODEL_HELP", "add_model_arguments", "model_arguments"]
+           "MODEL_HELP", "add_model_arguments", "model_arguments", "add_log_arguments"]
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -277,6 +277,31 @@ def budget_from(args: argparse.Namespace) -> Any:
 
     values = given(args, Budget)
     return Budget(**values) if values else None
+
+
+# ---------------------------------------------------------------------------------------------------- tracking
+def _log_names(text: str) -> list[str]:
+    """argparse type: ``"tensorboard,csv"`` -> ``["tensorboard", "csv"]``; an unknown name lists the known."""
+    from compress.track.make import check_names
+
+    try:
+        return check_names(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--log: ")) from None
+
+
+def add_log_arguments(p: Any, *, csv: str = "the run folder") -> None:
+    """``--log NAME[,NAME]`` and ``--log-dir DIR`` (compress.track.make_loggers); ``csv``: where metrics.csv
+    goes, for the help."""
+    from compress.track.make import LOGGERS, make_loggers
+
+    g = p.add_argument_group("experiment tracking (compress.track)")
+    g.add_argument("--log", type=_log_names, default=None, metavar="NAME[,NAME]",
+                   help=f"log settings, per-epoch metrics, final metrics and figures to {', '.join(LOGGERS)} "
+                        f"(csv: metrics.csv in {csv}; tensorboard and mlflow need pip install \"compress[track]\"; "
+                        "default none: no tracking)")
+    add_field(g, "--log-dir", make_loggers, "log_dir", metavar="DIR",
+              help="TensorBoard writes DIR/runs/RUN, MLflow's file store is DIR/mlruns")
 
 
 # ---------------------------------------------------------------------------------------------------- data options

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from compress.cli._common import (add_budget_options, add_field, budget_from, finite_float, given, parse_csv,
-                                  parse_key_value)
+from compress.cli._common import (add_budget_options, add_field, add_log_arguments, budget_from, finite_float, given,
+                                  parse_csv, parse_key_value)
 
 
 def _layer_ratio(text: str) -> tuple[str, float]:
@@ -59,6 +59,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress while fine-tuning")
+    add_log_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -66,7 +67,8 @@ def run(args) -> int:
     from compress import _io
     from compress.budget import Budget
     from compress.prune import PruneConfig
-    from compress.prune.runs import prune_run
+    from compress.prune.runs import final_metrics, prune_run
+    from compress.track import Tracker, make_loggers
 
     # before any work: never the source run (or a folder holding it), an existing folder only with --overwrite
     _io.check_output_folder(args.out, inputs=[args.source, *([args.data] if getattr(args, "data", None) else [])],
@@ -81,14 +83,17 @@ def run(args) -> int:
 
         check_runtime((config.budget or Budget()).runtime)   # an unknown or missing runtime fails before any work
         latency = latency_ms
+    tracker = Tracker(make_loggers(args.log, args.out, **given(args, make_loggers)), keep_open=True)
     result, out = prune_run(args.source, config, out=args.out, overwrite=args.overwrite, train=dict(args.set),
-                            latency=latency, progress=False if args.quiet else None)
+                            latency=latency, progress=False if args.quiet else None, loggers=tracker)
     if result.unknown:
         print("pinned (left unpruned): " + "; ".join(result.unknown), flush=True)
     if out.history:
         from compress.study.plots import training_curves
 
         training_curves(out.history, out.path / "curves.png", title="fine-tuning after the last pruning step")
+        tracker.log_artifact(out.path / "curves.png")
+    tracker.finish(final_metrics(result, out))
     print(result.table())
     print(f"run folder: {out.path}")
     return 0

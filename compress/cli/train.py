@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from compress.cli._common import (add_data_arguments, add_field, add_model_arguments, finite_float, given,
-                                  model_arguments, parse_float_pair, parse_key_value, positive_int, report_skipped)
+from compress.cli._common import (add_data_arguments, add_field, add_log_arguments, add_model_arguments, finite_float,
+                                  given, model_arguments, parse_float_pair, parse_key_value, positive_int,
+                                  report_skipped)
 
 _FLIP = {"auto": None, "on": True, "off": False}
 MAX_SEEDS = 64   # models trained together as one stacked model: memory grows with each (--seeds)
@@ -90,6 +91,7 @@ def register(sub) -> None:
                    help="train seeds --seed, --seed+1, ... together as one stacked model (compress.train.fit_many); "
                         f"one run folder each, OUT-s<seed> (default 1: one run in OUT; at most {MAX_SEEDS})")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    add_log_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -103,6 +105,7 @@ def run(args) -> int:
     from compress.models import create
     from compress.prune.regularize import BatchNormL1
     from compress.study.plots import training_curves
+    from compress.track import Tracker, make_loggers
     from compress.train import TrainConfig, fit_many
     from compress.train.resume import check_outs
 
@@ -117,6 +120,9 @@ def run(args) -> int:
                                              *([config.teacher] if config.teacher else [])],
                                 overwrite=None if args.resume else bool(args.overwrite))
     check_outs(outs, resume=args.resume, overwrite=args.overwrite)   # a resume state there, or a leftover one
+    # loggers before the data: a package not installed or a log folder not writable is one line, nothing trained
+    trackers = [Tracker(make_loggers(args.log, out, **given(args, make_loggers)), keep_open=True) if args.log
+                else None for out in outs]
     bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
     report_skipped(bundle)
     print(bundle.describe(), file=sys.stderr)
@@ -129,9 +135,13 @@ def run(args) -> int:
         models.append(create(args.model, num_classes=bundle.num_classes, in_chans=bundle.in_chans,
                              input_size=bundle.input_size, **given(args, create), **model_arguments(args)))
     results = fit_many(models, bundle, config, seeds=seeds, outs=outs, overwrite=args.overwrite,
-                       progress=False if args.quiet else None, regularizer=regularizer, resume=args.resume)
-    for result in results:
+                       progress=False if args.quiet else None, regularizer=regularizer, resume=args.resume,
+                       loggers=trackers)
+    for result, tracker in zip(results, trackers):
         training_curves(result.history, result.path / "curves.png", title=result.info.get("model", {}).get("class"))
+        if tracker is not None:
+            tracker.log_artifact(result.path / "curves.png")
+            tracker.finish(result.metrics)
         m = result.metrics
         line = ([f"seed {result.config.seed}"] if len(results) > 1 else []) + [
             f"best epoch {m['best_epoch']}/{m['epochs_run']}",

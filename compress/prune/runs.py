@@ -4,7 +4,9 @@ The model comes from the run (rebuilt from its card), the data from ``run.data()
 :func:`compress.train.fit` with the run's own training settings for ``finetune_epochs`` epochs after each step
 (``train=`` overrides settings). The new ``config.json`` holds the pruned model's card (its ``widths``), so
 ``load_run``, ``export``, ``explain``, ``profile`` and ``latency`` work on it, and a ``"prune"`` section: the
-source run, the PruneConfig, the before/after figures and one row per step.
+source run, the PruneConfig, the before/after figures and one row per step. ``loggers=`` tracks it as one run
+(:mod:`compress.track`): the settings, every fine-tuning epoch (steps go on across pruning steps), the run folder's
+files, the final metrics with the after-pruning quantities.
 """
 
 from __future__ import annotations
@@ -12,25 +14,30 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from compress.prune.pruner import PruneConfig, PruneResult, prune
 
-__all__ = ["prune_run"]
+__all__ = ["prune_run", "final_metrics"]
 
 
 def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.PathLike | None = None,
               overwrite: bool = False, train: Mapping[str, Any] | None = None,
               latency: Callable[..., float] | None = None,
-              progress: bool | Callable[[dict], None] | None = False) -> tuple[PruneResult, Any]:
+              progress: bool | Callable[[dict], None] | None = False,
+              loggers: Sequence[Any] | Any | None = None) -> tuple[PruneResult, Any]:
     """Prune the model of run folder ``path``; returns ``(result, run)``, the run written to ``out`` if given.
 
     ``result.before``/``after`` hold the accuracy on the run's evaluation split (test when labeled, else val).
     ``latency`` (:func:`compress.bench.latency_ms`): times a latency budget and adds the latency column.
+    ``loggers``: :mod:`compress.track` loggers or a :class:`~compress.track.Tracker` (finished here unless it is
+    ``keep_open``: ``compress prune`` logs its figure first).
     Raises FileNotFoundError for a missing run, FileExistsError for an existing ``out`` (unless ``overwrite``),
     ValueError as :func:`compress.prune.prune` does.
     """
+    from compress.track import Tracker
     from compress.train import Run, TrainConfig, evaluate, fit, load_run
+    from compress.train.fitting import log_run
     from compress.train.runs import write_run
 
     out_path = Path(out) if out is not None else None
@@ -43,9 +50,15 @@ def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.Pat
     base = {**dataclasses.asdict(src.config), **dict(train or {})}
     tune_config = TrainConfig.from_dict({**base, "epochs": max(1, config.finetune_epochs), "seed": config.seed})
     runs: list[Run] = []
+    tracker = loggers if isinstance(loggers, Tracker) else Tracker(loggers or ())
+    tracker.start(out_path.name if out_path is not None else f"{Path(path).name}-pruned",
+                  {"source": str(Path(path).resolve()), "prune": config.to_dict(),
+                   "train": dataclasses.asdict(tune_config)})
+    owner = not tracker.keep_open   # a caller's open tracker is the caller's to finish
+    tracker.keep_open = True         # the fits below log their epochs only; the run is finished once, below
 
     def finetune(model, step):
-        runs.append(fit(model, data, tune_config, progress=progress))
+        runs.append(fit(model, data, tune_config, progress=progress, loggers=tracker if tracker else None))
         return runs[-1].model
 
     result = prune(src.model, config, data=data, normalizer=src.normalizer, evaluate=score, latency=latency,
@@ -54,7 +67,17 @@ def prune_run(path: str | os.PathLike, config: PruneConfig, *, out: str | os.Pat
     run.info["prune"] = {"source": str(Path(path)), "config": config.to_dict(), **result.to_dict()}
     if out_path is not None:
         write_run(run, out_path, overwrite)
+    log_run(tracker, run, finish=False)
+    if owner:
+        tracker.keep_open = False
+        tracker.finish(final_metrics(result, run))
     return result, run
+
+
+def final_metrics(result: PruneResult, run) -> dict[str, Any]:
+    """What a tracked pruning run ends with: the fine-tuned run's metrics and the pruned model's quantities
+    (``pruned_param_count``, ``pruned_macs``, ``pruned_size_bytes``, ``pruned_acc``, ...)."""
+    return {**run.metrics, **{f"pruned_{k}": v for k, v in (result.after or {}).items()}}
 
 
 def _untrained_run(src, result: PruneResult, data, split):
