@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from compress.cli._common import add_field, finite_float, given, parse_count, parse_csv, positive_int, split_warnings
+from compress.cli._common import (add_field, add_log_arguments, finite_float, given, parse_count, parse_csv,
+                                  positive_int, split_warnings)
 
 
 def register(sub) -> None:
@@ -74,6 +75,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="search folder (an interrupted search resumes there)")
     p.add_argument("--overwrite", action="store_true", help="start again in a DIR holding another search")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_log_arguments(p, csv="each trained model's run folder and in DIR (one row per candidate)")
     p.set_defaults(run=run)
 
 
@@ -82,6 +84,7 @@ def run(args) -> int:
     from compress.cli.sweep import executor_from_args
     from compress.search import SearchBudgetError, SearchConfig, search
     from compress.search.report import describe_budget
+    from compress.track import make_loggers
 
     budget = Budget(**given(args, Budget))
     settings = given(args, SearchConfig)
@@ -93,7 +96,7 @@ def run(args) -> int:
     try:
         with split_warnings("search"):
             result = search(args.source, budget, config, out=args.out, executor=executor, overwrite=args.overwrite,
-                            log=log)
+                            log=log, loggers=args.log, **given(args, make_loggers))
     except SearchBudgetError as exc:
         r = exc.result
         print(f"no candidate meets {describe_budget(budget)}; the nearest:")

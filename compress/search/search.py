@@ -28,7 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from compress import _io
 from compress.budget import Budget
@@ -233,7 +233,8 @@ def _read_records(folder: Path) -> dict[str, dict]:
 # ------------------------------------------------------------------------------------------------- the verb
 def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str | os.PathLike,
            data=None, normalizer=None, train=None, executor=None, overwrite: bool = False,
-           log: Callable[[str], None] | None = None) -> SearchResult:
+           log: Callable[[str], None] | None = None, loggers: str | Sequence[str] | None = None,
+           log_dir: str | os.PathLike = ".") -> SearchResult:
     """Search pruning, distillation, codecs and runtimes together for the most accurate artifact of a model within
     ``budget`` (``max_bytes``: the artifact file; ``max_latency_ms`` at ``batch_size`` with ``threads``). Writes
     the folder ``out`` (module docstring) and returns a :class:`SearchResult`.
@@ -247,7 +248,11 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     ``executor`` (``compress.study.make_executor``: local processes or Ray) trains the models; default here, one
     after another. ``log`` gets progress lines, with the current front as it grows. A folder holding a search
     with the same settings is resumed (finished models and candidates are kept); other settings are refused
-    unless ``overwrite``. Raises ValueError (before any work) for a budget without bytes, a runtime not installed,
+    unless ``overwrite``. ``loggers``: tracking names (``"tensorboard,mlflow,csv"``, :func:`compress.track.make_loggers`
+    with ``log_dir``): each model trained here is a tracked run (``SEARCH/TASK``, its fine-tuning epochs; csv in its
+    run folder), and the search one more: its settings, one step per candidate (``candidate_size_bytes``,
+    ``candidate_val_acc``, ...), the written files, the chosen candidate's numbers as final metrics (csv:
+    ``OUT/metrics.csv``). Raises ValueError (before any work) for a budget without bytes, a runtime not installed,
     a latency below every runtime's per-call overhead, a time budget shorter than one candidate, a run without
     data; :class:`SearchBudgetError` (a ValueError; its ``result`` holds everything) when no candidate fits.
     """
@@ -278,14 +283,20 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
 
     scalable = not is_external(src.card.name) or bool(src.card.build_args.get("width_arg"))
     settings = _settings(src, budget, config, finetune_epochs)
+    from compress.track import Tracker, check_names, make_loggers
+
+    names = check_names(loggers)
+    tracker = Tracker(make_loggers(names, out, log_dir=log_dir))   # a missing package or folder: before any work
+    track = {"names": [n for n in names], "log_dir": str(Path(log_dir).resolve()), "prefix": out.resolve().name}
     with folder_lock(out):
         _open_folder(out, settings, overwrite)
+        tracker.start(out.resolve().name, settings)
         plan = make_plan(config, max_bytes=budget.max_bytes, models_dir=out / "models",
                          finetune_epochs=finetune_epochs, train_epochs=train_epochs, scalable=scalable,
                          epoch_seconds=epoch_seconds)
         deadline = None if config.time_budget_s is None else t_start + config.time_budget_s
         ctx = _Context(out, src, bundle, shape, config, budget, runtimes, say, deadline, dense_s)
-        skipped = _train_models(ctx, plan, executor)
+        skipped = _train_models(ctx, plan, executor, track if names else None)
         rows = _write_artifacts(ctx, plan)
         _measure_latency(ctx, rows)
         best, tied = _finish(rows, budget, config.tolerance_points)
@@ -293,6 +304,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
         if best is None:
             result.nearest = nearest(rows, budget.max_bytes, budget.max_latency_ms)
         result.files = write_outputs(result, ctx)
+        _track_search(tracker, result)
     if best is None:
         raise SearchBudgetError(f"no candidate meets {describe_budget(budget)}; nearest: " + "; ".join(
             f"{c.id} ({c.size_bytes:,} B" + (f", {c.latency_ms:.3f} ms" if c.latency_ms is not None else "") + ")"
@@ -355,9 +367,9 @@ def _candidate_seconds(src, bundle) -> float:
 
 
 # ------------------------------------------------------------------------------------------------- phase 1
-def _train_models(ctx: _Context, plan: Plan, executor) -> list[str]:
+def _train_models(ctx: _Context, plan: Plan, executor, track: dict | None = None) -> list[str]:
     """Run the plan's tasks not done yet, the first ones first while the time budget allows; returns what was
-    skipped or failed, one line each."""
+    skipped or failed, one line each. ``track``: the loggers each trained model makes (``Worker``'s)."""
     from compress.search.tasks import Worker, state_bytes
 
     records_dir = ctx.out / "models"
@@ -365,7 +377,7 @@ def _train_models(ctx: _Context, plan: Plan, executor) -> list[str]:
     skipped: list[str] = [f"{k}: {v['error']}" for k, v in done.items() if v.get("error")]
     worker = Worker(ctx.bundle, state_bytes(ctx.src.model), ctx.src.normalizer, _train_dict(ctx.src),
                     meta=ctx.meta(), save_options=ctx.save_options(), format=ctx.config.format,
-                    seed=ctx.config.seed, threads=ctx.config.num_threads)
+                    seed=ctx.config.seed, threads=ctx.config.num_threads, track=track)
     jobs = max(1, getattr(executor, "jobs", 1))
     reserve = ctx.candidate_s * (len(plan.specs) + 5) * 1.5
     waves = [[t for t in plan.tasks if t.task_id not in plan.after], [t for t in plan.tasks if t.task_id in plan.after]]
@@ -404,6 +416,25 @@ def _train_models(ctx: _Context, plan: Plan, executor) -> list[str]:
             else:
                 ctx.say(f"  {made['task_id']}: done in {made['seconds']:.0f} s")
     return skipped
+
+
+def _track_search(tracker, result: SearchResult) -> None:
+    """The search as one tracked run: a step per candidate, the files written, the chosen one's numbers."""
+    if not tracker:
+        return
+    fields = ("size_bytes", "param_count", "macs", "val_acc", "test_acc", "latency_ms", "fits", "front", "chosen")
+    for step, c in enumerate(result.candidates, 1):
+        tracker.log_metrics(step, {f"candidate_{k}": getattr(c, k) if not isinstance(getattr(c, k), bool)
+                                   else float(getattr(c, k)) for k in fields})
+    for path in result.files.values():
+        if Path(path).is_file():
+            tracker.log_artifact(path)
+    best = result.best
+    final = {"candidates": len(result.candidates), "fit": sum(c.fits for c in result.candidates),
+             "seconds": result.seconds}
+    if best is not None:
+        final.update({k: getattr(best, k) for k in fields[:6]})
+    tracker.finish(final)
 
 
 def _sequential(fn, tasks):

@@ -13,7 +13,10 @@ Three kinds (:class:`ModelTask`):
   ``artifact.<format>``: its sparse, per-layer-coded weights are the candidate.
 
 :class:`Worker` holds what every task shares (the data, the source model, the artifact options) and is shipped once
-per worker process.
+per worker process. With ``track`` (logger names, a log folder, the search's name) each ``prune`` and ``scaled``
+model is a tracked run of its own (:mod:`compress.track`): ``SEARCH/TASK``, its epochs, its run folder's files.
+The loggers are made in the worker's process; TensorBoard and MLflow write under the log folder on the machine
+that trains (a Ray worker on another node keeps them there: only ``run_dir`` travels back).
 """
 
 from __future__ import annotations
@@ -87,9 +90,10 @@ class Worker:
     settings, and the artifact options (``meta``, ``save_options``, ``format``)."""
 
     def __init__(self, bundle, source: bytes, normalizer, train: dict, *, meta: dict, save_options: dict,
-                 format: str, seed: int, threads: int | None) -> None:
+                 format: str, seed: int, threads: int | None, track: dict | None = None) -> None:
         self.bundle, self.source, self.normalizer, self.train = bundle, source, normalizer, train
         self.meta, self.save_options, self.format, self.seed, self.threads = meta, save_options, format, seed, threads
+        self.track = track
         self._model = None
 
     def __getstate__(self) -> dict:
@@ -123,6 +127,34 @@ class Worker:
     def failed(self, task: ModelTask, error) -> dict:
         return {"task_id": task.task_id, "kind": task.kind, "error": str(error), "seconds": 0.0}
 
+    def _tracker(self, task: ModelTask, config):
+        """The task's loggers, started (None without ``track``). One that cannot be made here (a package missing
+        in this worker's environment) is reported and left out: the model matters more than its log."""
+        import sys
+
+        from compress.track import Tracker, make_loggers
+
+        if not self.track:
+            return None
+        made = []
+        for name in self.track["names"]:
+            try:
+                made += make_loggers([name], task.run_dir, log_dir=self.track["log_dir"])
+            except ValueError as exc:
+                print(f"compress: warning: {task.task_id}: no {name} log ({exc})", file=sys.stderr, flush=True)
+        tracker = Tracker(made, keep_open=True)
+        tracker.start(f"{self.track['prefix']}/{task.task_id}",
+                      {"task": dataclasses.asdict(dataclasses.replace(task, parent=None)),
+                       "train": dataclasses.asdict(config)})
+        return tracker
+
+    @staticmethod
+    def _track_end(tracker, run) -> None:
+        from compress.train.fitting import log_run
+
+        if tracker is not None:
+            log_run(tracker, run)
+
     # ------------------------------------------------------------------------------------------- the kinds
     def _train_config(self, epochs: float, lr: float | None):
         from compress.train import TrainConfig
@@ -147,11 +179,14 @@ class Worker:
                              seed=self.seed)
         result = prune(source, config, data=self.bundle, normalizer=self.normalizer,
                        file_bytes=self.file_bytes(storage))
-        run = fit(result.model, self.bundle, self._train_config(task.epochs, task.lr),
-                  teacher=source if task.distill else None, normalizer=self.normalizer, progress=False)
+        train = self._train_config(task.epochs, task.lr)
+        tracker = self._tracker(task, train)
+        run = fit(result.model, self.bundle, train, teacher=source if task.distill else None,
+                  normalizer=self.normalizer, progress=False, loggers=tracker)
         run.info["prune"] = {"source": "search", "config": config.to_dict(), **result.to_dict()}
         run.info["search"] = {"task": dataclasses.asdict(dataclasses.replace(task, parent=None))}
         write_run(run, Path(task.run_dir), overwrite=True)
+        self._track_end(tracker, run)
         return {"run": Path(task.run_dir).name, "prune": {"before": result.before, "after": result.after}}
 
     def _scaled(self, task: ModelTask) -> dict:
@@ -170,10 +205,12 @@ class Worker:
         budget = Budget(max_bytes=task.max_bytes, file_format=f"{self.format}:{storage.label}")
         sized = scaling.scale_to(card.name, budget, file_bytes=self.file_bytes(storage), **kw)
         torch.manual_seed(self.seed)
-        run = fit(sized.create(), self.bundle, self._train_config(task.epochs, None), normalizer=self.normalizer,
-                  progress=False)
+        train = self._train_config(task.epochs, None)
+        tracker = self._tracker(task, train)
+        run = fit(sized.create(), self.bundle, train, normalizer=self.normalizer, progress=False, loggers=tracker)
         run.info["search"] = {"task": dataclasses.asdict(task), "width_mult": sized.width_mult}
         write_run(run, Path(task.run_dir), overwrite=True)
+        self._track_end(tracker, run)
         return {"run": Path(task.run_dir).name, "width_mult": sized.width_mult}
 
     def _deep(self, task: ModelTask) -> dict:
