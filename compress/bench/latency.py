@@ -227,11 +227,16 @@ def _load(model_or_artifact, runtime: str = "eager") -> tuple[nn.Module, list[st
         manifest, encoded = read(path)
         model = restore(manifest, encoded, source=path)  # float32 on CPU whatever the codec
         codec = Codec.from_json(manifest["codec"])
-        stored = torch.float16 if codec.label == "fp16" else None
+        planned = "plan" in manifest   # per-layer codecs: manifest["codec"] only covers the tensors the plan skips
+        label = "per-layer plan" if planned else codec.label
+        stored = torch.float16 if codec.label == "fp16" and not planned else None
         weights = None
         if get_runtime(runtime).kind == "int8":
+            if planned:
+                raise ValueError(f"runtime {runtime}: artifact {path.name} stores a per-layer plan, which has no int8 "
+                                 "execution path; int8 runtimes run whole-model int8 files (--codec int8 --fold-bn)")
             weights = int8_weights(codec, encoded, source=f"runtime {runtime}: artifact {path.name}")
-        return model.eval(), [f"artifact {path.name} ({codec.label})"], stored, weights
+        return model.eval(), [f"artifact {path.name} ({label})"], stored, weights
     raise TypeError(f"model_or_artifact must be an nn.Module or an artifact path, not {type(model_or_artifact).__name__}")
 
 

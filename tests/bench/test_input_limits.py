@@ -51,3 +51,22 @@ def test_calibration_takes_large_images_a_few_at_a_time():
     given = torch.zeros(40, 1, 1024, 1024)
     images, note = calibration_batch(given, (1, 1024, 1024))
     assert len(images) == 16 and "16 calibration images" in note
+
+
+def test_a_plan_artifact_is_labelled_as_one_and_runs_in_float(tmp_path):
+    """Issue 27, N19: bench called a per-layer plan artifact "(fp16)" (the codec of the tensors it skips)."""
+    import torch
+
+    from compress import bench, models
+    from compress.export import save
+    from compress.quant.plan import LayerPlan, Plan
+
+    torch.manual_seed(0)
+    model = models.create("mlp", hidden=(32,), input_size=8)
+    weights = [n for n, p in model.named_parameters() if p.dim() == 2]
+    plan = Plan([LayerPlan(n, "int8", 0.0) for n in weights])
+    path = save(model, tmp_path / "p.npz", plan=plan)
+    (record,) = bench.measure(path, (1, 8, 8), batch_sizes=(1,), repeats=2, warmup=0)
+    assert "per-layer plan" in " ".join(record.notes) and "fp16" not in " ".join(record.notes)
+    with pytest.raises(ValueError, match="per-layer plan"):
+        bench.measure(path, (1, 8, 8), runtime="onnxruntime_int8", batch_sizes=(1,), repeats=2, warmup=0)
