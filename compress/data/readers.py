@@ -197,7 +197,7 @@ def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *,
     if size is None or size[0] * size[1] != expect:   # otherwise the pixels are laid out on size's grid
         side = math.isqrt(expect)
         if side * side != expect:
-            raise DataError(f"{rows.name}: {expect} pixels per row is not a square image; pass input_size=(H, W)")
+            raise DataError(f"{rows.name}: {expect} pixels per row is not a square image; pass input_size=(H, W) (--input-size HxW on the command line)")
         size = (side, side)                             # _bundle resizes to input_size if it differs
     return np.concatenate(values).astype(np.uint8, copy=False).reshape(-1, 1, *size), good
 
@@ -374,7 +374,7 @@ def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
     for im, f in zip(images, names):
         if size is None and im.size != first:
             raise DataError(f"{f}: image size {im.size[0]}x{im.size[1]} differs from {names[0]} "
-                            f"({first[0]}x{first[1]}); pass input_size to resize")
+                            f"({first[0]}x{first[1]}); pass input_size to resize (--input-size on the command line)")
         if size is not None and im.size != (size[1], size[0]):
             im = im.resize((size[1], size[0]), Image.BILINEAR)
         a = np.asarray(im.convert("RGB" if chans == 3 else "L"), dtype=np.uint8)

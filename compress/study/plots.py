@@ -33,9 +33,13 @@ def training_curves(history: Sequence[Mapping[str, float]], path: str | os.PathL
             ax.plot(epochs, values, marker="o", markersize=3, label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs: whole numbers (a fractional last pass
+        # is plotted where it ends, between ticks)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -125,6 +129,8 @@ def training_curves_grid(runs: Sequence[tuple[str, Sequence[Mapping[str, float]]
     """Loss (top) and accuracy (bottom) against epoch for several runs side by side: ``[(label, history)]``."""
     if not runs:
         raise ValueError("training_curves_grid: no runs")
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     fig, axes = plt.subplots(2, len(runs), figsize=(3.4 * len(runs), 5.2), squeeze=False)
     for col, (label, history) in enumerate(runs):
@@ -138,6 +144,7 @@ def training_curves_grid(runs: Sequence[tuple[str, Sequence[Mapping[str, float]]
                             label="train" if split == "train" else "validation")
             ax.set(xlabel="epoch", ylabel=name)
             ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if row_i == 0:
                 ax.set_title(label, fontsize=9)
         axes[0][col].legend(fontsize=8)
