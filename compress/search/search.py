@@ -373,8 +373,10 @@ def _train_models(ctx: _Context, plan: Plan, executor, track: dict | None = None
     from compress.search.tasks import Worker, state_bytes
 
     records_dir = ctx.out / "models"
-    done = {k: v for k, v in _read_records(records_dir).items() if "kind" in v}
-    skipped: list[str] = [f"{k}: {v['error']}" for k, v in done.items() if v.get("error")]
+    # a model that failed is tried again by the next run (as a sweep retries its failed points): a worker lost with
+    # its process fails once, a budget a lever cannot reach fails again, quickly
+    done = {k: v for k, v in _read_records(records_dir).items() if "kind" in v and not v.get("error")}
+    skipped: list[str] = []
     worker = Worker(ctx.bundle, state_bytes(ctx.src.model), ctx.src.normalizer, _train_dict(ctx.src),
                     meta=ctx.meta(), save_options=ctx.save_options(), format=ctx.config.format,
                     seed=ctx.config.seed, threads=ctx.config.num_threads, track=track)

@@ -244,3 +244,19 @@ def test_a_killed_search_resumes_without_repeating_finished_models(run_dir, tmp_
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert first.stat().st_mtime_ns == stamp and (out / "best.npz").is_file()
+
+
+def test_a_failed_model_is_tried_again_by_the_next_run(run_dir, tmp_path):
+    out = tmp_path / "f"
+    cfg = small(deep=False, baselines=False)
+    search(run_dir, Budget(max_bytes=BUDGET), cfg, out=out)
+    record = out / "models" / "prune-l1-uniform-int8.json"
+    record.write_text(json.dumps({"task_id": "prune-l1-uniform-int8", "kind": "prune", "error": "lost worker",
+                                  "seconds": 0.0}))
+    for f in (out / "candidates").glob("prune-l1-uniform-int8__*.json"):
+        f.unlink()
+    lines = []
+    result = search(run_dir, Budget(max_bytes=BUDGET), cfg, out=out, log=lines.append)
+    assert any(line.startswith("models: training 1 (prune-l1-uniform-int8)") for line in lines)
+    assert "error" not in json.loads(record.read_text())
+    assert any(c.id == "prune-l1-uniform-int8~int8+fold" and c.error is None for c in result.candidates)
