@@ -93,8 +93,9 @@ def test_interrupted_study_resumes_to_the_same_records(study, tmp_path):
 
 
 def _readme_command() -> list[str]:
-    """The README's ``compress sweep ... --methods scale,prune,prune-scratch`` line, as argv after ``compress``."""
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text().replace("\\\n", " ")
+    """The study guide's ``compress sweep ... --methods scale,prune,prune-scratch`` line (``docs/guides/study.md``,
+    where the README's how-to sections moved), as argv after ``compress``."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "study.md").read_text().replace("\\\n", " ")
     (line,) = [ln for ln in text.splitlines() if ln.strip().startswith("compress sweep") and "--methods" in ln]
     return shlex.split(line)[1:]
 
