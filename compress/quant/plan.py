@@ -88,7 +88,8 @@ class Plan:
         lines = [f"{'layer':<34} {'codec':>8} {'sparsity':>8} {'bytes':>9} {'sensitivity':>11}"]
         for lp in self.layers:
             size = f"{lp.size_bytes:>9,}" if lp.size_bytes is not None else f"{'-':>9}"
-            sens = f"{lp.sensitivity:>11.3g}"   # nats: often 1e-5, which .4f showed as 0.0000 if lp.sensitivity is not None else f"{'-':>11}"
+            # nats: often about 1e-5, which a fixed 4 decimals printed as 0.0000
+            sens = f"{lp.sensitivity:>11.3g}" if lp.sensitivity is not None else f"{'-':>11}"
             lines.append(f"{lp.name[-34:]:<34} {lp.codec:>8} {100 * lp.sparsity:7.1f}% {size} {sens}")
         total = sum(lp.size_bytes or 0 for lp in self.layers)
         lines.append(f"{'total':<34} {'':>8} {'':>8} {total:>9,}")
