@@ -297,6 +297,9 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
         deadline = None if config.time_budget_s is None else t_start + config.time_budget_s
         ctx = _Context(out, src, bundle, shape, config, budget, runtimes, say, deadline, dense_s)
         skipped = _train_models(ctx, plan, executor, track if names else None)
+        if config.baselines and not scalable:
+            skipped.append(f"scaled-int8: {src.card.name} has no width argument to scale (give the run's model one "
+                           "with --width-arg), so the scaled-from-scratch baseline is left out")
         rows = _write_artifacts(ctx, plan)
         _measure_latency(ctx, rows)
         best, tied = _finish(rows, budget, config.tolerance_points)

@@ -260,3 +260,28 @@ def test_a_failed_model_is_tried_again_by_the_next_run(run_dir, tmp_path):
     assert any(line.startswith("models: training 1 (prune-l1-uniform-int8)") for line in lines)
     assert "error" not in json.loads(record.read_text())
     assert any(c.id == "prune-l1-uniform-int8~int8+fold" and c.error is None for c in result.candidates)
+
+
+def test_a_model_from_your_own_file_is_searched_and_says_what_it_cannot_do(tmp_path):
+    from compress import data, models
+    from compress.train import TrainConfig
+
+    src = tmp_path / "mynet.py"
+    src.write_text("from torch import nn\n\n"
+                   "class Net(nn.Module):\n"
+                   "    def __init__(self, num_classes=3, in_chans=1):\n"
+                   "        super().__init__()\n"
+                   "        self.f = nn.Sequential(nn.Conv2d(in_chans, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),\n"
+                   "                               nn.AdaptiveAvgPool2d(1), nn.Flatten())\n"
+                   "        self.head = nn.Linear(16, num_classes)\n\n"
+                   "    def forward(self, x):\n"
+                   "        return self.head(self.f(x))\n")
+    bundle = data.load("synthetic:n=120,classes=3,size=12")
+    model = models.create(f"{src}:Net", num_classes=3, in_chans=1, input_size=12)
+    result = search(model, Budget(max_bytes=3_000), small(deep=False), out=tmp_path / "s", data=bundle,
+                    train=TrainConfig(epochs=1, augment=False))
+    assert any(s.startswith("scaled-int8:") and "width argument" in s for s in result.skipped)
+    assert result.best is not None and (tmp_path / "s" / "best.npz").is_file()
+    from compress.export import load
+
+    load(tmp_path / "s" / "best.npz")        # stored as a program: reloads without mynet.py's code
