@@ -34,6 +34,8 @@ def main(argv=None) -> int:
                           in_chans=bundle.in_chans, input_size=bundle.input_size)
     run = train.fit(model, bundle, train.TrainConfig(epochs=epochs), out=out / "run", overwrite=True,
                     progress=False)
+    print(f"trained {run.card.name}: {sum(p.numel() for p in run.model.parameters()):,} parameters, "
+          f"val {100 * run.metrics['val_acc']:.2f}%")
     # tiny: one pruned structure, two codecs, no Deep Compression or single-method baselines (the full search is
     # the default SearchConfig)
     config = SearchConfig(importances=("l1",), scopes=("global",), storage=("int8+fold",),

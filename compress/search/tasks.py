@@ -26,7 +26,6 @@ import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 __all__ = ["ModelTask", "Worker", "state_bytes", "model_from_bytes"]
 
