@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from compress.cli._common import (add_data_arguments, add_field, add_log_arguments, add_model_arguments, finite_float,
@@ -120,6 +121,13 @@ def run(args) -> int:
                                              *([config.teacher] if config.teacher else [])],
                                 overwrite=None if args.resume else bool(args.overwrite))
     check_outs(outs, resume=args.resume, overwrite=args.overwrite)   # a resume state there, or a leftover one
+    # the model's name and width before the data: a typo is one line, not one after the data has loaded
+    from compress.models.sources import check_name
+
+    check_name(args.model)
+    width = given(args, create).get("width_mult")
+    if width is not None and not (math.isfinite(width) and width > 0):
+        raise ValueError(f"--width must be a positive finite number, got {width}")
     # loggers before the data: a package not installed or a log folder not writable is one line, nothing trained
     trackers = [Tracker(make_loggers(args.log, out, **given(args, make_loggers)), keep_open=True) if args.log
                 else None for out in outs]

@@ -68,6 +68,26 @@ def source_label(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
 
 
+def check_name(name: str) -> None:
+    """Raise ValueError now, before any data is loaded, for a name no ``create`` could build: an unknown registered
+    model (listing the known ones), a ``PATH.py:NAME`` whose file does not exist, or a zoo prefix with no
+    architecture. Whether the file's NAME exists or the zoo knows the architecture is only found by building it."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    if name.startswith(_PREFIXES):
+        if not name.partition(":")[2]:
+            raise ValueError(f"model {name!r}: name the architecture after the prefix, e.g. torchvision:resnet18")
+        return
+    split = _split_file(name)
+    if split is not None:
+        if not Path(split[0]).is_file():
+            raise ValueError(f"model file {split[0]} does not exist")   # create's own words
+        return
+    from compress.models import registry
+
+    registry.get_spec(name)   # an unknown name: ValueError listing the known models
+
+
 def describe_source(name: str) -> str:
     """One line for ``--help`` and errors: what kind of model ``name`` is."""
     if name.startswith("torchvision:"):
