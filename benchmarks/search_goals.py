@@ -21,13 +21,12 @@ import time
 
 
 def dense_fp32_bytes(run) -> int:
+    """Bytes of the dense model's fp32 artifact, written as the search writes it."""
     from compress.export.artifact import serialize
+    from compress.export.runs import run_meta
 
-    return len(serialize(run.model, codec="fp32", meta={"normalizer": run.normalizer.to_dict(),
-                                                        "class_names": list(run.class_names),
-                                                        "data_source": run.data_source, "run": str(run.path)},
-                         input_shape=tuple(run.card.input_shape), normalizer=run.normalizer,
-                         class_names=list(run.class_names)))
+    return len(serialize(run.model, codec="fp32", meta=run_meta(run), input_shape=tuple(run.card.input_shape),
+                         normalizer=run.normalizer, class_names=list(run.class_names)))
 
 
 def main(argv=None) -> int:

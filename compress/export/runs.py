@@ -25,7 +25,7 @@ from compress.provenance import provenance
 from compress.quant.api import CodecConfig, quantize
 from compress.quant.deep import DeepConfig
 
-__all__ = ["DEEP_MODES", "Export", "export_run"]
+__all__ = ["DEEP_MODES", "Export", "export_run", "run_meta"]
 
 DEEP_MODES = ("auto", "on", "off")
 
@@ -109,6 +109,17 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log, options) ->
     return {k: prepared[k] for k in ("mixed", "deep") if k in prepared}, lines
 
 
+def run_meta(run) -> dict[str, Any]:
+    """What an artifact made from ``run`` (a :class:`compress.train.Run`) keeps in ``manifest["meta"]``: its
+    normalizer and class names (where readers before the preprocessing entry look for them), its data source and
+    folder, and the provenance of the code and of the data the run was trained on, as hashed then. Every command
+    that writes artifacts of a run (export, search) calls it."""
+    recorded = run.info.get("provenance") if isinstance(run.info, dict) else None
+    return {"normalizer": run.normalizer.to_dict(), "class_names": list(run.class_names),
+            "data_source": run.data_source, "run": str(run.path) if run.path else None,
+            "provenance": provenance(recorded.get("data") if isinstance(recorded, dict) else None, compact=True)}
+
+
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, max_bytes: int | None = None,
                codec: str | None = None, fold_bn: bool = False, candidates: Sequence[str] | None = None,
                tolerance_points: float = 0.0, format: str | None = None,
@@ -181,11 +192,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             raise ValueError(f"--int8: {', '.join(bad)} quantizes before BatchNorm folding, which would change the "
                              "stored int8 values; add --fold-bn (int8+fold)")
     src = load_run(run_dir)
-    # normalizer and class names also in meta: where readers before the preprocessing entry look for them
-    recorded = src.info.get("provenance")   # the data the run was trained on, as hashed then
-    meta = {"normalizer": src.normalizer.to_dict(), "class_names": list(src.class_names),
-            "data_source": src.data_source, "run": str(src.path),
-            "provenance": provenance(recorded.get("data") if isinstance(recorded, dict) else None, compact=True)}
+    meta = run_meta(src)
     d = src.info["data"]
     shape = tuple(src.card.input_shape) if src.card is not None else (d["in_chans"], *d["input_size"])
     options = {"input_shape": shape, "normalizer": src.normalizer, "class_names": list(src.class_names)}

@@ -327,10 +327,14 @@ class _Context:
     say: Callable[[str], None]
     deadline: float | None
     candidate_s: float
+    _meta: dict | None = None
 
     def meta(self) -> dict:
-        return {"normalizer": self.src.normalizer.to_dict(), "class_names": list(self.src.class_names),
-                "data_source": self.src.data_source, "run": str(self.src.path) if self.src.path else None}
+        from compress.export.runs import run_meta
+
+        if self._meta is None:   # one provenance record (it hashes the data) for every artifact of the search
+            self._meta = run_meta(self.src)
+        return self._meta
 
     def save_options(self) -> dict:
         return {"input_shape": self.shape, "normalizer": self.src.normalizer,
