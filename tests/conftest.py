@@ -77,3 +77,19 @@ def tiny_run(tmp_path_factory):
             made[images, epochs] = out
         return made[images, epochs]
     return run
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One small local Ray per test module (one CPU, a 100 MB object store), shut down after it; the environment
+    Ray changes for good is put back."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    environ = dict(os.environ)
+    ray.init(address="local", num_cpus=1, object_store_memory=100 * 2**20, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
+    os.environ.clear()   # ray.init sets RAY_AUTH_MODE and others for good; later tests' subprocesses need not
+    os.environ.update(environ)

@@ -1,7 +1,6 @@
 """compress search from the command line: a winner (exit 0), no winner (exit 2, the nearest listed), bad input."""
 
 import pytest
-import torch
 
 from compress.cli import main
 
@@ -10,20 +9,13 @@ SMALL = ["--importances", "l1", "--scopes", "uniform", "--storage", "int8+fold",
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from compress import data, models, train
-
-    bundle = data.load("synthetic:n=300,classes=3,size=16")
-    torch.manual_seed(0)
-    model = models.create("cnn", width_mult=0.25, num_classes=3, in_chans=1, input_size=16)
-    out = tmp_path_factory.mktemp("runs") / "cnn"
-    train.fit(model, bundle, train.TrainConfig(epochs=1, augment=False), out=out, progress=False)
-    return out
+def run_dir(tiny_run):
+    return tiny_run(images=300, epochs=2)     # the suite's small CNN (tests/conftest.py), ~5.6 kB in int8
 
 
 def test_search_writes_the_winner(run_dir, tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["search", str(run_dir), "--max-bytes", "30k", "--out", str(out), *SMALL]) == 0
+    assert main(["search", str(run_dir), "--max-bytes", "6k", "--out", str(out), *SMALL]) == 0
     text = capsys.readouterr().out
     assert "chosen:" in text and f"wrote {out / 'best.npz'}" in text and (out / "best.npz").is_file()
     assert (out / "pareto.png").is_file() and (out / "report.md").is_file()
@@ -50,7 +42,7 @@ def test_a_budget_no_candidate_meets_exits_2_with_the_nearest(run_dir, tmp_path,
 ])
 def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, capsys, extra, message):
     out = tmp_path / "s"
-    args = ["search", str(run_dir), "--max-bytes", "30k", "--out", str(out), *SMALL, *extra]
+    args = ["search", str(run_dir), "--max-bytes", "6k", "--out", str(out), *SMALL, *extra]
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err

@@ -4,7 +4,6 @@ The two-node test with a killed node is tests/study/test_ray_cluster.py (slow)."
 
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -109,18 +108,6 @@ def test_cli_rejects_bad_executor_options(argv, match, tmp_path, capsys):
 
 # ------------------------------------------------------------------------------- one real local Ray
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import os
-
-    ray = pytest.importorskip("ray")
-    environ = dict(os.environ)
-    ray.init(address="local", num_cpus=1, object_store_memory=100 * 2**20, include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING)
-    yield ray
-    ray.shutdown()
-    os.environ.clear()   # ray.init sets RAY_AUTH_MODE and others for good; later tests' subprocesses need not
-    os.environ.update(environ)
 
 
 class StopAfter:
