@@ -86,6 +86,7 @@ def export_onnx(
     if fold_bn:
         model = fold_batchnorm(model).eval()
     if include_normalizer:
+        assert normalizer is not None  # refused above
         model = _Normalized(normalizer, model).eval()
     example = torch.rand(2 if dynamic_batch else 1, *shape) if include_normalizer else \
         torch.randn(2 if dynamic_batch else 1, *shape)
@@ -172,19 +173,20 @@ def require_onnxruntime():
 def _torch_onnx_export(model: nn.Module, example: torch.Tensor, path: Path, *, opset: int, dynamic_batch: bool) -> None:
     """torch.onnx export. The TorchScript exporter (``dynamo=False``) needs nothing beyond torch and gives
     a plain graph on torch 2.11-2.13; if a torch drops it, the dynamo exporter (onnxscript) is used."""
-    kwargs = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(model, (example,), str(path), dynamo=False, do_constant_folding=True,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None,
-                              **kwargs)
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset)
             return
         except Exception as legacy_exc:  # pragma: no cover - depends on the torch version
             legacy = legacy_exc
         try:  # pragma: no cover
             dims = {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
-            program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=dims, verbose=False, **kwargs)
+            program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=dims, verbose=False,
+                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset)
+            assert program is not None  # the dynamo exporter returns its program when no file is given
             program.save(str(path))
         except Exception as exc:  # pragma: no cover
             raise RuntimeError(f"ONNX export failed (TorchScript exporter: {legacy}; dynamo exporter: {exc})") from exc

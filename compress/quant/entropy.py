@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from typing import TypeGuard
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def huffman_lengths(counts: np.ndarray, max_bits: int = MAX_CODE_BITS) -> np.nda
         return lengths
     c = counts.copy()
     while True:
-        heap = [(int(c[s]), int(s), (int(s),)) for s in used]
+        heap: list[tuple[int, int, tuple[int, ...]]] = [(int(c[s]), int(s), (int(s),)) for s in used]
         heapq.heapify(heap)
         depth = dict.fromkeys((int(s) for s in used), 0)
         while len(heap) > 1:
@@ -222,7 +223,7 @@ def check_stream(info: object, nbytes: int, *, max_count: int, bits: int | None 
     return count
 
 
-def _is_int(v: object) -> bool:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
