@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn, TypeGuard
 
 from compress.export.manifest import ArtifactError
 
@@ -68,7 +68,7 @@ _EXPR_NAMES = {"Symbol", "Integer", "Rational", "Mul", "Add", "Mod", "FloorDiv",
                "finite", "nonzero", "zero", "rational", "even", "odd"}
 
 
-def _fail(source, message: str) -> None:
+def _fail(source, message: str) -> NoReturn:
     raise ArtifactError(f"{source}: program {message}")
 
 
@@ -165,7 +165,7 @@ def check_program(source, program: Any) -> None:
                  f"{kind} {str(arg)[:60]} has no declared tensor")
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -173,8 +173,8 @@ def _check_header(source, graph: dict) -> None:
     from torch._export.serde.schema import SCHEMA_VERSION
 
     version = graph.get("schema_version")
-    _require(source, isinstance(version, dict) and _is_int(version.get("major")) and _is_int(version.get("minor")),
-             "schema_version must be {major, minor}")
+    if not (isinstance(version, dict) and _is_int(version.get("major")) and _is_int(version.get("minor"))):
+        _fail(source, "schema_version must be {major, minor}")
     if version["major"] != SCHEMA_VERSION[0]:
         _fail(source, f"was written with torch.export schema {version['major']}.{version['minor']} (torch "
                       f"{str(graph.get('torch_version'))[:40]}); this torch reads schema {SCHEMA_VERSION[0]}.x: save "
@@ -235,7 +235,8 @@ def program_inputs(program: Mapping) -> list[tuple[str, str, str, bool]]:
 
 def _check_signature(source, signature: dict) -> None:
     inputs, outputs = signature.get("input_specs"), signature.get("output_specs")
-    _require(source, isinstance(inputs, list) and isinstance(outputs, list), "signature must list inputs and outputs")
+    if not (isinstance(inputs, list) and isinstance(outputs, list)):
+        _fail(source, "signature must list inputs and outputs")
     users, targets = 0, set()
     for spec in inputs:
         _require(source, isinstance(spec, dict) and len(spec) == 1, "input spec malformed")
@@ -262,7 +263,8 @@ def _check_signature(source, signature: dict) -> None:
 
 def _check_graph(source, graph: dict) -> None:
     nodes = graph.get("nodes")
-    _require(source, isinstance(nodes, list) and len(nodes) <= MAX_NODES, f"must hold at most {MAX_NODES} nodes")
+    if not (isinstance(nodes, list) and len(nodes) <= MAX_NODES):
+        _fail(source, f"must hold at most {MAX_NODES} nodes")
     for node in nodes:
         _require(source, isinstance(node, dict) and isinstance(node.get("target"), str)
                  and isinstance(node.get("inputs"), list) and isinstance(node.get("outputs"), list),
@@ -272,7 +274,8 @@ def _check_graph(source, graph: dict) -> None:
         _check_target(source, node["target"])
     _require(source, not graph.get("custom_obj_values"), "holds custom objects")
     values = graph.get("tensor_values")
-    _require(source, isinstance(values, dict), "tensor_values must be an object")
+    if not isinstance(values, dict):
+        _fail(source, "tensor_values must be an object")
     for name, meta in values.items():
         _check_tensor_meta(source, name, meta)
     for key in ("sym_int_values", "sym_bool_values", "sym_float_values"):
@@ -283,7 +286,8 @@ def _check_target(source, target: str) -> None:
     if target in _SHAPE_OPERATORS:
         return
     m = _ATEN_TARGET.fullmatch(target)
-    _require(source, m is not None, f"calls {target[:80]!r}; compress loads ATen operators only")
+    if m is None:
+        _fail(source, f"calls {target[:80]!r}; compress loads ATen operators only")
     import torch
 
     try:
@@ -309,7 +313,8 @@ def _symint(source, where: str, v: Any, *, lowest: int = 0) -> int:
     _require(source, kind == "as_expr" and isinstance(body, dict), f"{where} malformed")
     hint = body.get("hint")
     value = hint.get("as_int") if isinstance(hint, dict) else None
-    _require(source, _is_int(value) and lowest <= value <= _MAX_DIM, f"{where} has no integer hint")
+    if not (_is_int(value) and lowest <= value <= _MAX_DIM):
+        _fail(source, f"{where} has no integer hint")
     return value
 
 

@@ -4,9 +4,11 @@ that layer's weight and bias. The model's card records how many were folded (``c
 from __future__ import annotations
 
 import copy
+from typing import Union, cast
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from compress.models.card import card_of
 
@@ -15,6 +17,7 @@ __all__ = ["fold_batchnorm", "count_batchnorm"]
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _FOLD_RULES = ((nn.Linear, nn.BatchNorm1d), (nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d),
                (nn.Conv3d, nn.BatchNorm3d))
+_Layer = Union[nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d]   # the layers of _FOLD_RULES
 
 
 def _pairs_fx(model: nn.Module) -> list[tuple[str, str]]:
@@ -57,8 +60,9 @@ def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
     return False
 
 
-def _fold_pair(layer: nn.Module, bn: nn.Module) -> None:
+def _fold_pair(layer: _Layer, bn: _BatchNorm) -> None:
     """y = gamma * (Wx + b - mean) / sqrt(var + eps) + beta  =>  W' = W * s, b' = (b - mean) * s + beta."""
+    assert bn.running_var is not None and bn.running_mean is not None  # _foldable: the BN tracks its statistics
     with torch.no_grad():
         var, mean = bn.running_var.to(torch.float64), bn.running_mean.to(torch.float64)
         gamma = bn.weight.to(torch.float64) if bn.weight is not None else torch.ones_like(var)
@@ -101,12 +105,12 @@ def fold_batchnorm(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     for layer_name, bn_name in pairs:
         layer, bn = model.get_submodule(layer_name), model.get_submodule(bn_name)
         if _foldable(layer, bn):
-            _fold_pair(layer, bn)
+            _fold_pair(cast(_Layer, layer), cast(_BatchNorm, bn))   # the types _foldable checked
             _set_submodule(model, bn_name, nn.Identity())
             count += 1
     card = card_of(model)   # a compress family's declared field, or the plain attribute of a model from sources
     if card is not None and count:
-        model.card = card.replace(bn_folded=card.bn_folded + count)
+        setattr(model, "card", card.replace(bn_folded=card.bn_folded + count))   # a plain attribute, not a module
     return model
 
 

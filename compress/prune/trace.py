@@ -21,7 +21,7 @@ The model's input and output channels are pinned: the classifier's outputs are n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import torch
 from torch import nn
@@ -163,7 +163,7 @@ class _Tracer(TorchDispatchMode):
         origin = self.origins.get(id(x))
         if origin is None or dim in origin.fixed:
             return False
-        found = [(path, dims[dim]) for path, dims in origin.entries if dims[dim] is not None]
+        found = [(path, src) for path, dims in origin.entries if (src := dims[dim]) is not None]
         if not found:
             return False
         for name, m, attr, index, d in origin.shape_attrs:     # the view's size came from an attribute
@@ -278,7 +278,7 @@ class _Tracer(TorchDispatchMode):
         out, packet = outputs[0], func.overloadpacket
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         o = self.origins.get(id(x)) if x is not None else None
-        if o is None or packet not in _VIEW_LIKE:
+        if x is None or o is None or packet not in _VIEW_LIKE:
             if elementwise(func):
                 self.set_origin(out, self.combined(inputs, out))
             return
@@ -310,8 +310,10 @@ class _Tracer(TorchDispatchMode):
         """Attributes of the running module a view's sizes may come from: ints equal to a size, tuples and lists
         equal to the shape (``self.scale.view(self.shape)``)."""
         name, m = self.current()
-        found = []
-        for attr, value in (vars(m).items() if m is not None else ()):
+        if m is None:
+            return ()
+        found: list[tuple[str, nn.Module, str, int | None, int]] = []
+        for attr, value in vars(m).items():
             if attr.startswith("_"):
                 continue
             if type(value) is int:
@@ -325,7 +327,7 @@ class _Tracer(TorchDispatchMode):
         self.keep.append(t)
 
     # ---------------------------------------------------------------------------- layers, via module hooks
-    def conv_out(self, module: nn.Module, in_ids: list[int]) -> list[int]:
+    def conv_out(self, module: nn.Conv1d | nn.Conv2d | nn.Conv3d, in_ids: list[int]) -> list[int]:
         """The output channel nodes of a convolution reading ``in_ids``.
 
         Depthwise (``groups == in_channels``, ``m = out / in`` filters per input channel): output ``k * m + j``
@@ -403,7 +405,7 @@ def _in_features(module: nn.Module) -> int:
         return module.in_features
     if isinstance(module, nn.GroupNorm):
         return module.num_channels
-    return module.num_features
+    return cast(int, module.num_features)   # a BatchNorm's (nn.Module's __getattr__ is typed for tensors and modules)
 
 
 def _meta_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -496,7 +498,7 @@ def run_trace(model: nn.Module, example: torch.Tensor, *, on_meta: bool = True, 
                     tracer.pin_seen(output_tensors(args), output_tensors(out), tracer.opaque[m])
 
     example = example.detach().to("meta") if on_meta else example.detach().clone()
-    tensors = _meta_tensors(model) if on_meta else None
+    tensors = _meta_tensors(model) if on_meta else {}
     for path, t in (tensors.items() if on_meta else
                     (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))):
         if id(t) not in tracer.origins:

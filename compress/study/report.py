@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from compress import _io
 from compress.models.scaling import architecture_shape
@@ -30,6 +30,10 @@ __all__ = ["BYTE_LIMITS", "write_report", "compare_families", "crossings", "at_b
 BYTE_LIMITS = (225_000, 650_000)   # the course's strong and simple baselines (HW8)
 
 
+@overload
+def _iv(d: dict) -> Interval: ...
+@overload
+def _iv(d: None) -> None: ...
 def _iv(d: dict | None) -> Interval | None:
     return None if d is None else Interval(d["mean"], d["low"], d["high"], d["n"], d["std"], d["method"])
 
@@ -146,8 +150,8 @@ def _ablation_section(rows: list[dict], config: dict) -> list[str]:
         table.append(["full (baseline)", _pct(base_iv), "", ""])
     for r in variants:
         iv = _iv(r["acc"])
-        diff = _points(iv.mean - base_iv.mean) if base else "-"
-        said = {"a": "better", "b": "worse", "tie": "tie"}[verdict(iv, base_iv)] if base else "-"
+        diff = _points(iv.mean - base_iv.mean) if base_iv is not None else "-"
+        said = {"a": "better", "b": "worse", "tie": "tie"}[verdict(iv, base_iv)] if base_iv is not None else "-"
         table.append([r["variant"], _pct(iv), diff, said])
     lines += [_table(["variant", "accuracy % [95% CI]", "vs baseline (points)", "verdict"], table), ""]
     return lines
@@ -397,7 +401,7 @@ def _summary_section(all_rows: list[dict], config: dict, compared: list[Compared
                         else "") + "): "
                      + ("every 95% interval (validation and test) is within it" if not short else
                         f"**not reached** by {len(short)} point(s): " + ", ".join(
-                            f"{point_label(r)} (+-{100 * half_width(r):.1f} with {r['n']} seeds)" for r in short)))
+                            f"{point_label(r)} (+-{100 * (half_width(r) or 0.0):.1f} with {r['n']} seeds)" for r in short)))
     flags = weak_evidence(all_rows, compared)
     lines += flags or [f"- weak evidence: none flagged (every point has at least {MIN_SEEDS} seeds and intervals "
                        "of non-zero width, most of its runs converged, and no verdict is within "
