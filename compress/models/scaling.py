@@ -21,14 +21,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 from compress.budget import STATE_DICT_FORMATS, Budget, bisect, mac_count, param_count, quantities
+from compress.models.card import ModelCard, card_of
 from compress.models.factory import create
 from compress.models.policies import POLICIES, depth_levels, path
+
+if TYPE_CHECKING:
+    from compress.profile.result import Layer
 
 __all__ = ["Scaled", "POLICIES", "scale_to", "match", "at_width", "architecture_shape"]
 
@@ -84,13 +88,21 @@ class Scaled:
         return asdict(self)
 
 
+def _card(model: nn.Module) -> ModelCard:
+    """The card :func:`create` gives every model it builds."""
+    card = card_of(model)
+    assert card is not None, "create() gives every model its card"
+    return card
+
+
 def at_width(name: str, width_mult: float, *, macs: bool = True, **kw: Any) -> Scaled:
     """Parameters and MACs (``macs=False`` skips the count and reports 0) of ``create(name, width_mult=...,
     **kw)``, counted on the meta device (no weights allocated)."""
     with torch.device("meta"):
         model = create(name, width_mult=width_mult, **kw)
-    mac_total = mac_count(model, model.card.input_shape) if macs else 0
-    return Scaled(name, float(width_mult), param_count(model), mac_total, None, dict(model.card.build_args))
+    card = _card(model)
+    mac_total = mac_count(model, card.input_shape) if macs else 0
+    return Scaled(name, float(width_mult), param_count(model), mac_total, None, dict(card.build_args))
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,7 @@ class _Sizer:
         size = latency = None
         if "size_bytes" in limits or "latency_ms" in limits:
             real = f.create()   # bytes and time need real weights
-            values = quantities(real, self.budget, real.card.input_shape,
+            values = quantities(real, self.budget, _card(real).input_shape,
                                names=[q for q in ("size_bytes", "latency_ms") if q in limits],
                              file_bytes=self.file_bytes, latency=self.latency)
             size = None if values["size_bytes"] is None else int(values["size_bytes"])
@@ -145,7 +157,9 @@ def _largest(name: str, sizer: _Sizer, policy: str, along: Callable[[float], tup
         if hi >= math.log(HIGH_WIDTH):
             return best
         hi += math.log(2)
-    return bisect(lambda s: (sizer.holds(m := sized(s)), m), lo, hi, steps=STEPS, good_value=best).good_value
+    found = bisect(lambda s: (sizer.holds(m := sized(s)), m), lo, hi, steps=STEPS, good_value=best).good_value
+    assert found is not None   # the good end starts at best
+    return found
 
 
 def _min_channels(name: str, sizer: _Sizer, kw: dict, min_channels: int) -> Scaled:
@@ -232,12 +246,17 @@ def architecture_shape(build_args: dict) -> dict:
 
     with torch.device("meta"):
         model = create(**build_args).eval()
-    layers = [row for row in profile(model, model.card.input_shape, execute="meta", serialize=False).layers
+    layers = [row for row in profile(model, _card(model).input_shape, execute="meta", serialize=False).layers
               if row.type in ("Conv2d", "Linear")]
-    widths = [row.output_shape[1] for row in layers[:-1]] or [0]
+    widths = [_output_shape(row)[1] for row in layers[:-1]] or [0]
     convs = [row for row in layers if row.type == "Conv2d"]
     return {"layers": len(layers), "narrowest": min(widths), "widest": max(widths),
-            "last_map": convs[-1].output_shape[-1] if convs else None}
+            "last_map": _output_shape(convs[-1])[-1] if convs else None}
+
+
+def _output_shape(row: Layer) -> tuple[int, ...]:
+    assert row.output_shape is not None   # a layer of the model's forward: the profiler saw its output
+    return row.output_shape
 
 
 def match(reference: nn.Module | int, family: str, *, tolerance: float = 0.05, **kw: Any) -> Scaled:

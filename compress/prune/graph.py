@@ -21,7 +21,7 @@ is traced again in training mode, on meta tensors, so those layers are sliced wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -135,7 +135,7 @@ def build_graph(model: nn.Module, input_shape, *, ignored_layers: Sequence[str] 
     check_paths(model, ignored_layers, "ignored_layers")
     check_paths(model, keep_whole, "keep_whole")
     x = _example(input_shape, model)
-    trace_with = dict(on_meta=True, embedding=prune_embedding, keep_whole=keep_whole)
+    trace_with: dict[str, Any] = dict(on_meta=True, embedding=prune_embedding, keep_whole=keep_whole)
     try:
         trace, out, called = run_trace(model, x, **trace_with)
     except Exception:    # noqa: BLE001  a forward that needs real values (data-dependent code): run it for real
@@ -357,7 +357,8 @@ def _ties(trace: Trace, root_index: torch.Tensor, pinned_roots: set[int], groups
     the embedding spread over several groups, heads sharing a group with anything else, or two head sizes on one
     embedding."""
     group_of = {r: g for g in groups for r in g.channels}
-    ties, broken, head_dims = [], [], {}
+    ties, broken = [], []
+    head_dims: dict[int, int] = {}   # id of an embedding group -> the head size its ties use
     for tie in trace.ties:
         heads = set(root_index[torch.tensor(tie.heads, dtype=torch.long)].tolist())
         embed = set(root_index[torch.tensor(tie.embed, dtype=torch.long)].tolist())

@@ -121,14 +121,20 @@ def worse(a: Candidate, best: Candidate) -> bool:
     return better(cb, ca, alpha=ALPHA)
 
 
+def _val_acc(r: Candidate) -> float:
+    """The validation accuracy of a candidate the caller kept for having one."""
+    assert r.val_acc is not None
+    return r.val_acc
+
+
 def pareto_front(rows: Iterable[Candidate], axes: Sequence[str] = ("size_bytes", "latency_ms")) -> list[Candidate]:
     """The candidates no other one beats: none has every one of ``axes`` at most as large and a validation
     accuracy at least as high, with one of them strictly better. Candidates missing a quantity are left out."""
     pts = [r for r in rows if r.val_acc is not None and all(getattr(r, a) is not None for a in axes)]
 
     def dominates(p: Candidate, q: Candidate) -> bool:
-        le = all(getattr(p, a) <= getattr(q, a) for a in axes) and p.val_acc >= q.val_acc
-        lt = any(getattr(p, a) < getattr(q, a) for a in axes) or p.val_acc > q.val_acc
+        le = all(getattr(p, a) <= getattr(q, a) for a in axes) and _val_acc(p) >= _val_acc(q)
+        lt = any(getattr(p, a) < getattr(q, a) for a in axes) or _val_acc(p) > _val_acc(q)
         return le and lt
 
     return [q for q in pts if not any(dominates(p, q) for p in pts if p is not q)]
@@ -140,15 +146,15 @@ def choose(rows: Sequence[Candidate], tolerance_points: float = TOLERANCE_POINTS
     fitting = [r for r in rows if r.fits and r.val_acc is not None]
     if not fitting:
         return None, []
-    best = max(fitting, key=lambda r: r.val_acc)
+    best = max(fitting, key=_val_acc)
     tied = [r for r in fitting
-            if 100 * (best.val_acc - r.val_acc) <= tolerance_points + 1e-9 and not worse(r, best)]
+            if 100 * (_val_acc(best) - _val_acc(r)) <= tolerance_points + 1e-9 and not worse(r, best)]
     inf = math.inf
     timed = [r.latency_ms for r in tied if r.latency_ms is not None]
     fast = [r for r in tied if r.latency_ms is not None and r.latency_ms <= LATENCY_TIE * min(timed)] if timed \
         else tied
     winner = min(fast, key=lambda r: (r.size_bytes or inf, r.latency_ms if r.latency_ms is not None else inf,
-                                      -r.val_acc))
+                                      -_val_acc(r)))
     return winner, tied
 
 

@@ -102,6 +102,12 @@ def _check_budget(budget: Budget) -> None:
         raise ValueError("search: limits are max_bytes and max_latency_ms; params and MACs are reported, not limited")
 
 
+def _max_bytes(budget: Budget) -> int:
+    """The artifact's byte limit, which :func:`_check_budget` required."""
+    assert budget.max_bytes is not None
+    return budget.max_bytes
+
+
 def _runtimes(config: SearchConfig, budget: Budget) -> list[str]:
     from compress.bench.runtimes import available_runtimes, check_runtime, runtime_names
 
@@ -291,7 +297,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     with folder_lock(out):
         _open_folder(out, settings, overwrite)
         tracker.start(out.resolve().name, settings)
-        plan = make_plan(config, max_bytes=budget.max_bytes, models_dir=out / "models",
+        plan = make_plan(config, max_bytes=_max_bytes(budget), models_dir=out / "models",
                          finetune_epochs=finetune_epochs, train_epochs=train_epochs, scalable=scalable,
                          epoch_seconds=epoch_seconds)
         deadline = None if config.time_budget_s is None else t_start + config.time_budget_s
@@ -305,7 +311,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
         best, tied = _finish(rows, budget, config.tolerance_points)
         result = SearchResult(out, budget, rows, best, tied, time.perf_counter() - t_start, skipped)
         if best is None:
-            result.nearest = nearest(rows, budget.max_bytes, budget.max_latency_ms)
+            result.nearest = nearest(rows, _max_bytes(budget), budget.max_latency_ms)
         result.files = write_outputs(result, ctx)
         _track_search(tracker, result)
     if best is None:
@@ -496,7 +502,7 @@ def _write_artifacts(ctx: _Context, plan: Plan) -> list[Candidate]:
             score(c, path, ctx.bundle, ctx.src.normalizer, ctx.shape)
         except ValueError as exc:   # a codec refusing the weights (outliers, overflow): recorded, not fatal
             c.error = str(exc)
-        c.fits_bytes = c.size_bytes is not None and c.size_bytes <= ctx.budget.max_bytes
+        c.fits_bytes = c.size_bytes is not None and c.size_bytes <= _max_bytes(ctx.budget)
         _io.write_json(ctx.out / "candidates" / f"{spec.file_stem}.json", c.to_dict())
         rows.append(c)
         ctx.say(_progress_line(c, rows, ctx.budget))
@@ -522,10 +528,17 @@ def _write_one(ctx: _Context, spec: Spec, path: Path, loaded: dict) -> None:
 def _progress_line(c: Candidate, rows: list[Candidate], budget: Budget) -> str:
     if c.error:
         return f"  {c.id}: refused: {c.error[:100]}"
-    front = sorted(pareto_front([r for r in rows if not r.error], axes=("size_bytes",)), key=lambda r: r.size_bytes)
-    shown = ", ".join(f"{r.size_bytes / 1000:.0f} kB {100 * r.val_acc:.1f}%" for r in front[-5:])
+    front = sorted(pareto_front([r for r in rows if not r.error], axes=("size_bytes",)), key=lambda r: _scored(r)[0])
+    shown = ", ".join(f"{_scored(r)[0] / 1000:.0f} kB {100 * _scored(r)[1]:.1f}%" for r in front[-5:])
     fits = "fits" if c.fits_bytes else "over"
-    return (f"  {c.id}: {c.size_bytes:,} B ({fits}), val {100 * c.val_acc:.2f}% | front ({len(front)}): {shown}")
+    size_bytes, val_acc = _scored(c)
+    return (f"  {c.id}: {size_bytes:,} B ({fits}), val {100 * val_acc:.2f}% | front ({len(front)}): {shown}")
+
+
+def _scored(c: Candidate) -> tuple[int, float]:
+    """Bytes and validation accuracy of a candidate written and scored (one without an error)."""
+    assert c.size_bytes is not None and c.val_acc is not None
+    return c.size_bytes, c.val_acc
 
 
 # ------------------------------------------------------------------------------------------------- phase 3
@@ -541,6 +554,7 @@ def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
             ctx.say(f"  {r.id}: latency left out by the time budget")
             continue
         t0 = time.perf_counter()
+        assert r.artifact is not None   # written: a candidate without an error
         r.latencies = latencies(ctx.out / r.artifact, r.codec, ctx.runtimes, ctx.shape,
                                 batch_size=ctx.budget.batch_size, threads=ctx.budget.threads,
                                 warmup=ctx.config.latency_warmup, repeats=ctx.config.latency_repeats,
@@ -548,7 +562,7 @@ def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
         r.seconds += time.perf_counter() - t0
         timed = {k: v for k, v in r.latencies.items() if isinstance(v, (int, float))}
         if timed:
-            r.runtime = min(timed, key=timed.get)
+            r.runtime = min(timed, key=timed.__getitem__)
             r.latency_ms = timed[r.runtime]
         _io.write_json(ctx.out / "candidates" / f"{Spec(r.model, r.codec, r.method).file_stem}.json", r.to_dict())
         ms = f"{r.latency_ms:.3f} ms on {r.runtime}" if r.latency_ms is not None else "no runtime passed its check"
@@ -558,7 +572,7 @@ def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
 def _finish(rows: list[Candidate], budget: Budget, tolerance_points: float
             ) -> tuple[Candidate | None, list[Candidate]]:
     for r in rows:
-        r.fits_bytes = r.size_bytes is not None and r.size_bytes <= budget.max_bytes
+        r.fits_bytes = r.size_bytes is not None and r.size_bytes <= _max_bytes(budget)
         r.fits_latency = None if budget.max_latency_ms is None else (
             r.latency_ms is not None and r.latency_ms <= budget.max_latency_ms)
         r.fits = not r.error and r.fits_bytes and r.fits_latency is not False
