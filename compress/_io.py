@@ -121,7 +121,7 @@ def clean_stale_staging(folder: Path) -> list[Path]:
     """Remove the staging folders (``.NAME.partial-PID``, ``.NAME.partial-ray-PID``) in ``folder`` whose process
     is dead: what a kill during a folder's final write leaves. Staging folders of live processes are kept.
     Returns the removed paths."""
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():

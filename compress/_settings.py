@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def from_known(cls: type[T], d: Mapping[str, Any]) -> T:

@@ -93,6 +93,6 @@ def environment(device: torch.device | str | None = None) -> dict:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """Where ``model`` lives: the device of its first parameter, else its first buffer, else the CPU."""
-    first = next(iter(model.parameters()), None)
+    first: torch.Tensor | None = next(iter(model.parameters()), None)
     first = first if first is not None else next(iter(model.buffers()), None)
     return first.device if first is not None else torch.device("cpu")

@@ -103,6 +103,7 @@ def code_record() -> dict:
     """The code and the command: compress's version, its git revision (``revision``: None outside a git checkout;
     ``dirty``: whether tracked files under ``compress/`` differ from it), ``argv``, ``cwd``, Python's version and
     :func:`packages`."""
+    version: str | None
     try:
         from compress import __version__ as version
     except Exception:

@@ -60,7 +60,7 @@ def quantize_graph(model, weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
     unknown = sorted(set(float_ops) - {n.name for n in graph.node})
     if unknown:
         raise ValueError(f"float_ops {unknown[:5]} are not nodes of the graph")
-    readers = {}
+    readers: dict[str, list[str]] = {}   # tensor name -> the nodes reading it
     for n in graph.node:
         for i in n.input:
             readers.setdefault(i, []).append(n.name)
@@ -69,7 +69,8 @@ def quantize_graph(model, weights: Mapping[str, tuple[np.ndarray, np.ndarray]],
     if missing:
         raise ValueError(f"no calibrated range for activations {missing[:5]}")
     qparams = {a: (int8_params if signed and ranges[a][0] < 0 else uint8_params)(*ranges[a]) for a in acts}
-    new_inits, new_nodes = [], []
+    new_inits: list[onnx.TensorProto] = []
+    new_nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         if node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in inits:
             if node.name not in float_ops:   # a float op runs the graph's weight: q * scale, as the artifact decodes

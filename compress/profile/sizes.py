@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -47,7 +47,9 @@ def state_dict_file_bytes(model: nn.Module, state: Mapping[str, torch.Tensor] | 
             sizes[f"pt_{tag}"] = buf.getbuffer().nbytes
         if f"npz_{tag}" in files:
             buf = io.BytesIO()
-            np.savez(buf, **{k: v.numpy() for k, v in cast.items()})
+            # Any: numpy's stub would match ndarray values against savez's allow_pickle keyword
+            arrays: dict[str, Any] = {k: v.numpy() for k, v in cast.items()}
+            np.savez(buf, **arrays)
             sizes[f"npz_{tag}"] = buf.getbuffer().nbytes
     return {k: sizes[k] for k in _FILES if k in sizes}
 

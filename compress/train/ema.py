@@ -26,5 +26,5 @@ class Ema:
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
         for e, p in zip(self.model.parameters(), model.parameters()):
             e.lerp_(p.detach(), 1 - decay)
-        for e, b in zip(self.model.buffers(), model.buffers()):
-            e.copy_(b)
+        for eb, b in zip(self.model.buffers(), model.buffers()):
+            eb.copy_(b)
