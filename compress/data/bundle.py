@@ -189,7 +189,10 @@ def model_inputs(data: "DataBundle | Split", count: int, *, normalizer: Normaliz
                  split: str = "train", seed: int = 0) -> torch.Tensor:
     """``count`` images of ``data`` (a bundle's ``split``, default the training split, or the Split given) drawn
     seeded without replacement, as the model sees them (through ``normalizer``, default the data's own): what
-    calibration takes (int8 activation ranges, runtime output checks). Fewer when the split is smaller."""
+    calibration takes (int8 activation ranges, runtime output checks). Fewer when the split is smaller. Streamed
+    data (:class:`~compress.data.torch_data.TorchData`) draws them as its own ``model_inputs`` does."""
+    if not isinstance(data, (DataBundle, Split)) and callable(getattr(data, "model_inputs", None)):
+        return data.model_inputs(count, normalizer=normalizer, split=split, seed=seed)   # TorchData: streamed
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive int, got {count!r}")
     chosen, normalize = resolve_split(data, split, normalizer)
