@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -112,7 +112,9 @@ def register_runtime(runtime: Runtime | str, factory: Callable[..., Runner] | No
     """Add a runtime: a :class:`Runtime` record, or ``register_runtime(name, factory, **fields)`` (defaults: CPU,
     float, in the default set). Returns the factory for the second form (so it can decorate), the record for the
     first. A taken name raises ValueError."""
-    record = runtime if isinstance(runtime, Runtime) else Runtime(runtime, factory, **fields)
+    # a missing factory: Runtime's own check refuses it (TypeError)
+    record = runtime if isinstance(runtime, Runtime) else \
+        Runtime(runtime, cast(Callable[..., Runner], factory), **fields)
     if isinstance(runtime, Runtime) and (factory is not None or fields):
         raise TypeError("register_runtime: give a Runtime record alone, or a name, a factory and record fields")
     if record.name in _RUNTIMES:

@@ -6,6 +6,7 @@ batch size on CPU). They run on CPU and CUDA; :func:`torch_runner` is the runner
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -54,7 +55,7 @@ def _compile(model, shape, **_) -> Runner:
     # A fresh dynamo cache per model: after its recompile limit dynamo silently runs eager, which
     # would time eager under the name "compile" in a sweep over many models.
     torch._dynamo.reset()
-    compiled = torch.compile(model)
+    compiled = cast(nn.Module, torch.compile(model))   # a module compiles to an OptimizedModule; the stub says Callable
     return torch_runner(compiled, grad_mode=torch.no_grad,
                         notes=[f"torch.compile (inductor), torch {torch.__version__}"])
 

@@ -21,7 +21,7 @@ __all__ = ["WEIGHT_LAYERS", "weight_layers"]
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def weight_layers(model: nn.Module, *, min_numel: int = 0, types: tuple[type, ...] = WEIGHT_LAYERS,
+def weight_layers(model: nn.Module, *, min_numel: int = 0, types: tuple[type[nn.Module], ...] = WEIGHT_LAYERS,
                   filter_fn: Callable[[nn.Module, str], bool] | None = None) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every layer of ``types`` (default: conv and linear) whose weight has at least
     ``min_numel`` elements and that ``filter_fn(module, name)`` accepts, in definition order (``name`` as in

@@ -18,7 +18,7 @@ builds the pruned architecture exactly; cards written before attributes and tens
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, cast, overload
 
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ def _sizes(m: nn.Module) -> list[int]:
         return [m.normalized_shape[0]]
     if isinstance(m, nn.GroupNorm):
         return [m.num_channels]
-    return [m.num_features]
+    return [cast(int, m.num_features)]   # a BatchNorm's (nn.Module's __getattr__ is typed for tensors and modules)
 
 
 def _int_attrs(m: nn.Module) -> dict[str, int | list[int]]:
@@ -91,6 +91,12 @@ def width_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[s
     return out
 
 
+@overload
+def _fresh(old: nn.Parameter, shape: list[int]) -> nn.Parameter: ...
+@overload
+def _fresh(old: torch.Tensor, shape: list[int]) -> torch.Tensor: ...
+@overload
+def _fresh(old: None, shape: list[int]) -> None: ...
 def _fresh(old: torch.Tensor | None, shape: list[int]) -> torch.Tensor | None:
     if old is None:
         return None
@@ -138,9 +144,10 @@ def _resize(m: nn.Module, sizes: list[int]) -> None:
                                  f"got {n}")
             m.num_channels = n
         else:
-            m.num_features = n
-    if hasattr(m, "reset_parameters"):
-        m.reset_parameters()
+            setattr(m, "num_features", n)   # an int (nn.Module's __setattr__ is typed for tensors and modules)
+    reset = getattr(m, "reset_parameters", None)
+    if reset is not None:
+        reset()
 
 
 def _cut(model: nn.Module, modules: dict[str, nn.Module], path: str, shape: Any) -> None:
