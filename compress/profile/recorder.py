@@ -162,7 +162,7 @@ def _run_forward(model: nn.Module, shape: tuple[int, ...], *, on_meta: bool, dty
         if layer is not None:
             layer.output_shape = _output_shape(out)
 
-    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters(remove_duplicate=False))
     tensors.update(model.named_buffers(remove_duplicate=False))
     first = next(iter(tensors.values()), None)
     if dtype is None:

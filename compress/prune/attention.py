@@ -129,8 +129,8 @@ def trace_attention(tracer: Any, name: str, module: nn.Module, spec: AttentionSp
     x = args[0] if args and isinstance(args[0], torch.Tensor) else None
     y = out[0] if isinstance(out, (tuple, list)) and out else out
     c = tracer.get(x) if x is not None else None
-    fits = (c is not None and isinstance(y, torch.Tensor) and c.dim == x.ndim - 1 and len(c.ids) == x.shape[-1]
-            and y.ndim == x.ndim and y.shape[-1] == _child(module, spec.proj).out_features)
+    fits = (x is not None and c is not None and isinstance(y, torch.Tensor) and c.dim == x.ndim - 1
+            and len(c.ids) == x.shape[-1] and y.ndim == x.ndim and y.shape[-1] == _child(module, spec.proj).out_features)
     if isinstance(module, nn.MultiheadAttention):
         fits = fits and len(args) >= 3 and args[1] is x and args[2] is x       # self-attention only
     if not fits or spec.problem is not None and spec.tied:
@@ -142,6 +142,7 @@ def trace_attention(tracer: Any, name: str, module: nn.Module, spec: AttentionSp
             if isinstance(o, torch.Tensor) and o.ndim >= 1:
                 tracer.set(o, Chan(o.ndim - 1, t.new(o.shape[-1], pin=why)))
         return
+    assert x is not None and c is not None and isinstance(y, torch.Tensor)   # what fits checked
     if name in tracer.seen:          # called again: the same heads and outputs, the inputs joined
         first = tracer.seen[name]
         t.union_all(first.in_ids, c.ids)
