@@ -15,10 +15,20 @@ import json
 import math
 from typing import Any
 
-__all__ = ["finite_float", "MAX_COUNT", "parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
-           "parse_key_value", "non_negative_int", "positive_int", "library_default", "show_default",
+from compress.cli import _source
+
+__all__ = ["TRAIN_CONFIG", "CREATE", "LOAD", "BUDGET", "finite_float", "MAX_COUNT", "parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
+           "parse_key_value", "non_negative_int", "positive_int", "library_default", "library_constant", "show_default",
            "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped",
            "MODEL_HELP", "add_model_arguments", "model_arguments", "add_log_arguments"]
+
+
+# The library settings the options of several commands map, by reference: read from the source by
+# compress.cli._source, so building a parser imports neither the library nor torch.
+TRAIN_CONFIG = "compress.train.config:TrainConfig"
+CREATE = "compress.models.factory:create"
+LOAD = "compress.data.sources:load"
+BUDGET = "compress.budget:Budget"
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -129,7 +139,16 @@ def parse_float_pair(text: str) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------- options that map to library defaults
 def library_default(owner: Any, name: str) -> Any:
-    """The default of field ``name`` of dataclass ``owner``, or of parameter ``name`` of function ``owner``."""
+    """The default of field ``name`` of dataclass ``owner``, or of parameter ``name`` of function ``owner``.
+
+    ``owner`` may be a reference ``"module:name"`` (``"compress.train.config:TrainConfig"``): the default is then
+    read from the library's source without importing it (:mod:`compress.cli._source`, so ``--help`` does not
+    import torch), and from the imported library only where the source alone cannot say."""
+    if isinstance(owner, str):
+        try:
+            return _source.default(owner, name)
+        except _source.NotStatic:
+            owner = _source.resolve(owner)
     if dataclasses.is_dataclass(owner):
         for f in dataclasses.fields(owner):
             if f.name == name:
@@ -143,6 +162,15 @@ def library_default(owner: Any, name: str) -> Any:
     if param.default is inspect.Parameter.empty:
         raise TypeError(f"{owner.__qualname__}({name}) has no default")
     return param.default
+
+
+def library_constant(ref: str) -> Any:
+    """The library constant ``"module:NAME"`` (``"compress.prune.schedule:SCHEDULES"``), read from the source
+    without importing the library where it can be, imported otherwise."""
+    try:
+        return _source.constant(ref)
+    except _source.NotStatic:
+        return _source.resolve(ref)
 
 
 def show_default(value: Any) -> str:
@@ -169,7 +197,9 @@ def default_help(owner: Any, name: str) -> str:
 
 def add_field(parser: Any, flag: str, owner: Any, name: str, *, help: str = "", switch: bool | None = None,
               none: str | None = None, **kwargs: Any) -> argparse.Action:
-    """Add option ``flag`` for field ``name`` of dataclass ``owner`` (or parameter ``name`` of function ``owner``).
+    """Add option ``flag`` for field ``name`` of dataclass ``owner`` (or parameter ``name`` of function ``owner``);
+    ``owner`` is best given as a reference, ``"compress.train.config:TrainConfig"``, read without importing the
+    library (:func:`library_default`).
 
     The option's argparse default is None, so an omitted option leaves the library default in force (build the
     config from the non-None values only, see :func:`given`); its help ends with that default, read from the
@@ -178,7 +208,7 @@ def add_field(parser: Any, flag: str, owner: Any, name: str, *, help: str = "", 
     check every such option (:func:`field_actions`).
     """
     if "default" in kwargs:
-        raise TypeError(f"{flag}: the default is the library's ({owner.__name__}.{name}); do not pass one")
+        raise TypeError(f"{flag}: the default is the library's ({_source.ref_of(owner)}.{name}); do not pass one")
     default = library_default(owner, name)   # fails early on a typo in `name`
     suffix = default_help(owner, name)
     if switch is None and "choices" not in kwargs:
@@ -202,10 +232,12 @@ def field_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 def given(args: argparse.Namespace, owner: Any) -> dict[str, Any]:
-    """``{field: value}`` for the :func:`add_field` options of ``owner`` that the user gave; omitted ones (None)
-    are left out, so ``owner(**given(args, owner))`` keeps the library's defaults for them."""
+    """``{field: value}`` for the :func:`add_field` options of ``owner`` (the object or its ``"module:name"``) that
+    the user gave; omitted ones (None) are left out, so ``owner(**given(args, owner))`` keeps the library's
+    defaults for them."""
+    ref = _source.ref_of(owner)
     return {name: getattr(args, dest) for dest, o, name in getattr(args, "library_fields", ())
-            if o is owner and getattr(args, dest, None) is not None}
+            if _source.ref_of(o) == ref and getattr(args, dest, None) is not None}
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -247,26 +279,24 @@ def add_budget_options(p: Any, *, latency: bool = True) -> None:
     """The fields of :class:`compress.budget.Budget` as options (scale, prune): ``--max-params``, ``--max-macs``,
     ``--max-bytes`` with ``--file-format``, and with ``latency`` ``--max-latency-ms`` with ``--latency-runtime``,
     ``--latency-batch`` and ``--latency-threads``. :func:`budget_from` builds the Budget."""
-    from compress.budget import STATE_DICT_FORMATS, Budget
-
-    add_field(p, "--max-params", Budget, "max_params", type=parse_count, metavar="N",
+    add_field(p, "--max-params", BUDGET, "max_params", type=parse_count, metavar="N",
               help="parameters, e.g. 100k", none="no limit")
-    add_field(p, "--max-macs", Budget, "max_macs", type=parse_count, metavar="N",
+    add_field(p, "--max-macs", BUDGET, "max_macs", type=parse_count, metavar="N",
               help="multiply-accumulates for one image, e.g. 5M", none="no limit")
-    add_field(p, "--max-bytes", Budget, "max_bytes", type=parse_count, metavar="N",
+    add_field(p, "--max-bytes", BUDGET, "max_bytes", type=parse_count, metavar="N",
               help="bytes of the model's file in --file-format, e.g. 225000", none="no limit")
-    add_field(p, "--file-format", Budget, "file_format", choices=list(STATE_DICT_FORMATS),
+    add_field(p, "--file-format", BUDGET, "file_format", choices=list(library_constant("compress.budget:STATE_DICT_FORMATS")),
               help="what --max-bytes counts: the state_dict saved by torch.save (pt) or np.savez (npz) in "
                    "float16 or float32")
     if latency:
-        add_field(p, "--max-latency-ms", Budget, "max_latency_ms", type=finite_float, metavar="MS",
+        add_field(p, "--max-latency-ms", BUDGET, "max_latency_ms", type=finite_float, metavar="MS",
                   help="median ms per call on this machine, measured (slow, and it depends on the load)",
                   none="no limit")
-        add_field(p, "--latency-runtime", Budget, "runtime", dest="latency_runtime",
+        add_field(p, "--latency-runtime", BUDGET, "runtime", dest="latency_runtime",
                   help="runtime --max-latency-ms is measured on (see compress bench)")
-        add_field(p, "--latency-batch", Budget, "batch_size", dest="latency_batch", type=positive_int,
+        add_field(p, "--latency-batch", BUDGET, "batch_size", dest="latency_batch", type=positive_int,
                   help="images per call for --max-latency-ms")
-        add_field(p, "--latency-threads", Budget, "threads", dest="latency_threads", type=positive_int,
+        add_field(p, "--latency-threads", BUDGET, "threads", dest="latency_threads", type=positive_int,
                   help="CPU threads for --max-latency-ms")
 
 
@@ -293,7 +323,7 @@ def _log_names(text: str) -> list[str]:
 def add_log_arguments(p: Any, *, csv: str = "the run folder") -> None:
     """``--log NAME[,NAME]`` and ``--log-dir DIR`` (compress.track.make_loggers); ``csv``: where metrics.csv
     goes, for the help."""
-    from compress.track.make import LOGGERS, make_loggers
+    from compress.track.make import LOGGERS, make_loggers   # torch-free
 
     g = p.add_argument_group("experiment tracking (compress.track)")
     g.add_argument("--log", type=_log_names, default=None, metavar="NAME[,NAME]",
@@ -309,16 +339,14 @@ def add_data_arguments(p: Any, *, default: str | None = "default", required: boo
     """``--data SOURCE``, ``--test-data PATH``, ``--test-fraction F`` and ``--skip-bad-rows`` (every command taking
     ``--data``); ``--test-data`` and ``--test-fraction`` map onto ``compress.data.load``'s ``test`` and
     ``test_fraction`` (:func:`given` with ``load``)."""
-    from compress.data import load
-
     p.add_argument("--data", default=default, required=required, metavar="SOURCE",
                    help="CSV (label,feature | emotion,pixels,Usage | id,feature), .npz, image folder (one subfolder "
                         "per class, or train/ val/ test/ of those), 'default' (5,000 MNIST digits) or 'synthetic'"
                         + (f" (default {default})" if default else ""))
-    add_field(p, "--test-data", load, "test", dest="test_data", metavar="PATH",
+    add_field(p, "--test-data", LOAD, "test", dest="test_data", metavar="PATH",
               help="test split from this file or folder (its classes and image size must match --data's)",
               none="the source's own test split, else --test-fraction held out")
-    add_field(p, "--test-fraction", load, "test_fraction", type=finite_float, metavar="F",
+    add_field(p, "--test-fraction", LOAD, "test_fraction", type=finite_float, metavar="F",
               help="share of each class's training rows held out as the test split when the data has none "
                    "(seeded apart from --seed, so every seed is tested on the same images; 0: none)")
     p.add_argument("--skip-bad-rows", action="store_true",

@@ -17,36 +17,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compress.cli._common import (add_field, add_model_arguments, finite_float, given, model_arguments,
+from compress.cli._common import (CREATE, add_field, add_model_arguments, finite_float, given, model_arguments,
                                   non_negative_int, parse_csv, parse_int_list, parse_shape, positive_int)
+
+MEASURE = "compress.bench.latency:measure"
+SUMMARY = "inference latency across runtimes and batch sizes"
 
 
 def register(subparsers) -> None:
-    from compress.bench import measure
-    from compress.models import create
-
-    p = subparsers.add_parser("bench", help="inference latency across runtimes and batch sizes",
+    p = subparsers.add_parser("bench", help=SUMMARY,
                               description=f"{__doc__}\n{_runtimes_help()}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="RUN|ARTIFACT|ONNX|MODEL",
                    help="run folder, artifact file (.npz/.pt), ONNX file (.onnx), or a model: a registered name, "
                         "PATH.py:NAME (importing the file runs its code), torchvision:NAME or timm:NAME")
     add_model_arguments(p, flag=None)
-    add_field(p, "--width", create, "width_mult", metavar="W", type=finite_float,
+    add_field(p, "--width", CREATE, "width_mult", metavar="W", type=finite_float,
               help="width multiplier when TARGET is a model name")
     p.add_argument("--input", metavar="CxHxW", type=parse_shape, default=None,
                    help="one input image's shape (default: the model's own)")
-    add_field(p, "--device", measure, "device", help="cpu, cuda, cuda:N or auto")
+    add_field(p, "--device", MEASURE, "device", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--runtimes", metavar="LIST", type=parse_csv, default=None,
                    help="comma-separated runtimes (default: those of the default set that run here on the "
                         "device, the int8 ones only for a model name, a run or an int8 artifact; see the list "
                         "above)")
-    add_field(p, "--batch-sizes", measure, "batch_sizes", metavar="LIST", type=parse_int_list,
+    add_field(p, "--batch-sizes", MEASURE, "batch_sizes", metavar="LIST", type=parse_int_list,
               help="comma-separated batch sizes")
-    add_field(p, "--threads", measure, "threads", metavar="N", type=positive_int,
+    add_field(p, "--threads", MEASURE, "threads", metavar="N", type=positive_int,
               help="CPU threads during timing", none="torch's current count")
-    add_field(p, "--warmup", measure, "warmup", metavar="N", type=non_negative_int, help="untimed calls first")
-    add_field(p, "--repeats", measure, "repeats", metavar="N", type=positive_int, help="timed calls")
+    add_field(p, "--warmup", MEASURE, "warmup", metavar="N", type=non_negative_int, help="untimed calls first")
+    add_field(p, "--repeats", MEASURE, "repeats", metavar="N", type=positive_int, help="timed calls")
     p.add_argument("--json", metavar="PATH", default=None, help="write the records as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(run=run)

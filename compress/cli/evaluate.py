@@ -13,11 +13,12 @@ from pathlib import Path
 
 from compress.cli._common import add_data_arguments, add_field
 
+LOAD_RUN = "compress.train.runs:load_run"
+SUMMARY = "accuracy of a run folder, artifact or ONNX file on a labeled dataset"
+
 
 def register(sub) -> None:
-    from compress.train import load_run
-
-    p = sub.add_parser("evaluate", help="accuracy of a run folder, artifact or ONNX file on a labeled dataset",
+    p = sub.add_parser("evaluate", help=SUMMARY,
                        description="Evaluate a run folder (from `compress train`), an artifact (.npz/.pt) or an ONNX "
                                    "file (from `compress export`). Without --data a run reloads its own data and "
                                    "split; a file needs --data and takes its input size and normalization from "
@@ -26,7 +27,7 @@ def register(sub) -> None:
     add_data_arguments(p, default=None)  # optional: the run knows its own data
     p.add_argument("--split", choices=("test", "val", "train"), default=None,
                    help="split to evaluate (default: test if it is labeled, else val)")
-    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto (an ONNX file runs on the CPU)")
+    add_field(p, "--device", LOAD_RUN, "device", help="cpu, cuda, cuda:N or auto (an ONNX file runs on the CPU)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 

@@ -12,30 +12,32 @@ from pathlib import Path
 
 from compress.cli._common import add_data_arguments, add_field, given, positive_int
 
+EXPLAIN_CONFIG = "compress.explain.section:ExplainConfig"
+FILTER_CONFIG = "compress.explain.filters:FilterConfig"
+SUMMARY = "confusion matrix, saliency maps, filters and activations of a trained run"
+
 
 def register(subparsers) -> None:
-    from compress.explain import ExplainConfig, FilterConfig
-
     p = subparsers.add_parser(
-        "explain", help="confusion matrix, saliency maps, filters and activations of a trained run",
+        "explain", help=SUMMARY,
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # dest run_dir: `args.run` is the command's callable (set_defaults below).
     p.add_argument("run_dir", metavar="RUN", help="run folder written by `compress train`")
     add_data_arguments(p, default=None)   # default: the data the run was trained on (checked), same split
-    add_field(p, "--split", ExplainConfig, "split", choices=("test", "val", "train"),
+    add_field(p, "--split", EXPLAIN_CONFIG, "split", choices=("test", "val", "train"),
               help="split to use", none="test when the data has one, else val")
-    add_field(p, "--layer", ExplainConfig, "layer", metavar="NAME",
+    add_field(p, "--layer", EXPLAIN_CONFIG, "layer", metavar="NAME",
               help="layer whose filters are visualized, as in model.named_modules()",
               none="the last Conv2d; for an MLP the last hidden Linear")
-    add_field(p, "--activation-layer", ExplainConfig, "activation_layer", metavar="NAME",
+    add_field(p, "--activation-layer", EXPLAIN_CONFIG, "activation_layer", metavar="NAME",
               help="layer whose feature maps are shown", none="--layer if given, else the first Conv2d")
-    add_field(p, "--filters", ExplainConfig, "filters", metavar="N", type=positive_int, help="filters to visualize")
-    add_field(p, "--steps", FilterConfig, "steps", metavar="N", type=positive_int,
+    add_field(p, "--filters", EXPLAIN_CONFIG, "filters", metavar="N", type=positive_int, help="filters to visualize")
+    add_field(p, "--steps", FILTER_CONFIG, "steps", metavar="N", type=positive_int,
               help="gradient-ascent steps per filter")
-    add_field(p, "--method", ExplainConfig, "method", choices=("gradient", "smoothgrad"), help="saliency method")
-    add_field(p, "--per-class", ExplainConfig, "per_class", metavar="N", type=positive_int,
+    add_field(p, "--method", EXPLAIN_CONFIG, "method", choices=("gradient", "smoothgrad"), help="saliency method")
+    add_field(p, "--per-class", EXPLAIN_CONFIG, "per_class", metavar="N", type=positive_int,
               help="saliency examples per class, correct and wrong each")
-    add_field(p, "--seed", ExplainConfig, "seed", type=int,
+    add_field(p, "--seed", EXPLAIN_CONFIG, "seed", type=int,
               help="seed for SmoothGrad noise, re-initialization, filters")
     p.add_argument("--threads", metavar="N", type=positive_int, default=None,
                    help="CPU threads for torch during the command (default: torch's own choice)")

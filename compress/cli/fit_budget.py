@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (MODEL_HELP, add_field, add_model_arguments, finite_float, given, model_arguments,
+from compress.cli._common import (MODEL_HELP, TRAIN_CONFIG, library_constant, add_field, add_model_arguments, finite_float, given, model_arguments,
                                   parse_count, parse_csv, positive_int, split_warnings)
+
+TRAIN_TO_BUDGET = "compress.export.family:train_to_budget"
+SUMMARY = "search width x codec for the most accurate model within N bytes"
 
 
 def register(sub) -> None:
-    from compress.export.family import DEFAULT_SEARCH_EPOCHS, train_to_budget
-    from compress.train import TrainConfig
-
-    p = sub.add_parser("fit-budget", help="search width x codec for the most accurate model within N bytes",
+    p = sub.add_parser("fit-budget", help=SUMMARY,
                        description="For each codec, size FAMILY to the widest model whose artifact fits "
                                    "--max-bytes, train it briefly (optionally distilled from --teacher), write it "
                                    "through the codec and measure bytes on disk and validation accuracy. Writes "
@@ -26,16 +26,16 @@ def register(sub) -> None:
                                      "--width-arg)")
     p.add_argument("--max-bytes", type=parse_count, required=True, metavar="N", help="byte budget (225000, 225k)")
     p.add_argument("--data", required=True, help="dataset: CSV, .npz, image folder, 'default' or 'synthetic'")
-    add_field(p, "--codecs", train_to_budget, "codecs", type=parse_csv, metavar="LIST",
+    add_field(p, "--codecs", TRAIN_TO_BUDGET, "codecs", type=parse_csv, metavar="LIST",
               help="comma-separated candidates: whole-model codecs (int8+fold, kmeans4+fold...) or deepNx (a model N "
                    "times the budget in int8, trained, then pruned + mixed precision + fine-tuned into it)")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"training epochs per candidate (default {DEFAULT_SEARCH_EPOCHS})")
-    add_field(p, "--lr", TrainConfig, "lr", type=finite_float, help="peak learning rate")
-    add_field(p, "--seed", TrainConfig, "seed", type=int)
-    add_field(p, "--teacher", train_to_budget, "teacher", metavar="RUN", help="run folder to distill from")
-    add_field(p, "--format", train_to_budget, "format", choices=("npz", "pt"))
-    add_field(p, "--tolerance", train_to_budget, "tolerance_points", type=finite_float, metavar="POINTS",
+                   help=f"training epochs per candidate (default {library_constant('compress.export.family:DEFAULT_SEARCH_EPOCHS')})")
+    add_field(p, "--lr", TRAIN_CONFIG, "lr", type=finite_float, help="peak learning rate")
+    add_field(p, "--seed", TRAIN_CONFIG, "seed", type=int)
+    add_field(p, "--teacher", TRAIN_TO_BUDGET, "teacher", metavar="RUN", help="run folder to distill from")
+    add_field(p, "--format", TRAIN_TO_BUDGET, "format", choices=("npz", "pt"))
+    add_field(p, "--tolerance", TRAIN_TO_BUDGET, "tolerance_points", type=finite_float, metavar="POINTS",
               help="a later codec in --codecs is taken only when its model is better than an earlier one's by more "
                    "than POINTS on the validation split by a paired test (McNemar's exact test, 5%%; a difference "
                    "of a few images is a tie); a tolerance the split cannot resolve is warned about")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+SUMMARY = "list the registered models"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list the registered models",
+    p = sub.add_parser("models", help=SUMMARY,
                        description="List the model names `compress.models.create` accepts. Every --model also "
                                    "takes PATH.py:NAME (your class or function; importing the file runs its code), "
                                    "torchvision:NAME and timm:NAME (where those packages import).")

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from compress.cli._common import add_data_arguments, add_field
 
+LOAD_RUN = "compress.train.runs:load_run"
+SUMMARY = "predict labels with a run folder, artifact or ONNX file; writes id,label CSV"
+
 
 def register(sub) -> None:
-    from compress.train import load_run
-
-    p = sub.add_parser("predict", help="predict labels with a run folder, artifact or ONNX file; writes id,label CSV",
+    p = sub.add_parser("predict", help=SUMMARY,
                        description="Predict with a run folder, an artifact (.npz/.pt) or an ONNX file. An unlabeled "
                                    "`id,feature` CSV keeps its ids; other sources number the chosen split's images "
                                    "from 0.")
@@ -24,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="CSV file to write (id,label); never an input")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--names", action="store_true", help="write class names instead of class indices")
-    add_field(p, "--device", load_run, "device", help="cpu, cuda, cuda:N or auto (an ONNX file runs on the CPU)")
+    add_field(p, "--device", LOAD_RUN, "device", help="cpu, cuda, cuda:N or auto (an ONNX file runs on the CPU)")
     p.set_defaults(run=run)
 
 

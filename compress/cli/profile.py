@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (MODEL_HELP, add_field, add_model_arguments, finite_float, given, library_default,
+from compress.cli._common import (CREATE, MODEL_HELP, add_field, add_model_arguments, finite_float, given, library_default,
                                   model_arguments, parse_shape)
+
+SUMMARY = "count params, MACs, FLOPs, activation and file bytes of a model"
 
 
 def register(sub) -> None:
-    from compress.models import create
-
     p = sub.add_parser(
-        "profile", help="count params, MACs, FLOPs, activation and file bytes of a model",
+        "profile", help=SUMMARY,
         description="Profile a model (compress's, your own, torchvision's or timm's) at one input shape: per-layer table and totals "
                     "(conventions: compress.profile's docstring). --compare adds fvcore, thop and "
                     "torch.utils.flop_counter with the reason for each difference.")
     p.add_argument("name", metavar="MODEL", help=MODEL_HELP)
     add_model_arguments(p, flag=None)
-    add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
-    add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
-    size, chans = library_default(create, "input_size"), library_default(create, "in_chans")
+    add_field(p, "--width", CREATE, "width_mult", type=finite_float, help="width multiplier")
+    add_field(p, "--depth", CREATE, "depth_mult", type=finite_float, help="depth multiplier")
+    size, chans = library_default(CREATE, "input_size"), library_default(CREATE, "in_chans")
     p.add_argument("--input", type=parse_shape, default=None, metavar="CxHxW",
                    help="input shape CxHxW or NxCxHxW, batch 1 by default; C is the model's in_chans and H its "
                         f"input_size (default {chans}x{size}x{size})")
-    add_field(p, "--in-chans", create, "in_chans", type=int, help="input channels; must agree with --input's C")
-    add_field(p, "--num-classes", create, "num_classes", type=int, help="output classes")
+    add_field(p, "--in-chans", CREATE, "in_chans", type=int, help="input channels; must agree with --input's C")
+    add_field(p, "--num-classes", CREATE, "num_classes", type=int, help="output classes")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--compare", action="store_true", help="also run fvcore, thop and FlopCounterMode")
     p.set_defaults(run=run)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from compress.cli._common import (add_budget_options, add_field, add_log_arguments, budget_from, finite_float, given,
+                                  library_constant,
                                   parse_csv, parse_key_value)
+
+PRUNE_CONFIG = "compress.prune.pruner:PruneConfig"
+SUMMARY = "prune a trained run's channels (a smaller model) and write a run folder"
 
 
 def _layer_ratio(text: str) -> tuple[str, float]:
@@ -21,10 +25,10 @@ def _layer_ratio(text: str) -> tuple[str, float]:
 
 
 def register(sub) -> None:
-    from compress.prune import IMPORTANCES, SCHEDULES, PruneConfig
+    from compress.prune.importance import IMPORTANCES   # a registry: filled as the library is imported
 
     p = sub.add_parser(
-        "prune", help="prune a trained run's channels (a smaller model) and write a run folder",
+        "prune", help=SUMMARY,
         description="Structured pruning of RUN's model (compress.prune): channels coupled through residuals, "
                     "concatenations, depthwise and grouped convs go together; the result is a smaller model whose card "
                     "rebuilds it. Fine-tunes on the run's data and writes a run folder like `compress train`; "
@@ -32,24 +36,24 @@ def register(sub) -> None:
     p.add_argument("source", metavar="RUN", help="run folder to prune (from compress train)")
     target = p.add_argument_group("target (one of: a ratio, or a budget whose limits must all hold: "
                                   "compress.budget.Budget)")
-    add_field(target, "--ratio", PruneConfig, "ratio", type=finite_float, help="share of channels removed, in (0, 1)")
+    add_field(target, "--ratio", PRUNE_CONFIG, "ratio", type=finite_float, help="share of channels removed, in (0, 1)")
     add_budget_options(target)
     g = p.add_argument_group("pruning (compress.prune.PruneConfig)")
-    add_field(g, "--importance", PruneConfig, "importance", choices=sorted(IMPORTANCES))
-    add_field(g, "--global", PruneConfig, "global_ranking", switch=True, help="one ranking over all layers")
-    add_field(g, "--round-to", PruneConfig, "round_to", type=int, help="kept widths a multiple of this")
-    add_field(g, "--min-width", PruneConfig, "min_width", type=int, help="channels every layer keeps")
-    add_field(g, "--steps", PruneConfig, "steps", type=int, help="prune in N steps")
-    add_field(g, "--schedule", PruneConfig, "schedule", choices=SCHEDULES, help="share of the target per step")
-    add_field(g, "--finetune-epochs", PruneConfig, "finetune_epochs", type=int, help="epochs after each step")
-    add_field(g, "--taylor-images", PruneConfig, "taylor_images", type=int, help="images for --importance taylor")
-    add_field(g, "--seed", PruneConfig, "seed", type=int, help="random importance, fine-tuning")
+    add_field(g, "--importance", PRUNE_CONFIG, "importance", choices=sorted(IMPORTANCES))
+    add_field(g, "--global", PRUNE_CONFIG, "global_ranking", switch=True, help="one ranking over all layers")
+    add_field(g, "--round-to", PRUNE_CONFIG, "round_to", type=int, help="kept widths a multiple of this")
+    add_field(g, "--min-width", PRUNE_CONFIG, "min_width", type=int, help="channels every layer keeps")
+    add_field(g, "--steps", PRUNE_CONFIG, "steps", type=int, help="prune in N steps")
+    add_field(g, "--schedule", PRUNE_CONFIG, "schedule", choices=library_constant("compress.prune.schedule:SCHEDULES"), help="share of the target per step")
+    add_field(g, "--finetune-epochs", PRUNE_CONFIG, "finetune_epochs", type=int, help="epochs after each step")
+    add_field(g, "--taylor-images", PRUNE_CONFIG, "taylor_images", type=int, help="images for --importance taylor")
+    add_field(g, "--seed", PRUNE_CONFIG, "seed", type=int, help="random importance, fine-tuning")
     g.add_argument("--ignore", type=parse_csv, action="append", default=None, metavar="LAYER,...",
                    help="module paths whose channels stay, and everything under them (repeatable; default: none)")
     g.add_argument("--layer-ratio", type=_layer_ratio, action="append", default=None, metavar="PATH=R",
                    help="ratio R in [0, 1) for the layers under module PATH instead of --ratio (repeatable; "
                         "default: none)")
-    add_field(g, "--prune-embedding", PruneConfig, "prune_embedding", switch=True,
+    add_field(g, "--prune-embedding", PRUNE_CONFIG, "prune_embedding", switch=True,
               help="also prune a transformer's embedding width (its heads with it where they are tied)")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig setting for fine-tuning (default: the run's own), e.g. --set lr=0.002")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+SUMMARY = "write reports/<name>/README.md from a sweep's results"
+
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "report", help="write reports/<name>/README.md from a sweep's results",
+        "report", help=SUMMARY,
         description="Read SWEEP/results.json (never retrains) and write the figures and a Markdown report "
                     "answering: which family wins at equal parameters (95%% intervals; 'tie' when they "
                     "overlap or are under 1 point apart), where the curves cross, CNN vs MLP at matched "

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (MODEL_HELP, add_budget_options, add_field, add_model_arguments, budget_from,
-                                  finite_float, given, library_default, model_arguments, parse_shape, show_default)
+from compress.cli._common import (CREATE, MODEL_HELP, add_budget_options, add_field, add_model_arguments, budget_from,
+                                  finite_float, given, library_constant, library_default, model_arguments, parse_shape,
+                                  show_default)
+
+SCALE_TO = "compress.models.scaling:scale_to"
+MATCH = "compress.models.scaling:match"
+SUMMARY = "find the widest model of a family within a budget, or matching another's size"
 
 
 def register(sub) -> None:
-    from compress.models import create, scaling
-
     p = sub.add_parser(
-        "scale", help="find the widest model of a family within a budget, or matching another's size",
+        "scale", help=SUMMARY,
         description="Largest model of FAMILY along the scaling --policy within --max-params/--max-macs/"
                     "--max-bytes/--max-latency-ms (all given limits hold; compress.budget.Budget), or, with "
                     "--match, the width whose parameter count is within --tolerance of MODEL at --match-width.")
@@ -20,18 +23,18 @@ def register(sub) -> None:
                                                                  "its own width argument (--width-arg, --policy width)")
     add_model_arguments(p, flag=None)
     add_budget_options(p.add_argument_group("budget (compress.budget.Budget; all given limits hold)"))
-    add_field(p, "--policy", scaling.scale_to, "policy", choices=list(scaling.POLICIES),
+    add_field(p, "--policy", SCALE_TO, "policy", choices=list(library_constant("compress.models.policies:POLICIES")),
               help="width: width only; compound: depth and width (EfficientNet); min_channels: the deepest model "
                    "keeping --min-channels per layer; compound_res: compound plus input resolution")
-    add_field(p, "--min-channels", scaling.scale_to, "min_channels", type=int, help="for --policy min_channels")
+    add_field(p, "--min-channels", SCALE_TO, "min_channels", type=int, help="for --policy min_channels")
     p.add_argument("--match", metavar="MODEL", help="match the parameter count of this registered model")
     p.add_argument("--match-width", type=finite_float, default=1.0, help="width multiplier of --match (default 1.0)")
-    add_field(p, "--tolerance", scaling.match, "tolerance", type=finite_float, help="relative tolerance of --match")
-    shape = (library_default(create, "in_chans"), library_default(create, "input_size"),
-             library_default(create, "input_size"))
+    add_field(p, "--tolerance", MATCH, "tolerance", type=finite_float, help="relative tolerance of --match")
+    shape = (library_default(CREATE, "in_chans"), library_default(CREATE, "input_size"),
+             library_default(CREATE, "input_size"))
     p.add_argument("--input", type=parse_shape, default=None, metavar="CxHxW",
                    help=f"input C x H x W, H = W (default {show_default(shape).replace(',', 'x')})")
-    add_field(p, "--num-classes", create, "num_classes", type=int, help="output classes")
+    add_field(p, "--num-classes", CREATE, "num_classes", type=int, help="output classes")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run)
 

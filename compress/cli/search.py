@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import sys
 
-from compress.cli._common import (add_field, add_log_arguments, finite_float, given, parse_count, parse_csv,
+from compress.cli._common import (BUDGET, add_field, add_log_arguments, finite_float, given, parse_count, parse_csv,
                                   positive_int, split_warnings)
+
+SEARCH_CONFIG = "compress.search.config:SearchConfig"
+SUMMARY = "the most accurate model of a run under a byte (and latency) budget, with its Pareto front"
 
 
 def register(sub) -> None:
-    from compress.budget import Budget
     from compress.cli.sweep import add_executor_options
-    from compress.search.config import SearchConfig
 
     p = sub.add_parser(
-        "search", help="the most accurate model of a run under a byte (and latency) budget, with its Pareto front",
+        "search", help=SUMMARY,
         description="Search structured pruning (importances, uniform or global), fine-tuning with distillation from "
                     "the run's model, codecs, Deep Compression (sparsity, per-layer bits, Huffman) and the runtimes "
                     "that can execute each result together; every candidate is written, reloaded and measured for "
@@ -28,47 +29,47 @@ def register(sub) -> None:
                     "the budget (the nearest are listed).")
     p.add_argument("source", metavar="RUN", help="run folder of the trained model (from compress train)")
     b = p.add_argument_group("budget (compress.budget.Budget)")
-    add_field(b, "--max-bytes", Budget, "max_bytes", type=parse_count, metavar="N", required=True,
+    add_field(b, "--max-bytes", BUDGET, "max_bytes", type=parse_count, metavar="N", required=True,
               help="bytes of the artifact file, e.g. 225000 or 225k", none="required")
-    add_field(b, "--max-latency-ms", Budget, "max_latency_ms", type=finite_float, metavar="MS",
+    add_field(b, "--max-latency-ms", BUDGET, "max_latency_ms", type=finite_float, metavar="MS",
               help="median ms per call on this machine (measured, after the models are made)", none="no limit")
     p.add_argument("--runtime", type=parse_csv, action="append", default=None, metavar="NAME[,NAME]",
                    help="the runtime(s) latency is measured on (default: every installed CPU runtime that can run "
                         "the candidate, torch.compile aside; see compress bench --list)")
-    add_field(b, "--batch", Budget, "batch_size", dest="latency_batch", type=positive_int,
+    add_field(b, "--batch", BUDGET, "batch_size", dest="latency_batch", type=positive_int,
               help="images per call for the latency")
-    add_field(b, "--threads", Budget, "threads", dest="latency_threads", type=positive_int,
+    add_field(b, "--threads", BUDGET, "threads", dest="latency_threads", type=positive_int,
               help="CPU threads for the latency (and for training, unless --train-threads)")
     g = p.add_argument_group("what is searched (compress.search.SearchConfig)")
-    add_field(g, "--importances", SearchConfig, "importances", type=parse_csv, metavar="NAME,...",
+    add_field(g, "--importances", SEARCH_CONFIG, "importances", type=parse_csv, metavar="NAME,...",
               help="channel importances for structured pruning (random always runs as the control)")
-    add_field(g, "--scopes", SearchConfig, "scopes", type=parse_csv, metavar="uniform,global",
+    add_field(g, "--scopes", SEARCH_CONFIG, "scopes", type=parse_csv, metavar="uniform,global",
               help="the same ratio per layer group, or one ranking over all layers")
-    add_field(g, "--storage", SearchConfig, "storage", type=parse_csv, metavar="CODEC,...",
+    add_field(g, "--storage", SEARCH_CONFIG, "storage", type=parse_csv, metavar="CODEC,...",
               help="codecs the pruned structures are sized for (one structure per codec)")
-    add_field(g, "--codecs", SearchConfig, "codecs", type=parse_csv, metavar="CODEC,...",
+    add_field(g, "--codecs", SEARCH_CONFIG, "codecs", type=parse_csv, metavar="CODEC,...",
               help="codecs every model is written with (see compress export --help)")
-    add_field(g, "--no-deep", SearchConfig, "deep", switch=False, help="no Deep Compression candidates")
-    add_field(g, "--no-distill", SearchConfig, "distill", switch=False,
+    add_field(g, "--no-deep", SEARCH_CONFIG, "deep", switch=False, help="no Deep Compression candidates")
+    add_field(g, "--no-distill", SEARCH_CONFIG, "distill", switch=False,
               help="fine-tune pruned models on labels only")
-    add_field(g, "--no-baselines", SearchConfig, "baselines", switch=False,
+    add_field(g, "--no-baselines", SEARCH_CONFIG, "baselines", switch=False,
               help="skip the single-method results and the random-importance control")
-    add_field(g, "--finetune-epochs", SearchConfig, "finetune_epochs", type=finite_float, none="the run's epochs",
+    add_field(g, "--finetune-epochs", SEARCH_CONFIG, "finetune_epochs", type=finite_float, none="the run's epochs",
               help="passes over the training split per pruned model")
-    add_field(g, "--finetune-lr", SearchConfig, "finetune_lr", type=finite_float, help="peak learning rate")
-    add_field(g, "--deep-prune-epochs", SearchConfig, "deep_prune_epochs", type=finite_float,
+    add_field(g, "--finetune-lr", SEARCH_CONFIG, "finetune_lr", type=finite_float, help="peak learning rate")
+    add_field(g, "--deep-prune-epochs", SEARCH_CONFIG, "deep_prune_epochs", type=finite_float,
               none="1.5x the run's, at least 6", help="Deep Compression's gradual-pruning passes over the training split")
-    add_field(g, "--deep-finetune-epochs", SearchConfig, "deep_finetune_epochs", type=finite_float,
+    add_field(g, "--deep-finetune-epochs", SEARCH_CONFIG, "deep_finetune_epochs", type=finite_float,
               none="0.75x the run's, at least 3", help="Deep Compression's quantization-aware passes")
-    add_field(g, "--tolerance", SearchConfig, "tolerance_points", type=finite_float, metavar="POINTS",
+    add_field(g, "--tolerance", SEARCH_CONFIG, "tolerance_points", type=finite_float, metavar="POINTS",
               help="validation accuracy (percentage points) the winner may give up for a faster, then smaller "
                    "model; never a difference the validation split resolves (McNemar's exact test, 5%%); "
                    "changing it on a finished search only chooses again")
-    add_field(g, "--format", SearchConfig, "format", choices=("npz", "pt"), help="artifact container")
-    add_field(g, "--seed", SearchConfig, "seed", type=int, help="pruning, fine-tuning and Deep Compression seed")
-    add_field(g, "--train-threads", SearchConfig, "num_threads", type=positive_int, none="torch's default",
+    add_field(g, "--format", SEARCH_CONFIG, "format", choices=("npz", "pt"), help="artifact container")
+    add_field(g, "--seed", SEARCH_CONFIG, "seed", type=int, help="pruning, fine-tuning and Deep Compression seed")
+    add_field(g, "--train-threads", SEARCH_CONFIG, "num_threads", type=positive_int, none="torch's default",
               help="torch CPU threads while training")
-    add_field(g, "--time-budget", SearchConfig, "time_budget_s", type=str, metavar="DURATION", none="no limit",
+    add_field(g, "--time-budget", SEARCH_CONFIG, "time_budget_s", type=str, metavar="DURATION", none="no limit",
               help="wall time for the whole search, e.g. 30m, 90s, 1h: the most promising models go first, what "
                    "does not fit is listed as left out")
     add_executor_options(p)

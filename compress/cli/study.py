@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from compress.cli._common import library_constant
 from compress.cli.sweep import add_sweep_options, config_from_args, executor_from_args
+
+SUMMARY = "run the default study: sweep + explain the best model + report (the README's main job)"
 
 
 def register(sub) -> None:
-    from compress.study.pipeline import STUDY_ABLATIONS, STUDY_TARGET
-
     p = sub.add_parser(
-        "study", help="run the default study: sweep + explain the best model + report (the README's main job)",
+        "study", help=SUMMARY,
         description="Sweep mobilenet_v1, cnn and mlp at matched parameter budgets over seeds (with the "
                     "augmentation/normalization ablation; more seeds for the points whose interval is wider than "
                     "+-3 points), explain the most accurate model of the largest "
                     "budget, and write the report. Resumable: rerun the same command to continue.")
-    add_sweep_options(p, ablate_default=STUDY_ABLATIONS, target_default=STUDY_TARGET)
+    add_sweep_options(p, ablate_default=library_constant("compress.study.pipeline:STUDY_ABLATIONS"),
+                      target_default=library_constant("compress.study.pipeline:STUDY_TARGET"))
     p.add_argument("--out", default=None, help="sweep folder (default sweeps/<data name>)")
     p.add_argument("--report", default=None, help="report folder (default reports/<data name>)")
     p.add_argument("--no-explain", action="store_true", help="skip the confusion matrix / saliency section")

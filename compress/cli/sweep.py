@@ -2,64 +2,67 @@
 
 from __future__ import annotations
 
-from compress.cli._common import (add_field, add_model_arguments, finite_float, given, library_default,
+from compress.cli._common import (add_field, add_model_arguments, finite_float, given, library_constant, library_default,
                                   model_arguments, parse_count, parse_counts, parse_csv, parse_key_value, positive_int)
+
+SWEEP_CONFIG = "compress.study.config:SweepConfig"
+MAKE_EXECUTOR = "compress.study.executors:make_executor"
+RAY_OPTIONS = "compress.study.ray_executor:RayOptions"
+SUMMARY = "parameter-vs-accuracy sweep (families x budgets x seeds), resumable"
 
 
 def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None,
                       target_default: dict | None = None) -> None:
     """Options shared by ``compress sweep`` and ``compress study``; defaults are SweepConfig's (``ablate``:
     ``ablate_default`` when given, as the study's; ``target_halfwidth``, ``max_seeds``: ``target_default``'s)."""
-    from compress.study import SweepConfig
-
-    add_field(p, "--data", SweepConfig, "data", metavar="SOURCE",
+    add_field(p, "--data", SWEEP_CONFIG, "data", metavar="SOURCE",
               help="PATH (FER2013 CSV, .npz, image folder), 'default' or 'synthetic'")
-    add_field(p, "--families", SweepConfig, "families", type=parse_csv,
+    add_field(p, "--families", SWEEP_CONFIG, "families", type=parse_csv,
               help="comma-separated families: registered models, PATH.py:NAME (importing the file runs its code), "
                    "torchvision:NAME, timm:NAME")
     add_model_arguments(p, flag=None)
-    add_field(p, "--budgets", SweepConfig, "budgets", type=parse_counts,
+    add_field(p, "--budgets", SWEEP_CONFIG, "budgets", type=parse_counts,
               help="comma-separated parameter budgets, e.g. 5k,20k,80k,300k")
-    add_field(p, "--resolution", SweepConfig, "resolution", type=float,
+    add_field(p, "--resolution", SWEEP_CONFIG, "resolution", type=float,
               help="resize the images to this fraction of their side (1: as stored)")
-    add_field(p, "--policies", SweepConfig, "policies", type=parse_csv,
+    add_field(p, "--policies", SWEEP_CONFIG, "policies", type=parse_csv,
               help="comma-separated scaling policies: width, compound, min_channels, compound_res")
-    add_field(p, "--min-channels", SweepConfig, "min_channels", type=positive_int,
+    add_field(p, "--min-channels", SWEEP_CONFIG, "min_channels", type=positive_int,
               help="narrowest layer the min_channels policy aims for")
-    add_field(p, "--seeds", SweepConfig, "seeds", type=positive_int, help="seeds per point")
+    add_field(p, "--seeds", SWEEP_CONFIG, "seeds", type=positive_int, help="seeds per point")
     target_help = ("then give more seeds (stacked, in rounds) to the points whose 95%% interval is wider than "
                    "+-P accuracy points, until it is within or --max-seeds is reached; the report lists what was not")
     seeds_help = "the most seeds a point gets with --target-halfwidth"
     if target_default is None:
-        add_field(p, "--target-halfwidth", SweepConfig, "target_halfwidth", type=finite_float, metavar="P",
+        add_field(p, "--target-halfwidth", SWEEP_CONFIG, "target_halfwidth", type=finite_float, metavar="P",
                   help=target_help, none="every point keeps --seeds")
-        add_field(p, "--max-seeds", SweepConfig, "max_seeds", type=int, metavar="N", help=seeds_help,
+        add_field(p, "--max-seeds", SWEEP_CONFIG, "max_seeds", type=int, metavar="N", help=seeds_help,
                   none="4 x --seeds")
     else:
         p.add_argument("--target-halfwidth", type=finite_float, default=None, metavar="P",
                        help=f"{target_help} (default {target_default['target_halfwidth']:g})")
         p.add_argument("--max-seeds", type=int, default=None, metavar="N",
                        help=f"{seeds_help} (default {target_default['max_seeds']})")
-    add_field(p, "--epochs", SweepConfig, "epochs", type=positive_int, help="most epochs per run")
-    add_field(p, "--patience", SweepConfig, "patience", type=positive_int,
+    add_field(p, "--epochs", SWEEP_CONFIG, "epochs", type=positive_int, help="most epochs per run")
+    add_field(p, "--patience", SWEEP_CONFIG, "patience", type=positive_int,
               help="stop a run after this many epochs without a validation gain above --min-delta",
               none="no early stopping")
-    add_field(p, "--min-delta", SweepConfig, "min_delta", type=float,
+    add_field(p, "--min-delta", SWEEP_CONFIG, "min_delta", type=float,
               help="validation accuracy gain (fraction) that counts for --patience")
-    add_field(p, "--batch-size", SweepConfig, "batch_size", type=int, help="images per step")
-    add_field(p, "--lr", SweepConfig, "lr", type=finite_float, help="peak learning rate")
+    add_field(p, "--batch-size", SWEEP_CONFIG, "batch_size", type=int, help="images per step")
+    add_field(p, "--lr", SWEEP_CONFIG, "lr", type=finite_float, help="peak learning rate")
     ablate_help = "switch these off for one model, comma-separated: augment,normalize"
     if ablate_default is None:
-        add_field(p, "--ablate", SweepConfig, "ablate", type=parse_csv, help=ablate_help)
+        add_field(p, "--ablate", SWEEP_CONFIG, "ablate", type=parse_csv, help=ablate_help)
     else:
         p.add_argument("--ablate", type=parse_csv, default=None,
                        help=f"{ablate_help}; 'none' for no ablation (default {','.join(ablate_default)})")
-    add_field(p, "--ablate-family", SweepConfig, "ablate_family", help="family of the ablation runs")
-    add_field(p, "--ablate-budget", SweepConfig, "ablate_budget", type=parse_count,
+    add_field(p, "--ablate-family", SWEEP_CONFIG, "ablate_family", help="family of the ablation runs")
+    add_field(p, "--ablate-budget", SWEEP_CONFIG, "ablate_budget", type=parse_count,
               help="budget of the ablation runs (none: the largest)")
-    add_field(p, "--ablate-policy", SweepConfig, "ablate_policy",
+    add_field(p, "--ablate-policy", SWEEP_CONFIG, "ablate_policy",
               help="scaling policy of the ablation runs (none: the first policy)")
-    add_field(p, "--no-latency", SweepConfig, "latency", switch=False, help="skip the CPU batch-1 latency column")
+    add_field(p, "--no-latency", SWEEP_CONFIG, "latency", switch=False, help="skip the CPU batch-1 latency column")
     p.add_argument("--set", type=parse_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrainConfig setting, e.g. --set label_smoothing=0.1 (JSON value), repeatable")
     add_executor_options(p)
@@ -69,20 +72,18 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None,
 def add_executor_options(p) -> None:
     """Where the runs train: this machine (``--jobs``) or a Ray cluster (``--executor ray``); defaults are
     make_executor's and RayOptions'."""
-    from compress.study import EXECUTORS, RayOptions, make_executor
-
-    add_field(p, "--executor", make_executor, "kind", choices=EXECUTORS,
+    add_field(p, "--executor", MAKE_EXECUTOR, "kind", choices=library_constant("compress.study.executors:EXECUTORS"),
               help="local: this machine; ray: a Ray cluster (pip install \"compress[ray]\")")
-    add_field(p, "--jobs", make_executor, "jobs", type=positive_int,
+    add_field(p, "--jobs", MAKE_EXECUTOR, "jobs", type=positive_int,
               help="local worker processes; CPU threads are divided between them")
-    add_field(p, "--address", RayOptions, "address", metavar="auto|HOST:PORT",
+    add_field(p, "--address", RAY_OPTIONS, "address", metavar="auto|HOST:PORT",
               none="RAY_ADDRESS when set, else a private Ray on this machine",
               help="with --executor ray: the cluster's head")
-    add_field(p, "--cpus-per-run", RayOptions, "cpus_per_run", type=finite_float, metavar="N",
+    add_field(p, "--cpus-per-run", RAY_OPTIONS, "cpus_per_run", type=finite_float, metavar="N",
               help="with --executor ray: CPU cores per run, i.e. per point with its seeds (fractions allowed)")
-    add_field(p, "--gpus-per-run", RayOptions, "gpus_per_run", type=finite_float, metavar="N",
+    add_field(p, "--gpus-per-run", RAY_OPTIONS, "gpus_per_run", type=finite_float, metavar="N",
               help="with --executor ray: GPUs per run (per point); 0.25 lets four points share a GPU")
-    add_field(p, "--max-retries", RayOptions, "max_retries", type=int, metavar="N",
+    add_field(p, "--max-retries", RAY_OPTIONS, "max_retries", type=int, metavar="N",
               help="with --executor ray: times a run lost with its worker or node is started again")
 
 
@@ -144,7 +145,7 @@ def config_from_args(args, *, ablate_default: tuple[str, ...] | None = None, tar
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "sweep", help="parameter-vs-accuracy sweep (families x budgets x seeds), resumable",
+        "sweep", help=SUMMARY,
         description="For each family, parameter budget and scaling policy, size the model with "
                     "compress.models.scaling, train its seeds together as one stacked model and record params, MACs, artifact bytes, accuracy, time and latency in "
                     "OUT/results.csv and OUT/results.json. Rerunning the same command resumes.")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import sys
 
-from compress.cli._common import (add_data_arguments, add_field, add_log_arguments, add_model_arguments, finite_float,
-                                  given, model_arguments, parse_float_pair, parse_key_value, positive_int,
-                                  report_skipped)
+from compress.cli._common import (CREATE, LOAD, TRAIN_CONFIG, add_data_arguments, add_field, add_log_arguments,
+                                  add_model_arguments, finite_float, given, model_arguments, parse_float_pair,
+                                  parse_key_value, positive_int, report_skipped)
+
+SUMMARY = "train a model and write a run folder"
 
 _FLIP = {"auto": None, "on": True, "off": False}
 MAX_SEEDS = 64   # models trained together as one stacked model: memory grows with each (--seeds)
@@ -33,22 +35,18 @@ def _seeds(text: str) -> int:
 
 
 def register(sub) -> None:
-    from compress.data import load
-    from compress.models import create
-    from compress.train import TrainConfig
-
     p = sub.add_parser(
-        "train", help="train a model and write a run folder",
+        "train", help=SUMMARY,
         description="Train a model (compress's, one from your file, torchvision's or timm's: see --model) on a dataset; writes config.json, history.json, "
                     "metrics.json, environment.json, checkpoint.pt and curves.png into --out. While it trains, --out.partial/resume.pt "
                     "holds its state after the last finished epoch: the same command with --resume continues it.")
     add_model_arguments(p, default="mobilenet_v1")
-    add_field(p, "--width", create, "width_mult", type=finite_float, help="width multiplier")
-    add_field(p, "--depth", create, "depth_mult", type=finite_float, help="depth multiplier")
-    add_field(p, "--dropout", create, "dropout", type=finite_float, help="dropout before the classifier (none: the family's)")
+    add_field(p, "--width", CREATE, "width_mult", type=finite_float, help="width multiplier")
+    add_field(p, "--depth", CREATE, "depth_mult", type=finite_float, help="depth multiplier")
+    add_field(p, "--dropout", CREATE, "dropout", type=finite_float, help="dropout before the classifier (none: the family's)")
     add_data_arguments(p)
-    add_field(p, "--val-fraction", load, "val_fraction", type=finite_float, help="validation share of training rows")
-    add_field(p, "--input-size", load, "input_size", type=int, help="resize images to this side length")
+    add_field(p, "--val-fraction", LOAD, "val_fraction", type=finite_float, help="validation share of training rows")
+    add_field(p, "--input-size", LOAD, "input_size", type=int, help="resize images to this side length")
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--resume", action="store_true",
@@ -56,33 +54,33 @@ def register(sub) -> None:
                         "epoch; with --seeds, beside the first seed's folder); it ends as the uninterrupted run "
                         "would have")
     g = p.add_argument_group("training (compress.train.TrainConfig)")
-    add_field(g, "--epochs", TrainConfig, "epochs", type=int)
-    add_field(g, "--batch-size", TrainConfig, "batch_size", type=int, help="images per step")
-    add_field(g, "--optimizer", TrainConfig, "optimizer", choices=("adamw", "sgd"))
-    add_field(g, "--lr", TrainConfig, "lr", type=finite_float, help="peak learning rate")
-    add_field(g, "--schedule", TrainConfig, "schedule", choices=("cosine", "onecycle", "constant"))
-    add_field(g, "--weight-decay", TrainConfig, "weight_decay", type=finite_float)
-    add_field(g, "--label-smoothing", TrainConfig, "label_smoothing", type=finite_float)
-    add_field(g, "--no-augment", TrainConfig, "augment", switch=False, help="switch all augmentation off")
-    add_field(g, "--flip", TrainConfig, "flip", type=_flip, metavar="{auto,on,off}",
+    add_field(g, "--epochs", TRAIN_CONFIG, "epochs", type=int)
+    add_field(g, "--batch-size", TRAIN_CONFIG, "batch_size", type=int, help="images per step")
+    add_field(g, "--optimizer", TRAIN_CONFIG, "optimizer", choices=("adamw", "sgd"))
+    add_field(g, "--lr", TRAIN_CONFIG, "lr", type=finite_float, help="peak learning rate")
+    add_field(g, "--schedule", TRAIN_CONFIG, "schedule", choices=("cosine", "onecycle", "constant"))
+    add_field(g, "--weight-decay", TRAIN_CONFIG, "weight_decay", type=finite_float)
+    add_field(g, "--label-smoothing", TRAIN_CONFIG, "label_smoothing", type=finite_float)
+    add_field(g, "--no-augment", TRAIN_CONFIG, "augment", switch=False, help="switch all augmentation off")
+    add_field(g, "--flip", TRAIN_CONFIG, "flip", type=_flip, metavar="{auto,on,off}",
               help="horizontal flips", none="auto, on unless the data are digits")
-    add_field(g, "--rotate", TrainConfig, "rotate_deg", type=finite_float, help="max rotation, degrees")
-    add_field(g, "--translate", TrainConfig, "translate_frac", type=finite_float, help="max shift, fraction of the side")
-    add_field(g, "--scale", TrainConfig, "scale_range", type=parse_float_pair, metavar="LO,HI", help="zoom range")
-    add_field(g, "--erase", TrainConfig, "erase_prob", type=finite_float, help="random-erasing probability")
-    add_field(g, "--no-normalize", TrainConfig, "normalize", switch=False, help="feed raw 0..255 pixels (ablation)")
-    add_field(g, "--seed", TrainConfig, "seed", type=int, help="initial weights, shuffling, augmentation, data split")
-    add_field(g, "--device", TrainConfig, "device", help="cpu, cuda, cuda:N or auto")
-    add_field(g, "--no-amp", TrainConfig, "amp", switch=False, help="no bfloat16 autocast on CUDA")
-    add_field(g, "--ema", TrainConfig, "ema_decay", type=finite_float, metavar="DECAY", help="EMA of weights, e.g. 0.999")
-    add_field(g, "--patience", TrainConfig, "patience", type=int,
+    add_field(g, "--rotate", TRAIN_CONFIG, "rotate_deg", type=finite_float, help="max rotation, degrees")
+    add_field(g, "--translate", TRAIN_CONFIG, "translate_frac", type=finite_float, help="max shift, fraction of the side")
+    add_field(g, "--scale", TRAIN_CONFIG, "scale_range", type=parse_float_pair, metavar="LO,HI", help="zoom range")
+    add_field(g, "--erase", TRAIN_CONFIG, "erase_prob", type=finite_float, help="random-erasing probability")
+    add_field(g, "--no-normalize", TRAIN_CONFIG, "normalize", switch=False, help="feed raw 0..255 pixels (ablation)")
+    add_field(g, "--seed", TRAIN_CONFIG, "seed", type=int, help="initial weights, shuffling, augmentation, data split")
+    add_field(g, "--device", TRAIN_CONFIG, "device", help="cpu, cuda, cuda:N or auto")
+    add_field(g, "--no-amp", TRAIN_CONFIG, "amp", switch=False, help="no bfloat16 autocast on CUDA")
+    add_field(g, "--ema", TRAIN_CONFIG, "ema_decay", type=finite_float, metavar="DECAY", help="EMA of weights, e.g. 0.999")
+    add_field(g, "--patience", TRAIN_CONFIG, "patience", type=int,
               help="early stop after N epochs without better val acc")
-    add_field(g, "--bn-recalibrate", TrainConfig, "bn_recalibrate", type=int, metavar="N",
+    add_field(g, "--bn-recalibrate", TRAIN_CONFIG, "bn_recalibrate", type=int, metavar="N",
               help="re-estimate BatchNorm statistics on N training images before each evaluation (0: off)")
-    add_field(g, "--threads", TrainConfig, "num_threads", type=int, help="CPU threads for torch")
-    add_field(g, "--teacher", TrainConfig, "teacher", metavar="RUN", help="run folder of a teacher (distillation)")
-    add_field(g, "--temperature", TrainConfig, "temperature", type=finite_float, help="distillation temperature")
-    add_field(g, "--alpha", TrainConfig, "alpha", type=finite_float, help="distillation weight")
+    add_field(g, "--threads", TRAIN_CONFIG, "num_threads", type=int, help="CPU threads for torch")
+    add_field(g, "--teacher", TRAIN_CONFIG, "teacher", metavar="RUN", help="run folder of a teacher (distillation)")
+    add_field(g, "--temperature", TRAIN_CONFIG, "temperature", type=finite_float, help="distillation temperature")
+    add_field(g, "--alpha", TRAIN_CONFIG, "alpha", type=finite_float, help="distillation weight")
     g.add_argument("--bn-l1", type=finite_float, metavar="WEIGHT",
                    help="network slimming before pruning: L1 penalty on BatchNorm scales per unit |gamma|, e.g. 1e-4 "
                         "(compress.prune.BatchNormL1; default none: no penalty)")

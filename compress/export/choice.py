@@ -40,7 +40,8 @@ from compress.quant.api import CodecConfig, Quantized
 
 __all__ = ["DEFAULT_CANDIDATES", "BudgetError", "Candidate", "ArtifactChoice", "choose_artifact", "artifact_bytes"]
 
-DEFAULT_CANDIDATES = ("fp32", "fp16", "fp16+fold", "int8+fold") + tuple(f"kmeans{b}+fold" for b in range(8, 1, -1))
+DEFAULT_CANDIDATES = ("fp32", "fp16", "fp16+fold", "int8+fold", "kmeans8+fold", "kmeans7+fold", "kmeans6+fold",
+                      "kmeans5+fold", "kmeans4+fold", "kmeans3+fold", "kmeans2+fold")   # lossless to lossy
 
 
 class BudgetError(ValueError):
