@@ -10,40 +10,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from compress._plot import pyplot, save_figure
+from compress.train.curves import training_curves   # a run's own figure, written by fit: kept importable from here
 
 __all__ = ["training_curves", "pareto_front", "accuracy_vs", "latency_vs", "training_curves_grid"]
-
-
-def training_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike, *,
-                    title: str | None = None, formats: Iterable[str] = ("png",)) -> list[Path]:
-    """Loss and accuracy against epoch, train and validation, from a run's per-epoch history.
-
-    ``history`` rows hold ``epoch`` and any of ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``
-    (accuracies as fractions in [0, 1]).
-    """
-    if not history:
-        raise ValueError("training_curves: history is empty")
-    plt = pyplot()
-    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, label, ax in (("train_loss", "train", ax_loss), ("val_loss", "validation", ax_loss),
-                           ("train_acc", "train", ax_acc), ("val_acc", "validation", ax_acc)):
-        values = [row.get(key) for row in history]
-        if any(v is not None for v in values):
-            ax.plot(epochs, values, marker="o", markersize=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs: whole numbers (a fractional last pass
-        # is plotted where it ends, between ticks)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path, formats=formats)
 
 
 _FAMILY_STYLE = {"mobilenet_v1": ("C0", "o"), "mobilenet_v2": ("C4", "D"), "cnn": ("C1", "s"), "mlp": ("C2", "^")}

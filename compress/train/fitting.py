@@ -10,6 +10,15 @@ Fine-tuning through a weight transform (pruning masks, quantization-aware traini
 Inputs to the model: ``normalize=True`` standardizes with the training split's per-channel mean and std;
 ``normalize=False`` feeds raw pixel values 0..255 as floats (the "no normalization" of the seed reports).
 
+Data: a :class:`~compress.data.bundle.DataBundle` (or a source ``compress.data.load`` reads) trains from memory,
+the fast path; a torch ``Dataset``, ``DataLoader`` or :class:`~compress.data.torch_data.TorchData` is streamed
+batch by batch (:mod:`compress.train.feed`), validation too, with bounded memory. A bare Dataset or DataLoader is
+training data only: with no validation data the best epoch is the one of the best training accuracy (as for a
+bundle without a validation split), so give ``TorchData(train, val=...)`` to choose by validation accuracy.
+
+Figures: with ``out=`` the run folder also gets ``curves.png`` (:mod:`compress.train.curves`); ``curves=False``
+leaves it out (sweeps, which train hundreds of runs, do).
+
 Tracking (``loggers=``, :mod:`compress.track`): the run's settings when training starts, each epoch's history row,
 the run folder's files once written and the final metrics go to TensorBoard, MLflow or ``metrics.csv``.
 """
@@ -25,31 +34,38 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
 
 from compress.data.bundle import DataBundle, Normalizer
+from compress.data.torch_data import TorchData, as_torch_data, is_torch_data
 from compress.device import resolve_device, torch_threads
 from compress.models.card import ModelCard, card_of
 from compress.track import Logger, Tracker
 from compress.train.config import TrainConfig
+from compress.train.curves import training_curves
 from compress.train.distill import resolve_teacher
 from compress.train.hooks import Regularizer, WeightTransformHook, regularizer_record
 from compress.train.inference import evaluate
 from compress.train.runs import Run, config_json, write_run
-from compress.train.loop import TrainingLoop
+from compress.train.loop import TrainingLoop, eval_batch_size
 from compress.train import resume as resume_mod
 
 __all__ = ["fit", "train_members", "log_run"]
 
 
-def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = None, *,
+def fit(model: nn.Module, data: DataBundle | TorchData | Dataset | DataLoader | str,
+        config: TrainConfig | None = None, *,
         out: str | os.PathLike | None = None, overwrite: bool = False,
         teacher: nn.Module | Run | str | os.PathLike | None = None,
         progress: bool | Callable[[dict], None] | None = None, regularizer: Regularizer | None = None,
         weight_transform: WeightTransformHook | None = None, normalizer: Normalizer | None = None,
-        resume: bool = False, loggers: Sequence[Logger] | Tracker | None = None) -> Run:
+        resume: bool = False, loggers: Sequence[Logger] | Tracker | None = None, curves: bool = True) -> Run:
     """Train ``model`` on ``data`` and return a :class:`Run` (best weights restored, eval mode).
 
-    ``data``: a bundle or a source for ``compress.data.load``. ``out``: run folder to write; an existing one
+    ``data``: a bundle or a source for ``compress.data.load`` (in memory), or a torch ``Dataset``, ``DataLoader``
+    or :class:`~compress.data.torch_data.TorchData` (streamed; a bare Dataset or DataLoader is training data only,
+    so the best epoch is chosen by training accuracy: give ``TorchData(train, val=...)`` to choose by validation).
+    ``out``: run folder to write, with ``curves.png`` unless ``curves=False``; an existing one
     raises ``FileExistsError`` unless ``overwrite``. While training, ``OUT.partial/resume.pt`` holds the state at
     the last finished epoch (:mod:`compress.train.resume`); ``resume=True`` continues a killed run from it (the
     same model, data and config; ValueError otherwise) and ends as the uninterrupted run would have. ``teacher``: a model, a Run or a run folder for
@@ -71,10 +87,10 @@ def fit(model: nn.Module, data: DataBundle | str, config: TrainConfig | None = N
     return train_members([model], data, config, seeds=[(config or TrainConfig()).seed], outs=[out],
                          overwrite=overwrite, teacher=teacher, progress=progress, stack=False,
                          regularizer=regularizer, weight_transform=weight_transform, normalizer=normalizer,
-                         resume=resume, loggers=None if loggers is None else [loggers])[0]
+                         resume=resume, loggers=None if loggers is None else [loggers], curves=curves)[0]
 
 
-def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
+def _instance_card(model: nn.Module, data: DataBundle | TorchData) -> ModelCard | None:
     """A card for a model built by the user's own code when it can be rebuilt with no arguments
     (:func:`compress.models.sources.instance_card_args`), so its run folder works from every command."""
     from compress.models.sources import instance_card_args
@@ -86,15 +102,15 @@ def _instance_card(model: nn.Module, data: DataBundle) -> ModelCard | None:
     return ModelCard(args) if args is not None else None
 
 
-def train_members(models: list[nn.Module], data: DataBundle | str, config: TrainConfig | None, *,
-                  seeds: list[int], outs: list, overwrite: bool, teacher, progress, stack: bool,
-                  regularizer: Regularizer | None = None, weight_transform: WeightTransformHook | None = None,
-                  normalizer: Normalizer | None = None, resume: bool = False,
-                  loggers: Sequence | None = None) -> list[Run]:
+def train_members(models: list[nn.Module], data: DataBundle | TorchData | Dataset | DataLoader | str,
+                  config: TrainConfig | None, *, seeds: list[int], outs: list, overwrite: bool, teacher, progress,
+                  stack: bool, regularizer: Regularizer | None = None,
+                  weight_transform: WeightTransformHook | None = None, normalizer: Normalizer | None = None,
+                  resume: bool = False, loggers: Sequence | None = None, curves: bool = True) -> list[Run]:
     """What :func:`fit` and :func:`compress.train.fused.fit_many` share: check, train (``stack``: the members as
     one stacked model; ``resume``: from the state beside the first run folder), restore each member's best
-    weights, measure, write each member's run folder. ``loggers``: one entry per member (a Tracker, a list of
-    loggers, or None)."""
+    weights, measure, write each member's run folder (with ``curves.png`` unless ``curves`` is False).
+    ``loggers``: one entry per member (a Tracker, a list of loggers, or None). Streamed data trains one member."""
     from compress import data as data_mod
     from compress.train.stack import stack_models
 
@@ -108,9 +124,17 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
     if resume and weight_transform is not None:
         raise ValueError("resume: fine-tuning through a weight transform keeps no resume state (its masks and "
                          "steps are its own); train it again")
-    if not isinstance(data, DataBundle):
+    if is_torch_data(data):
+        if len(models) != 1:
+            raise ValueError(f"streamed data (a torch Dataset/DataLoader) trains one model at a time; "
+                             f"{len(models)} stacked members need a DataBundle in memory")
+        data = as_torch_data(data)
+        normalizer = _prepare_stream(data, models[0], config, normalizer)
+    elif not isinstance(data, DataBundle):
         data = data_mod.load(data, seed=config.seed)
-    if data.train is None or not len(data.train) or not data.train.labeled:
+    if isinstance(data, TorchData):
+        pass   # checked by _prepare_stream: not empty, every item an (image, label) pair
+    elif data.train is None or not len(data.train) or not data.train.labeled:
         raise ValueError(f"{data.source}: no labeled training images")
     if len(data.train) < 2:   # BatchNorm cannot normalize a batch of one image
         raise ValueError(f"{data.source}: the training split has {len(data.train)} image; training needs at least 2 "
@@ -132,6 +156,8 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
             _check_model(m, data, device)
         if teacher_model is not None:
             _check_model(teacher_model, data, device, role="teacher")
+        if isinstance(data, TorchData):   # every item checked, the statistics summed: one pass, before training
+            data.prepare(config.batch_size, statistics=normalizer is None)
         trained = stack_models(models).to(device) if stack else models[0]
         loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm,
                             regularizer=regularizer, transform=weight_transform, normalizer=normalizer)
@@ -166,6 +192,8 @@ def train_members(models: list[nn.Module], data: DataBundle | str, config: Train
                                    regularizer=regularizer_record(regularizer))
             if out_path is not None:
                 write_run(run, out_path, overwrite or resume)   # resumed: replaces what a kill left of it
+                if curves and history:
+                    training_curves(history, out_path / "curves.png", title=run.info["model"]["class"])
             runs.append(run)
         for run, tracker in zip(runs, trackers):
             if tracker:
@@ -185,7 +213,7 @@ def _trackers(loggers: Sequence | None, members: int) -> list[Tracker | None]:
     return [None if lg is None else lg if isinstance(lg, Tracker) else Tracker(lg) for lg in loggers]
 
 
-def _tracked(report, trackers: list, models: list, configs: list, out_paths: list, data: DataBundle,
+def _tracked(report, trackers: list, models: list, configs: list, out_paths: list, data: DataBundle | TorchData,
              regularizer) -> Callable[[int, dict], None]:
     """``report`` that also logs each member's history row; starts the trackers not started yet, with the
     settings as parameters."""
@@ -236,22 +264,22 @@ def _check_weight_transform(transform, config: TrainConfig, members: int) -> Non
                          f"{config.bn_recalibrate})")
 
 
-def _final_metrics(model: nn.Module, data: DataBundle, normalizer, config: TrainConfig) -> dict:
+def _final_metrics(model: nn.Module, data: DataBundle | TorchData, normalizer, config: TrainConfig) -> dict:
     metrics = {}
     val = data.val if data.val is not None and len(data.val) else None
     for name, split in (("val", val), ("test", data.test)):
         if split is not None and len(split) and split.labeled:
-            ev = evaluate(model, split, normalizer=normalizer, batch_size=config.eval_batch_size)
+            ev = evaluate(model, split, normalizer=normalizer, batch_size=eval_batch_size(config, data))
             metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"], f"{name}_n": ev["n"]})
         else:
             metrics.update({f"{name}_loss": None, f"{name}_acc": None, f"{name}_n": 0})
     return metrics
 
 
-def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role: str = "model") -> None:
+def _check_model(model: nn.Module, data: DataBundle | TorchData, device: torch.device, role: str = "model") -> None:
     """One forward pass on two training images, so a shape mismatch fails before any training."""
     model.to(device)
-    x = data.train.x[:2].to(device).float()
+    x = (_first_images(data) if isinstance(data, TorchData) else data.train.x[:2]).to(device).float()
     was = model.training
     model.eval()
     try:
@@ -265,6 +293,36 @@ def _check_model(model: nn.Module, data: DataBundle, device: torch.device, role:
     if y.ndim != 2 or y.shape[1] != data.num_classes:
         raise ValueError(f"{role} outputs {tuple(y.shape[1:])} per image but {data.source} has "
                          f"{data.num_classes} classes")
+
+
+def _first_images(data: TorchData) -> torch.Tensor:
+    """The first training image of streamed data, twice (a model in eval mode takes any batch; two as a bundle's)."""
+    return data.train.first()[0].unsqueeze(0).expand(2, -1, -1, -1)
+
+
+def _prepare_stream(data: TorchData, model: nn.Module, config: TrainConfig,
+                    normalizer: Normalizer | None) -> Normalizer | None:
+    """Streamed data's classes (when it names none, the model's output width) and the normalizer to train with
+    (None: the data's statistics, which :meth:`TorchData.prepare` sums once the models are checked)."""
+    if not data.num_classes:
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(_first_images(data).to(next(iter(model.parameters()), torch.zeros(0)).device).float())
+        except RuntimeError as exc:
+            raise ValueError(f"model does not accept {'x'.join(map(str, data.train.first()[0].shape))} images from "
+                             f"{data.source}: {str(exc).splitlines()[0]}") from None
+        finally:
+            model.train(was)
+        if out.ndim != 2:
+            raise ValueError(f"model outputs {tuple(out.shape[1:])} per image; a classifier outputs (classes,)")
+        data.with_num_classes(int(out.shape[1]))
+    if normalizer is None and data.normalized:
+        normalizer = Normalizer((), ())                  # the dataset's images are the model's input already
+    elif normalizer is None and not config.normalize:
+        normalizer = Normalizer((), (), enabled=False)   # raw pixel values, as a bundle's with normalize=False
+    return normalizer
 
 
 def _progress_fn(progress, epochs: int, members: int = 1, seeds=(0,), start: int = 0) -> Callable[[int, dict], None]:

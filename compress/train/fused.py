@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from torch import nn
 
 from compress.data.bundle import DataBundle
+from compress.data.torch_data import TorchData, is_torch_data
 from compress.train.config import TrainConfig
 from compress.train.fitting import train_members
 from compress.train.hooks import Regularizer
@@ -24,12 +25,12 @@ from compress.train.runs import Run
 __all__ = ["fit_many"]
 
 
-def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainConfig | None = None, *,
+def fit_many(models: Sequence[nn.Module], data: DataBundle | TorchData | str, config: TrainConfig | None = None, *,
              seeds: Sequence[int] | None = None, outs: Sequence[str | os.PathLike | None] | None = None,
              overwrite: bool = False, teacher: nn.Module | Run | str | os.PathLike | None = None,
              progress: bool | Callable[[dict], None] | None = None,
              regularizer: Regularizer | None = None, resume: bool = False,
-             loggers: Sequence | None = None) -> list[Run]:
+             loggers: Sequence | None = None, curves: bool = True) -> list[Run]:
     """Train ``models`` (same architecture, different initial weights) together; returns their runs in order.
 
     ``seeds``: one per model (default ``config.seed, config.seed + 1, ...``): member ``k`` trains as
@@ -41,6 +42,10 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     ``resume``: continue killed stacked training from the resume state beside ``outs[0]``
     (:mod:`compress.train.resume`); refused for models trained one after another.
     ``loggers``: one entry per model (a :class:`compress.track.Tracker`, a list of loggers, or None), as ``fit``'s.
+    ``curves``: write ``curves.png`` into each run folder (sweeps pass False: a figure per run costs).
+    Streamed data (a torch ``Dataset``, ``DataLoader`` or :class:`~compress.data.torch_data.TorchData`) cannot be
+    stacked (each member reads its own order of the stream): the models train one after another, as ``fit``
+    would train each (not resumable with several seeds).
     Raises ValueError for no models, mismatched lengths or repeated seeds.
     """
     models = list(models)
@@ -61,20 +66,22 @@ def fit_many(models: Sequence[nn.Module], data: DataBundle | str, config: TrainC
     given = [str(o) for o in outs if o is not None]
     if len(set(given)) != len(given):
         raise ValueError("fit_many: two members share a run folder")
-    if len(models) > 1 and not _stackable(models[0]):
+    streamed = is_torch_data(data)
+    if len(models) > 1 and (streamed or not _stackable(models[0])):
+        why = "streamed data cannot be stacked" if streamed else f"{type(models[0]).__name__} cannot be stacked"
         if resume:
-            raise ValueError(f"resume: {type(models[0]).__name__} cannot be stacked, so its {len(models)} seeds "
-                             "train one after another, which does not resume; train them again (--overwrite)")
+            raise ValueError(f"resume: {why}, so its {len(models)} seeds train one after another, which does not "
+                             "resume; train them again (--overwrite)")
         tracks = [None] * len(models) if loggers is None else list(loggers)
         if len(tracks) != len(models):
             raise ValueError(f"fit_many: {len(models)} models need as many loggers entries, got {len(tracks)}")
         return [run for m, seed, out, track in zip(models, seeds, outs, tracks)
                 for run in train_members([m], data, config, seeds=[seed], outs=[out], overwrite=overwrite,
                                          teacher=teacher, progress=progress, stack=False, regularizer=regularizer,
-                                         loggers=[track])]
+                                         loggers=[track], curves=curves)]
     return train_members(models, data, config, seeds=seeds, outs=outs, overwrite=overwrite, teacher=teacher,
                          progress=progress, stack=len(models) > 1, regularizer=regularizer, resume=resume,
-                         loggers=loggers)
+                         loggers=loggers, curves=curves)
 
 
 def _stackable(model: nn.Module) -> bool:

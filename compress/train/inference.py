@@ -1,6 +1,8 @@
 """Batched inference: model outputs, evaluation and predictions for uint8 images, in eval mode.
 
-The one batched-inference loop of compress: training, runs, explain, budgets and the CLI all use it.
+The one batched-inference loop of compress: training, runs, explain, budgets and the CLI all use it. Streamed data
+(:class:`~compress.data.torch_data.TorchData` and its splits, :class:`~compress.data.torch_data.StreamSplit`) is
+evaluated batch by batch, never held whole: only the outputs (images x classes) are kept.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.data.bundle import DataBundle, Split
+from compress.data.torch_data import StreamSplit, TorchData
 from compress.device import model_device
 from compress.train.stack import split_outputs, stack_inputs
 
-__all__ = ["logits", "evaluate", "evaluate_members", "predict"]
+__all__ = ["logits", "split_logits", "evaluate", "evaluate_members", "predict"]
 
 
 @torch.no_grad()
@@ -44,19 +47,39 @@ def logits(model: nn.Module, x: torch.Tensor, normalizer: Callable[[torch.Tensor
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
-def evaluate(model: nn.Module, data: DataBundle | Split, *, normalizer: Callable | None = None,
-             batch_size: int = 1024, device: torch.device | str | None = None) -> dict:
+def split_logits(model: nn.Module, split: Split | StreamSplit, normalizer: Callable, *, batch_size: int = 1024,
+                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(outputs, labels)`` (float32 and int64, CPU) of a split's images: a :class:`Split` at once, a streamed
+    split batch by batch (its images are never all in memory)."""
+    if isinstance(split, StreamSplit):
+        outs, ys = [], []
+        for xb, yb in split.batches(batch_size):
+            outs.append(logits(model, xb, normalizer, batch_size=batch_size, device=device))
+            ys.append(yb)
+        return (torch.cat(outs), torch.cat(ys)) if outs else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    return logits(model, split.x, normalizer, batch_size=batch_size, device=device), split.y
+
+
+def evaluate(model: nn.Module, data: DataBundle | Split | TorchData | StreamSplit, *,
+             normalizer: Callable | None = None, batch_size: int = 1024,
+             device: torch.device | str | None = None) -> dict:
     """``{"loss", "acc", "n"}`` on a split (a bundle means its default split: test, else validation).
 
     ``normalizer`` maps uint8 images to model input; by default the data's own standardization. For a trained
-    run use ``run.evaluate`` (or pass ``run.normalizer``) so the run's training statistics are used.
+    run use ``run.evaluate`` (or pass ``run.normalizer``) so the run's training statistics are used. Streamed data
+    (:class:`~compress.data.torch_data.TorchData`, a ``StreamSplit``) is read batch by batch.
     """
-    split = data if isinstance(data, Split) else data.split()
+    split = data if isinstance(data, (Split, StreamSplit)) else data.split()
     if not split.labeled:
         raise ValueError("evaluate needs labels; this split is unlabeled (use predict)")
-    normalizer = normalizer or split.normalize
-    out = logits(model, split.x, normalizer, batch_size=batch_size, device=device)
-    y = split.y
+    if normalizer is None:
+        if isinstance(data, StreamSplit):
+            raise TypeError("evaluate: a streamed split has no statistics of its own; pass normalizer= (the run's, "
+                            "or its TorchData's normalizer), or the TorchData itself")
+        normalizer = split.normalize if isinstance(split, Split) else data.normalizer
+    out, y = split_logits(model, split, normalizer, batch_size=batch_size, device=device)
+    if not len(y):
+        raise ValueError("evaluate: the split has no images")
     return {"loss": float(F.cross_entropy(out, y)), "acc": float((out.argmax(1) == y).float().mean()),
             "n": len(y)}
 

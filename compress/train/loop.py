@@ -22,23 +22,31 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from compress.data.augment import augment
 from compress.data.bundle import DataBundle, Normalizer
+from compress.data.torch_data import TorchData
 from compress.train.batchnorm import recalibrate_batchnorm
 from compress.train.config import TrainConfig
 from compress.train.distill import distillation_loss
 from compress.train.ema import Ema
+from compress.train.feed import make_feed
 from compress.train.hooks import Regularizer, WeightTransformHook
 from compress.train.inference import evaluate, evaluate_members
 from compress.train.stack import split_outputs, stack_inputs, unstack_state
 
-__all__ = ["TrainingLoop", "converged"]
+__all__ = ["TrainingLoop", "converged", "eval_batch_size"]
+
+
+def eval_batch_size(config: TrainConfig, data: DataBundle | TorchData) -> int:
+    """Images per evaluation batch: ``eval_batch_size`` for a bundle in memory; for streamed data the training
+    batch size at most, so evaluating holds no more images at once than training does (a stream's images can be
+    large, and float)."""
+    return min(config.eval_batch_size, config.batch_size) if isinstance(data, TorchData) else config.eval_batch_size
 
 
 class TrainingLoop:
     """Trains ``model`` (``members`` models stacked, or one plain model) with ``config`` and the members' seeds."""
 
-    def __init__(self, model: nn.Module, members: int, data: DataBundle, config: TrainConfig, seeds: list[int],
+    def __init__(self, model: nn.Module, members: int, data: DataBundle | TorchData, config: TrainConfig, seeds: list[int],
                  device: torch.device, teacher: nn.Module | None = None, teacher_norm: Normalizer | None = None,
                  regularizer: Regularizer | None = None, transform: WeightTransformHook | None = None,
                  normalizer: Normalizer | None = None):
@@ -95,16 +103,6 @@ class TrainingLoop:
         kd = torch.stack([distillation_loss(outs[m], t_outs[m], c.temperature) for m in range(self.k)])
         return (1 - c.alpha) * ce + c.alpha * kd
 
-    def _recalibration_batches(self, x_train, perms, bs, gens, layout):
-        """Model inputs made as in training (augmented, normalized), for BatchNorm recalibration."""
-        count = min(self.config.bn_recalibrate, len(x_train))
-        for i in range(0, count, bs):
-            xs = []
-            for perm, gen in zip(perms, gens):
-                xb = x_train[perm[i:min(i + bs, count)]].float().div_(255.0)
-                xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
-            yield self._inputs(xs, layout)
-
     def _member_states(self, model: nn.Module) -> list[dict]:
         state = model.state_dict()
         if self.k == 1:
@@ -114,7 +112,7 @@ class TrainingLoop:
     def _validate(self, eval_model, val, rows):
         c = self.config
         if self.k == 1:
-            ev = evaluate(eval_model, val, normalizer=self.normalizer, batch_size=c.eval_batch_size)
+            ev = evaluate(eval_model, val, normalizer=self.normalizer, batch_size=eval_batch_size(c, self.data))
             losses, accs = [ev["loss"]], [ev["acc"]]
         else:
             losses, accs = evaluate_members(eval_model, val, self.normalizer, self.k, batch_size=c.eval_batch_size,
@@ -127,23 +125,15 @@ class TrainingLoop:
             return self.model(x)
         return functional_call(self.model, self.transform.weights(), (x,))
 
-    def _epoch(self, train, perms, gens, steps: range, bs: int, layout, opt, sched, ema, steps_total: int):
-        """One pass over the training split, optimizer steps ``steps`` (0-based, of ``steps_total``); returns per
-        member the summed loss and the correct predictions, and the images each member saw."""
+    def _epoch(self, batches, steps: range, layout, opt, sched, ema, steps_total: int):
+        """One pass over the training split, optimizer steps ``steps`` (0-based, of ``steps_total``) on ``batches``
+        (a feed's: the members' images on [0, 1] and labels, :mod:`compress.train.feed`); returns per member the
+        summed loss and the correct predictions, and the images each member saw."""
         k, dev, model = self.k, self.device, self.model
-        x_train, y_train = train
         loss_sum = torch.zeros(k, device=dev)
         correct = torch.zeros(k, device=dev, dtype=torch.long)
         seen = 0
-        for step in steps:
-            i = step - steps.start
-            xs, ys = [], []
-            for perm, gen in zip(perms, gens):
-                idx = perm[i * bs:(i + 1) * bs]
-                xb = x_train[idx].float().div_(255.0)
-                xs.append(augment(xb, self.aug, gen) if self.aug is not None else xb)
-                ys.append(y_train[idx])
-            yb = torch.stack(ys)                                                     # (K, N)
+        for step, (xs, yb) in zip(steps, batches):                                    # yb: (K, N)
             with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
                 out = self._forward(self._inputs(xs, layout))
                 losses = self._losses(out, yb, xs)
@@ -162,6 +152,9 @@ class TrainingLoop:
             loss_sum += losses.detach().float() * yb.shape[1]
             correct += (split_outputs(out.detach(), k).argmax(-1) == yb).sum(1)
             seen += yb.shape[1]
+        if not seen:
+            raise ValueError("training data: no batch of at least 2 images in this epoch (BatchNorm needs 2; a "
+                             "DataLoader's batch_size must be at least 2)")
         return loss_sum, correct, seen
 
     # ------------------------------------------------------------------------------------------ resuming
@@ -212,10 +205,8 @@ class TrainingLoop:
         c, model, dev, k = self.config, self.model, self.device, self.k
         torch.manual_seed(self.seeds[0])                 # dropout and anything else drawing from the global RNG
         gens = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
-        x_train, y_train = self.data.train.x.to(dev), self.data.train.y.to(dev)   # uint8, resident on the device
-        n = len(x_train)
-        bs = min(c.batch_size, n)
-        steps_per_epoch = n // bs + (1 if n % bs >= 2 else 0)   # a 1-image tail would break BatchNorm
+        feed = make_feed(self.data.train, k, dev, c.batch_size, self.aug, self.seeds[0])
+        steps_per_epoch = feed.steps_per_epoch
         steps_total = max(1, math.ceil(c.epochs * steps_per_epoch))   # fractional epochs end the last pass early
         # NHWC only helps convolutions; for stacked members it would make a conv-free model's flatten copy.
         convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
@@ -232,14 +223,15 @@ class TrainingLoop:
                 break
             t0 = time.perf_counter()
             model.train()
-            perms = [torch.randperm(n, generator=g, device=dev) for g in gens]
+            feed.shuffle(gens, epoch)
             lr = opt.param_groups[0]["lr"]
             steps = range((epoch - 1) * steps_per_epoch, min(epoch * steps_per_epoch, steps_total))
-            loss_sum, correct, seen = self._epoch((x_train, y_train), perms, gens, steps, bs, layout, opt, sched,
-                                                  ema, steps_total)
+            loss_sum, correct, seen = self._epoch(feed.batches(steps, gens), steps, layout, opt, sched, ema,
+                                                  steps_total)
             eval_model = ema.model if ema is not None else model
             if c.bn_recalibrate:
-                recalibrate_batchnorm(eval_model, self._recalibration_batches(x_train, perms, bs, gens, layout))
+                recalibrate_batchnorm(eval_model, (self._inputs(xs, layout)
+                                                   for xs in feed.recalibration(c.bn_recalibrate, gens)))
             rows = [{"epoch": epoch, "train_loss": float(loss_sum[m]) / seen, "train_acc": int(correct[m]) / seen}
                     for m in range(k)]
             if val is not None:

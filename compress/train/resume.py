@@ -12,8 +12,8 @@ so ``RUN`` existing still means a finished run; ``RUN.partial/`` is removed once
 ``fit(..., out=RUN, resume=True)`` (``compress train ... --resume``) loads the state and continues after its last
 finished epoch: on CPU the history (apart from ``seconds``) and the checkpoint are those of an uninterrupted run.
 It first compares what the run was started with (the training settings, the seeds, the model's card, class and
-parameter count, the data's sizes, classes and a SHA-256 of its images and labels, the normalization, the teacher
-and the regularizer) and refuses another config naming what differs. Not resumable: fine-tuning through a weight
+parameter count, the data's sizes, classes and a SHA-256 of its images and labels (of streamed data, its datasets'
+classes and lengths), the normalization, the teacher and the regularizer) and refuses another config naming what differs. Not resumable: fine-tuning through a weight
 transform (its masks and steps are its own; no state is kept) and several seeds of a model that cannot be stacked
 (they train one after another).
 """
@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 
 from compress import _io
-from compress.data.bundle import DataBundle, Normalizer
+from compress.data.bundle import SPLITS, DataBundle, Normalizer
+from compress.data.torch_data import TorchData
 
 __all__ = ["RESUME_FORMAT", "resume_folder", "resume_file", "check_outs", "identity", "read_state", "epochs_done",
            "saver", "discard"]
@@ -74,13 +75,16 @@ def _no_state(out: Path) -> str:
             f"train without --resume (with --overwrite to train it again)")
 
 
-def identity(config, seeds: list[int], model, data: DataBundle, normalizer, *, teacher: dict | None,
+def identity(config, seeds: list[int], model, data: DataBundle | TorchData, normalizer, *, teacher: dict | None,
              regularizer: dict | None, card: dict | None) -> dict:
     """What a resumed run must share with the run it continues, as plain JSON data."""
     train = dataclasses.asdict(config)
     train.pop("seed")                       # the members' seeds are ``seeds``
     splits = {name: getattr(data, name) for name in ("train", "val", "test")}
     digest = hashlib.sha256()
+    if isinstance(data, TorchData):   # streamed: its datasets' classes and lengths (reading them all to hash: no)
+        digest.update(json.dumps(data.origin["torch"], sort_keys=True).encode())
+        splits = {}
     for name, split in splits.items():
         if split is not None:
             for t in (split.x, split.y):
@@ -91,7 +95,7 @@ def identity(config, seeds: list[int], model, data: DataBundle, normalizer, *, t
         "model": {"card": card, "class": type(model).__name__,
                   "param_count": sum(p.numel() for p in model.parameters())},
         "data": {"class_names": list(data.class_names), "in_chans": data.in_chans, "input_size": list(data.image_hw),
-                 "sizes": {k: len(s) if s is not None else 0 for k, s in splits.items()},
+                 "sizes": {k: len(getattr(data, k)) if getattr(data, k) is not None else 0 for k in SPLITS},
                  "sha256": digest.hexdigest()},
         "normalizer": normalizer.to_dict(), "teacher": teacher, "regularizer": regularizer,
     }
