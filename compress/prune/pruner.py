@@ -18,6 +18,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from compress.budget import QUANTITIES, Budget, bisect, format_quantity
 from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
+from compress.data.torch_data import TorchData
 from compress.models.card import card_of
 from compress.prune.graph import DependencyGraph, build_graph, check_paths
 from compress.prune.importance import IMPORTANCES, importance
@@ -319,7 +320,7 @@ def _internal(exc: Exception, model: nn.Module) -> ValueError:
 
 
 def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: Sequence[int] | None = None,
-          data: DataBundle | Split | None = None, normalizer: Normalizer | None = None,
+          data: DataBundle | Split | TorchData | None = None, normalizer: Normalizer | None = None,
           finetune: Callable[[nn.Module, int], nn.Module | None] | None = None,
           evaluate: Callable[[nn.Module], float] | None = None,
           latency: Callable[..., float] | None = None, file_bytes: Callable[[nn.Module], int] | None = None,
@@ -336,7 +337,8 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
 
     ``config`` or keyword settings (``prune(model, ratio=0.5, importance="bn")``,
     ``prune(model, budget=Budget(max_params=20_000))``; keywords override the config). ``input_shape``: one
-    example ``(C, H, W)``; defaults to the model card's. ``data`` (a bundle: its training split, or a Split) and
+    example ``(C, H, W)``; defaults to the model card's. ``data`` (a bundle: its training split, or a Split, or
+    streamed :class:`~compress.data.torch_data.TorchData`: the first images its training data yields) and
     ``normalizer`` (default: the data's own): the images the ``taylor`` importance takes gradients on
     (``config.taylor_images`` of them). ``finetune(model, step)``: called after each step, may return a new model.
     ``evaluate(model) -> accuracy`` adds that column to the before/after table. ``latency``
@@ -411,9 +413,12 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     return PruneResult(current, before, rows, first.describe(), unknown)
 
 
-def _taylor_batches(data: DataBundle | Split, normalizer: Normalizer | None, images: int,
+def _taylor_batches(data: DataBundle | Split | TorchData, normalizer: Normalizer | None, images: int,
                     batch: int = 128) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(images, labels) pairs of the first ``images`` training images, as the model sees them."""
+    if isinstance(data, TorchData):   # streamed: read until there are enough
+        normalize = normalizer if normalizer is not None else data.normalizer
+        return [(normalize(x), y) for x, y in data.train.batches(batch, limit=images)]
     split, normalize = resolve_split(data, "train", normalizer)
     x, y = split.x[:images], split.y[:images]
     return [(normalize(x[i:i + batch]), y[i:i + batch]) for i in range(0, len(x), batch)]

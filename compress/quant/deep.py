@@ -31,6 +31,7 @@ from torch import nn
 from compress.budget import bisect
 from compress.data.augment import AugmentConfig
 from compress.data.bundle import DataBundle, Normalizer
+from compress.data.torch_data import TorchData
 from compress.device import torch_threads
 from compress.models.fold import fold_batchnorm
 from compress.prune.schedule import agp_sparsity
@@ -112,12 +113,12 @@ def _distortion_fn(model, split, normalizer):
     shrinks overconfident logits."""
     import torch.nn.functional as F
 
-    from compress.train.inference import logits
+    from compress.train.inference import split_logits
 
-    ref = F.log_softmax(logits(model, split.x, normalizer), 1)
+    ref = F.log_softmax(split_logits(model, split, normalizer)[0], 1)   # streamed data: read batch by batch
 
     def distortion(m: nn.Module) -> float:
-        out = F.log_softmax(logits(m, split.x, normalizer), 1)
+        out = F.log_softmax(split_logits(m, split, normalizer)[0], 1)
         return float(F.kl_div(out, ref, log_target=True, reduction="batchmean"))
     return distortion
 
@@ -202,21 +203,25 @@ def _fit_plan(model, options, max_bytes, config, file_bytes, say, *, target: int
 
 
 @register_quantizer(DeepConfig)
-def deep_compress(model: nn.Module, config: DeepConfig | None = None, *, data: DataBundle, max_bytes: int,
+def deep_compress(model: nn.Module, config: DeepConfig | None = None, *, data: DataBundle | TorchData,
+                  max_bytes: int,
                   file_bytes: Callable[[nn.Module, Plan], int], normalizer: Normalizer | None = None,
                   aug: AugmentConfig | None = None, log: Callable[[str], None] | None = None) -> Quantized:
     """Compress a trained ``model`` (not modified) into ``max_bytes`` (module docstring); what
     :func:`compress.quant.quantize` runs for a :class:`DeepConfig`. ``data``: the bundle it was trained on (train
-    split for fine-tuning, validation split for sensitivities) and ``normalizer`` its input normalization (default:
-    the bundle's own; pass ``run.normalizer``); ``file_bytes(model, plan)``: the bytes of the file that model and
-    plan make; ``aug``: training augmentation. Raises ValueError when nothing fits or the data have no validation
-    split, TypeError for data that are not a bundle."""
+    split for fine-tuning, validation split for sensitivities), or the same as streamed
+    :class:`~compress.data.torch_data.TorchData` (read batch by batch), and ``normalizer`` its input normalization
+    (default: the data's own; pass ``run.normalizer``); ``file_bytes(model, plan)``: the bytes of the file that
+    model and plan make; ``aug``: training augmentation. Raises ValueError when nothing fits or the data have no
+    validation split, TypeError for data that are neither."""
     config = config or DeepConfig()
-    if not isinstance(data, DataBundle):
-        raise TypeError(f"deep compression: data must be a DataBundle (fine-tuning and sensitivities use its train "
-                        f"and validation splits), got {type(data).__name__}")
+    if not isinstance(data, (DataBundle, TorchData)):
+        raise TypeError(f"deep compression: data must be a DataBundle or TorchData (fine-tuning and sensitivities "
+                        f"use its train and validation splits), got {type(data).__name__}")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError(f"deep compression: max_bytes must be a positive int, got {max_bytes!r}")
+    if isinstance(data, TorchData) and normalizer is None:
+        data.prepare(config.batch_size)               # the training images' statistics, from one streamed pass
     normalizer = normalizer if normalizer is not None else data.normalizer
     with torch_threads(config.num_threads):
         return _deep_compress(model, data, normalizer, max_bytes, config, file_bytes, aug, log)

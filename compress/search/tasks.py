@@ -85,8 +85,9 @@ def model_from_bytes(blob: bytes):
 class Worker:
     """Runs :class:`ModelTask`s: ``worker(task) -> dict`` (``seconds``, ``kind``, what the task made).
 
-    Holds the data bundle, the source run's model (as bytes: rebuilt once per process), its normalizer and training
-    settings, and the artifact options (``meta``, ``save_options``, ``format``)."""
+    Holds the data (a bundle, or streamed :class:`~compress.data.torch_data.TorchData`: pruning, fine-tuning and
+    Deep Compression read it batch by batch), the source run's model (as bytes: rebuilt once per process), its
+    normalizer and training settings, and the artifact options (``meta``, ``save_options``, ``format``)."""
 
     def __init__(self, bundle, source: bytes, normalizer, train: dict, *, meta: dict, save_options: dict,
                  format: str, seed: int, threads: int | None, track: dict | None = None) -> None:

@@ -75,5 +75,5 @@ def train_seeds(task: Task, bundle: Any) -> tuple[list, float]:
         members.append(model)
     start = time.perf_counter()
     runs = fit_many(members, bundle, TrainConfig.from_dict(task.train), seeds=list(task.seeds),
-                    outs=list(task.run_dirs), overwrite=True, progress=False)
+                    outs=list(task.run_dirs), overwrite=True, progress=False, curves=False)   # no figure per run
     return runs, (time.perf_counter() - start) / len(runs)
