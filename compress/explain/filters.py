@@ -108,12 +108,14 @@ def visualize_filters(model: nn.Module, layer: str | None = None, *, filters: in
     # not a loss term.
     m1, m2 = torch.zeros_like(x), torch.zeros_like(x)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
+    jitter_px = config.jitter_px
+    assert jitter_px is not None   # set above
     with eval_mode(model):
         with torch.no_grad():
             start = activation(x)
         best, best_x = start.clone(), x.detach().clone()
         for step in range(1, config.steps + 1):
-            (grad,) = torch.autograd.grad(-activation(_jitter(x, config.jitter_px, gen)).sum(), x)
+            (grad,) = torch.autograd.grad(-activation(_jitter(x, jitter_px, gen)).sum(), x)
             with torch.no_grad():
                 grad /= grad.pow(2).mean((1, 2, 3), keepdim=True).sqrt().clamp(min=1e-30)   # unit RMS per image
                 m1.mul_(beta1).add_(grad, alpha=1 - beta1)
@@ -145,7 +147,7 @@ def _input_shape(model: nn.Module, input_shape: Sequence[int] | None) -> tuple[i
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or any(s <= 0 for s in shape):
         raise ValueError(f"input_shape {tuple(input_shape)!r} must be (C, H, W) with positive sizes")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _jitter(x: torch.Tensor, px: int, gen: torch.Generator) -> torch.Tensor:

@@ -132,7 +132,7 @@ def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
 
 def build(spec: ConvNetSpec | MLPSpec, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 7,
           in_chans: int = 1, input_size: int = 48, dropout: float | None = None,
-          min_feature_size: int = 2, channel_divisor: int | None = None, stride_policy: str = "late") -> nn.Module:
+          min_feature_size: int = 2, channel_divisor: int | None = None, stride_policy: str = "late") -> CardedModel:
     """Build a model from an architecture spec.
 
     Channels become ``make_divisible(c * width_mult, spec.divisor)``; blocks per stage are

@@ -80,7 +80,7 @@ def _create_external(name: str, *, width_mult: float, depth_mult: float, num_cla
         apply_widths(model, widths)
         build_args["widths"] = {str(k): v for k, v in widths.items()}
     check_forward(model, name, (in_chans, input_size, input_size), num_classes)
-    model.card = ModelCard(_jsonable(build_args))
+    setattr(model, "card", ModelCard(_jsonable(build_args)))   # a plain attribute of a module from outside
     return model
 
 

@@ -63,7 +63,9 @@ def source_label(name: str) -> str:
         prefix, _, arch = name.partition(":")
         text = f"{prefix}-{arch}"
     else:
-        path, attr = _split_file(name)
+        split = _split_file(name)
+        assert split is not None   # is_external: a file source when not a zoo's
+        path, attr = split
         text = f"{Path(path).stem}-{attr}"
     return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
 
@@ -123,9 +125,10 @@ def external_model(name: str, *, num_classes: int, in_chans: int, input_size: in
     elif name.startswith("timm:"):
         model = _timm(name[5:], num_classes, in_chans, input_size, args)
     else:
-        path, attr = _split_file(name) or (None, None)
-        if path is None:
+        split = _split_file(name)
+        if split is None:
             raise ValueError(f"{name!r} is not a model source: use PATH.py:NAME, torchvision:NAME or timm:NAME")
+        path, attr = split
         resolved = str(Path(path).expanduser().resolve())
         model = _from_file(resolved, attr, num_classes, in_chans, args)
         card["name"] = f"{resolved}:{attr}"
@@ -284,8 +287,11 @@ def _swap_stem(model: nn.Module, in_chans: int, what: str) -> None:
     """Replace the first convolution taking 3 channels by one taking ``in_chans`` (same other settings)."""
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1:
-            new = nn.Conv2d(in_chans, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, 1,
-                            m.bias is not None, m.padding_mode)
+            # Any: torch's stub types a conv's sizes as _ConvNd's tuple[int, ...], Conv2d takes pairs
+            sizes: dict[str, Any] = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
+                                         dilation=m.dilation)
+            new = nn.Conv2d(in_chans, m.out_channels, groups=1, bias=m.bias is not None, padding_mode=m.padding_mode,
+                            **sizes)
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, new)
             return

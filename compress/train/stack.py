@@ -18,6 +18,7 @@ dispatch (``benchmarks/bench_fused.py`` measures both).
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +63,10 @@ def _stack_leaf(m: nn.Module, k: int, name: str) -> nn.Module:
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros":
             raise ValueError(f"stack_models: {name} pads with {m.padding_mode!r}; only zero padding is stacked")
-        return nn.Conv2d(k * m.in_channels, k * m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                         groups=k * m.groups, bias=m.bias is not None)
+        # Any: torch's stub types a conv's sizes as _ConvNd's tuple[int, ...], Conv2d takes pairs
+        sizes: dict[str, Any] = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,
+                                     dilation=m.dilation)
+        return nn.Conv2d(k * m.in_channels, k * m.out_channels, groups=k * m.groups, bias=m.bias is not None, **sizes)
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return type(m)(k * m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
                        track_running_stats=m.track_running_stats)
@@ -128,7 +131,7 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
             raise ValueError(f"stack_models: model {i} has another architecture than model 0")
     stacked = _stack_module(models[0], k, "")
     if hasattr(stacked, "card"):
-        stacked.card = None                               # a training-time object, not a model to rebuild
+        setattr(stacked, "card", None)                    # a training-time object, not a model to rebuild
     stacked.load_state_dict(stack_state(states))
     return stacked.to(next(iter(states[0].values())).device) if states[0] else stacked
 
