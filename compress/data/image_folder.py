@@ -73,10 +73,10 @@ class ImageFolderDataset(Dataset):
                 if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
                     raise ValueError(f"{im.size[0]}x{im.size[1]} pixels exceed the limit of {MAX_IMAGE_PIXELS}")
                 im.draft(mode, (w, h))   # JPEG: decoded at the smallest scale still at least (w, h), much faster
-                im = im.convert(mode)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.BILINEAR)
-                a = np.array(im, dtype=np.uint8)   # a copy: writable, as torch wants
+                made = im.convert(mode)
+                if made.size != (w, h):
+                    made = made.resize((w, h), Image.Resampling.BILINEAR)
+                a = np.array(made, dtype=np.uint8)   # a copy: writable, as torch wants
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
                 Image.DecompressionBombWarning) as exc:
             raise DataError(f"{path}: unreadable image ({exc})") from None

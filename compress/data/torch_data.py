@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 import torch
@@ -221,7 +221,8 @@ class StreamSplit:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-        self.source, self.name = source, name
+        self.source: Dataset | DataLoader = source
+        self.name = name
         self.batch_size, self.num_workers = batch_size, num_workers
         self.num_classes: int | None = None
         self._first: tuple[torch.Tensor, int] | None = None
@@ -292,7 +293,7 @@ class StreamSplit:
         return n // bs + (1 if n % bs >= 2 else 0) if n >= bs else (1 if n >= 2 else 0)
 
     def batches(self, batch_size: int, *, order: Sequence[int] | None = None, limit: int | None = None,
-                seed: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                seed: int = 0, pin_memory: bool = False) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
         """Checked ``(images, labels)`` batches on the CPU. A Dataset: ``batch_size`` items each (unless the split
         has its own), in ``order`` (indices; default 0..n-1), the first ``limit`` images; ``seed`` seeds the
         workers' random streams. A DataLoader: its batches as it yields them, cut after ``limit`` images."""
@@ -346,10 +347,9 @@ class TorchData:
                  flip_invariant: bool = True, check: bool = True):
         if train is None:
             raise TypeError("TorchData: train data is required (a Dataset or DataLoader)")
-        given = {"train": train, "val": val, "test": test}
-        self.train, self.val, self.test = (
-            StreamSplit(s, name, batch_size=batch_size, num_workers=num_workers) if s is not None else None
-            for name, s in given.items())
+        self.train = StreamSplit(train, "train", batch_size=batch_size, num_workers=num_workers)
+        self.val, self.test = (StreamSplit(s, name, batch_size=batch_size, num_workers=num_workers)
+                               if s is not None else None for name, s in (("val", val), ("test", test)))
         self.normalized, self.flip_invariant, self.check = bool(normalized), bool(flip_invariant), bool(check)
         self.class_names: tuple[str, ...] = self._class_names(classes, num_classes)
         self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
@@ -369,7 +369,7 @@ class TorchData:
 
     def _class_names(self, classes, num_classes) -> tuple[str, ...]:
         if classes is None and num_classes is None:
-            found = getattr(self.train.dataset if self.train is not None else None, "classes", None)
+            found = getattr(self.train.dataset, "classes", None)
             if isinstance(found, (list, tuple)) and found and all(isinstance(c, str) for c in found):
                 classes = found
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
@@ -506,17 +506,19 @@ class TorchData:
         self._checked = self._checked or self.check
 
     @staticmethod
-    def _pass(split: StreamSplit, batch_size: int, statistics: bool):
-        total = total_sq = None
+    def _pass(split: StreamSplit, batch_size: int, statistics: bool
+              ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        chans = split.first()[0].shape[0]
+        total, total_sq = torch.zeros(chans, dtype=torch.float64), torch.zeros(chans, dtype=torch.float64)
         count = 0
         for x, _ in split.batches(batch_size):
             if not statistics:
                 continue
             xf = x.double().div_(255.0) if x.dtype == torch.uint8 else x.double()
-            s, sq = xf.sum(dim=(0, 2, 3)), xf.square().sum(dim=(0, 2, 3))
-            total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
+            total += xf.sum(dim=(0, 2, 3))
+            total_sq += xf.square().sum(dim=(0, 2, 3))
             count += x.shape[0] * x.shape[2] * x.shape[3]
-        if not statistics or total is None:
+        if not statistics or not count:
             return None
         mean = total / count
         var = (total_sq / count - mean.square()).clamp_(min=0) * (count / max(count - 1, 1))

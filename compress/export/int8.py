@@ -61,6 +61,7 @@ def export_int8_artifact(artifact: str | os.PathLike, path: str | os.PathLike, d
     manifest, encoded = read(artifact)
     weights = int8_weights(manifest["codec"], encoded, source=str(artifact))
     split: Split | StreamSplit
+    shape: tuple[int, ...]
     if isinstance(data, TorchData):
         if normalizer is None:
             data.prepare(calibration_batch_size(data.train.first()[0].shape))   # the statistics, one pass

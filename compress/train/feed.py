@@ -12,7 +12,7 @@ batches, whatever the dataset's size.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Generator, Iterator
 
 import torch
 
@@ -90,7 +90,7 @@ class StreamFeed:
         if not self.split.is_loader:   # a DataLoader shuffles (or not) as it was made to
             self.order = torch.randperm(self.n, generator=gens[0], device=self.device).tolist()
 
-    def _stream(self, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _stream(self, limit: int | None = None) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
         pin = self.device.type == "cuda"
         for x, y in self.split.batches(self.batch_size, order=self.order, limit=limit, pin_memory=pin,
                                        seed=(self.seed * 1_000_003 + self.epoch) % 2**63):

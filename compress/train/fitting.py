@@ -37,7 +37,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from compress.data.bundle import DataBundle, Normalizer
-from compress.data.torch_data import TorchData, as_torch_data, is_torch_data
+from compress.data.torch_data import TorchData, as_torch_data
 from compress.device import resolve_device, torch_threads
 from compress.models.card import ModelCard, card_of
 from compress.track import Logger, Tracker
@@ -124,7 +124,7 @@ def train_members(models: list[nn.Module], data: DataBundle | TorchData | Datase
     if resume and weight_transform is not None:
         raise ValueError("resume: fine-tuning through a weight transform keeps no resume state (its masks and "
                          "steps are its own); train it again")
-    if is_torch_data(data):
+    if isinstance(data, (TorchData, Dataset, DataLoader)):
         if len(models) != 1:
             raise ValueError(f"streamed data (a torch Dataset/DataLoader) trains one model at a time; "
                              f"{len(models)} stacked members need a DataBundle in memory")

@@ -76,7 +76,7 @@ def evaluate(model: nn.Module, data: DataBundle | Split | TorchData | StreamSpli
         if isinstance(data, StreamSplit):
             raise TypeError("evaluate: a streamed split has no statistics of its own; pass normalizer= (the run's, "
                             "or its TorchData's normalizer), or the TorchData itself")
-        normalizer = split.normalize if isinstance(split, Split) else data.normalizer
+        normalizer = data.normalizer if isinstance(data, (DataBundle, TorchData)) else data.normalize
     out, y = split_logits(model, split, normalizer, batch_size=batch_size, device=device)
     if not len(y):
         raise ValueError("evaluate: the split has no images")

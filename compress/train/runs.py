@@ -39,6 +39,7 @@ from torch import nn
 
 from compress import _io
 from compress.data.bundle import DataBundle, Normalizer, Split
+from compress.data.torch_data import TorchData
 from compress.device import environment, resolve_device
 from compress.models.card import ModelCard
 from compress.models.factory import rebuild
@@ -125,7 +126,7 @@ class Run:
         return predict(self.model, x, self.normalizer, **kw)
 
 
-def config_json(run: Run, data: DataBundle, flip_resolved: bool, teacher_info: dict | None, *,
+def config_json(run: Run, data: DataBundle | TorchData, flip_resolved: bool, teacher_info: dict | None, *,
                 regularizer: dict | None = None) -> dict:
     """What ``config.json`` holds: the settings, the model's card, the data and its normalization, the teacher,
     the regularizer's record (:func:`compress.train.hooks.regularizer_record`)."""
