@@ -61,7 +61,7 @@ def torch_int8(model: nn.Module, shape: tuple[int, ...], *, weights: Mapping | N
     from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    engine, previous = torch_int8_engine(), torch.backends.quantized.engine
+    engine, previous = _engine(), torch.backends.quantized.engine
     model, weights, notes = int8_source(model, weights)
     images, note = calibration_batch(calibration, shape)
     qconfig = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=True),
@@ -119,9 +119,16 @@ def _torch_int8(model, shape, *, dtype, device, threads, weights=None, calibrati
 
 
 def _x86_engine(device: str) -> None:
-    if not torch_int8_engine():
+    _engine()
+
+
+def _engine() -> str:
+    """:func:`torch_int8_engine`; ValueError naming the engines this torch has when none fits."""
+    engine = torch_int8_engine()
+    if not engine:
         raise ValueError(f"runtime 'torch_int8' needs torch's x86, fbgemm or onednn quantized engine; this torch has "
                          f"{', '.join(torch.backends.quantized.supported_engines)}")
+    return engine
 
 
 for _record in (Runtime("onnxruntime_int8", _onnxruntime_int8, kind="int8", needs=("onnxruntime",), extra="onnx"),

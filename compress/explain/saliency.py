@@ -99,10 +99,11 @@ def reinitialized(model: nn.Module, *, seed: int = 0) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for m in clone.modules():
-            if hasattr(m, "reset_running_stats"):
-                m.reset_running_stats()
-            if callable(getattr(m, "reset_parameters", None)):
-                m.reset_parameters()
+            reset_stats, reset = getattr(m, "reset_running_stats", None), getattr(m, "reset_parameters", None)
+            if reset_stats is not None:
+                reset_stats()
+            if callable(reset):
+                reset()
     return clone
 
 

@@ -136,7 +136,7 @@ def _taylor(graph: DependencyGraph, *, batches: Iterable | None = None, **_) -> 
     model = graph.model
     makers = [u for u in _unique_uses(graph)
               if isinstance(u.module, nn.Linear) or (isinstance(u.module, CONV) and not is_depthwise(u.module))]
-    sums = {u.name: None for u in makers}
+    sums: dict[str, torch.Tensor | None] = {u.name: None for u in makers}
     count = 0
 
     def hook_for(name: str):
@@ -178,8 +178,9 @@ def _taylor(graph: DependencyGraph, *, batches: Iterable | None = None, **_) -> 
         raise ValueError("importance 'taylor': the batches given were empty")
     acc: dict[int, float] = {}
     for u in makers:
-        if sums[u.name] is not None:
+        total = sums[u.name]
+        if total is not None:
             for j, node in enumerate(u.out_ids):
                 r = graph.root(node)
-                acc[r] = acc.get(r, 0.0) + float(sums[u.name][j]) / count
+                acc[r] = acc.get(r, 0.0) + float(total[j]) / count
     return acc

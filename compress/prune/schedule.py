@@ -80,11 +80,12 @@ def group_ratio(group, layer_ratios: Mapping[str, float] | None) -> float | None
     """The ratio ``layer_ratios`` gives ``group``: for each of its layers the entry naming the layer or the nearest
     module above it; the smallest of those (the group keeps what its most protected layer asks); None if none
     does."""
+    ratios = layer_ratios or {}
     found = []
     for layer in group.layers:
-        matches = [p for p in (layer_ratios or {}) if layer == p or layer.startswith(p + ".")]
+        matches = [p for p in ratios if layer == p or layer.startswith(p + ".")]
         if matches:
-            found.append(layer_ratios[max(matches, key=len)])
+            found.append(ratios[max(matches, key=len)])
     return min(found) if found else None
 
 

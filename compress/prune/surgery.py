@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import Any, Iterable, overload
 
 import torch
 from torch import nn
@@ -23,6 +23,12 @@ def _keep(gone: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return (~gone[ids]).nonzero().flatten()
 
 
+@overload
+def _param(old: nn.Parameter, index: torch.Tensor, dim: int) -> nn.Parameter: ...
+@overload
+def _param(old: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor: ...
+@overload
+def _param(old: None, index: torch.Tensor, dim: int) -> None: ...
 def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> torch.Tensor | None:
     if old is None:
         return None
@@ -30,7 +36,7 @@ def _param(old: torch.Tensor | None, index: torch.Tensor, dim: int) -> torch.Ten
     return nn.Parameter(new, requires_grad=old.requires_grad) if isinstance(old, nn.Parameter) else new
 
 
-def _slice_conv(m: nn.Conv2d, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
+def _slice_conv(m: nn.Conv1d | nn.Conv2d | nn.Conv3d, keep_in: torch.Tensor, keep_out: torch.Tensor) -> None:
     """``keep_in``: the input channels kept; for a grouped conv the positions kept in its first group (every
     group keeps the same ones: the graph coupled them), so ``groups`` stays; a depthwise conv keeps
     ``groups`` = its kept input channels, each with its ``out / in`` filters."""
@@ -75,7 +81,7 @@ def _slice_norm(m: nn.Module, keep: torch.Tensor) -> None:
         if m.num_channels % m.num_groups:
             raise ValueError(f"{m.num_channels} channels left in {m.num_groups} groups")
     else:
-        m.num_features = len(keep)
+        setattr(m, "num_features", len(keep))   # an int (nn.Module's __setattr__ is typed for tensors and modules)
 
 
 _SLICED = ("weight", "bias", "running_mean", "running_var", "in_proj_weight", "in_proj_bias")
@@ -233,7 +239,7 @@ def copy_module(model: nn.Module, memo: dict[int, Any]) -> nn.Module:
         return copy.deepcopy(model, memo)
     new = cls.__new__(cls)
     memo[id(model)] = new
-    state = {}
+    state: dict[str, Any] = {}
     for key, value in model.__dict__.items():
         if key == "_compiled_call_impl":        # dropped by nn.Module.__getstate__, as deepcopy does
             continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, TypeGuard
 
 import numpy as np
 import torch
@@ -192,7 +192,7 @@ def check_encoded(kind: str, shape: Sequence[int], meta: Mapping, sizes: Mapping
         raise ValueError(f"coded {scheme} tensor without its {'scale' if scheme == 'linear' else 'codebook'}")
 
 
-def _is_int(v) -> bool:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
