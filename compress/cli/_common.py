@@ -245,12 +245,12 @@ MODEL_HELP = ("a registered model (see `compress models`), PATH.py:NAME (a class
               "returning an nn.Module; importing the file runs its code), torchvision:NAME or timm:NAME")
 
 
-def add_model_arguments(p: Any, *, flag: str | None = "--model", default: str | None = None) -> None:
+def add_model_arguments(p: Any, *, flag: str | None = "--model", required: bool = False) -> None:
     """``--model NAME`` (``flag=None``: the caller adds it, positional or otherwise), ``--model-args KEY=VALUE``
     (repeatable; ``--model-opt`` is its older spelling) and ``--width-arg NAME``."""
     if flag is not None:
-        p.add_argument(flag, default=default, metavar="MODEL",
-                       help=MODEL_HELP + (f" (default {default})" if default else ""))
+        p.add_argument(flag, required=required, metavar="MODEL",
+                       help=MODEL_HELP + (" (required)" if required else ""))
     p.add_argument("--model-args", "--model-opt", dest="model_args", type=parse_key_value, action="append",
                    default=None, metavar="KEY=VALUE",
                    help="keyword argument for the model (a family option, or your model's / torchvision's / timm's "

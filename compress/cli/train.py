@@ -40,7 +40,7 @@ def register(sub) -> None:
         description="Train a model (compress's, one from your file, torchvision's or timm's: see --model) on a dataset; writes config.json, history.json, "
                     "metrics.json, environment.json, checkpoint.pt and curves.png into --out. While it trains, --out.partial/resume.pt "
                     "holds its state after the last finished epoch: the same command with --resume continues it.")
-    add_model_arguments(p, default="mobilenet_v1")
+    add_model_arguments(p, required=True)   # no default: a 3.2M-parameter model for 30 epochs is no one's guess
     add_field(p, "--width", CREATE, "width_mult", type=finite_float, help="width multiplier")
     add_field(p, "--depth", CREATE, "depth_mult", type=finite_float, help="depth multiplier")
     add_field(p, "--dropout", CREATE, "dropout", type=finite_float, help="dropout before the classifier (none: the family's)")

@@ -32,8 +32,16 @@ def test_train_writes_curves_and_keeps_library_defaults(run_dir):
 
 
 def test_train_refuses_existing_out(run_dir, capsys):
-    assert main(["train", "--data", DATA, "--out", str(run_dir)]) == 2
+    assert main(["train", "--model", "cnn", "--data", DATA, "--out", str(run_dir)]) == 2
     assert capsys.readouterr().err.startswith("compress train: error:")
+
+
+def test_train_needs_a_model(capsys, tmp_path):
+    """No default model: `compress train --out X` once trained the 3.2M-parameter MobileNetV1 for 30 epochs."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2 and "required: --model" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_evaluate_default_and_named_split(run_dir, capsys):

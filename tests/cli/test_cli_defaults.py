@@ -121,9 +121,9 @@ def test_omitted_options_keep_library_defaults():
     from compress.train import TrainConfig
 
     p = COMMANDS["train"]
-    args = p.parse_args(["--out", "x"])
+    args = p.parse_args(["--model", "cnn", "--out", "x"])
     assert given(args, TrainConfig) == {}
-    args = p.parse_args(["--out", "x", "--epochs", "3", "--no-augment", "--flip", "off", "--scale", "0.8,1.2"])
+    args = p.parse_args(["--model", "cnn", "--out", "x", "--epochs", "3", "--no-augment", "--flip", "off", "--scale", "0.8,1.2"])
     assert TrainConfig(**given(args, TrainConfig)) == TrainConfig(epochs=3, augment=False, flip=False,
                                                                    scale_range=(0.8, 1.2))
     assert config_from_args(COMMANDS["sweep"].parse_args([])) == SweepConfig()

@@ -48,7 +48,7 @@ def test_profile_leaves_a_reused_module_usable():
 
 
 @pytest.mark.parametrize("argv,word", [
-    (["train", "--threads", "-1"], "num_threads"), (["train", "--lr", "inf"], "--lr"),
+    (["train", "--model", "cnn", "--threads", "-1"], "num_threads"), (["train", "--lr", "inf"], "--lr"),
     (["train", "--rotate", "nan"], "--rotate"), (["export", "R", "--max-bytes", "inf"], "--max-bytes"),
     (["scale", "--family", "cnn", "--max-params", "inf"], "--max-params"), (["sweep", "--budgets", "inf"], "--budgets"),
     (["export", "R", "--tolerance", "nan"], "--tolerance"), (["sweep", "--set", "lr=abc"], "lr"),
@@ -102,7 +102,7 @@ def test_empty_npz_and_other_x_test_size(tmp_path):
 def test_a_one_row_csv_names_the_file(capsys, tmp_path):
     path = tmp_path / "one.csv"
     path.write_text("label,feature\n0," + " ".join(["7"] * 16) + "\n")
-    _one_line_error(capsys, ["train", "--data", str(path), "--epochs", "1", "--device", "cpu", "--out",
+    _one_line_error(capsys, ["train", "--model", "cnn", "--data", str(path), "--epochs", "1", "--device", "cpu", "--out",
                              str(tmp_path / "r"), "--quiet"], "one.csv")
     assert not (tmp_path / "r").exists()
 
