@@ -90,7 +90,8 @@ def model_spec(model: nn.Module, card: ModelCard | None = None, program: Program
     if card is not None and card.name in list_models() and program is None:
         return {"kind": "compress.models", "card": card.to_dict()}
     cls = type(model)
-    spec = {"kind": "state_dict" if program is None else "program", "class": f"{cls.__module__}.{cls.__qualname__}"}
+    spec: dict[str, Any] = {"kind": "state_dict" if program is None else "program",
+                            "class": f"{cls.__module__}.{cls.__qualname__}"}
     if program is not None:
         if card is not None:
             spec["card"] = card.to_dict()
@@ -182,7 +183,7 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
         card = card_of(model)
     folded = fold_bn or already_folded
     folded_count = card.bn_folded if card is not None else before - count_batchnorm(model)
-    exported = export_program(model, shape) if as_program else None
+    exported = export_program(model, shape) if as_program and shape is not None else None   # shape: checked above
     state = exported.state if exported is not None else model.state_dict()
     encoded = encode_with_plan(state, plan) if plan is not None else encode_state_dict(state, codec)
     if exported is not None:   # constants are not weights: stored exactly, whatever the codec
@@ -206,14 +207,15 @@ def serialize(model: nn.Module, *, codec: Codec | str = "fp16", fold_bn: bool = 
         buf = io.BytesIO()
         torch.save({"manifest": text, **{k: torch.from_numpy(a.copy()) for k, a in arrays.items()}}, buf)
         return buf.getvalue()
-    payload = {"manifest": np.frombuffer(text.encode(), dtype=np.uint8), **arrays}
+    # Any: numpy's stub would match the arrays against savez's allow_pickle keyword
+    payload: dict[str, Any] = {"manifest": np.frombuffer(text.encode(), dtype=np.uint8), **arrays}
     options = {"auto": (np.savez, np.savez_compressed), "store": (np.savez,), "deflate": (np.savez_compressed,)}
-    best = None
+    written = []
     for writer in options[compression]:
         buf = io.BytesIO()
         writer(buf, **payload)
-        best = buf.getvalue() if best is None or len(buf.getvalue()) < len(best) else best
-    return best
+        written.append(buf.getvalue())
+    return min(written, key=len)   # the first of the smallest
 
 
 def _exact(t: torch.Tensor) -> Encoded:
@@ -321,8 +323,8 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, Encoded]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"artifact {str(path)!r} does not exist")
-    _, manifest, arrays, _ = read_container(path)
-    arrays = {k: _as_numpy(v) for k, v in arrays.items()}
+    _, manifest, stored, _ = read_container(path)
+    arrays = {k: _as_numpy(v) for k, v in stored.items()}
     _verify(path, manifest, arrays)
     try:
         Codec.from_json(manifest["codec"])
@@ -397,7 +399,7 @@ def _restore_program(manifest: dict, encoded: Mapping[str, Encoded], source) -> 
     model = build_program(program, state, source=source)
     if "card" in spec:
         try:
-            model.card = ModelCard.from_dict(spec["card"])
+            setattr(model, "card", ModelCard.from_dict(spec["card"]))   # a plain attribute of the program's module
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"{source}: malformed model card ({exc})") from None
     return model

@@ -17,6 +17,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ def zip_infos(path: Path) -> list[zipfile.ZipInfo]:
     return infos
 
 
-def read_container(path: Path) -> tuple[str, dict, dict[str, np.ndarray | torch.Tensor], int]:
+def read_container(path: Path) -> tuple[str, dict, Mapping[str, np.ndarray | torch.Tensor], int]:
     """``(container, manifest, arrays, manifest length in bytes)``; raises ArtifactError for any bad file."""
     try:
         is_zip = zipfile.is_zipfile(path)

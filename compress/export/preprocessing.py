@@ -99,7 +99,9 @@ class Preprocessing:
         """An artifact's preprocessing: its ``preprocessing`` entry, completed from older files' ``meta``
         (``normalizer``, ``class_names``) and from the model card's or program's input shape."""
         own = cls.from_json(manifest.get("preprocessing"), source)
-        meta = manifest.get("meta") if isinstance(manifest.get("meta"), Mapping) else {}
+        meta = manifest.get("meta")
+        if not isinstance(meta, Mapping):
+            meta = {}
         old = cls.from_json({k: meta[k] for k in ("normalizer", "class_names") if k in meta}, f"{source} (meta)")
         shape = own.input_shape or _model_shape(manifest.get("model"))
         return cls(shape, own.normalizer or old.normalizer, own.class_names or old.class_names)

@@ -27,6 +27,12 @@ from compress.quant.plan import Plan, quantize_with_plan
 __all__ = ["CodecConfig", "PlanConfig", "Quantized", "quantize", "register_quantizer", "QUANTIZERS"]
 
 
+def _parsed(codec: Codec | str) -> Codec:
+    """A :class:`CodecConfig`'s codec, which its ``__post_init__`` parsed (the field also takes a name)."""
+    assert isinstance(codec, Codec)
+    return codec
+
+
 @dataclass(frozen=True)
 class CodecConfig:
     """One codec for the whole model (:class:`~compress.quant.codecs.Codec`: fp32, fp16, int8, int8-tensor,
@@ -43,7 +49,7 @@ class CodecConfig:
     @property
     def label(self) -> str:
         """The short name: ``"int8+fold"``, ``"fp16"``, ``"kmeans4+fold"``."""
-        return self.codec.label + ("+fold" if self.fold_bn else "")
+        return _parsed(self.codec).label + ("+fold" if self.fold_bn else "")
 
     @classmethod
     def parse(cls, text: "str | CodecConfig") -> "CodecConfig":
@@ -57,7 +63,7 @@ class CodecConfig:
         return cls(Codec.parse(name), fold_bn=bool(plus))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"codec": self.codec.to_json(), "fold_bn": self.fold_bn}
+        return {"codec": _parsed(self.codec).to_json(), "fold_bn": self.fold_bn}
 
 
 @dataclass(frozen=True)
