@@ -178,7 +178,8 @@ def relocate(task: Any, root: Path) -> tuple[Any, dict[str, str]]:
     """A copy of ``task`` whose output folders (its ``run_dir`` field, or each of ``run_dirs``) lie under ``root``,
     and ``{new folder: original folder}``. Each folder keeps its last two path parts (``runs/ID``), so paths a
     result gives relative to the sweep folder stay true. A task with neither field is returned unchanged."""
-    changes, moved = {}, {}
+    changes: dict[str, Any] = {}
+    moved: dict[str, str] = {}   # new folder -> original folder
     for name in _OUTPUT_FIELDS:
         if not hasattr(task, name):
             continue
@@ -189,7 +190,7 @@ def relocate(task: Any, root: Path) -> tuple[Any, dict[str, str]]:
         changes[name] = type(value)(local) if many else local[0]
     if not changes:
         return task, moved
-    if not dataclasses.is_dataclass(task):
+    if not dataclasses.is_dataclass(task) or isinstance(task, type):
         raise TypeError(f"RayExecutor: a task with output folders must be a dataclass, got {type(task).__name__}")
     return dataclasses.replace(task, **changes), moved
 
@@ -248,7 +249,7 @@ _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 
 _SETTINGS = 4
 
 
-def _check_reachable(address: str | None, timeout_s: float = RayOptions.connect_timeout_s) -> None:
+def _check_reachable(address: str, timeout_s: float = RayOptions.connect_timeout_s) -> None:
     """Refuse a HOST:PORT where no Ray head answers within ``timeout_s`` seconds in all: nothing accepts a
     connection, or what does is silent, closes, or does not answer as a gRPC server (HTTP/2) would. ``ray.init``
     would wait there for minutes. With TLS (RAY_USE_TLS) only the connection is checked."""

@@ -178,13 +178,17 @@ class MLflowLogger:
         for i in range(0, len(items), 100):   # MLflow takes at most 100 parameters per batch
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
+    def _run_id(self) -> str:
+        assert self.run_id is not None, "MLflowLogger: start() first"   # the Tracker starts every logger
+        return self.run_id
+
     def _log(self, step: int, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+            self.client.log_batch(self._run_id(), metrics=items[i:i + 1000])
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         self._log(step, metrics)
@@ -193,10 +197,10 @@ class MLflowLogger:
     def log_artifact(self, path: str | os.PathLike) -> None:
         path = Path(path)
         if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), path.name)
+            self.client.log_artifacts(self._run_id(), str(path), path.name)
         else:
-            self.client.log_artifact(self.run_id, str(path))
+            self.client.log_artifact(self._run_id(), str(path))
 
     def finish(self, final_metrics: Mapping[str, float]) -> None:
         self._log(self.last_step, {f"final/{k}": v for k, v in final_metrics.items()})
-        self.client.set_terminated(self.run_id, "FINISHED")
+        self.client.set_terminated(self._run_id(), "FINISHED")

@@ -47,6 +47,7 @@ def make_loggers(names: str | Sequence[str] | None, folder: str | os.PathLike | 
     made: list[Logger] = []
     for name in wanted:
         if name == "csv":
+            assert folder is not None   # refused above
             made.append(CsvLogger(folder))
         elif name == "tensorboard":
             made.append(TensorBoardLogger(log_dir / "runs"))
