@@ -25,7 +25,7 @@ that name.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,15 @@ _ENTRY_POINTS = {
 }
 
 __all__ = ["__version__", *_ENTRY_POINTS]
+
+if TYPE_CHECKING:   # what a type checker sees of the entry points __getattr__ imports on first use
+    from compress.bench import measure as measure_latency
+    from compress.budget import Budget
+    from compress.data import load as load_data
+    from compress.export import load, save
+    from compress.models import ModelCard, card_of, create, list_models, rebuild
+    from compress.quant import quantize
+    from compress.train import TrainConfig, evaluate, fit, load_run
 
 
 def __getattr__(name: str) -> Any:
