@@ -93,7 +93,7 @@ def run(args) -> int:
     if result.unknown:
         print("pinned (left unpruned): " + "; ".join(result.unknown), flush=True)
     if out.history:
-        from compress.study.plots import training_curves
+        from compress.train.curves import training_curves
 
         training_curves(out.history, out.path / "curves.png", title="fine-tuning after the last pruning step")
         tracker.log_artifact(out.path / "curves.png")

@@ -103,7 +103,6 @@ def run(args) -> int:
     from compress import data as data_mod
     from compress.models import create
     from compress.prune.regularize import BatchNormL1
-    from compress.study.plots import training_curves
     from compress.track import Tracker, make_loggers
     from compress.train import TrainConfig, fit_many
     from compress.train.resume import check_outs
@@ -144,9 +143,7 @@ def run(args) -> int:
                        progress=False if args.quiet else None, regularizer=regularizer, resume=args.resume,
                        loggers=trackers)
     for result, tracker in zip(results, trackers):
-        training_curves(result.history, result.path / "curves.png", title=result.info.get("model", {}).get("class"))
-        if tracker is not None:
-            tracker.log_artifact(result.path / "curves.png")
+        if tracker is not None:   # fit wrote curves.png and logged the run folder's files
             tracker.finish(result.metrics)
         m = result.metrics
         line = ([f"seed {result.config.seed}"] if len(results) > 1 else []) + [
