@@ -176,7 +176,7 @@ def _program_json(ep) -> dict:
     The state dict, constants and example inputs torch pickles are not taken at all."""
     from torch._export.serde.serialize import serialize
 
-    skip = {k: False for k in ("serialize_state_dict", "serialize_constants", "serialize_example_inputs")
+    skip: dict[str, Any] = {k: False for k in ("serialize_state_dict", "serialize_constants", "serialize_example_inputs")
             if k in inspect.signature(serialize).parameters}   # the pickled parts are never used: skip making them
     doc = json.loads(serialize(ep, **skip).exported_program)
     gm = doc["graph_module"]
@@ -219,7 +219,9 @@ def build_program(spec: Mapping, tensors: Mapping[str, torch.Tensor], *, source:
 
 def _inputs(spec: Mapping, tensors: Mapping[str, torch.Tensor], source) -> tuple[dict, dict]:
     """``(state_dict, constants)`` for torch's deserializer, each tensor checked against the program's declaration."""
-    state, constants, wanted = {}, {}, set()
+    state: dict[str, torch.Tensor] = {}
+    constants: dict[str, torch.Tensor] = {}
+    wanted = set()
     for kind, arg, target, persistent in program_inputs(spec):
         wanted.add(target)
         shape, dtype = tensor_meta(spec, arg)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from compress.models.card import ModelCard
+from compress.models.card import ModelCard, card_of
 from compress.models.sources import source_label
 from compress.study.config import SweepConfig
 from compress.study.tasks import Task, run_id
@@ -93,7 +93,8 @@ def source_tasks(config: SweepConfig, settings: dict, bundle: Any, options: dict
         args = config.family_args(family)
         if is_external(family) and "width_arg" not in args:   # no width to scale: pruning starts from it as given
             shape = {k: v for k, v in kw.items() if k in ("num_classes", "in_chans", "input_size")}
-            card = create(family, **shape, **args).card
+            card = card_of(create(family, **shape, **args))
+            assert card is not None   # create() gives every model its card
         else:
             card = ModelCard(scaling.scale_to(family, Budget(max_params=settings["source_factor"] * max(config.budgets)),
                                               **kw, **args).build_args)
@@ -137,7 +138,6 @@ def _prune(root: Path, source: dict, budget: int, settings: dict, skipped: list[
     """``source``'s trained model pruned to ``budget`` parameters: its card and weights; None (and an entry in
     ``skipped``) when pruning cannot reach the budget."""
     from compress.budget import Budget
-    from compress.models.card import card_of
     from compress.prune import prune
     from compress.train import load_run
 
@@ -148,4 +148,6 @@ def _prune(root: Path, source: dict, budget: int, settings: dict, skipped: list[
         skipped.append({"family": source["family"], "budget": budget, "seed": source["seed"], "reason": str(exc)})
         say(f"skip {source['family']} at {budget:,} params (seed {source['seed']}): {exc}")
         return None
-    return card_of(model), {k: v.detach().clone() for k, v in model.state_dict().items()}
+    card = card_of(model)
+    assert card is not None   # a run's model keeps its card through pruning
+    return card, {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -12,6 +12,7 @@ import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from compress import _io
 from compress.study.config import SweepConfig
@@ -103,7 +104,7 @@ def _is_text(value: object) -> bool:
     return isinstance(value, str)
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
