@@ -8,7 +8,7 @@ from typing import Sequence
 from torch import nn
 
 from compress.bench import latency
-from compress.bench.records import fastest, fastest_summary
+from compress.bench.records import LatencyRecord, fastest, fastest_summary
 from compress.bench.runtimes import available_runtimes, float_runtimes
 from compress.data import DataBundle, Normalizer, Split
 
@@ -25,7 +25,7 @@ def fastest_latency(model: nn.Module, input_shape: Sequence[int], *, runtimes: S
     :func:`~compress.bench.latency_ms`; ``(None, None)`` when none passed. ``data``/``normalizer`` as
     :func:`~compress.bench.measure`'s."""
     available = available_runtimes("cpu")
-    records = []
+    records: list[LatencyRecord] = []
     for runtime in float_runtimes("cpu") if runtimes is None else runtimes:
         if runtime in available:
             records += latency.measure(model, input_shape, runtime=runtime, batch_sizes=(batch_size,),

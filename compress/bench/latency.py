@@ -135,6 +135,7 @@ def latency_ms(model: nn.Module, input_shape: Sequence[int], *, runtime: str = "
                         warmup=LATENCY_WARMUP, repeats=LATENCY_REPEATS)
     if record.error is not None:
         raise ValueError(f"latency on runtime {runtime!r} failed: {record.error}")
+    assert record.median_ms is not None   # a record without an error has its median
     return record.median_ms
 
 

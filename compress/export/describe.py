@@ -131,8 +131,12 @@ def _describe_artifact(path: Path, manifest: dict) -> ArtifactInfo:
     pre = Preprocessing.of_manifest(manifest, path)
     spec = manifest["model"]
     kind = spec.get("kind")
-    card = spec.get("card") if isinstance(spec.get("card"), dict) else {"build_args": spec.get("build_args")}
-    args = card.get("build_args") if isinstance(card.get("build_args"), dict) else {}
+    card = spec.get("card")
+    if not isinstance(card, dict):
+        card = {"build_args": spec.get("build_args")}
+    args = card.get("build_args")
+    if not isinstance(args, dict):
+        args = {}
     architecture = {"compress.models": "card", "program": "program"}.get(kind, "weights")
     name = str(args.get("name") or spec.get("class") or "model")
     classes = len(pre.class_names) if pre.class_names is not None else None

@@ -97,7 +97,8 @@ def plot_front(result, path: Path) -> str | None:
                            label=METHODS[method], alpha=0.85)
         front = sorted(pareto_front(pts, axes=(axis,)), key=lambda c: getattr(c, axis))
         if front:
-            ax.step([getattr(c, axis) for c in front], [100 * c.val_acc for c in front], where="post",
+            accs = [c.val_acc for c in front if c.val_acc is not None]   # all of them: the front has accuracies
+            ax.step([getattr(c, axis) for c in front], [100 * a for a in accs], where="post",
                     color="tab:blue", lw=1, label="front")
         best = result.best
         if best is not None and getattr(best, axis) is not None:

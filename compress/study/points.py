@@ -172,12 +172,16 @@ def widening_tasks(config: SweepConfig, out: Path, sizing: dict, bundle: Any, op
     ``unavailable``, the runs that failed this time), and the rows of the points wider than the target that cannot get more (at the cap)."""
     from compress.study.results import half_width
 
+    if config.target_halfwidth is None:
+        raise ValueError("widening_tasks: the sweep has no interval target (target_halfwidth)")
     target = config.target_halfwidth / 100
     by = {(r["family"], r["budget"], r["policy"], r["variant"]): r for r in rows}
     tasks, capped = [], []
     for point in points(config):
         row = by.get((point.family, point.budget, point.policy, point.variant))
-        width = half_width(row) if row else None
+        if not row:
+            continue                       # not yet trained
+        width = half_width(row)
         if width is None or width <= target + 1e-12 or row["n"] < config.seeds:
             continue                       # met, or not yet trained (or its first seeds failed)
         if any(run_id(point.task_id, s) in unavailable for s in range(config.seed_cap)):
