@@ -97,6 +97,8 @@ def _table(rows: Sequence[SizedCandidate], best: SizedCandidate | None) -> str:
             lines.append(f"  {r.candidate:<13} {'-':>6} {'-':>9} {'-':>9} {'-':>9} {'-':>22}  {'-':<24}  "
                          f"no ({r.note.split(':')[0]})")
             continue
+        # measured (it has bytes): accuracies and interval set together
+        assert r.val_acc is not None and r.val_low is not None and r.val_high is not None and r.val_acc_fp32 is not None
         acc = f"{100 * r.val_acc:6.2f}% [{100 * r.val_low:.1f}, {100 * r.val_high:.1f}]"
         vs = "-"
         if best is not None and r is not best and r.correct is not None and best.correct is not None:

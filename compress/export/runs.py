@@ -22,7 +22,8 @@ from compress.export.choice import DEFAULT_CANDIDATES, ArtifactChoice, BudgetErr
 from compress.export.int8 import export_int8_artifact
 from compress.int8 import INT8_CODECS, Int8Config
 from compress.provenance import provenance
-from compress.quant.api import CodecConfig, quantize
+from compress.quant.api import CodecConfig, Quantized, quantize
+from compress.quant.codecs import Codec
 from compress.quant.deep import DeepConfig
 
 __all__ = ["DEEP_MODES", "Export", "export_run", "run_meta"]
@@ -78,9 +79,13 @@ def _needs_deep(model, data, max_bytes, candidates, normalizer, meta, fmt, deep_
                                  normalizer=normalizer, meta=meta, save_options=options)
     except BudgetError:
         return True
+    best = result.best
+    assert best is not None   # choose_artifact raises BudgetError when nothing fits
     if result.fp32_correct is None:   # pragma: no cover - a run always has a validation split here
-        return result.best.delta_points < -deep_points
-    return not evidence.within(result.best.correct, result.fp32_correct, deep_points)
+        assert best.delta_points is not None   # a candidate that fits was measured
+        return best.delta_points < -deep_points
+    assert best.correct is not None   # measured on the split fp32_correct comes from
+    return not evidence.within(best.correct, result.fp32_correct, deep_points)
 
 
 def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log, options) -> tuple[dict, list[str]]:
@@ -88,9 +93,10 @@ def _deep_candidates(src, bundle, max_bytes, config, meta, fmt, log, options) ->
         return len(serialize(model, plan=plan, format=fmt, meta=meta, **options))
 
     aug = src.config.augment_config(bundle.flip_invariant)
-    prepared, lines = {}, []
+    prepared: dict[str, Quantized] = {}
+    lines: list[str] = []
     for label, cfg in (("deep", config), ("mixed", replace(config, sparsity=0.0, finetune_epochs=0.0))):
-        if label == "mixed" and "deep" in prepared and prepared["deep"].target_sparsity > 0:
+        if label == "mixed" and "deep" in prepared and (prepared["deep"].target_sparsity or 0) > 0:
             lines.append("mixed: skipped (the budget needs pruning, so a dense per-layer plan is not tried)")
             if log:
                 log(lines[-1])
@@ -184,7 +190,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     if int8:
         candidates = list(candidates or [c for c in DEFAULT_CANDIDATES if _int8_path(c)])
         bad = [c for c in candidates if not _int8_path(c)]
-        no_path = [c for c in bad if CodecConfig.parse(c).codec.label not in INT8_CODECS]
+        no_path = [c for c in bad if Codec.parse(CodecConfig.parse(c).codec).label not in INT8_CODECS]
         if no_path:
             raise ValueError(f"--int8: codec {', '.join(no_path)} has no int8 execution path; supported: "
                              f"{', '.join(INT8_CODECS)} with BatchNorm folded (--codec int8 --fold-bn)")
@@ -234,4 +240,4 @@ def _int8_path(candidate: str) -> bool:
     """Whether ``candidate`` (``int8+fold``...) writes an artifact the int8 ONNX export can run as stored: an
     int8 codec applied after BatchNorm folding (folding afterwards would change the stored values)."""
     config = CodecConfig.parse(candidate)
-    return config.codec.label in INT8_CODECS and config.fold_bn
+    return Codec.parse(config.codec).label in INT8_CODECS and config.fold_bn
