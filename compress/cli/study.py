@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compress.cli._common import library_constant
-from compress.cli.sweep import add_sweep_options, config_from_args, executor_from_args
+from compress.cli.sweep import add_sweep_options, config_from_args, executor_from_args, tracking
 
 SUMMARY = "run the default study: sweep + explain the best model + report (the README's main job)"
 
@@ -42,6 +42,6 @@ def run(args) -> int:
                          "choose another folder")
     _io.check_output_folder(report, inputs=[config.data, out], what="--report")
     readme = run_study(config, out, report, executor=executor, overwrite=args.overwrite,
-                       explain=not args.no_explain)
+                       explain=not args.no_explain, **tracking(args))
     print(f"study finished in {time.perf_counter() - start:.0f} s: {readme}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.cli._common import (add_field, add_model_arguments, finite_float, given, library_constant, library_default,
+from compress.cli._common import (add_field, add_log_arguments, add_model_arguments, finite_float, given, library_constant, library_default,
                                   model_arguments, parse_count, parse_counts, parse_csv, parse_key_value, positive_int)
 
 SWEEP_CONFIG = "compress.study.config:SweepConfig"
@@ -67,6 +67,7 @@ def add_sweep_options(p, *, ablate_default: tuple[str, ...] | None = None,
                    help="extra TrainConfig setting, e.g. --set label_smoothing=0.1 (JSON value), repeatable")
     add_executor_options(p)
     p.add_argument("--overwrite", action="store_true", help="discard a sweep with another config in --out")
+    add_log_arguments(p, csv="each run folder, and the sweep's own in the sweep folder")
 
 
 def add_executor_options(p) -> None:
@@ -157,6 +158,13 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+def tracking(args) -> dict:
+    """``run_sweep``'s ``loggers`` and ``log_dir`` from ``--log`` and ``--log-dir``."""
+    from compress.track import make_loggers
+
+    return {"loggers": args.log, **given(args, make_loggers)}
+
+
 def run(args) -> int:
     from compress import _io
     from compress.study import default_folder, run_sweep
@@ -169,10 +177,11 @@ def run(args) -> int:
         from compress.study import load_results
         from compress.study.pruning import run_pruning_study
 
-        doc = run_pruning_study(config, out, methods=args.methods, executor=executor, overwrite=args.overwrite)
+        doc = run_pruning_study(config, out, methods=args.methods, executor=executor, overwrite=args.overwrite,
+                                **tracking(args))
         print(f"{len(doc['records'])} runs compared in {out}/pruning.json")
         results = load_results(out)
     else:
-        results = run_sweep(config, out, executor=executor, overwrite=args.overwrite)
+        results = run_sweep(config, out, executor=executor, overwrite=args.overwrite, **tracking(args))
     print(f"{len(results['records'])} runs in {out}/results.csv; next: compress report {out}")
     return report_failed(results, out)

@@ -128,25 +128,15 @@ class Worker:
         return {"task_id": task.task_id, "kind": task.kind, "error": str(error), "seconds": 0.0}
 
     def _tracker(self, task: ModelTask, config):
-        """The task's loggers, started (None without ``track``). One that cannot be made here (a package missing
-        in this worker's environment) is reported and left out: the model matters more than its log."""
-        import sys
-
-        from compress.track import Tracker, make_loggers
+        """The task's loggers, started (None without ``track``; :func:`compress.track.start_tracker`)."""
+        from compress.track import start_tracker
 
         if not self.track:
             return None
-        made = []
-        for name in self.track["names"]:
-            try:
-                made += make_loggers([name], task.run_dir, log_dir=self.track["log_dir"])
-            except ValueError as exc:
-                print(f"compress: warning: {task.task_id}: no {name} log ({exc})", file=sys.stderr, flush=True)
-        tracker = Tracker(made, keep_open=True)
-        tracker.start(f"{self.track['prefix']}/{task.task_id}",
-                      {"task": dataclasses.asdict(dataclasses.replace(task, parent=None)),
-                       "train": dataclasses.asdict(config)})
-        return tracker
+        return start_tracker(self.track["names"], task.run_dir, f"{self.track['prefix']}/{task.task_id}",
+                             {"task": dataclasses.asdict(dataclasses.replace(task, parent=None)),
+                              "train": dataclasses.asdict(config)},
+                             log_dir=self.track["log_dir"], keep_open=True)
 
     @staticmethod
     def _track_end(tracker, run) -> None:

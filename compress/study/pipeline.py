@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from compress.study.executors import Executor
 from compress.study.config import SweepConfig
@@ -24,15 +24,18 @@ def default_folder(data: str, root: str) -> Path:
 
 def run_study(config: SweepConfig, out: str | os.PathLike, report: str | os.PathLike, *,
               executor: Executor | None = None, overwrite: bool = False, explain: bool = True,
-              progress: Callable[[str], None] | None = print) -> Path:
+              progress: Callable[[str], None] | None = print, loggers: str | Sequence[str] | None = None,
+              log_dir: str | os.PathLike = ".") -> Path:
     """Run (or resume) the sweep ``config`` in ``out``, explain the best model (seed 0 of the most accurate
-    family at the largest budget) and write the report into ``report``; returns the report's README path."""
+    family at the largest budget) and write the report into ``report``; returns the report's README path.
+    ``loggers``, ``log_dir``: the sweep's tracking (:func:`~compress.study.sweep.run_sweep`)."""
     from compress.study.report import write_report
     from compress.study.results import best_record
     from compress.study.sweep import run_sweep
 
     out = Path(out)
-    results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress)
+    results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress, loggers=loggers,
+                        log_dir=log_dir)
     explain_md = None
     record = best_record(results) if explain else None
     if record is not None:

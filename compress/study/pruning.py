@@ -49,6 +49,7 @@ from compress.study.records import RecordBook
 from compress.study.runner import TaskRunner
 from compress.study.sweep import run_sweep
 from compress.study.tasks import longest_first
+from compress.track import check_names
 
 __all__ = ["PRUNE_METHODS", "PRUNING_FORMAT", "run_pruning_study", "load_pruning"]
 
@@ -76,13 +77,15 @@ def _check(config: SweepConfig, methods, source_factor: float) -> tuple[str, ...
 
 def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PRUNE_METHODS,
                       source_factor: float = 4.0, importance: str = "l1", executor: Any = None,
-                      overwrite: bool = False, progress: Say | None = print) -> dict:
+                      overwrite: bool = False, progress: Say | None = print, loggers: Any = None,
+                      log_dir: str | os.PathLike = ".") -> dict:
     """Run (or resume) the sweep in ``out`` and the pruning comparison beside it; returns ``pruning.json``'s dict.
 
     ``methods``: any of :data:`PRUNE_METHODS` (``scale`` is the sweep itself and always runs). ``source_factor``:
     the larger model's parameters as a multiple of the largest budget. ``importance``: how it is pruned
     (``compress.prune``'s importances). ``executor``: as :func:`~compress.study.sweep.run_sweep`'s; the sweep and
-    both waves of the comparison go through it. Raises ValueError for unknown methods, fewer than 2 epochs with
+    both waves of the comparison go through it. ``loggers``, ``log_dir``: as ``run_sweep``'s; the comparison's runs
+    are tracked runs ``SWEEP/pruning/RUN_ID``. Raises ValueError for unknown methods, fewer than 2 epochs with
     ``prune``, a ``compound_res`` first policy, or a folder holding a comparison with other settings.
     """
     from compress.study.executors import SequentialExecutor
@@ -90,10 +93,15 @@ def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PR
 
     methods = _check(config, methods, source_factor)
     executor = executor or SequentialExecutor()
-    results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress)
+    results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress, loggers=loggers,
+                        log_dir=log_dir)
     settings = {"source_factor": source_factor, "importance": importance}
+    names = check_names(loggers)
+    track = ({"names": names, "log_dir": str(Path(log_dir).resolve()), "prefix": f"{Path(out).resolve().name}/pruning"}
+             if names else None)
     with folder_lock(out):      # one writer at a time, as the sweep itself
-        return _compare(config, settings, Path(out), results, methods, executor, overwrite, progress or _quiet)
+        return _compare(config, settings, Path(out), results, methods, executor, overwrite, progress or _quiet,
+                        track)
 
 
 def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> None:
@@ -111,13 +119,13 @@ def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> 
 
 
 def _compare(config: SweepConfig, settings: dict, out: Path, results: dict, methods: tuple[str, ...], executor,
-             overwrite: bool, say: Say) -> dict:
+             overwrite: bool, say: Say, track: dict | None = None) -> dict:
     """The comparison beside the finished sweep: the sources still to train, then the pruned runs."""
     root = out / "pruning"
     _start(root, config, settings, overwrite)
     bundle, options = sweep_data(config)       # the images the sweep's runs trained on
     book = RecordBook.resume(root)
-    runner = TaskRunner(bundle)
+    runner = TaskRunner(bundle, track=track)
     missing = _missing(config, methods, book)
     needs = sorted({(f, s) for f, _, _, s in missing if prune_run_id(f, None, "source", s) not in book.finished})
     _run(executor, runner, source_tasks(config, settings, bundle, options, root, needs), book, say)

@@ -11,6 +11,7 @@ A sweep folder::
     runs/ID/          the run folder (compress.train) of each run
     results.json      {"format", "config", "records", "skipped", "failed"} regenerated from records/ after every run
     results.csv       the records as a table
+    metrics.csv       with loggers=[..."csv"]: the sweep's own tracked run (each run's is in its run folder)
 
 Kill-safe and resumable: a run counts as finished only once its record is written (atomically), and results
 files are rewritten atomically from the records, so killing the sweep at any moment loses at most the runs in
@@ -32,7 +33,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from compress import _io
 from compress.device import environment
@@ -53,20 +54,53 @@ Say = Callable[[str], None]
 
 
 def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor | None = None,
-              overwrite: bool = False, progress: Say | None = print) -> dict:
+              overwrite: bool = False, progress: Say | None = print, loggers: str | Sequence[str] | None = None,
+              log_dir: str | os.PathLike = ".") -> dict:
     """Run (or resume) the sweep in folder ``out``; returns the results dict (as in ``results.json``).
 
     ``executor``: where the points train (default: in this process). ``progress``: gets one line per point
-    (None: quiet). Raises ValueError when ``out`` holds a sweep with another config (unless ``overwrite``, which
-    starts over) or the data's images are not square, and :class:`~compress.study.lock.FolderLocked` (a
-    ValueError) while another live sweep runs in ``out``.
+    (None: quiet). ``loggers``: tracking names (``"tensorboard,mlflow,csv"``, :func:`compress.track.make_loggers`
+    with ``log_dir``): every run is a tracked run ``SWEEP/RUN_ID`` (its point and settings, its epochs, final
+    metrics and run folder; csv in the run folder), made where it trains, and the sweep one of its own ``SWEEP``
+    (the config; at the end each point's mean accuracies and seed counts, ``results.json`` and ``results.csv``;
+    csv in ``out``). A missing package or a log folder that cannot be written is refused before any work.
+    Raises ValueError when ``out`` holds a sweep with another config (unless ``overwrite``, which starts over) or
+    the data's images are not square, and :class:`~compress.study.lock.FolderLocked` (a ValueError) while another
+    live sweep runs in ``out``.
     """
+    from compress.track import Tracker, check_names, make_loggers
+
     out = Path(out)
+    names = check_names(loggers)
+    tracker = Tracker(make_loggers(names, out, log_dir=log_dir)) if names else None   # before any work
+    track = {"names": names, "log_dir": str(Path(log_dir).resolve()), "prefix": out.resolve().name} if names else None
     with folder_lock(out):
-        return _run_locked(config, out, executor or SequentialExecutor(), overwrite, progress or _quiet)
+        if tracker is not None:
+            tracker.start(out.resolve().name, {"sweep": config.to_dict()})
+        results = _run_locked(config, out, executor or SequentialExecutor(), overwrite, progress or _quiet, track)
+        if tracker is not None:
+            _track_sweep(tracker, out, results)
+        return results
 
 
-def _run_locked(config: SweepConfig, out: Path, executor: Executor, overwrite: bool, say: Say) -> dict:
+def _track_sweep(tracker: Any, out: Path, results: dict) -> None:
+    """The end of the sweep's own tracked run: per point (``FAMILY-BUDGET-POLICY-VARIANT/...``) the mean validation
+    and test accuracy and the seed count, the runs finished and failed, and the results files."""
+    final: dict[str, Any] = {"runs": len(results["records"]), "failed": len(results.get("failed", []))}
+    for row in summarize(results):
+        point = PointTask.make_id(row["family"], row["budget"], row["policy"], row["variant"])
+        final[f"{point}/seeds"] = row["n"]
+        for key in ("val_acc", "test_acc"):
+            if isinstance(row.get(key), dict):
+                final[f"{point}/{key}"] = row[key]["mean"]
+    for name in ("results.json", "results.csv"):
+        if (out / name).exists():
+            tracker.log_artifact(out / name)
+    tracker.finish(final)
+
+
+def _run_locked(config: SweepConfig, out: Path, executor: Executor, overwrite: bool, say: Say,
+                track: dict | None = None) -> dict:
     config, grown = _check_config(out, config, overwrite)
     native, bundle, options = _sweep_data(config)
     say(data_settings(config.to_dict(), native_size=native.input_size, input_size=bundle.input_size,
@@ -77,9 +111,9 @@ def _run_locked(config: SweepConfig, out: Path, executor: Executor, overwrite: b
     todo, book.skipped, total = point_tasks(config, out, sizing, bundle, options, set(book.finished))
     _announce(book, total, grown, say)
     write_results(book, config)
-    _train(config, executor, _runner(config, bundle, todo), longest_first(todo), book, total, say)
+    _train(config, executor, _runner(config, bundle, todo, track), longest_first(todo), book, total, say)
     if config.target_halfwidth is not None:
-        _widen(config, out, executor, sizing, bundle, options, book, say)
+        _widen(config, out, executor, sizing, bundle, options, book, say, track)
     if config.latency:
         _measure_latency(config, book, say)
     return load_results(out)
@@ -92,7 +126,7 @@ def _sweep_data(config: SweepConfig) -> tuple[Any, Any, dict]:
 
 
 def _widen(config: SweepConfig, out: Path, executor: Executor, sizing: dict, bundle: Any, options: dict,
-           book: RecordBook, say: Say) -> None:
+           book: RecordBook, say: Say, track: dict | None = None) -> None:
     """Intervals to a target: rounds of more seeds (each point's new seeds stacked as one task) for the points
     whose interval is wider than ``config.target_halfwidth`` points, until every point meets it or has
     ``config.seed_cap`` seeds (``points.widening_tasks``)."""
@@ -110,7 +144,7 @@ def _widen(config: SweepConfig, out: Path, executor: Executor, sizing: dict, bun
         say(f"round {round_} of the interval target +-{config.target_halfwidth:g} points: {added} more seeds for "
             + ", ".join(f"{t.task_id} ({min(t.seeds)}..{max(t.seeds)})" for t in todo))
         total = len(book.finished) + added
-        _train(config, executor, _runner(config, bundle, todo), longest_first(todo), book, total, say)
+        _train(config, executor, _runner(config, bundle, todo, track), longest_first(todo), book, total, say)
 
 
 def _point_label(row: dict) -> str:
@@ -232,12 +266,13 @@ def _announce(book: RecordBook, total: int, grown: list[str], say: Say) -> None:
         say(f"resuming: {len(book.finished)} of {total} runs already finished")
 
 
-def _runner(config: SweepConfig, bundle: Any, todo: list[PointTask]) -> TaskRunner:
-    """The executor's ``fn``: a runner carrying the sweep's bundle and one per resolution a policy chose."""
+def _runner(config: SweepConfig, bundle: Any, todo: list[PointTask], track: dict | None = None) -> TaskRunner:
+    """The executor's ``fn``: a runner carrying the sweep's bundle and one per resolution a policy chose, and
+    ``track``, the loggers each run makes (:func:`~compress.study.runner.train_seeds`)."""
     sizes = sorted({t.data_options["input_size"] for t in todo if "input_size" in t.data_options})
     resized = tuple((size, load_data(config.data, {**config.data_options, "input_size": size})) for size in sizes
                     if size != bundle.input_size)
-    return TaskRunner(bundle, resized)
+    return TaskRunner(bundle, resized, track)
 
 
 def _train(config: SweepConfig, executor: Executor, runner: TaskRunner, todo: list[PointTask], book: RecordBook,

@@ -9,13 +9,14 @@ their package only when made. :func:`make_loggers` reads the CLI's names (``"ten
 :class:`Tracker` is what training holds: the loggers of one run, each disabled (reported once on stderr) when it
 fails, so a full disk under ``mlruns/`` never stops the training.
 
-``compress.train.fit(..., loggers=[...])`` and ``compress train/prune/search --log NAMES`` use it; this package
+``compress.train.fit(..., loggers=[...])`` and ``compress train/prune/search/sweep/study --log NAMES`` use it
+(:func:`start_tracker`: a run trained in a worker); this package
 imports nothing from the rest of compress but ``compress._io``.
 """
 
 from compress.track.base import Logger, Tracker, flatten, numeric
 from compress.track.loggers import CsvLogger, MissingExtra, MLflowLogger, TensorBoardLogger
-from compress.track.make import LOGGERS, check_names, make_loggers
+from compress.track.make import LOGGERS, check_names, make_loggers, start_tracker
 
 __all__ = ["Logger", "Tracker", "CsvLogger", "TensorBoardLogger", "MLflowLogger", "MissingExtra", "LOGGERS",
-           "check_names", "make_loggers", "flatten", "numeric"]
+           "check_names", "make_loggers", "start_tracker", "flatten", "numeric"]

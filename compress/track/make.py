@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from compress.track.base import Logger
+from compress.track.base import Logger, Tracker
 from compress.track.loggers import CsvLogger, MLflowLogger, TensorBoardLogger
 
-__all__ = ["LOGGERS", "check_names", "make_loggers"]
+__all__ = ["LOGGERS", "check_names", "make_loggers", "start_tracker"]
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
 
@@ -54,3 +54,22 @@ def make_loggers(names: str | Sequence[str] | None, folder: str | os.PathLike | 
         else:
             made.append(MLflowLogger(log_dir / "mlruns", experiment=experiment))
     return made
+
+
+def start_tracker(names: Sequence[str], folder: str | os.PathLike | None, run_name: str, params: Mapping[str, Any], *,
+                  log_dir: str | os.PathLike = ".", keep_open: bool = False) -> Tracker:
+    """A started :class:`Tracker` for one run that a worker trains (a sweep's, a search's): ``names``' loggers
+    (checked by the driver before any work), ``csv`` in ``folder``. A logger that cannot be made in this worker's
+    environment (its package missing there, its folder not writable) is reported on stderr and left out: the model
+    matters more than its log."""
+    import sys
+
+    made: list[Logger] = []
+    for name in names:
+        try:
+            made += make_loggers([name], folder, log_dir=log_dir)
+        except ValueError as exc:
+            print(f"compress: warning: {run_name}: no {name} log ({exc})", file=sys.stderr, flush=True)
+    tracker = Tracker(made, keep_open=keep_open)
+    tracker.start(run_name, params)
+    return tracker

@@ -100,6 +100,52 @@ def test_search_logs_its_models_and_candidates(trained, tmp_path):
     assert len(sizes) == len(candidates)
 
 
+SWEEP = ["--data", DATA, "--families", "mlp", "--budgets", "2k", "--seeds", "2", "--epochs", "2", "--no-latency",
+         "--policies", "width"]
+
+
+def test_sweep_logs_every_run_and_itself(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    out, logs = tmp_path / "sw", tmp_path / "logs"
+    assert main(["sweep", *SWEEP, "--out", str(out), "--log", "csv,tensorboard,mlflow", "--log-dir", str(logs)]) == 0
+    assert "logger failed" not in capsys.readouterr().err
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 2                                          # one point, two seeds trained together
+    for name in runs:
+        rows = _csv(out / "runs" / name / "metrics.csv")
+        assert [r["step"] for r in rows] == ["1", "2", "final"]
+        _, val = _scalars(logs / "runs" / "sw" / name, "val_acc")
+        assert [v for _, v in val] == pytest.approx([float(r["val_acc"]) for r in rows[:2]])
+    sweep_rows = _csv(out / "metrics.csv")                          # the sweep's own run: its final summary
+    assert [r["step"] for r in sweep_rows] == ["final"] and float(sweep_rows[0]["runs"]) == 2
+    client = MlflowClient(tracking_uri=(logs / "mlruns").as_uri())
+    found = client.search_runs([client.get_experiment_by_name("compress").experiment_id])
+    by_name = {r.info.run_name: r for r in found}
+    assert set(by_name) == {"sw", *(f"sw/{n}" for n in runs)}
+    assert all(r.info.status == "FINISHED" for r in found)
+    member = by_name[f"sw/{runs[0]}"]
+    assert member.data.params["family"] == "mlp" and member.data.params["train.epochs"] == "2"
+    assert [m.step for m in client.get_metric_history(member.info.run_id, "val_acc")] == [1, 2]
+    sweep = by_name["sw"]
+    assert sweep.data.params["sweep.families"] == "['mlp']" and sweep.data.metrics["final/runs"] == 2
+    point = next(k for k in sweep.data.metrics if k.endswith("/val_acc"))
+    assert point.startswith("final/mlp-2000-width-full") and 0 <= sweep.data.metrics[point] <= 1
+    assert {"results.json", "results.csv"} <= {a.path for a in client.list_artifacts(sweep.info.run_id)}
+
+
+def test_sweep_with_a_missing_package_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    out = tmp_path / "sw"
+    assert main(["sweep", *SWEEP, "--out", str(out), "--log", "mlflow", "--log-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'compress sweep: error: the mlflow logger needs the \'mlflow\' package, which is not installed: '
+        'pip install "compress[track]"']
+    assert not (out / "runs").exists() and not (tmp_path / "mlruns").exists()
+
+
 def test_unknown_logger_is_refused_by_the_parser(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", *TRAIN, "--out", str(tmp_path / "r"), "--log", "csv,wandb"])
