@@ -83,12 +83,12 @@ def overhead_ms(runtimes: Sequence[str], input_shape: Sequence[int], num_classes
 
     c, h, w = input_shape
     tiny = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes)).eval()
-    out = {}
+    out: dict[str, float] = {}
     for runtime in runtimes:
         if get_runtime(runtime).kind != "float":
             continue
         (record,) = measure(tiny, tuple(input_shape), runtime=runtime, batch_sizes=(batch_size,), threads=threads,
                             warmup=5, repeats=30)
-        if record.error is None:
+        if record.error is None and record.median_ms is not None:   # a record without an error has its median
             out[runtime] = record.median_ms
     return out
