@@ -5,7 +5,7 @@ and the fastest runtime that passed its output check (what ``compress bench`` pr
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, overload
 
 __all__ = ["LatencyRecord", "LatencyResult", "format_table", "fastest", "fastest_summary"]
 
@@ -48,7 +48,11 @@ class LatencyResult:
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> LatencyRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[LatencyRecord]: ...
+    def __getitem__(self, index: int | slice) -> LatencyRecord | list[LatencyRecord]:
         return self.records[index]
 
     def __add__(self, other: "LatencyResult | Sequence[LatencyRecord]") -> "LatencyResult":

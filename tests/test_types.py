@@ -1,0 +1,37 @@
+"""The package's annotations are its public types (``compress/py.typed``): mypy, with pyproject's ``[tool.mypy]``
+settings, finds no error in ``compress`` and in ``tests/typing/public_api.py`` (the entry points called as a user
+calls them, with ``assert_type`` on what they return). About 20 s from a cold cache on one core, 2 s warm."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra: pip install -e '.[dev]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mypy(*args: str) -> tuple[str, int]:
+    """mypy run in the repository root (its pyproject settings and cache), as ``mypy ARGS`` would be."""
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        out, err, status = api.run(list(args))
+    finally:
+        os.chdir(here)
+    return out + err, status
+
+
+def _errors(report: str) -> list[str]:
+    return [line for line in report.splitlines() if ": error:" in line]
+
+
+def test_package_and_public_api_type_check():
+    report, status = _mypy()
+    errors = _errors(report)
+    assert status == 0 and not errors, (f"mypy found {len(errors)} errors (run `mypy` in the repository root):\n"
+                                        + "\n".join(errors or [report]))
+
