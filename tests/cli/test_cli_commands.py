@@ -109,11 +109,11 @@ def test_sweep_uses_library_executor_and_folder(monkeypatch, capsys):
 
     seen = {}
 
-    def fake_run_sweep(config, out, *, executor, overwrite):
-        seen.update(config=config, out=out, executor=executor)
+    def fake_run_sweep(config, out, *, executor, overwrite, loggers):
+        seen.update(config=config, out=out, executor=executor, loggers=loggers)
         return {"records": []}
 
     monkeypatch.setattr(study, "run_sweep", fake_run_sweep)
     assert main(["sweep", "--seeds", "1", "--jobs", "1"]) == 0
     assert seen["config"].seeds == 1 and Path(seen["out"]) == study.default_folder("default", "sweeps")
-    assert isinstance(seen["executor"], study.SequentialExecutor)
+    assert isinstance(seen["executor"], study.SequentialExecutor) and seen["loggers"] is None
