@@ -37,6 +37,8 @@ _ENTRY_POINTS = {
     "rebuild": ("compress.models", "rebuild"),
     "Budget": ("compress.budget", "Budget"),
     "load_data": ("compress.data", "load"),
+    "TorchData": ("compress.data", "TorchData"),
+    "ImageFolderDataset": ("compress.data", "ImageFolderDataset"),
     "TrainConfig": ("compress.train", "TrainConfig"),
     "fit": ("compress.train", "fit"),
     "evaluate": ("compress.train", "evaluate"),
@@ -52,6 +54,7 @@ __all__ = ["__version__", *_ENTRY_POINTS]
 if TYPE_CHECKING:   # what a type checker sees of the entry points __getattr__ imports on first use
     from compress.bench import measure as measure_latency
     from compress.budget import Budget
+    from compress.data import ImageFolderDataset, TorchData
     from compress.data import load as load_data
     from compress.export import load, save
     from compress.models import ModelCard, card_of, create, list_models, rebuild
