@@ -36,7 +36,7 @@ from compress import _io
 from compress import evidence
 from compress.data.bundle import DataBundle, Normalizer, Split, resolve_split
 from compress.export.artifact import FORMATS, format_of, read, restore, save, serialize
-from compress.quant.api import CodecConfig, Quantized
+from compress.quant.api import CodecConfig, PlanConfig, Quantized
 
 __all__ = ["DEFAULT_CANDIDATES", "BudgetError", "Candidate", "ArtifactChoice", "choose_artifact", "artifact_bytes"]
 
@@ -47,7 +47,8 @@ DEFAULT_CANDIDATES = ("fp32", "fp16", "fp16+fold", "int8+fold", "kmeans8+fold", 
 class BudgetError(ValueError):
     """No candidate fits the byte budget; ``result`` holds everything that was tried."""
 
-    def __init__(self, message: str, result: "ArtifactChoice") -> None:
+    # Any: an ArtifactChoice (choose_artifact) or an export.family.BudgetSearch (train_to_budget, a layer above)
+    def __init__(self, message: str, result: Any) -> None:
         super().__init__(message)
         self.result = result
 
@@ -181,7 +182,7 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
         raise ValueError(f"tolerance_points must be >= 0, got {tolerance_points}")
     fmt = format_of(Path(path), format) if path is not None else (format or "npz")
     configs = [CodecConfig.parse(c) for c in candidates]
-    parsed = [(c.label, model, c) for c in configs]
+    parsed: list[tuple[str, nn.Module, CodecConfig | PlanConfig]] = [(c.label, model, c) for c in configs]
     for label, made in (prepared or {}).items():
         if not isinstance(made, Quantized) or made.plan is None:
             raise TypeError(f"prepared[{label!r}]: expected a compress.quant.Quantized with a plan, "
@@ -209,7 +210,7 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
                 continue
             size = os.path.getsize(file)
             row = Candidate(label, size, None, None, max_bytes is None or size <= max_bytes)
-            if score is not None:
+            if score is not None and result.fp32_correct is not None:   # both or neither
                 manifest, encoded = read(file)   # weights only: scored in a copy of the model given
                 weights_only = manifest["model"]["kind"] not in ("compress.models", "program")
                 _compare(row, score(restore(manifest, encoded, model=copy.deepcopy(source) if weights_only else None,
@@ -219,10 +220,10 @@ def choose_artifact(model: nn.Module, data: DataBundle | Split | None, *, max_by
                 blobs[label] = file.read_bytes()
     fitting = [r for r in result.rows if r.fits]
     if not fitting:
-        sized = [r for r in result.rows if r.size_bytes is not None]
+        sized = [(r.size_bytes, r) for r in result.rows if r.size_bytes is not None]
         if not sized:
             raise BudgetError(f"every candidate refused the weights: {result.rows[0].note}", result)
-        smallest = min(sized, key=lambda r: r.size_bytes)
+        _, smallest = min(sized, key=lambda pair: pair[0])
         raise BudgetError(f"no candidate fits {max_bytes:,} bytes: the smallest reachable is "
                           f"{smallest.size_bytes:,} bytes ({smallest.candidate}); use a smaller model "
                           f"(compress fit-budget finds the widest one that fits)", result)

@@ -29,7 +29,7 @@ class BatchNormL1:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
             raise ValueError(f"bn_l1: the L1 weight on BatchNorm scales must be a finite number >= 0, got {w!r}")
 
-    def __call__(self, model: nn.Module) -> torch.Tensor:
+    def __call__(self, model: nn.Module) -> torch.Tensor | float:
         """``weight * sum |gamma|`` (a stacked BatchNorm holds every member's scales: each member's gradient is
         its own); 0 for a model without BatchNorm scales."""
         return self.weight * sum(m.weight.abs().sum() for m in model.modules()

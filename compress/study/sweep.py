@@ -150,7 +150,7 @@ def _widen(config: SweepConfig, out: Path, executor: Executor, sizing: dict, bun
 def _point_label(row: dict) -> str:
     width = half_width(row)
     return (f"{PointTask.make_id(row['family'], row['budget'], row['policy'], row['variant'])} "
-            f"(+-{100 * width:.1f} with {row['n']} seeds)")
+            f"(+-{100 * (width or 0.0):.1f} with {row['n']} seeds)")   # a point wider than the target has one
 
 
 def _check_config(out: Path, config: SweepConfig, overwrite: bool) -> tuple[SweepConfig, list[str]]:
@@ -310,6 +310,7 @@ def _measure_latency(config: SweepConfig, book: RecordBook, say: Say) -> None:
     todo = [r for r in book.finished.values() if r.get("latency_ms") is None]
     for r in sorted(todo, key=lambda r: r["run_id"]):
         run = load_run(book.folder / r["run_dir"])
+        assert run.card is not None   # a sweep's models are built by create(), which gives them their card
         r["latency_ms"], r["latency_runtime"] = fastest_latency(run.model, run.card.input_shape, threads=1)
         book.add(r)
     if todo:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from compress.models.card import ModelCard
 
@@ -64,6 +64,9 @@ class Task(ABC):
         return {"run_id": self.run_id(seed), **self.labels(), "seed": seed, "error": error}
 
 
-def longest_first(tasks: list[Task]) -> list[Task]:
+T = TypeVar("T", bound="Task")
+
+
+def longest_first(tasks: list[T]) -> list[T]:
     """``tasks`` by decreasing :attr:`Task.cost`, so that workers finish together."""
     return sorted(tasks, key=lambda t: -t.cost)

@@ -15,7 +15,7 @@ from torch import nn
 
 __all__ = ["Regularizer", "WeightTransformHook", "regularizer_record"]
 
-Regularizer = Callable[[nn.Module], torch.Tensor]
+Regularizer = Callable[[nn.Module], torch.Tensor | float]   # a float: a model it has nothing to add for
 
 
 @runtime_checkable
@@ -42,6 +42,7 @@ def regularizer_record(regularizer: Regularizer | None) -> dict | None:
     """What a run folder's config.json records: the regularizer's ``to_dict()``, else its name."""
     if regularizer is None:
         return None
-    if callable(getattr(regularizer, "to_dict", None)):
-        return dict(regularizer.to_dict())
+    to_dict = getattr(regularizer, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
     return {"name": getattr(regularizer, "__qualname__", type(regularizer).__qualname__)}
