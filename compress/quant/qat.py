@@ -75,8 +75,8 @@ class WeightTransform:
     def trainable(self) -> list[torch.Tensor]:
         """Parameters to optimize: the model's, except the weights replaced by codebooks, plus the codebooks."""
         frozen = set(self.codebooks)
-        return [p for n, p in self.params.items() if n not in frozen and p.requires_grad] + \
-            list(self.codebooks.values())
+        kept: list[torch.Tensor] = [p for n, p in self.params.items() if n not in frozen and p.requires_grad]
+        return kept + list(self.codebooks.values())
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The transformed weights for ``functional_call``, with gradients to the trainable tensors."""

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ class WeightTransformHook(Protocol):
     def trainable(self) -> list[torch.Tensor]:
         """The tensors the optimizer trains."""
 
-    def weights(self) -> Mapping[str, torch.Tensor]:
+    def weights(self) -> dict[str, torch.Tensor]:   # a dict: what torch.func.functional_call takes
         """Parameter name -> the tensor the forward pass uses instead, with gradients to the trainable tensors."""
 
     def after_step(self, step: int, total_steps: int) -> None:

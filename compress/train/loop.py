@@ -64,12 +64,15 @@ class TrainingLoop:
 
     def _optimizer(self, steps_total: int):
         c = self.config
-        decay, no_decay = [], []
+        decay: list[torch.Tensor] = []
+        no_decay: list[torch.Tensor] = []
         for p in (self.model.parameters() if self.transform is None else self.transform.trainable()):
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BatchNorm and biases
         groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         # One fused kernel per step (CUDA, and CPU since torch 2.4): a small net's step is otherwise dozens of ops.
+        opt: torch.optim.Optimizer
+        sched: torch.optim.lr_scheduler.LRScheduler
         if c.optimizer == "adamw":
             opt = torch.optim.AdamW(groups, lr=c.lr, fused=True)
         else:
@@ -205,13 +208,16 @@ class TrainingLoop:
         c, model, dev, k = self.config, self.model, self.device, self.k
         torch.manual_seed(self.seeds[0])                 # dropout and anything else drawing from the global RNG
         gens = [torch.Generator(device=dev).manual_seed(s) for s in self.seeds]
+        if self.data.train is None:
+            raise ValueError("training data: the data has no train split")
         feed = make_feed(self.data.train, k, dev, c.batch_size, self.aug, self.seeds[0])
         steps_per_epoch = feed.steps_per_epoch
         steps_total = max(1, math.ceil(c.epochs * steps_per_epoch))   # fractional epochs end the last pass early
         # NHWC only helps convolutions; for stacked members it would make a conv-free model's flatten copy.
         convs = any(isinstance(m, nn.Conv2d) for m in model.modules())
         layout = torch.channels_last if c.channels_last and convs else torch.contiguous_format
-        model.to(memory_format=layout)
+        # Module.to takes memory_format (its stub omits it)
+        model.to(memory_format=layout)   # type: ignore[call-overload]
         opt, sched = self._optimizer(steps_total)
         ema = Ema(model, c.ema_decay) if c.ema_decay else None
         # validation and the best epoch read the model's own weights, which a weight transform does not train
@@ -256,11 +262,13 @@ class TrainingLoop:
                 save(self._state(t, opt, sched, ema, gens))
             for m, row in reported:
                 report(m, row)
-        model.to(memory_format=torch.contiguous_format)
-        best, best_epoch = t.best, t.best_epoch
-        if keep_last:
+        model.to(memory_format=torch.contiguous_format)   # type: ignore[call-overload]  # (as above)
+        kept, best_epoch = t.best, t.best_epoch
+        if self.transform is not None:   # keep_last
             self.transform.materialize()
-            best, best_epoch = self._member_states(model), [len(h) for h in t.histories]
+            kept, best_epoch = list(self._member_states(model)), [len(h) for h in t.histories]
+        best = [s for s in kept if s is not None]
+        assert len(best) == k   # every member ran an epoch (or was restored with its best)
         metrics = [{"best_epoch": best_epoch[m], "epochs_run": len(t.histories[m]),
                     "stopped_early": not t.active[m], "converged": converged(t.histories[m], c),
                     "members": k, "train_seconds": t.total_seconds,
