@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     bundle = dataclasses.replace(bundle, train=Split(bundle.train.x[keep], bundle.train.y[keep], mean=bundle.mean,
                                                      std=bundle.std))
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=str(device),
-                               num_threads=args.threads)
+                               threads=args.threads)
     print(f"device {device} ({device_name(device)}), torch {torch.__version__}, threads {args.threads}, "
           f"{len(bundle.train)} train images of {bundle.input_size}x{bundle.input_size}, batch {args.batch_size}, "
           f"{args.epochs} epochs, {args.rounds} rounds, policy {args.policy}")

@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     keep = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(0))[:args.train_images]
     bundle.train.x, bundle.train.y = bundle.train.x[keep], bundle.train.y[keep]   # random: the file is sorted
     config = train.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=str(device),
-                               flip=False, amp=False, num_threads=args.threads)
+                               flip=False, amp=False, threads=args.threads)
     dev_name = device_name(device)
     print(f"device {device} ({dev_name}), torch {torch.__version__}, threads {args.threads}, "
           f"{len(bundle.train)} train images {bundle.in_chans}x{bundle.input_size}x{bundle.input_size}, "

@@ -127,7 +127,7 @@ def train(folder: Path, val: Path, workers: int) -> dict:
     val_loader = DataLoader(ImageFolderDataset(val, input_size=64), batch_size=128, num_workers=workers)
     torch.manual_seed(0)
     model = models.create("cnn", channels=[16, 32], num_classes=CLASSES, in_chans=3, input_size=64)
-    run = fit(model, TorchData(loader, val=val_loader), TrainConfig(epochs=1, num_threads=1, device="cpu"),
+    run = fit(model, TorchData(loader, val=val_loader), TrainConfig(epochs=1, threads=1, device="cpu"),
               progress=False)
     seconds = time.perf_counter() - t0
     done.set()

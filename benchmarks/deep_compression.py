@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         path = args.out or os.path.join(args.run, "deep.npz")
         t0 = time.perf_counter()
         export = export_run(args.run, path, max_bytes=args.max_bytes, deep=args.deep, overwrite=True,
-                            deep_config=DeepConfig(num_threads=args.threads),
+                            deep_config=DeepConfig(threads=args.threads),
                             log=lambda line: print(line, file=sys.stderr, flush=True))
         seconds = time.perf_counter() - t0
         print(export.summary())

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     settings = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     try:
         result = search(args.run, Budget(max_bytes=max_bytes), SearchConfig(
-            time_budget_s=args.time_budget, num_threads=args.threads, **settings), out=args.out, log=log)
+            time_budget_s=args.time_budget, threads=args.threads, **settings), out=args.out, log=log)
     except SearchBudgetError as exc:
         print(str(exc))
         return 2

@@ -70,7 +70,7 @@ def register(sub) -> None:
               help="quantization-aware fine-tuning passes")
     add_field(g, "--layer-codecs", DEEP_CONFIG, "codecs", type=lambda t: tuple(parse_csv(t)), metavar="LIST",
               help="per-layer choices, e.g. fp16,int8,int4,kmeans3")
-    add_field(g, "--threads", DEEP_CONFIG, "num_threads", type=int, help="CPU threads for torch while compressing",
+    add_field(g, "--threads", DEEP_CONFIG, "threads", type=int, help="CPU threads for torch while compressing",
               none="torch's default")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -67,7 +67,7 @@ def register(sub) -> None:
                    "changing it on a finished search only chooses again")
     add_field(g, "--format", SEARCH_CONFIG, "format", choices=("npz", "pt"), help="artifact container")
     add_field(g, "--seed", SEARCH_CONFIG, "seed", type=int, help="pruning, fine-tuning and Deep Compression seed")
-    add_field(g, "--train-threads", SEARCH_CONFIG, "num_threads", type=positive_int, none="torch's default",
+    add_field(g, "--train-threads", SEARCH_CONFIG, "threads", type=positive_int, none="torch's default",
               help="torch CPU threads while training")
     add_field(g, "--time-budget", SEARCH_CONFIG, "time_budget_s", type=str, metavar="DURATION", none="no limit",
               help="wall time for the whole search, e.g. 30m, 90s, 1h: the most promising models go first, what "

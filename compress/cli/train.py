@@ -77,7 +77,7 @@ def register(sub) -> None:
               help="early stop after N epochs without better val acc")
     add_field(g, "--bn-recalibrate", TRAIN_CONFIG, "bn_recalibrate", type=int, metavar="N",
               help="re-estimate BatchNorm statistics on N training images before each evaluation (0: off)")
-    add_field(g, "--threads", TRAIN_CONFIG, "num_threads", type=int, help="CPU threads for torch")
+    add_field(g, "--threads", TRAIN_CONFIG, "threads", type=int, help="CPU threads for torch")
     add_field(g, "--teacher", TRAIN_CONFIG, "teacher", metavar="RUN", help="run folder of a teacher (distillation)")
     add_field(g, "--temperature", TRAIN_CONFIG, "temperature", type=finite_float, help="distillation temperature")
     add_field(g, "--alpha", TRAIN_CONFIG, "alpha", type=finite_float, help="distillation weight")

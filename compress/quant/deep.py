@@ -69,7 +69,7 @@ class DeepConfig:
     prune_min_numel: int = 1024         # weights with fewer elements are never pruned
     mask_every: int = 10                # steps between AGP mask updates
     seed: int = 0
-    num_threads: int | None = None      # CPU threads for torch while compressing (restored afterwards)
+    threads: int | None = None      # CPU threads for torch while compressing (restored afterwards)
 
     def __post_init__(self) -> None:
         if self.sparsity is not None and not 0 <= self.sparsity < 1:
@@ -96,7 +96,7 @@ class DeepConfig:
         self.codecs = tuple(self.codecs)
         from compress.device import check_threads
 
-        check_threads(self.num_threads, "DeepConfig: num_threads")
+        check_threads(self.threads, "DeepConfig: threads")
 
 
     @property
@@ -223,7 +223,7 @@ def deep_compress(model: nn.Module, config: DeepConfig | None = None, *, data: D
     if isinstance(data, TorchData) and normalizer is None:
         data.prepare(config.batch_size)               # the training images' statistics, from one streamed pass
     normalizer = normalizer if normalizer is not None else data.normalizer
-    with torch_threads(config.num_threads):
+    with torch_threads(config.threads):
         return _deep_compress(model, data, normalizer, max_bytes, config, file_bytes, aug, log)
 
 

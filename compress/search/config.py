@@ -69,7 +69,7 @@ class SearchConfig:
     latency_warmup: int = 5                # untimed calls before timing (compress.bench.latency_ms's)
     latency_repeats: int = 30              # timed calls; the median is the latency
     seed: int = 0
-    num_threads: int | None = None         # torch CPU threads while training (restored afterwards)
+    threads: int | None = None         # torch CPU threads while training (restored afterwards)
 
     def __post_init__(self) -> None:
         for name in ("importances", "scopes", "storage", "codecs"):
@@ -115,7 +115,7 @@ class SearchConfig:
                 raise ValueError(f"SearchConfig: {name} must be a non-negative int, got {v!r}")
         from compress.device import check_threads
 
-        check_threads(self.num_threads, "SearchConfig: num_threads")
+        check_threads(self.threads, "SearchConfig: threads")
 
     def deep_epochs(self, train_epochs: float) -> tuple[float, float]:
         """Deep Compression's (pruning, fine-tuning) passes for a run trained ``train_epochs``: the settings, or
@@ -136,7 +136,7 @@ class SearchConfig:
         """What a resumed search must share with the folder's: everything but the time budget, the threads and the
         tolerance (which only changes the choice among the candidates, made again at the end of every run)."""
         d = self.to_dict()
-        for k in ("time_budget_s", "num_threads", "tolerance_points"):
+        for k in ("time_budget_s", "threads", "tolerance_points"):
             d.pop(k)
         return d
 

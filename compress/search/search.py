@@ -392,7 +392,7 @@ def _train_models(ctx: _Context, plan: Plan, executor, track: dict | None = None
     skipped: list[str] = []
     worker = Worker(ctx.bundle, state_bytes(ctx.src.model), ctx.src.normalizer, _train_dict(ctx.src),
                     meta=ctx.meta(), save_options=ctx.save_options(), format=ctx.config.format,
-                    seed=ctx.config.seed, threads=ctx.config.num_threads, track=track)
+                    seed=ctx.config.seed, threads=ctx.config.threads, track=track)
     jobs = max(1, getattr(executor, "jobs", 1))
     reserve = ctx.candidate_s * (len(plan.specs) + 5) * 1.5
     waves = [[t for t in plan.tasks if t.task_id not in plan.after], [t for t in plan.tasks if t.task_id in plan.after]]

@@ -149,7 +149,7 @@ class Worker:
     def _train_config(self, epochs: float, lr: float | None):
         from compress.train import TrainConfig
 
-        cfg = {**self.train, "epochs": epochs, "seed": self.seed, "num_threads": None, "teacher": None,
+        cfg = {**self.train, "epochs": epochs, "seed": self.seed, "threads": None, "teacher": None,
                "patience": None}
         if lr is not None:
             cfg["lr"] = lr

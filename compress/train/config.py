@@ -38,7 +38,7 @@ class TrainConfig:
     ema_decay: float | None = None            # e.g. 0.999: evaluate and keep an exponential moving average
     patience: int | None = None               # stop after this many epochs without a better val accuracy
     min_delta: float = 0.0                    # a gain (accuracy, fraction) must exceed this to reset patience
-    num_threads: int | None = None            # CPU threads during fit (restored afterwards)
+    threads: int | None = None            # CPU threads during fit (restored afterwards)
     eval_batch_size: int = 1024
     bn_recalibrate: int = 2048                # training images (no augmentation) to re-estimate BatchNorm statistics
                                               # before each evaluation ("precise BN"); 0 = off
@@ -101,9 +101,9 @@ class TrainConfig:
                                  f"got {value!r}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"TrainConfig: seed must be in [0, 2**63), got {self.seed}")
-        if self.num_threads is not None and not 0 <= self.num_threads <= 4096:
-            raise ValueError(f"TrainConfig: num_threads must be in [0, 4096] (0: torch's choice), "
-                             f"got {self.num_threads}")
+        if self.threads is not None and not 0 <= self.threads <= 4096:
+            raise ValueError(f"TrainConfig: threads must be in [0, 4096] (0: torch's choice), "
+                             f"got {self.threads}")
         if not 0 <= self.rotate_deg <= 180:
             raise ValueError(f"TrainConfig: rotate_deg must be in [0, 180] degrees, got {self.rotate_deg}")
 
@@ -123,6 +123,6 @@ class TrainConfig:
 _KINDS = {"epochs": float, "batch_size": int, "optimizer": str, "lr": float, "schedule": str, "weight_decay": float,
           "label_smoothing": float, "augment": bool, "flip": bool, "rotate_deg": float, "translate_frac": float,
           "scale_range": tuple, "erase_prob": float, "normalize": bool, "seed": int, "device": str, "amp": bool,
-          "ema_decay": float, "patience": int, "num_threads": int, "eval_batch_size": int, "bn_recalibrate": int,
+          "ema_decay": float, "patience": int, "threads": int, "eval_batch_size": int, "bn_recalibrate": int,
           "channels_last": bool, "teacher": str, "temperature": float, "alpha": float, "min_delta": float}
-_OPTIONAL = {"flip", "ema_decay", "patience", "num_threads", "teacher"}
+_OPTIONAL = {"flip", "ema_decay", "patience", "threads", "teacher"}

@@ -150,7 +150,7 @@ def train_members(models: list[nn.Module], data: DataBundle | TorchData | Datase
                 raise ValueError(f"run folder {path}: {folder} is not writable")
     device = resolve_device(config.device)
     configs = [dataclasses.replace(config, seed=s) for s in seeds]
-    with torch_threads(config.num_threads):
+    with torch_threads(config.threads):
         teacher_model, teacher_norm, teacher_info = resolve_teacher(teacher or config.teacher, device)
         for m in models:
             _check_model(m, data, device)

@@ -162,7 +162,7 @@ def write_run(run: Run, out: Path, overwrite: bool) -> None:
         _io.write_json(stage / "history.json", run.history)
         _io.write_json(stage / "metrics.json", run.metrics)
         _io.write_json(stage / "environment.json",
-                       environment(resolve_device(run.config.device)) | {"torch_threads_fit": run.config.num_threads})
+                       environment(resolve_device(run.config.device)) | {"torch_threads_fit": run.config.threads})
         state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
         buf = io.BytesIO()   # serialized in memory, then written: a full disk is the OS's ENOSPC, not torch's
         torch.save(state, buf)   # RuntimeError from deep inside its zip writer

@@ -108,7 +108,7 @@ def test_cli_bench_calibrates_on_the_runs_training_images(tmp_path):
 
     bundle = data.synthetic(150, num_classes=3, size=16, seed=1)
     model = models.create("mlp", width_mult=0.125, num_classes=3, input_size=16)
-    train.fit(model, bundle, train.TrainConfig(epochs=1, batch_size=32, num_threads=1, augment=False),
+    train.fit(model, bundle, train.TrainConfig(epochs=1, batch_size=32, threads=1, augment=False),
               out=tmp_path / "run", progress=False)
     out = tmp_path / "bench.json"
     assert main(["bench", str(tmp_path / "run"), "--runtimes", "eager,onnxruntime_int8", "--batch-sizes", "2",

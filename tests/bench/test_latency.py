@@ -286,7 +286,7 @@ def test_cli_bench_run_folder(tmp_path):
 
     bundle = data.synthetic(120, num_classes=3, size=12, seed=1)
     model = models.create("mlp", width_mult=0.125, num_classes=3, input_size=12)
-    config = train.TrainConfig(epochs=1, batch_size=32, num_threads=1, augment=False)
+    config = train.TrainConfig(epochs=1, batch_size=32, threads=1, augment=False)
     train.fit(model, bundle, config, out=tmp_path / "run", progress=False)
     out = tmp_path / "bench.json"
     assert main(["bench", str(tmp_path / "run"), "--runtimes", "eager,folded", "--batch-sizes", "2",

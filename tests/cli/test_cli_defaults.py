@@ -70,7 +70,7 @@ def test_option_default_is_the_librarys(cmd, action):
 EXPECTED = {
     "train": {"epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "label_smoothing", "augment",
               "flip", "rotate_deg", "translate_frac", "scale_range", "erase_prob", "normalize", "seed", "device",
-              "amp", "ema_decay", "patience", "bn_recalibrate", "num_threads", "teacher", "temperature", "alpha",
+              "amp", "ema_decay", "patience", "bn_recalibrate", "threads", "teacher", "temperature", "alpha",
               "width_mult", "depth_mult", "dropout", "val_fraction"},
     "sweep": {"data", "families", "budgets", "seeds", "epochs", "batch_size", "lr", "ablate", "ablate_family",
               "ablate_budget", "latency"},

@@ -341,7 +341,7 @@ def test_cli_explain_on_a_trained_run(tmp_path, capsys):
 
     bundle = data.synthetic(240, num_classes=4, size=SIZE, seed=0)
     model = models.create("cnn", width_mult=0.25, num_classes=4, input_size=SIZE)
-    config = train.TrainConfig(epochs=2, batch_size=32, augment=False, device="cpu", num_threads=1)
+    config = train.TrainConfig(epochs=2, batch_size=32, augment=False, device="cpu", threads=1)
     train.fit(model, bundle, config, out=tmp_path / "run", progress=False)
     args = ["explain", str(tmp_path / "run"), "--filters", "4", "--steps", "10"]
     assert main(args) == 0

@@ -11,9 +11,9 @@ from compress.quant.deep import DeepConfig
     ({"codecs": ("int8", "kmeans9")}, "kmeans9"),
     ({"codecs": "int8"}, "non-empty list"),
     ({"codecs": ()}, "non-empty list"),
-    ({"num_threads": -3}, "num_threads"),
-    ({"num_threads": 100_000}, "num_threads"),
-    ({"num_threads": 2.5}, "num_threads"),
+    ({"threads": -3}, "threads"),
+    ({"threads": 100_000}, "threads"),
+    ({"threads": 2.5}, "threads"),
 ])
 def test_bad_settings_are_refused_naming_them(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -48,7 +48,7 @@ def test_profile_leaves_a_reused_module_usable():
 
 
 @pytest.mark.parametrize("argv,word", [
-    (["train", "--model", "cnn", "--threads", "-1"], "num_threads"), (["train", "--lr", "inf"], "--lr"),
+    (["train", "--model", "cnn", "--threads", "-1"], "threads"), (["train", "--lr", "inf"], "--lr"),
     (["train", "--rotate", "nan"], "--rotate"), (["export", "R", "--max-bytes", "inf"], "--max-bytes"),
     (["scale", "--family", "cnn", "--max-params", "inf"], "--max-params"), (["sweep", "--budgets", "inf"], "--budgets"),
     (["export", "R", "--tolerance", "nan"], "--tolerance"), (["sweep", "--set", "lr=abc"], "lr"),

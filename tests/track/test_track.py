@@ -16,7 +16,7 @@ from compress.track import (CsvLogger, MissingExtra, MLflowLogger, TensorBoardLo
                             make_loggers)
 from compress.train import TrainConfig, fit
 
-CONFIG = TrainConfig(epochs=2, batch_size=64, lr=1e-2, num_threads=1, augment=False)
+CONFIG = TrainConfig(epochs=2, batch_size=64, lr=1e-2, threads=1, augment=False)
 
 
 @pytest.fixture(scope="module")

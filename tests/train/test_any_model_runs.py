@@ -13,7 +13,7 @@ from torch import nn
 from compress import data
 from compress.train import TrainConfig, fit, load_run
 
-FAST = dict(epochs=1, batch_size=64, augment=False, num_threads=1)
+FAST = dict(epochs=1, batch_size=64, augment=False, threads=1)
 
 SOURCE = textwrap.dedent('''
     import torch

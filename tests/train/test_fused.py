@@ -30,7 +30,7 @@ def _model(name, seed):
 ])
 def test_first_steps_match_each_seed_trained_alone(bundle, name, settings):
     """One epoch (three steps, BatchNorm recalibration, validation) of three seeds together vs each alone."""
-    cfg = TrainConfig(epochs=1, batch_size=64, num_threads=1, **settings)
+    cfg = TrainConfig(epochs=1, batch_size=64, threads=1, **settings)
     seeds = [0, 3, 7]
     runs = fit_many([_model(name, s) for s in seeds], bundle, cfg, seeds=seeds, progress=False)
     for seed, run in zip(seeds, runs):
@@ -49,17 +49,17 @@ def test_first_steps_match_each_seed_trained_alone(bundle, name, settings):
 
 
 def test_members_stop_early_on_their_own(bundle):
-    cfg = TrainConfig(epochs=6, batch_size=64, num_threads=1, patience=1, min_delta=0.5)
+    cfg = TrainConfig(epochs=6, batch_size=64, threads=1, patience=1, min_delta=0.5)
     runs = fit_many([_model("mlp", s) for s in (0, 1)], bundle, cfg, seeds=[0, 1], progress=False)
     for run in runs:
         assert len(run.history) == 2 and run.metrics["stopped_early"] and run.metrics["converged"]
 
 
 def test_one_run_folder_per_member_and_distillation(bundle, tmp_path):
-    teacher = fit(_model("cnn", 9), bundle, TrainConfig(epochs=2, batch_size=64, num_threads=1), progress=False)
+    teacher = fit(_model("cnn", 9), bundle, TrainConfig(epochs=2, batch_size=64, threads=1), progress=False)
     rows = []
     outs = [tmp_path / "a", tmp_path / "b"]
-    cfg = TrainConfig(epochs=2, batch_size=64, num_threads=1, alpha=0.7)
+    cfg = TrainConfig(epochs=2, batch_size=64, threads=1, alpha=0.7)
     runs = fit_many([_model("mlp", 0), _model("mlp", 1)], bundle, cfg, seeds=[4, 5], outs=outs, teacher=teacher,
                     progress=rows.append)
     assert sorted({r["seed"] for r in rows}) == [4, 5] and len(rows) == 4

@@ -79,7 +79,7 @@ def uninterrupted(bundle, tmp_path_factory):
 
 
 def _cfg(**kw):
-    return TrainConfig(**({"epochs": EPOCHS, "batch_size": 64, "num_threads": 1} | kw))
+    return TrainConfig(**({"epochs": EPOCHS, "batch_size": 64, "threads": 1} | kw))
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -121,7 +121,7 @@ def test_a_process_killed_at_a_random_epoch_resumes(bundle, uninterrupted, tmp_p
             if row["epoch"] == {epoch}:
                 os.kill(os.getpid(), signal.SIGKILL)
         fit(model, data.synthetic(200, num_classes=3, size=12, seed=1),
-            TrainConfig(epochs={EPOCHS}, batch_size=64, num_threads=1, **{SETTINGS["ema-onecycle"]!r}),
+            TrainConfig(epochs={EPOCHS}, batch_size=64, threads=1, **{SETTINGS["ema-onecycle"]!r}),
             out={str(out)!r}, progress=progress)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

@@ -14,7 +14,7 @@ from compress import data, models
 from compress.cli import main
 from compress.train import TrainConfig, evaluate, fit, load_run, predict
 
-FAST = dict(epochs=3, batch_size=64, lr=1e-2, num_threads=1, progress=None)
+FAST = dict(epochs=3, batch_size=64, lr=1e-2, threads=1, progress=None)
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -124,7 +124,9 @@ def test_load_run_reads_folders_whose_train_settings_held_bn_l1(tmp_path):
 
     legacy = Path(__file__).parent / "legacy" / "bn_l1_run"
     assert json.loads((legacy / "config.json").read_text())["train"]["bn_l1"] == 1e-4
+    assert json.loads((legacy / "config.json").read_text())["train"]["num_threads"] is None   # now `threads`
     run = load_run(legacy)
+    assert run.config.threads is None
     assert run.info["regularizer"] == {"name": "bn_l1", "weight": 1e-4}
     assert run.config == TrainConfig(epochs=1, device="cpu")
     assert run.evaluate(run.data().test)["loss"] == pytest.approx(run.metrics["test_loss"], rel=1e-6)
@@ -217,13 +219,13 @@ def test_distillation_helps_a_tiny_student_on_default_data():
     b = data.load("default")
     torch.manual_seed(0)
     teacher = fit(models.create("mlp", width_mult=1.0, num_classes=10, input_size=28), b,
-                  TrainConfig(epochs=8, lr=2e-3, num_threads=1), progress=False)
+                  TrainConfig(epochs=8, lr=2e-3, threads=1), progress=False)
     scores = {"alone": [], "kd": []}
     for seed in range(3):
         for mode in scores:
             torch.manual_seed(seed)
             student = models.create("mlp", width_mult=0.0625, num_classes=10, input_size=28)
-            cfg = TrainConfig(epochs=15, lr=5e-3, num_threads=1, seed=seed, alpha=0.5, temperature=2.0)
+            cfg = TrainConfig(epochs=15, lr=5e-3, threads=1, seed=seed, alpha=0.5, temperature=2.0)
             run = fit(student, b, cfg, teacher=teacher if mode == "kd" else None, progress=False)
             scores[mode].append(run.metrics["test_acc"])
     assert statistics.mean(scores["kd"]) >= statistics.mean(scores["alone"]) - 0.01, scores
@@ -308,3 +310,11 @@ def test_recalibrate_batchnorm_estimates_statistics_of_the_current_weights():
         model.train()
         tr = model(transform(x))
     assert (ev - tr).abs().max() < 0.05
+
+
+def test_settings_renamed_since_a_file_was_written_still_read():
+    """TrainConfig.num_threads became threads (the CLI's --threads, Budget.threads, measure(threads=))."""
+    assert TrainConfig.from_dict({"num_threads": 2}).threads == 2
+    assert TrainConfig.from_dict({"num_threads": 2, "threads": 3}).threads == 3   # the new name wins
+    with pytest.raises(TypeError):
+        TrainConfig(num_threads=2)   # the constructor takes only the new name
