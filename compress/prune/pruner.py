@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import torch
 from torch import nn
@@ -132,8 +132,9 @@ class PruneResult:
 
     @property
     def steps(self) -> list[dict]:
-        self._steps = [row() if callable(row) else row for row in self._steps]
-        return self._steps
+        steps: list[dict] = [row() if callable(row) else row for row in self._steps]
+        self._steps = cast("list[dict | Callable[[], dict]]", steps)   # the same list, every row computed
+        return steps
 
     @property
     def after(self) -> dict:
@@ -188,7 +189,7 @@ def _with_card(original: nn.Module, pruned: nn.Module) -> nn.Module:
     except Exception:   # noqa: BLE001  a builder that computes with tensors (torchvision's RegNet) builds for real
         reference = create(**base)
     widths = width_changes(layer_widths(reference), layer_widths(pruned))
-    pruned.card = card.replace(build_args={**base, **({"widths": widths} if widths else {})})
+    setattr(pruned, "card", card.replace(build_args={**base, **({"widths": widths} if widths else {})}))   # plain data
     return pruned
 
 
@@ -203,6 +204,7 @@ def _step(model: nn.Module, meter: Meter, config: PruneConfig, ratio: float | No
                                                    layer_ratios=layer_ratios, original=original))
     if ratio is not None:
         return pick(ratio), ratio
+    assert target is not None   # a step without a ratio has a budget (PruneConfig needs one of them)
     meets = lambda m: target.holds(meter(m, target.limits))  # noqa: E731
     if meets(model):                 # already within this step's budget: nothing goes (still a new model)
         return remove_channels(graph, set()), 0.0
@@ -217,6 +219,7 @@ def _step(model: nn.Module, meter: Meter, config: PruneConfig, ratio: float | No
     # the least pruning that meets the step's budget: the good side of the boundary, from the smallest model
     edge = bisect(lambda r: (meets(c := pick(r)), c), smallest_ratio, 0.0, steps=_SEARCH_STEPS,
                   good_value=smallest)
+    assert edge.good_value is not None   # the good end starts at smallest
     return edge.good_value, edge.good
 
 
@@ -397,7 +400,11 @@ def prune(model: nn.Module, config: PruneConfig | None = None, *, input_shape: S
     for k in range(1, config.steps + 1):
         frac = fraction_at(k, config.steps, config.schedule)
         ratio = config.ratio * frac if config.ratio is not None else None
-        target = config.budget.scaled(before, frac) if config.ratio is None else None
+        target = None
+        if config.ratio is None:   # a budget (PruneConfig needs one of them), so `before` was measured eagerly
+            assert config.budget is not None and isinstance(before, dict)
+            # the quantities a budget limits are measured, never None
+            target = config.budget.scaled(cast("Mapping[str, float]", before), frac)
         layer_ratios = {p: r * frac for p, r in config.layer_ratios.items()}
         current, used = _pruned_step(current, graph if k == 1 else None, graph_of, meter, config, ratio, target,
                                      batches, layer_ratios, original, shape, first.output_shapes, unknown)
