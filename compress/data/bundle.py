@@ -161,7 +161,7 @@ class DataBundle:
         h, w = self.image_hw
         how = {"held_out": f" (held out: {self.options.get('test_fraction', 0):g} of each class, seed "
                            f"{self.options.get('test_seed', 0)})",
-               "test_data": f" (from {self.options.get('test')})"}.get(self.origin.get("test_split"), "")
+               "test_data": f" (from {self.options.get('test')})"}.get(str(self.origin.get("test_split")), "")
         return f"{self.source}: {sizes}{how}; {self.in_chans}x{h}x{w}, {self.num_classes} classes"
 
 

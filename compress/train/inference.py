@@ -7,7 +7,7 @@ evaluated batch by batch, never held whole: only the outputs (images x classes) 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -97,7 +97,8 @@ def evaluate_members(model: nn.Module, split: Split, normalizer: Callable, membe
     n, y = len(split), split.y
     ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.repeat(members), reduction="none").view(members, n)
     # summed batch by batch (float32) and over the batches in float64, as fused training always has
-    loss_sum = sum(ce[:, i:i + batch_size].sum(1).double() for i in range(0, n, batch_size))
+    # a tensor: a labeled split has at least one image (refused above otherwise)
+    loss_sum = cast(torch.Tensor, sum(ce[:, i:i + batch_size].sum(1).double() for i in range(0, n, batch_size)))
     correct = (out.argmax(-1) == y).sum(1)
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 

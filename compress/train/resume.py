@@ -59,10 +59,11 @@ def check_outs(outs: list[Path | None], *, resume: bool, overwrite: bool) -> Non
     if resume:
         if overwrite:
             raise ValueError("--resume continues a run and --overwrite starts it over: pass one of them")
-        if not outs or any(o is None for o in outs):
+        first = outs[0] if outs else None
+        if first is None or any(o is None for o in outs):
             raise ValueError("resume=True needs out= (the run folder of the run to continue)")
-        if not resume_file(outs[0]).is_file():
-            raise ValueError(_no_state(outs[0]))
+        if not resume_file(first).is_file():
+            raise ValueError(_no_state(first))
         return
     for out in outs:
         if out is not None and resume_folder(out).exists() and not overwrite:
