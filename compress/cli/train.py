@@ -6,8 +6,8 @@ import math
 import sys
 
 from compress.cli._common import (CREATE, LOAD, TRAIN_CONFIG, add_data_arguments, add_field, add_log_arguments,
-                                  add_model_arguments, finite_float, given, model_arguments, parse_float_pair,
-                                  parse_key_value, positive_int, report_skipped)
+                                  add_model_arguments, finite_float, given, model_arguments, non_negative_int,
+                                  parse_float_pair, parse_key_value, positive_int, report_skipped)
 
 SUMMARY = "train a model and write a run folder"
 
@@ -47,6 +47,11 @@ def register(sub) -> None:
     add_data_arguments(p)
     add_field(p, "--val-fraction", LOAD, "val_fraction", type=finite_float, help="validation share of training rows")
     add_field(p, "--input-size", LOAD, "input_size", type=int, help="resize images to this side length")
+    p.add_argument("--stream", action="store_true",
+                   help="read the image folder --data lazily, batch by batch (compress.data.stream_folder: for a "
+                        "folder larger than memory; slower than the default, which holds the images in memory)")
+    p.add_argument("--workers", type=non_negative_int, default=0, metavar="N",
+                   help="with --stream: worker processes decoding images (default 0: in the training process)")
     p.add_argument("--out", required=True, help="run folder to create (refused if it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--resume", action="store_true",
@@ -94,6 +99,23 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _stream(args, seed: int):
+    """``--stream``: the image folder ``--data`` as streamed TorchData, split as ``compress.data.load`` splits it."""
+    from pathlib import Path
+
+    from compress import data as data_mod
+    from compress.data.image_folder import stream_folder
+
+    if not Path(args.data).is_dir():
+        raise ValueError(f"--stream reads an image folder (one subfolder per class, or train/ val/ test/ of those); "
+                         f"--data {args.data!r} is not a folder")
+    if args.skip_bad_rows:
+        raise ValueError("--skip-bad-rows reads every image before training; with --stream an unreadable image "
+                         "stops the run naming its file (check the folder first, or train without --stream)")
+    options = given(args, data_mod.load)
+    return stream_folder(args.data, seed=seed, num_workers=args.workers, **options)
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -128,8 +150,12 @@ def run(args) -> int:
     # loggers before the data: a package not installed or a log folder not writable is one line, nothing trained
     trackers = [Tracker(make_loggers(args.log, out, **given(args, make_loggers)), keep_open=True) if args.log
                 else None for out in outs]
-    bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows, **given(args, data_mod.load))
-    report_skipped(bundle)
+    if args.stream:
+        bundle = _stream(args, config.seed)
+    else:
+        bundle = data_mod.load(args.data, seed=config.seed, skip_bad_rows=args.skip_bad_rows,
+                               **given(args, data_mod.load))
+        report_skipped(bundle)
     print(bundle.describe(), file=sys.stderr)
     if not isinstance(bundle.input_size, int):
         raise ValueError(f"{args.data}: images are {bundle.image_hw[0]}x{bundle.image_hw[1]}; models need square "

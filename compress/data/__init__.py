@@ -50,7 +50,7 @@ header is line 1) and the problem. With ``skip_bad_rows=True`` bad rows are skip
 from compress.data.bundle import (SPLITS, DataBundle, DataError, Normalizer, Split, model_inputs, resize,
                                   resolve_split, stratified_split)
 from compress.data.default import DIGIT_CLASSES, default_arrays
-from compress.data.image_folder import ImageFolderDataset
+from compress.data.image_folder import ImageFolderDataset, stream_folder
 from compress.data.readers import FER_CLASSES
 from compress.data.sources import from_arrays, load
 from compress.data.synthetic import synthetic
@@ -58,4 +58,4 @@ from compress.data.torch_data import StreamSplit, TorchData
 
 __all__ = ["load", "from_arrays", "synthetic", "default_arrays", "DataBundle", "Split", "Normalizer", "DataError",
            "stratified_split", "resize", "SPLITS", "resolve_split", "model_inputs", "FER_CLASSES", "DIGIT_CLASSES",
-           "TorchData", "StreamSplit", "ImageFolderDataset"]
+           "TorchData", "StreamSplit", "ImageFolderDataset", "stream_folder"]

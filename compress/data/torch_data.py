@@ -337,6 +337,7 @@ class TorchData:
     ``normalized``: the dataset's images are already the model's input (its transforms normalize them): no
     statistics, no normalization. ``flip_invariant``: False where a mirrored image is another class (digits, text),
     which keeps augmentation from flipping. ``check``: read every split once before training (see :meth:`prepare`).
+    ``source``: how run folders name the data (default ``<torch dataset CLASS>``, the training dataset's class).
     Raises TypeError for a split that is no Dataset or DataLoader, ValueError for settings out of range.
     """
 
@@ -344,13 +345,14 @@ class TorchData:
                  test: Dataset | DataLoader | None = None, *, classes: Sequence[str] | None = None,
                  num_classes: int | None = None, batch_size: int | None = None, num_workers: int = 0,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None, normalized: bool = False,
-                 flip_invariant: bool = True, check: bool = True):
+                 flip_invariant: bool = True, check: bool = True, source: str | None = None):
         if train is None:
             raise TypeError("TorchData: train data is required (a Dataset or DataLoader)")
         self.train = StreamSplit(train, "train", batch_size=batch_size, num_workers=num_workers)
         self.val, self.test = (StreamSplit(s, name, batch_size=batch_size, num_workers=num_workers)
                                if s is not None else None for name, s in (("val", val), ("test", test)))
         self.normalized, self.flip_invariant, self.check = bool(normalized), bool(flip_invariant), bool(check)
+        self._source = source
         self.class_names: tuple[str, ...] = self._class_names(classes, num_classes)
         self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         if (mean is None) != (std is None):
@@ -405,8 +407,9 @@ class TorchData:
 
     @property
     def source(self) -> str:
-        """How a run folder names the data (``<torch dataset NAME>``: in-memory, ``run.data()`` cannot reload it)."""
-        return f"<torch dataset {type(self.train.dataset).__name__}>"
+        """How a run folder names the data (``<torch dataset NAME>`` unless given: in ``<...>``, ``run.data()`` cannot
+        reload it)."""
+        return self._source or f"<torch dataset {type(self.train.dataset).__name__}>"
 
     @property
     def origin(self) -> dict:
