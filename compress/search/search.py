@@ -141,10 +141,15 @@ def _source(run, data, normalizer, train) -> tuple[Any, Any]:
     from torch import nn
 
     from compress.data.bundle import DataBundle
+    from compress.data.torch_data import is_torch_data
     from compress.models.card import card_of
     from compress.train import TrainConfig
     from compress.train.runs import Run, load_run
 
+    if is_torch_data(data):
+        raise TypeError("search: it scores every candidate on data held in memory; streamed data (a torch Dataset, "
+                        "DataLoader or TorchData) is not searched yet: pass a DataBundle (compress.data.load, or "
+                        "compress.data.from_arrays)")
     if isinstance(run, nn.Module):
         if not isinstance(data, DataBundle):
             raise TypeError("search: a model needs data= (a compress DataBundle with train and validation splits) "

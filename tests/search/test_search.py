@@ -213,6 +213,10 @@ def test_a_model_and_its_data_from_python(tmp_path):
         search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n")
     with pytest.raises(ValueError, match="no card"):
         search(torch.nn.Linear(4, 2), Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=bundle)
+    streamed = torch.utils.data.TensorDataset(bundle.train.x, bundle.train.y)   # a torch Dataset: not searched yet
+    with pytest.raises(TypeError, match="streamed data"):
+        search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=streamed)
+    assert not (tmp_path / "n").exists()
 
 
 def test_a_killed_search_resumes_without_repeating_finished_models(run_dir, tmp_path):
