@@ -149,7 +149,7 @@ def library_default(owner: Any, name: str) -> Any:
             return _source.default(owner, name)
         except _source.NotStatic:
             owner = _source.resolve(owner)
-    if dataclasses.is_dataclass(owner):
+    if isinstance(owner, type) and dataclasses.is_dataclass(owner):
         for f in dataclasses.fields(owner):
             if f.name == name:
                 if f.default is not dataclasses.MISSING:

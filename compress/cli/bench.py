@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from compress.cli._common import (CREATE, add_field, add_model_arguments, finite_float, given, model_arguments,
                                   non_negative_int, parse_csv, parse_int_list, parse_shape, positive_int)
@@ -121,7 +122,7 @@ def _runtimes_help() -> str:
 
     from compress.bench import registered_runtimes
 
-    where = {("cpu",): ["CPU only"], ("cuda",): ["CUDA only"]}
+    where: dict[tuple[str, ...], list[str]] = {("cpu",): ["CPU only"], ("cuda",): ["CUDA only"]}
     lines = ["runtimes (* = only on request, not in the default set):"]
     for kind in ("float", "half", "int8"):
         names = []
@@ -147,6 +148,7 @@ def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Nam
     if path.is_file():
         from compress.export import describe, load_model
 
+        model: Any
         if path.suffix.lower() == ".onnx":
             model, info = load_model(path)
         else:
@@ -160,13 +162,17 @@ def _target(target: str, input_shape: tuple[int, ...] | None, args: argparse.Nam
     if target not in list_models() and not is_external(target):
         raise ValueError(f"{target!r} is neither a run folder, an artifact file nor a model name; "
                          f"known models: {', '.join(list_models())}, or PATH.py:NAME, torchvision:NAME, timm:NAME")
-    shape_kw = {}
+    shape_kw: dict[str, Any] = {}
     if input_shape is not None:
         if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
             raise ValueError(f"--input {'x'.join(map(str, input_shape))} must be CxHxW with H == W for a model name")
         shape_kw = {"in_chans": input_shape[0], "input_size": input_shape[1]}
-    model = create(target, **shape_kw, **given(args, create), **model_arguments(args))
-    return model, model.card.input_shape
+    from compress.models import card_of
+
+    built = create(target, **shape_kw, **given(args, create), **model_arguments(args))
+    card = card_of(built)
+    assert card is not None   # create() gives every model its card
+    return built, card.input_shape
 
 
 def _has_int8_path(model) -> bool:
@@ -201,7 +207,7 @@ def _calibration(target: str, input_shape):
     except (ValueError, OSError):   # a run whose model no longer rebuilds (its file moved): random inputs
         return None, None
     data = run.data()
-    if tuple(data.train.x.shape[1:]) != tuple(input_shape):
+    if data.train is None or tuple(data.train.x.shape[1:]) != tuple(input_shape):
         return None, None
     return data, run.normalizer
 

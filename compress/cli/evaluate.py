@@ -72,7 +72,7 @@ def _evaluate_file(args, device) -> int:
     model, info = load_model(args.run_dir)
     shape, normalizer = info.require_input()
     device = info.check_device(device)
-    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows,
+    bundle = data_mod.load(args.data, input_size=(int(shape[1]), int(shape[2])), skip_bad_rows=args.skip_bad_rows,
                            **given(args, data_mod.load))
     report_skipped(bundle)
     info.check_data(bundle)
@@ -92,7 +92,7 @@ def _report(args, kind: str, path, bundle, evaluate_split) -> int:
     if args.json:
         print(json.dumps({kind: str(path), "data": bundle.source, "split": name, "test_split": how, **ev}, indent=2))
     else:
-        origin = {"held_out": ", held out", "test_data": f" from {bundle.options.get('test')}"}.get(how, "")
+        origin = {"held_out": ", held out", "test_data": f" from {bundle.options.get('test')}"}.get(how or "", "")
         print(f"{path} on {bundle.source} [{name}{origin}]: acc {ev['acc']:.4f}  loss {ev['loss']:.4f}  n {ev['n']}")
     return 0
 

@@ -70,6 +70,7 @@ def run(args) -> int:
         return 0
     print(search.table())
     best = search.best
+    assert best is not None   # train_to_budget raises BudgetError when nothing fits
     print(f"wrote {args.out}/model.{search.format} ({best.candidate}, {best.size_bytes:,} bytes), "
           f"{args.out}/table.json, {args.out}/table.csv")
     return 0

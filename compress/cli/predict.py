@@ -53,7 +53,9 @@ def run(args) -> int:
                              f"{result.info['data']['in_chans']}")
         labels, ids, names = result.predict(split.x).tolist(), split.ids, result.class_names
     ids = ids if ids is not None else [str(i) for i in range(len(labels))]
-    rows = ["id,label"] + [f"{i},{names[k] if args.names else k}" for i, k in zip(ids, labels)]
+    if args.names and names is None:
+        raise ValueError(f"{args.run_dir}: stores no class names; drop --names to write class indices")
+    rows = ["id,label"] + [f"{i},{names[k] if args.names and names is not None else k}" for i, k in zip(ids, labels)]
     _io.write_text(args.out, "\n".join(rows) + "\n")
     print(f"wrote {len(labels)} predictions to {args.out}")
     return 0
@@ -71,7 +73,7 @@ def _predict_file(args, device) -> tuple[list[int], list[str] | None, tuple[str,
     device = info.check_device(device)
     if args.names and info.class_names is None:
         raise ValueError(f"{info.path}: stores no class names; drop --names to write class indices")
-    bundle = data_mod.load(args.data, input_size=tuple(shape[1:]), skip_bad_rows=args.skip_bad_rows,
+    bundle = data_mod.load(args.data, input_size=(int(shape[1]), int(shape[2])), skip_bad_rows=args.skip_bad_rows,
                            **given(args, data_mod.load))
     report_skipped(bundle)
     split = bundle.split(args.split)

@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from compress.models import create
+    from compress.models import card_of, create
     from compress.profile import compare, profile
 
     kw = given(args, create)
@@ -45,7 +45,8 @@ def run(args) -> int:
                              f"({shape[-3]} channels)")
         kw.update(in_chans=shape[-3], input_size=shape[-2])
     model = create(args.name, **kw, **model_arguments(args))
-    card = model.card
+    card = card_of(model)
+    assert card is not None   # create() gives every model its card
     if args.input is None:
         shape = tuple(card.input_shape)
     result = profile(model, shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from compress.cli._common import (add_budget_options, add_field, add_log_arguments, budget_from, finite_float, given,
                                   library_constant,
@@ -77,8 +78,8 @@ def run(args) -> int:
     # before any work: never the source run (or a folder holding it), an existing folder only with --overwrite
     _io.check_output_folder(args.out, inputs=[args.source, *([args.data] if getattr(args, "data", None) else [])],
                             overwrite=bool(args.overwrite))
-    layers = {"ignored_layers": [p for group in args.ignore or [] for p in group],
-              "layer_ratios": dict(args.layer_ratio or [])}
+    layers: dict[str, Any] = {"ignored_layers": [p for group in args.ignore or [] for p in group],
+                              "layer_ratios": dict(args.layer_ratio or [])}
     config = PruneConfig(**given(args, PruneConfig), **{k: v for k, v in layers.items() if v},
                          budget=budget_from(args))
     latency = None

@@ -106,7 +106,9 @@ def run(args) -> int:
         return 2
     print(result.table())
     best = result.best
-    print(f"\nchosen: {best.id} ({best.size_bytes:,} bytes, val {100 * best.val_acc:.2f}%"
+    assert best is not None   # search raises SearchBudgetError when nothing fits
+    val = "no validation score" if best.val_acc is None else f"val {100 * best.val_acc:.2f}%"
+    print(f"\nchosen: {best.id} ({best.size_bytes:,} bytes, {val}"
           + (f", {best.latency_ms:.3f} ms on {best.runtime}" if best.latency_ms is not None else "") + ")")
     for what in ("best", "onnx", "candidates", "plot", "report"):
         if what in result.files:

@@ -132,11 +132,11 @@ def stream_folder(root: str | os.PathLike, *, input_size: int | tuple[int, int] 
     size, chans = _first_image(folders["train"])
     size, chans = (_as_hw(input_size) or size), (in_chans or chans)
     train = ImageFolderDataset(folders["train"], input_size=size, in_chans=chans)
-    make = {name: ImageFolderDataset(folders[name], input_size=size, in_chans=chans, classes=train.classes)
-            for name in ("val", "test") if name in folders}
+    parts: dict[str, Dataset] = {name: ImageFolderDataset(folders[name], input_size=size, in_chans=chans,
+                                                          classes=train.classes)
+                                 for name in ("val", "test") if name in folders}
     labels = np.array([label for _, label in train.samples])
     keep = np.arange(len(labels))
-    parts: dict[str, Dataset] = dict(make)
     if "test" not in parts and test_fraction > 0:
         keep, held = stratified_split(labels, test_fraction, test_seed)
         parts["test"] = Subset(train, held.tolist())

@@ -27,7 +27,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -52,7 +52,7 @@ def resume_file(out: Path) -> Path:
     return resume_folder(out) / _FILE
 
 
-def check_outs(outs: list[Path | None], *, resume: bool, overwrite: bool) -> None:
+def check_outs(outs: Sequence[Path | None], *, resume: bool, overwrite: bool) -> None:
     """Before any work: ``resume`` needs the first run folder's resume state (and no ``overwrite``); without
     ``resume`` a run folder's leftover resume state is replaced only with ``overwrite``. Raises ValueError or
     FileExistsError naming the folder."""
