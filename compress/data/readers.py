@@ -49,7 +49,8 @@ class BadRows:
     """Collects good rows and bad ones (raising on the first unless skipping)."""
 
     def __init__(self, path: Path, skip: bool):
-        self.name, self.skip, self.skipped = str(path), skip, []
+        self.name, self.skip = str(path), skip
+        self.skipped: list[tuple[str, int, str]] = []   # (file, line, reason)
 
     def bad(self, line: int, reason: str) -> None:
         if not self.skip:
@@ -121,7 +122,7 @@ def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
     px, good = parse_pixels(pixels, line_nos, size, rows, known=FER_PIXELS)
     keys = [keys[i] for i in good]
     nos = [line_nos[i] for i in good]
-    usages = [usages[i] for i in good] if ui is not None else None
+    usage_of = [usages[i] for i in good] if ui is not None else None
     if label_col is None:  # unlabeled: ids kept as text
         parts = {"test": (px, np.full(len(keys), -1, np.int64)), "ids": keys}
         return parts, FER_CLASSES, rows.skipped
@@ -139,11 +140,10 @@ def read_csv(path: Path, size: tuple[int, int] | None, skip: bool):
     if not keep:
         raise DataError(f"{path}: no usable rows ({len(rows.skipped)} skipped)")
     px, y = px[keep], np.asarray(labels, np.int64)
-    if usages is None:
+    if usage_of is None:
         return {"train": (px, y)}, FER_CLASSES, rows.skipped
-    usages = np.asarray([usages[i] for i in keep])
-    parts = {name: (px[usages == name], y[usages == name]) for name in ("train", "val", "test")
-             if (usages == name).any()}
+    use = np.asarray([usage_of[i] for i in keep])
+    parts = {name: (px[use == name], y[use == name]) for name in ("train", "val", "test") if np.any(use == name)}
     if "train" not in parts:
         raise DataError(f"{path}: no Training rows")
     return parts, FER_CLASSES, rows.skipped
@@ -170,8 +170,10 @@ def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *,
     ``line_nos`` are the rows' line numbers for messages; bad rows go to ``rows``. The expected count per row is
     decided by :func:`expected_pixels` (``known``: the layout's image size in pixels).
     """
-    expect = rule = None
-    values, good = [], []
+    expect: int | None = None
+    rule = ""
+    values: list[np.ndarray] = []
+    good: list[int] = []
     for start in range(0, len(pixels), _CHUNK_ROWS):
         chunk = pixels[start:start + _CHUNK_ROWS]
         counts = np.fromiter((p.count(" ") + 1 if p else 0 for p in chunk), dtype=np.int64, count=len(chunk))
@@ -187,12 +189,12 @@ def parse_pixels(pixels: list[str], line_nos: list[int], size, rows: BadRows, *,
             continue
         for i, (p, no) in enumerate(zip(chunk, line_nos[start:start + len(chunk)]), start=start):
             problem, arr = _check_row(p, expect, rule)
-            if problem:
-                rows.bad(no, problem)
+            if problem or arr is None:   # a row without a problem always has its pixels
+                rows.bad(no, problem or "no pixels")
             else:
                 values.append(arr.reshape(1, expect))
                 good.append(i)
-    if not good:
+    if not good or expect is None:
         raise DataError(f"{rows.name}: no usable rows ({len(rows.skipped)} skipped)")
     if size is None or size[0] * size[1] != expect:   # otherwise the pixels are laid out on size's grid
         side = math.isqrt(expect)
@@ -371,13 +373,13 @@ def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
     chans = 3 if any(im.mode == "RGB" for im in images) else 1
     first = images[0].size
     arrays = []
-    for im, f in zip(images, names):
-        if size is None and im.size != first:
-            raise DataError(f"{f}: image size {im.size[0]}x{im.size[1]} differs from {names[0]} "
+    for image, f in zip(images, names):
+        if size is None and image.size != first:
+            raise DataError(f"{f}: image size {image.size[0]}x{image.size[1]} differs from {names[0]} "
                             f"({first[0]}x{first[1]}); pass input_size to resize (--input-size on the command line)")
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        a = np.asarray(im.convert("RGB" if chans == 3 else "L"), dtype=np.uint8)
+        if size is not None and image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        a = np.asarray(image.convert("RGB" if chans == 3 else "L"), dtype=np.uint8)
         arrays.append(a.transpose(2, 0, 1) if a.ndim == 3 else a[None])
     return np.stack(arrays), np.asarray(labels, np.int64), tuple(classes), rows.skipped
 

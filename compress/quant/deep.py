@@ -188,7 +188,7 @@ def _fit_plan(model, options, max_bytes, config, file_bytes, say, *, target: int
     cheapest = Plan([LayerPlan(n, min(options[n], key=lambda o: o.size_bytes).codec) for n in names],
                     entropy=config.entropy)
     size = file_bytes(model, cheapest)
-    fixed = size - sum(lp.size_bytes for lp in cheapest.layers)
+    fixed = size - sum(lp.size_bytes or 0 for lp in cheapest.layers)   # filled by file_bytes, which encodes the plan
     budget = target - fixed
     for _ in range(8):
         chosen = allocate(options, budget)

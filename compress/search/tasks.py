@@ -190,6 +190,7 @@ class Worker:
         from compress.train.runs import write_run
 
         card = card_of(self.source_model())
+        assert card is not None   # search refuses a source model without a card
         kw = {k: v for k, v in card.build_args.items() if k not in ("name", "width_mult", "widths")}
         storage = CodecConfig.parse(task.storage)
         budget = Budget(max_bytes=task.max_bytes, file_format=f"{self.format}:{storage.label}")

@@ -132,13 +132,14 @@ def train_members(models: list[nn.Module], data: DataBundle | TorchData | Datase
         normalizer = _prepare_stream(data, models[0], config, normalizer)
     elif not isinstance(data, DataBundle):
         data = data_mod.load(data, seed=config.seed)
-    if isinstance(data, TorchData):
-        pass   # checked by _prepare_stream: not empty, every item an (image, label) pair
-    elif data.train is None or not len(data.train) or not data.train.labeled:
+    # a TorchData is checked by _prepare_stream: not empty, every item an (image, label) pair
+    if not isinstance(data, TorchData) and (data.train is None or not len(data.train) or not data.train.labeled):
         raise ValueError(f"{data.source}: no labeled training images")
-    if len(data.train) < 2:   # BatchNorm cannot normalize a batch of one image
-        raise ValueError(f"{data.source}: the training split has {len(data.train)} image; training needs at least 2 "
-                         f"(give more rows, or a smaller val_fraction)")
+    train_split = data.train
+    assert train_split is not None   # refused above for a bundle; a TorchData always has one
+    if len(train_split) < 2:   # BatchNorm cannot normalize a batch of one image
+        raise ValueError(f"{data.source}: the training split has {len(train_split)} image; training needs at least "
+                         f"2 (give more rows, or a smaller val_fraction)")
     for path in out_paths:
         if path is not None and path.exists() and not overwrite and not resume:
             raise FileExistsError(f"run folder {path} exists (pass overwrite=True / --overwrite)")
@@ -161,14 +162,17 @@ def train_members(models: list[nn.Module], data: DataBundle | TorchData | Datase
         trained = stack_models(models).to(device) if stack else models[0]
         loop = TrainingLoop(trained, len(models), data, config, list(seeds), device, teacher_model, teacher_norm,
                             regularizer=regularizer, transform=weight_transform, normalizer=normalizer)
+        first = out_paths[0]   # the resume state lives beside the first run folder
         keep = weight_transform is None and all(o is not None for o in out_paths)   # a resume state
         card = card_of(models[0])
         ident = resume_mod.identity(config, list(seeds), models[0], data, loop.normalizer, teacher=teacher_info,
                                     regularizer=regularizer_record(regularizer),
                                     card=card.to_dict() if card is not None else None) if keep else None
+        kept = (first, ident) if keep and first is not None and ident is not None else None
         state = None
         if resume:
-            state, loop.normalizer = resume_mod.read_state(out_paths[0], ident)
+            assert kept is not None   # check_outs needs the run folder's state, and a weight transform is refused
+            state, loop.normalizer = resume_mod.read_state(*kept)
         if keep and not resume:
             resume_mod.discard(out_paths)                      # a killed run's state, overwritten (checked above)
         report = _progress_fn(progress, math.ceil(config.epochs), len(models), seeds,
@@ -176,8 +180,8 @@ def train_members(models: list[nn.Module], data: DataBundle | TorchData | Datase
         if any(trackers):
             report = _tracked(report, trackers, models, configs, out_paths, data, regularizer)
         histories, states, train_metrics = loop.run(
-            report, resume=state, resume_name=str(resume_mod.resume_file(out_paths[0])) if resume else "",
-            save=resume_mod.saver(out_paths[0], ident) if keep else None)
+            report, resume=state, resume_name=str(resume_mod.resume_file(kept[0])) if resume and kept else "",
+            save=resume_mod.saver(*kept) if kept else None)
         runs = []
         for model, cfg, history, state, metrics, out_path in zip(models, configs, histories, states, train_metrics,
                                                                  out_paths):
@@ -227,7 +231,8 @@ def _tracked(report, trackers: list, models: list, configs: list, out_paths: lis
             tracker.start(name, {"train": dataclasses.asdict(configs[k]),
                                  "model": card.to_dict() if card is not None else {"class": type(models[k]).__name__},
                                  "data": {"source": str(data.source), "classes": data.num_classes,
-                                          "train_n": len(data.train), "val_n": len(data.val) if data.val else 0},
+                                          "train_n": len(data.train) if data.train is not None else 0,
+                                          "val_n": len(data.val) if data.val else 0},
                                  "regularizer": regularizer_record(regularizer)})
 
     def log(member, row):
@@ -279,7 +284,12 @@ def _final_metrics(model: nn.Module, data: DataBundle | TorchData, normalizer, c
 def _check_model(model: nn.Module, data: DataBundle | TorchData, device: torch.device, role: str = "model") -> None:
     """One forward pass on two training images, so a shape mismatch fails before any training."""
     model.to(device)
-    x = (_first_images(data) if isinstance(data, TorchData) else data.train.x[:2]).to(device).float()
+    if isinstance(data, TorchData):
+        x = _first_images(data)
+    else:
+        assert data.train is not None   # train_members refused a bundle without training images
+        x = data.train.x[:2]
+    x = x.to(device).float()
     was = model.training
     model.eval()
     try:

@@ -33,6 +33,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -140,7 +141,8 @@ def config_json(run: Run, data: DataBundle | TorchData, flip_resolved: bool, tea
         "data": {"source": data.source, "options": dict(data.options), "class_names": list(data.class_names),
                  "in_chans": data.in_chans, "input_size": list(data.image_hw), "normalizer": run.normalizer.to_dict(),
                  "flip_invariant": data.flip_invariant,
-                 "n_train": len(data.train), "n_val": len(data.val) if data.val is not None else 0,
+                 "n_train": len(data.train) if data.train is not None else 0,
+                 "n_val": len(data.val) if data.val is not None else 0,
                  "n_test": len(data.test) if data.test is not None else 0, "skipped_rows": len(data.skipped),
                  "test_split": data.origin.get("test_split")},
         "teacher": teacher_info,
@@ -231,7 +233,7 @@ _NORMALIZER_KEYS = {"mean": list, "std": list, "enabled": bool}
 
 def _read_json_files(path: Path) -> tuple[dict, list, dict]:
     """config.json, history.json and metrics.json, checked: one ValueError naming the file for anything else."""
-    loaded = {}
+    loaded: dict[str, Any] = {}
     for name, kind in (("config.json", dict), ("history.json", list), ("metrics.json", dict)):
         f = path / name
         if name == "metrics.json" and not f.exists():
