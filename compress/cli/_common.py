@@ -17,7 +17,8 @@ from typing import Any
 
 from compress.cli import _source
 
-__all__ = ["TRAIN_CONFIG", "CREATE", "LOAD", "BUDGET", "finite_float", "MAX_COUNT", "parse_shape", "parse_int_list", "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
+__all__ = ["TRAIN_CONFIG", "CREATE", "LOAD", "BUDGET", "finite_float", "MAX_COUNT", "parse_shape", "parse_int_list",
+           "parse_count", "parse_counts", "parse_csv", "parse_float_pair",
            "parse_key_value", "non_negative_int", "positive_int", "library_default", "library_constant", "show_default",
            "default_help", "add_field", "field_actions", "given", "add_data_arguments", "report_skipped",
            "MODEL_HELP", "add_model_arguments", "model_arguments", "add_log_arguments"]

@@ -198,7 +198,8 @@ def _parameter_default(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) 
 
 def _value(module: str, node: ast.expr) -> Any:
     """Evaluate a default or a constant: literals, containers of them, names defined in the module (or imported
-    into it), a dataclass's field default (``Int8Config.calibration``), ``a + b`` and ``a * b``, and ``tuple()``/``list()``/``dict()``; anything else is :class:`NotStatic`."""
+    into it), a dataclass's field default (``Int8Config.calibration``), ``a + b`` and ``a * b``, and
+    ``tuple()``/``list()``/``dict()``; anything else is :class:`NotStatic`."""
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Tuple):

@@ -50,9 +50,11 @@ def register(sub) -> None:
     add_field(p, "--overwrite", EXPORT_RUN, "overwrite", switch=True, help="replace an existing --out file")
     add_field(p, "--int8", EXPORT_RUN, "int8", switch=True,
               help="with --onnx and an int8 codec: the ONNX file runs the stored int8 weights (QDQ), checked first")
-    add_field(p, "--calibration", EXPORT_RUN, "calibration", choices=library_constant("compress.int8.calibrate:CALIBRATION_METHODS"),
+    add_field(p, "--calibration", EXPORT_RUN, "calibration",
+              choices=library_constant("compress.int8.calibrate:CALIBRATION_METHODS"),
               help="with --int8: how activation ranges are taken from training images")
-    add_field(p, "--int8-activations", EXPORT_RUN, "int8_activations", choices=library_constant("compress.int8.config:ACTIVATION_TYPES"),
+    add_field(p, "--int8-activations", EXPORT_RUN, "int8_activations",
+              choices=library_constant("compress.int8.config:ACTIVATION_TYPES"),
               help="with --int8: activations with negative values in uint8 (asymmetric) or int8 (symmetric, "
                    "zero point 0: what OpenVINO runs fastest)")
     g = p.add_argument_group("deep compression (compress.quant.DeepConfig): per-layer candidates 'mixed' and 'deep'")

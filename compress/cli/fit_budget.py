@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (MODEL_HELP, TRAIN_CONFIG, library_constant, add_field, add_model_arguments, finite_float, given, model_arguments,
-                                  parse_count, parse_csv, positive_int, split_warnings)
+from compress.cli._common import (MODEL_HELP, TRAIN_CONFIG, add_field, add_model_arguments, finite_float, given,
+                                  library_constant, model_arguments, parse_count, parse_csv, positive_int,
+                                  split_warnings)
 
 TRAIN_TO_BUDGET = "compress.export.family:train_to_budget"
 SUMMARY = "search width x codec for the most accurate model within N bytes"
@@ -30,7 +31,8 @@ def register(sub) -> None:
               help="comma-separated candidates: whole-model codecs (int8+fold, kmeans4+fold...) or deepNx (a model N "
                    "times the budget in int8, trained, then pruned + mixed precision + fine-tuned into it)")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"training epochs per candidate (default {library_constant('compress.export.family:DEFAULT_SEARCH_EPOCHS')})")
+                   help="training epochs per candidate "
+                        f"(default {library_constant('compress.export.family:DEFAULT_SEARCH_EPOCHS')})")
     add_field(p, "--lr", TRAIN_CONFIG, "lr", type=finite_float, help="peak learning rate")
     add_field(p, "--seed", TRAIN_CONFIG, "seed", type=int)
     add_field(p, "--teacher", TRAIN_TO_BUDGET, "teacher", metavar="RUN", help="run folder to distill from")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from compress.cli._common import (CREATE, MODEL_HELP, add_field, add_model_arguments, finite_float, given, library_default,
-                                  model_arguments, parse_shape)
+from compress.cli._common import (CREATE, MODEL_HELP, add_field, add_model_arguments, finite_float, given,
+                                  library_default, model_arguments, parse_shape)
 
 SUMMARY = "count params, MACs, FLOPs, activation and file bytes of a model"
 

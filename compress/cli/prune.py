@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from compress.cli._common import (add_budget_options, add_field, add_log_arguments, budget_from, finite_float, given,
-                                  library_constant,
-                                  parse_csv, parse_key_value)
+                                  library_constant, parse_csv, parse_key_value)
 
 PRUNE_CONFIG = "compress.prune.pruner:PruneConfig"
 SUMMARY = "prune a trained run's channels (a smaller model) and write a run folder"
@@ -45,7 +44,8 @@ def register(sub) -> None:
     add_field(g, "--round-to", PRUNE_CONFIG, "round_to", type=int, help="kept widths a multiple of this")
     add_field(g, "--min-width", PRUNE_CONFIG, "min_width", type=int, help="channels every layer keeps")
     add_field(g, "--steps", PRUNE_CONFIG, "steps", type=int, help="prune in N steps")
-    add_field(g, "--schedule", PRUNE_CONFIG, "schedule", choices=library_constant("compress.prune.schedule:SCHEDULES"), help="share of the target per step")
+    add_field(g, "--schedule", PRUNE_CONFIG, "schedule", choices=library_constant("compress.prune.schedule:SCHEDULES"),
+              help="share of the target per step")
     add_field(g, "--finetune-epochs", PRUNE_CONFIG, "finetune_epochs", type=int, help="epochs after each step")
     add_field(g, "--taylor-images", PRUNE_CONFIG, "taylor_images", type=int, help="images for --importance taylor")
     add_field(g, "--seed", PRUNE_CONFIG, "seed", type=int, help="random importance, fine-tuning")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from compress.cli._common import (add_field, add_log_arguments, add_model_arguments, finite_float, given, library_constant, library_default,
-                                  model_arguments, parse_count, parse_counts, parse_csv, parse_key_value, positive_int)
+from compress.cli._common import (add_field, add_log_arguments, add_model_arguments, finite_float, given,
+                                  library_constant, library_default, model_arguments, parse_count, parse_counts,
+                                  parse_csv, parse_key_value, positive_int)
 
 SWEEP_CONFIG = "compress.study.config:SweepConfig"
 MAKE_EXECUTOR = "compress.study.executors:make_executor"
