@@ -15,6 +15,9 @@ Three phases, each resumable (a folder records what it finished; a rerun skips i
 3. latency: each artifact that fits the byte budget timed on every runtime that can execute it (outputs checked
    against eager), on the driver with nothing else running, so that the timings are not shared with training.
 
+The data: a bundle in memory, or streamed (:class:`~compress.data.torch_data.TorchData`: read batch by batch in
+every phase, never held whole; see :func:`search`).
+
 The folder: ``search.json`` (settings), ``models/`` (run folders and Deep Compression outputs), ``artifacts/``,
 ``candidates/`` (one record per artifact), and at the end ``candidates.csv``/``.json``, ``pareto.png``,
 ``report.md``, ``best.<format>`` (plus ``best.onnx`` when the winner runs on an ONNX runtime).
@@ -135,30 +138,36 @@ def _check_latency(budget: Budget, runtimes: list[str], shape, num_classes: int)
 
 
 def _source(run, data, normalizer, train) -> tuple[Any, Any]:
-    """``(run, bundle)``: a run folder or a Run (its own data unless ``data``), or a model with ``data`` (a
-    DataBundle), ``normalizer`` (default the data's) and ``train`` (a TrainConfig: fine-tuning settings and the
-    epochs the search's budgets count from) wrapped as a Run without a folder."""
+    """``(run, data)``: a run folder or a Run (its own data unless ``data``), or a model with ``data`` (a
+    DataBundle, or streamed data: a torch Dataset, DataLoader or TorchData), ``normalizer`` (default the data's) and
+    ``train`` (a TrainConfig: fine-tuning settings and the epochs the search's budgets count from) wrapped as a Run
+    without a folder. Streamed data comes back as a TorchData, checked item by item (:func:`_given_stream`)."""
     from torch import nn
 
     from compress.data.bundle import DataBundle
-    from compress.data.torch_data import is_torch_data
+    from compress.data.torch_data import TorchData, as_torch_data, is_torch_data
     from compress.models.card import card_of
     from compress.train import TrainConfig
     from compress.train.runs import Run, load_run
 
     if is_torch_data(data):
-        raise TypeError("search: it scores every candidate on data held in memory; streamed data (a torch Dataset, "
-                        "DataLoader or TorchData) is not searched yet: pass a DataBundle (compress.data.load, or "
-                        "compress.data.from_arrays)")
+        data = as_torch_data(data)
+    elif data is not None and not isinstance(data, DataBundle):
+        raise TypeError(f"search: data must be a compress DataBundle, a torch Dataset or DataLoader, or a TorchData; "
+                        f"got {type(data).__name__}")
     if isinstance(run, nn.Module):
-        if not isinstance(data, DataBundle):
-            raise TypeError("search: a model needs data= (a compress DataBundle with train and validation splits) "
-                            "to fine-tune and score on")
+        if data is None:
+            raise TypeError("search: a model needs data= (a compress DataBundle, or a torch Dataset, DataLoader or "
+                            "TorchData, with training and validation data) to fine-tune and score on")
         card = card_of(run)
         if card is None:
             raise ValueError(f"search: {type(run).__name__} has no card (build it with compress.models.create, or "
                              "train it with compress.train.fit), so pruned versions cannot be rebuilt")
-        src = Run(model=run.eval(), config=train or TrainConfig(), history=[], metrics={},
+        config = train or TrainConfig()
+        if isinstance(data, TorchData):
+            _given_stream(data, f"model {card.name}", config.batch_size, statistics=normalizer is None,
+                          num_classes=_output_width(run, data))
+        src = Run(model=run.eval(), config=config, history=[], metrics={},
                   data_source=data.source, data_options=dict(data.options), class_names=tuple(data.class_names),
                   normalizer=normalizer or data.normalizer, card=card)
         name = f"model {card.name}"
@@ -167,6 +176,8 @@ def _source(run, data, normalizer, train) -> tuple[Any, Any]:
         name = f"run {src.path}"
         if train is not None:
             src.config = train
+        if isinstance(data, TorchData):   # the run's own normalization: no statistics to sum
+            _given_stream(data, name, src.config.batch_size, statistics=False, num_classes=len(src.class_names))
     if src.card is None:
         raise ValueError(f"{name}: its model has no card, so pruned versions cannot be rebuilt")
     if data is not None:
@@ -179,6 +190,44 @@ def _source(run, data, normalizer, train) -> tuple[Any, Any]:
     if bundle.val is None or not len(bundle.val) or not bundle.val.labeled:
         raise ValueError(f"{name}: its data {bundle.source!r} has no labeled validation split to choose on")
     return src, bundle
+
+
+def _given_stream(data, name: str, batch_size: int, *, statistics: bool, num_classes: int) -> None:
+    """Streamed data made ready to search on, before any folder is made: ``num_classes`` classes (the run's, or the
+    model's output width: data naming another number is refused), a validation split read in one fixed order (the
+    paired comparisons line images up by position), and :meth:`TorchData.prepare`: every item checked (the first bad
+    one named) and, with ``statistics``, the training images' mean and std summed, in one streamed pass."""
+    from torch.utils.data import DataLoader, RandomSampler
+
+    if data.val is None or not len(data.val):
+        raise ValueError(f"{name}: its data {data.source!r} has no validation split to choose on (give "
+                         "TorchData(train, val=...))")
+    loader = data.val.source
+    if isinstance(loader, DataLoader) and any(isinstance(s, RandomSampler) for s in
+                                              (loader.sampler, getattr(loader.batch_sampler, "sampler", None))):
+        raise ValueError(f"{name}: the validation DataLoader shuffles; every candidate is compared with the others "
+                         "image by image, so validation must be read in one fixed order: give a DataLoader with "
+                         "shuffle=False, or the Dataset itself")
+    data.with_num_classes(num_classes)        # a ValueError when the data names another number of classes
+    data.prepare(batch_size, statistics=statistics)
+
+
+def _output_width(model, data) -> int:
+    """How many classes ``model`` tells apart: its output width on the stream's first training image."""
+    import torch
+
+    from compress.device import model_device
+
+    try:
+        with torch.no_grad():                  # in eval mode, one image is a batch
+            out = model.eval()(data.train.first()[0].unsqueeze(0).float().to(model_device(model)))
+    except RuntimeError as exc:
+        raise ValueError(f"search: the model does not accept {'x'.join(map(str, data.train.first()[0].shape))} "
+                         f"images from {data.source}: {str(exc).splitlines()[0]}") from None
+    if out.ndim != 2:
+        raise ValueError(f"search: the model outputs {tuple(out.shape[1:])} per image; a classifier outputs "
+                         "(classes,)")
+    return int(out.shape[1])
 
 
 def _fingerprint(model) -> str:
@@ -256,6 +305,17 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     data's) and ``train`` (a :class:`compress.train.TrainConfig`: the fine-tuning settings; its ``epochs`` set how
     long pruned models are fine-tuned unless ``config.finetune_epochs``).
 
+    ``data`` may also be streamed (:class:`compress.data.TorchData` with ``val=``; a bare Dataset or DataLoader has
+    no validation split and is refused): nothing is materialized. Every item is checked in one pass before any
+    folder is made (the first bad one named; with a model and no ``normalizer``, the training statistics are summed
+    in the same pass; a run keeps its own normalization and classes); pruning, fine-tuning, distillation and Deep
+    Compression read it batch by batch, in worker processes too (a TorchData pickles; a Dataset class defined in a
+    notebook cannot be unpickled by a spawned worker: use the default executor there); each candidate is
+    scored on the validation and test splits batch by batch in their fixed order (a Dataset's index order; a
+    validation DataLoader that shuffles is refused, since candidates are compared image by image); latency's int8
+    calibration draws its images from the training stream once. A run trained on streamed data (whose
+    ``run.data()`` cannot reload it) is searched with ``data=`` given.
+
     ``executor`` (``compress.study.make_executor``: local processes or Ray) trains the models; default here, one
     after another. ``log`` gets progress lines, with the current front as it grows. A folder holding a search
     with the same settings is resumed (finished models and candidates are kept); other settings are refused
@@ -265,7 +325,9 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
     ``candidate_val_acc``, ...), the written files, the chosen candidate's numbers as final metrics (csv:
     ``OUT/metrics.csv``). Raises ValueError (before any work) for a budget without bytes, a runtime not installed,
     a latency below every runtime's per-call overhead, a time budget shorter than one candidate, a run without
-    data; :class:`SearchBudgetError` (a ValueError; its ``result`` holds everything) when no candidate fits.
+    data, streamed data with a bad item, no validation split or a shuffling validation DataLoader; TypeError for
+    data of another type; :class:`SearchBudgetError` (a ValueError; its ``result`` holds everything) when no
+    candidate fits.
     """
     from compress.search.report import describe_budget, write_outputs
     from compress.study.lock import folder_lock
@@ -339,6 +401,23 @@ class _Context:
     deadline: float | None
     candidate_s: float
     _meta: dict | None = None
+    _calibration: tuple | None = None
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Images per batch when scoring streamed data (:func:`compress.train.loop.eval_batch_size`)."""
+        from compress.train.loop import eval_batch_size
+
+        return eval_batch_size(self.src.config, self.bundle)
+
+    def calibration(self) -> tuple:
+        """``(data, normalizer)`` for latency's int8 calibration (:func:`compress.search.measure.calibration_data`:
+        streamed data read once, for every artifact)."""
+        from compress.search.measure import calibration_data
+
+        if self._calibration is None:
+            self._calibration = calibration_data(self.bundle, self.src.normalizer)
+        return self._calibration
 
     def meta(self) -> dict:
         from compress.export.runs import run_meta
@@ -367,14 +446,25 @@ def _epoch_seconds(src, bundle) -> float:
 
 def _candidate_seconds(src, bundle) -> float:
     """About how long writing and scoring one artifact of the source model takes: one timed pass over 256 images,
-    scaled to the validation and test splits, plus writing the file."""
+    scaled to the validation and test splits, plus writing the file. Streamed data: its first validation batch (at
+    most 256 images, and no more than an evaluation batch), the reading timed with the inference (a stream pays
+    both for every image it scores)."""
     import torch
 
+    from compress.data.torch_data import StreamSplit
     from compress.export.artifact import serialize
     from compress.train.inference import logits
+    from compress.train.loop import eval_batch_size
 
-    x = bundle.val.x[:256]
-    t0 = time.perf_counter()
+    if isinstance(bundle.val, StreamSplit):
+        count = min(256, eval_batch_size(src.config, bundle))
+        t0 = time.perf_counter()
+        stream = bundle.val.batches(count, limit=count)
+        x, _ = next(stream)
+        stream.close()                     # a DataLoader's workers end now
+    else:
+        x = bundle.val.x[:256]
+        t0 = time.perf_counter()
     with torch.no_grad():
         logits(src.model, x, src.normalizer)
     per_image = (time.perf_counter() - t0) / max(1, len(x))
@@ -504,7 +594,7 @@ def _write_artifacts(ctx: _Context, plan: Plan) -> list[Candidate]:
             _write_one(ctx, spec, path, loaded)
             c.artifact = str(path.relative_to(ctx.out))
             c.seconds = time.perf_counter() - t0
-            score(c, path, ctx.bundle, ctx.src.normalizer, ctx.shape)
+            score(c, path, ctx.bundle, ctx.src.normalizer, ctx.shape, batch_size=ctx.eval_batch_size)
         except ValueError as exc:   # a codec refusing the weights (outliers, overflow): recorded, not fatal
             c.error = str(exc)
         c.fits_bytes = c.size_bytes is not None and c.size_bytes <= _max_bytes(ctx.budget)
@@ -554,6 +644,7 @@ def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
     if todo:
         ctx.say(f"latency: {len(todo)} artifacts on {', '.join(ctx.runtimes)} (batch {ctx.budget.batch_size}, "
                 f"{ctx.budget.threads} thread(s))")
+    data, normalizer = ctx.calibration() if todo else (None, None)
     for r in todo:
         if ctx.left() < 0 and r.method != "dense":
             ctx.say(f"  {r.id}: latency left out by the time budget")
@@ -563,7 +654,7 @@ def _measure_latency(ctx: _Context, rows: list[Candidate]) -> None:
         r.latencies = latencies(ctx.out / r.artifact, r.codec, ctx.runtimes, ctx.shape,
                                 batch_size=ctx.budget.batch_size, threads=ctx.budget.threads,
                                 warmup=ctx.config.latency_warmup, repeats=ctx.config.latency_repeats,
-                                bundle=ctx.bundle, normalizer=ctx.src.normalizer)
+                                bundle=data, normalizer=normalizer)
         r.seconds += time.perf_counter() - t0
         timed = {k: v for k, v in r.latencies.items() if isinstance(v, (int, float))}
         if timed:

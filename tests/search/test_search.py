@@ -213,9 +213,11 @@ def test_a_model_and_its_data_from_python(tmp_path):
         search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n")
     with pytest.raises(ValueError, match="no card"):
         search(torch.nn.Linear(4, 2), Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=bundle)
-    streamed = torch.utils.data.TensorDataset(bundle.train.x, bundle.train.y)   # a torch Dataset: not searched yet
-    with pytest.raises(TypeError, match="streamed data"):
+    streamed = torch.utils.data.TensorDataset(bundle.train.x, bundle.train.y)   # a bare Dataset: training data only
+    with pytest.raises(ValueError, match="no validation split to choose on"):
         search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=streamed)
+    with pytest.raises(TypeError, match="data must be a compress DataBundle"):
+        search(model, Budget(max_bytes=5_000), cfg, out=tmp_path / "n", data=bundle.val)
     assert not (tmp_path / "n").exists()
 
 
