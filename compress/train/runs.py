@@ -77,6 +77,12 @@ class Run:
         ``provenance.data``) is refused: a ValueError of one line naming the file and both hashes."""
         from compress import data as data_mod
 
+        folder = self.data_options.get("folder")
+        if folder and self.data_source.startswith("<image folder"):   # compress train --stream (stream_folder)
+            raise ValueError(f"run {self.path or ''} was trained on the image folder {folder} streamed; it is not "
+                             "read into memory again: pass data=compress.data.stream_folder(folder, ...) in Python "
+                             "(fit, prune_run, search and export's int8 calibration take it), or --data FOLDER to "
+                             "the commands that take one")
         if self.data_source in ("arrays", "") or self.data_source.startswith("<"):
             raise ValueError(f"run {self.path or ''} was trained on in-memory data ({self.data_source!r}); "
                              "it cannot be reloaded: pass the data yourself")

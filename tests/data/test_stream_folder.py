@@ -70,6 +70,10 @@ def test_compress_train_stream(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["val_acc"] is not None and metrics["test_acc"] is not None
     assert (out / "curves.png").exists()
+    from compress.train import load_run
+
+    with pytest.raises(ValueError, match="streamed; it is not read into memory again"):
+        load_run(out).data()
 
 
 def test_compress_train_stream_refuses_what_it_cannot_stream(tmp_path, capsys):
