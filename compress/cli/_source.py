@@ -51,6 +51,8 @@ def default(ref: str, name: str) -> Any:
     module, _, qualname = ref.partition(":")
     node, module = _definition(module, qualname)
     if isinstance(node, ast.ClassDef):
+        if not any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+            raise NotStatic(f"{ref} is a class but not a dataclass: its defaults are its __init__'s, once imported")
         return _field_value(module, node, name)
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return _value(module, _parameter_default(node, name))

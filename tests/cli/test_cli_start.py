@@ -101,6 +101,9 @@ def test_what_the_source_cannot_say_is_imported():
     from compress.explain.filters import FilterConfig
 
     assert library_default("compress.explain.section:ExplainConfig", "filter") == FilterConfig()
+    # a class that is not a dataclass: its defaults are its __init__'s, left to the import
+    with pytest.raises(_source.NotStatic, match="not a dataclass"):
+        _source.default("compress.export.choice:BudgetError", "args")
     # the importance registry is a dict filled by decorators
     with pytest.raises(_source.NotStatic):
         _source.constant("compress.prune.importance:IMPORTANCES")
