@@ -1,9 +1,11 @@
 import os
+import weakref
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 # Tests write only into their temporary folders. Ray is the exception to guard against: a new local Ray
 # (ray.init) with RAY_AUTH_MODE unset turns token authentication on and saves a token to ~/.ray/auth_token, after
@@ -50,6 +52,37 @@ def _randomize_batchnorm(model: nn.Module) -> nn.Module:
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     return model.eval()
+
+
+class Counted(Dataset):
+    """``Counted(n, seed)``: n learnable 1x8x8 images of 3 classes (brightness by class) whose items report how many
+    of their images are alive at once (``most``) and how often one was read (``reads``): proof that data streams."""
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.arange(n) % 3
+        self.x = (torch.randint(0, 120, (n, 1, 8, 8), generator=g) + 60 * self.y.view(-1, 1, 1, 1)).to(torch.uint8)
+        self.alive = self.most = self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def _gone(self):
+        self.alive -= 1
+
+    def __getitem__(self, i):
+        image = self.x[i].clone()
+        self.alive += 1
+        self.reads += 1
+        self.most = max(self.most, self.alive)
+        weakref.finalize(image, self._gone)
+        return image, int(self.y[i])
+
+
+@pytest.fixture(scope="session")
+def counted_dataset():
+    """The :class:`Counted` dataset class (tests never import conftest)."""
+    return Counted
 
 
 @pytest.fixture(scope="session")

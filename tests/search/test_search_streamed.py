@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import pickle
-import weakref
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from compress import data, models
 from compress.budget import Budget
@@ -121,32 +120,8 @@ def test_a_run_trained_on_a_stream_is_searched_with_its_data_in_a_worker_process
     assert info["data"]["source"] == "<torch dataset TensorDataset>"
 
 
-class Counted(Dataset):
-    """Items whose images report how many are alive at once."""
-
-    def __init__(self, n: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        self.y = torch.arange(n) % 3
-        self.x = (torch.randint(0, 120, (n, 1, 8, 8), generator=g) + 60 * self.y.view(-1, 1, 1, 1)).to(torch.uint8)
-        self.alive = self.most = self.reads = 0
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def _gone(self):
-        self.alive -= 1
-
-    def __getitem__(self, i):
-        image = self.x[i].clone()
-        self.alive += 1
-        self.reads += 1
-        self.most = max(self.most, self.alive)
-        weakref.finalize(image, self._gone)
-        return image, int(self.y[i])
-
-
-def test_the_driver_never_holds_a_whole_split(tmp_path):
-    train, val, test = Counted(300, 0), Counted(120, 1), Counted(90, 2)
+def test_the_driver_never_holds_a_whole_split(tmp_path, counted_dataset):
+    train, val, test = counted_dataset(300, 0), counted_dataset(120, 1), counted_dataset(90, 2)
     torch.manual_seed(0)
     model = models.create("mlp", width_mult=0.25, num_classes=3, input_size=8)
     result = search(model, Budget(max_bytes=3_000), small(), out=tmp_path / "s", data=TorchData(train, val, test),

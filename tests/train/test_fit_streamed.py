@@ -5,11 +5,10 @@ curves.png and its opt-out."""
 from __future__ import annotations
 
 import json
-import weakref
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from compress import data, models
 from compress.data.torch_data import TorchData
@@ -82,30 +81,8 @@ def test_a_bare_dataloader_is_training_data_used_as_given(bundle):
     assert seen == 2 * len(bundle.train)
 
 
-class Counted(Dataset):
-    """Items whose images report how many are alive at once."""
-
-    def __init__(self, n: int):
-        self.x, self.y = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8), torch.arange(n) % 3
-        self.alive = self.most = self.reads = 0
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def _gone(self):
-        self.alive -= 1
-
-    def __getitem__(self, i):
-        image = self.x[i].clone()
-        self.alive += 1
-        self.reads += 1
-        self.most = max(self.most, self.alive)
-        weakref.finalize(image, self._gone)
-        return image, int(self.y[i])
-
-
-def test_a_dataset_is_streamed_never_held_whole():
-    train, val = Counted(200), Counted(60)
+def test_a_dataset_is_streamed_never_held_whole(counted_dataset):
+    train, val = counted_dataset(200), counted_dataset(60)
     fit(_model(), TorchData(train, val=val), TrainConfig(**{**FAST, "epochs": 1}), progress=False)
     # the first item (the input shape), a checking pass and one epoch; the first, a check, an epoch's validation
     # and the final metrics'
@@ -133,13 +110,13 @@ def test_normalization_of_streamed_data(bundle):
     assert ready.normalizer.to_dict() == {"mean": [], "std": [], "enabled": True}   # the images go in as they are
 
 
-def test_bad_items_fail_before_training_and_leave_no_run_folder(bundle, tmp_path):
+def test_bad_items_fail_before_training_and_leave_no_run_folder(bundle, tmp_path, counted_dataset):
     x, y = bundle.train.x.clone(), bundle.train.y.clone()
     y[50] = 7
     with pytest.raises(ValueError, match=r"train item 50: label 7 out of range: labels must be in \[0, 3\)"):
         fit(_model(), TensorDataset(x, y), TrainConfig(**FAST), out=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
-    counted = Counted(40)
+    counted = counted_dataset(40)
     with pytest.raises(ValueError, match=r"model outputs \(3,\) per image but <torch dataset Counted> has 4 classes"):
         fit(_model(), TorchData(counted, num_classes=4), TrainConfig(**FAST), progress=False)
     assert counted.reads == 1                                    # refused before any pass over the data
