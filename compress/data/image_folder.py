@@ -11,7 +11,6 @@ or ``train/``, ``val/``, ``test/`` of those) and the same held-out splits, as a 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from compress.data.bundle import DataError, _as_hw, stratified_split
-from compress.data.readers import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, SPLIT_FOLDERS, is_split_folder
+from compress.data.readers import IMAGE_SUFFIXES, SPLIT_FOLDERS, is_split_folder, read_image
 from compress.data.torch_data import TorchData
 
 __all__ = ["ImageFolderDataset", "stream_folder"]
@@ -72,28 +71,22 @@ class ImageFolderDataset(Dataset):
                 f"{self.in_chans}x{h}x{w})")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
-
         path, label = self.samples[index]
-        h, w = self.size
-        mode = "RGB" if self.in_chans == 3 else "L"
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = Image.open(path)
-            with im:
-                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
-                    raise ValueError(f"{im.size[0]}x{im.size[1]} pixels exceed the limit of {MAX_IMAGE_PIXELS}")
-                im.draft(mode, (w, h))   # JPEG: decoded at the smallest scale still at least (w, h), much faster
-                made = im.convert(mode)
-                if made.size != (w, h):
-                    made = made.resize((w, h), Image.Resampling.BILINEAR)
-                a = np.array(made, dtype=np.uint8)   # a copy: writable, as torch wants
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as exc:
-            raise DataError(f"{path}: unreadable image ({exc})") from None
+        a = read_image(path, self._decoded)
         image = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1) if a.ndim == 3 else a[None]))
         return image, label
+
+    def _decoded(self, im) -> np.ndarray:
+        """An opened image made into this dataset's mode and size, as a uint8 array."""
+        from PIL import Image
+
+        h, w = self.size
+        mode = "RGB" if self.in_chans == 3 else "L"
+        im.draft(mode, (w, h))   # JPEG: decoded at the smallest scale still at least (w, h), much faster
+        made = im.convert(mode)
+        if made.size != (w, h):
+            made = made.resize((w, h), Image.Resampling.BILINEAR)
+        return np.array(made, dtype=np.uint8)   # a copy: writable, as torch wants
 
 
 def stream_folder(root: str | os.PathLike, *, input_size: int | tuple[int, int] | None = None,
@@ -155,14 +148,9 @@ def stream_folder(root: str | os.PathLike, *, input_size: int | tuple[int, int] 
 
 def _first_image(folder: Path) -> tuple[tuple[int, int], int]:
     """The size ``(H, W)`` and channels (1 gray, else 3) of the first image under ``folder``'s class subfolders."""
-    from PIL import Image
-
     for cls in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
         for f in sorted(cls.iterdir()):
             if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-                try:
-                    with Image.open(f) as im:
-                        return (im.size[1], im.size[0]), 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-                except OSError as exc:
-                    raise DataError(f"{f}: unreadable image ({exc})") from None
+                return read_image(f, lambda im: ((im.size[1], im.size[0]),
+                                                 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3))
     raise DataError(f"{folder}: no images in class subfolders (expected one subfolder of images per class)")

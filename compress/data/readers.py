@@ -19,13 +19,14 @@ import re
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from compress._npz import load_npz
 from compress.data.bundle import DataError
 
-__all__ = ["FER_CLASSES", "IMAGE_SUFFIXES", "read_csv", "read_npz", "read_folder", "check_arrays", "parse_pixels",
+__all__ = ["FER_CLASSES", "IMAGE_SUFFIXES", "read_image", "read_csv", "read_npz", "read_folder", "check_arrays", "parse_pixels",
            "BadRows", "SPLIT_FOLDERS", "is_split_folder", "read_split_folder", "read_source", "align"]
 
 FER_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
@@ -337,8 +338,38 @@ def read_npz(path: Path, skip: bool):
 
 # ---------------------------------------------------------------------------------------------- folder
 
-def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
+T = TypeVar("T")
+
+
+def read_image(path: Any, make: Callable[[Any], T]) -> T:
+    """``make(image)`` for the image file at ``path``, opened with Pillow and refused before it is decoded when it has
+    more than :data:`MAX_IMAGE_PIXELS` pixels or is a decompression bomb. Any failure, of the file or of ``make``'s
+    decoding, is a DataError ``PATH: unreadable image (WHY)``. The one way compress opens an image file (read into
+    memory by :func:`read_folder`, lazily by ``image_folder.ImageFolderDataset``)."""
     from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{im.size[0]}x{im.size[1]} pixels exceed the limit of {MAX_IMAGE_PIXELS} per image")
+            return make(im)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path}: unreadable image ({exc})") from None
+
+
+def _decoded(im: Any) -> Any:
+    """An image as :func:`read_folder` keeps it: gray, or RGB when it has color."""
+    im.load()
+    mode = "RGB" if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P") and _colored(im) else "L"
+    return im.convert(mode)
+
+
+def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
+    from PIL import Image
 
     classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
@@ -350,21 +381,11 @@ def read_folder(path: Path, size: tuple[int, int] | None, skip: bool):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    im = Image.open(f)
-                with im:
-                    if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
-                        raise ValueError(f"{im.size[0]}x{im.size[1]} pixels exceed the limit of "
-                                         f"{MAX_IMAGE_PIXELS} per image")
-                    im.load()
-                    mode = "RGB" if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P") and _colored(im) else "L"
-                    images.append(im.convert(mode))
-            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
-                    Image.DecompressionBombWarning) as exc:
+                images.append(read_image(f, _decoded))
+            except DataError as exc:   # read_image's: the file and why
                 if not skip:
-                    raise DataError(f"{f}: unreadable image ({exc})") from None
-                rows.skipped.append((str(f), 0, f"unreadable image ({exc})"))
+                    raise
+                rows.skipped.append((str(f), 0, str(exc).removeprefix(f"{f}: ")))
                 continue
             labels.append(label)
             names.append(f)
