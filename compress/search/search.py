@@ -39,6 +39,7 @@ from compress.evidence import warn_unresolvable
 from compress.search.candidates import Candidate, choose, nearest, pareto_front
 from compress.search.config import SearchConfig
 from compress.search.plan import Plan, Spec, make_plan
+from compress.track import RunTracking
 
 __all__ = ["search", "SearchResult", "SearchBudgetError", "SEARCH_FORMAT"]
 
@@ -360,7 +361,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
 
     names = check_names(loggers)
     tracker = Tracker(make_loggers(names, out, log_dir=log_dir))   # a missing package or folder: before any work
-    track = {"names": [n for n in names], "log_dir": str(Path(log_dir).resolve()), "prefix": out.resolve().name}
+    track = RunTracking.of(names, log_dir, out.resolve().name)
     with folder_lock(out):
         _open_folder(out, settings, overwrite)
         tracker.start(out.resolve().name, settings)
@@ -369,7 +370,7 @@ def search(run, budget: Budget, config: SearchConfig | None = None, *, out: str 
                          epoch_seconds=epoch_seconds)
         deadline = None if config.time_budget_s is None else t_start + config.time_budget_s
         ctx = _Context(out, src, bundle, shape, config, budget, runtimes, say, deadline, dense_s)
-        skipped = _train_models(ctx, plan, executor, track if names else None)
+        skipped = _train_models(ctx, plan, executor, track)
         if config.baselines and not scalable:
             skipped.append(f"scaled-int8: {src.card.name} has no width argument to scale (give the run's model one "
                            "with --width-arg), so the scaled-from-scratch baseline is left out")
@@ -475,7 +476,7 @@ def _candidate_seconds(src, bundle) -> float:
 
 
 # ------------------------------------------------------------------------------------------------- phase 1
-def _train_models(ctx: _Context, plan: Plan, executor, track: dict | None = None) -> list[str]:
+def _train_models(ctx: _Context, plan: Plan, executor, track: RunTracking | None = None) -> list[str]:
     """Run the plan's tasks not done yet, the first ones first while the time budget allows; returns what was
     skipped or failed, one line each. ``track``: the loggers each trained model makes (``Worker``'s)."""
     from compress.search.tasks import Worker, state_bytes

@@ -26,6 +26,10 @@ import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compress.track import RunTracking
 
 __all__ = ["ModelTask", "Worker", "state_bytes", "model_from_bytes"]
 
@@ -90,7 +94,7 @@ class Worker:
     normalizer and training settings, and the artifact options (``meta``, ``save_options``, ``format``)."""
 
     def __init__(self, bundle, source: bytes, normalizer, train: dict, *, meta: dict, save_options: dict,
-                 format: str, seed: int, threads: int | None, track: dict | None = None) -> None:
+                 format: str, seed: int, threads: int | None, track: RunTracking | None = None) -> None:
         self.bundle, self.source, self.normalizer, self.train = bundle, source, normalizer, train
         self.meta, self.save_options, self.format, self.seed, self.threads = meta, save_options, format, seed, threads
         self.track = track
@@ -128,15 +132,12 @@ class Worker:
         return {"task_id": task.task_id, "kind": task.kind, "error": str(error), "seconds": 0.0}
 
     def _tracker(self, task: ModelTask, config):
-        """The task's loggers, started (None without ``track``; :func:`compress.track.start_tracker`)."""
-        from compress.track import start_tracker
-
-        if not self.track:
+        """The task's loggers, started (None without ``track``)."""
+        if self.track is None:
             return None
-        return start_tracker(self.track["names"], task.run_dir, f"{self.track['prefix']}/{task.task_id}",
-                             {"task": dataclasses.asdict(dataclasses.replace(task, parent=None)),
-                              "train": dataclasses.asdict(config)},
-                             log_dir=self.track["log_dir"], keep_open=True)
+        return self.track.start(task.run_dir, task.task_id,
+                                {"task": dataclasses.asdict(dataclasses.replace(task, parent=None)),
+                                 "train": dataclasses.asdict(config)}, keep_open=True)
 
     @staticmethod
     def _track_end(tracker, run) -> None:

@@ -49,7 +49,7 @@ from compress.study.records import RecordBook
 from compress.study.runner import TaskRunner
 from compress.study.sweep import run_sweep
 from compress.study.tasks import longest_first
-from compress.track import check_names
+from compress.track import RunTracking
 
 __all__ = ["PRUNE_METHODS", "PRUNING_FORMAT", "run_pruning_study", "load_pruning"]
 
@@ -96,9 +96,7 @@ def run_pruning_study(config: SweepConfig, out: str | os.PathLike, *, methods=PR
     results = run_sweep(config, out, executor=executor, overwrite=overwrite, progress=progress, loggers=loggers,
                         log_dir=log_dir)
     settings = {"source_factor": source_factor, "importance": importance}
-    names = check_names(loggers)
-    track = ({"names": names, "log_dir": str(Path(log_dir).resolve()), "prefix": f"{Path(out).resolve().name}/pruning"}
-             if names else None)
+    track = RunTracking.of(loggers, log_dir, f"{Path(out).resolve().name}/pruning")
     with folder_lock(out):      # one writer at a time, as the sweep itself
         return _compare(config, settings, Path(out), results, methods, executor, overwrite, progress or _quiet,
                         track)
@@ -119,7 +117,7 @@ def _start(root: Path, config: SweepConfig, settings: dict, overwrite: bool) -> 
 
 
 def _compare(config: SweepConfig, settings: dict, out: Path, results: dict, methods: tuple[str, ...], executor,
-             overwrite: bool, say: Say, track: dict | None = None) -> dict:
+             overwrite: bool, say: Say, track: RunTracking | None = None) -> dict:
     """The comparison beside the finished sweep: the sources still to train, then the pruned runs."""
     root = out / "pruning"
     _start(root, config, settings, overwrite)

@@ -16,6 +16,7 @@ from typing import Any
 
 from compress.study.data_cache import load_data
 from compress.study.tasks import Task
+from compress.track import RunTracking
 
 __all__ = ["TaskRunner", "execute", "train_seeds"]
 
@@ -27,7 +28,7 @@ class TaskRunner:
 
     bundle: Any = None          # a DataBundle for the study's data options; None: each worker loads task.data
     resized: tuple = ()         # ((input_size, DataBundle), ...) for points whose policy chose another resolution
-    track: dict | None = None   # {"names", "log_dir", "prefix"}: each run a tracked run PREFIX/RUN_ID (compress.track)
+    track: RunTracking | None = None   # each run a tracked run PREFIX/RUN_ID (compress.track)
 
     def __call__(self, task: Task) -> list[dict]:
         try:
@@ -49,7 +50,7 @@ class TaskRunner:
         return [task.failed_record(seed, text) for seed in task.seeds]
 
 
-def execute(task: Task, bundle: Any = None, *, track: dict | None = None) -> list[dict]:
+def execute(task: Task, bundle: Any = None, *, track: RunTracking | None = None) -> list[dict]:
     """Train ``task``'s seeds together and return their records. ``bundle``: the task's data, already loaded
     (default: ``task.data`` loaded here with ``task.data_options``, cached per process). ``track``: as
     :func:`train_seeds`'. Module-level so that worker processes can run it."""
@@ -58,12 +59,12 @@ def execute(task: Task, bundle: Any = None, *, track: dict | None = None) -> lis
     return [task.record(seed, run, seconds, bundle) for seed, run in zip(task.seeds, runs)]
 
 
-def train_seeds(task: Task, bundle: Any, *, track: dict | None = None) -> tuple[list, float]:
+def train_seeds(task: Task, bundle: Any, *, track: RunTracking | None = None) -> tuple[list, float]:
     """Train ``task``'s seeds together (:func:`compress.train.fit_many`) into its run folders: each seed's model is
     ``rebuild(task.card)`` after ``torch.manual_seed(seed)``, then given ``task.states[i]`` when the task has
-    states. Returns the runs and the training seconds per run. ``track`` (``{"names", "log_dir", "prefix"}``): each
-    seed's run is a tracked run ``PREFIX/RUN_ID`` (:func:`compress.track.start_tracker`: the task's labels, seed and
-    settings as parameters, its epochs, final metrics and run folder; csv in the run folder)."""
+    states. Returns the runs and the training seconds per run. ``track``: each seed's run is a tracked run
+    ``PREFIX/RUN_ID`` (:class:`compress.track.RunTracking`: the task's labels, seed and settings as parameters, its
+    epochs, final metrics and run folder; csv in the run folder)."""
     import torch
 
     from compress.models import rebuild
@@ -77,12 +78,10 @@ def train_seeds(task: Task, bundle: Any, *, track: dict | None = None) -> tuple[
             model.load_state_dict(task.states[i])
         members.append(model)
     trackers = None
-    if track:
-        from compress.track import start_tracker
-
-        trackers = [start_tracker(track["names"], run_dir, f"{track['prefix']}/{task.run_id(seed)}",
-                                  {**task.labels(), "seed": seed, "data": task.data, "train": task.train},
-                                  log_dir=track["log_dir"]) for seed, run_dir in zip(task.seeds, task.run_dirs)]
+    if track is not None:
+        trackers = [track.start(run_dir, task.run_id(seed),
+                                {**task.labels(), "seed": seed, "data": task.data, "train": task.train})
+                    for seed, run_dir in zip(task.seeds, task.run_dirs)]
     start = time.perf_counter()
     runs = fit_many(members, bundle, TrainConfig.from_dict(task.train), seeds=list(task.seeds),
                     outs=list(task.run_dirs), overwrite=True, progress=False, curves=False,   # no figure per run

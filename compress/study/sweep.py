@@ -47,6 +47,7 @@ from compress.study.records import RecordBook, write_results
 from compress.study.results import SWEEP_FORMAT, half_width, load_results, summarize
 from compress.study.runner import TaskRunner
 from compress.study.tasks import longest_first
+from compress.track import RunTracking
 
 __all__ = ["run_sweep"]
 
@@ -73,7 +74,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, executor: Executor
     out = Path(out)
     names = check_names(loggers)
     tracker = Tracker(make_loggers(names, out, log_dir=log_dir)) if names else None   # before any work
-    track = {"names": names, "log_dir": str(Path(log_dir).resolve()), "prefix": out.resolve().name} if names else None
+    track = RunTracking.of(names, log_dir, out.resolve().name)
     with folder_lock(out):
         if tracker is not None:
             tracker.start(out.resolve().name, {"sweep": config.to_dict()})
@@ -100,7 +101,7 @@ def _track_sweep(tracker: Any, out: Path, results: dict) -> None:
 
 
 def _run_locked(config: SweepConfig, out: Path, executor: Executor, overwrite: bool, say: Say,
-                track: dict | None = None) -> dict:
+                track: RunTracking | None = None) -> dict:
     config, grown = _check_config(out, config, overwrite)
     native, bundle, options = _sweep_data(config)
     say(data_settings(config.to_dict(), native_size=native.input_size, input_size=bundle.input_size,
@@ -126,7 +127,7 @@ def _sweep_data(config: SweepConfig) -> tuple[Any, Any, dict]:
 
 
 def _widen(config: SweepConfig, out: Path, executor: Executor, sizing: dict, bundle: Any, options: dict,
-           book: RecordBook, say: Say, track: dict | None = None) -> None:
+           book: RecordBook, say: Say, track: RunTracking | None = None) -> None:
     """Intervals to a target: rounds of more seeds (each point's new seeds stacked as one task) for the points
     whose interval is wider than ``config.target_halfwidth`` points, until every point meets it or has
     ``config.seed_cap`` seeds (``points.widening_tasks``)."""
@@ -266,7 +267,8 @@ def _announce(book: RecordBook, total: int, grown: list[str], say: Say) -> None:
         say(f"resuming: {len(book.finished)} of {total} runs already finished")
 
 
-def _runner(config: SweepConfig, bundle: Any, todo: list[PointTask], track: dict | None = None) -> TaskRunner:
+def _runner(config: SweepConfig, bundle: Any, todo: list[PointTask], track: RunTracking | None = None
+            ) -> TaskRunner:
     """The executor's ``fn``: a runner carrying the sweep's bundle and one per resolution a policy chose, and
     ``track``, the loggers each run makes (:func:`~compress.study.runner.train_seeds`)."""
     sizes = sorted({t.data_options["input_size"] for t in todo if "input_size" in t.data_options})

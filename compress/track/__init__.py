@@ -10,13 +10,13 @@ their package only when made. :func:`make_loggers` reads the CLI's names (``"ten
 fails, so a full disk under ``mlruns/`` never stops the training.
 
 ``compress.train.fit(..., loggers=[...])`` and ``compress train/prune/search/sweep/study --log NAMES`` use it
-(:func:`start_tracker`: a run trained in a worker); this package
+(:class:`RunTracking`: the runs a worker trains); this package
 imports nothing from the rest of compress but ``compress._io``.
 """
 
 from compress.track.base import Logger, Tracker, flatten, numeric
 from compress.track.loggers import CsvLogger, MissingExtra, MLflowLogger, TensorBoardLogger
-from compress.track.make import LOGGERS, check_names, make_loggers, start_tracker
+from compress.track.make import LOGGERS, check_names, make_loggers, RunTracking
 
 __all__ = ["Logger", "Tracker", "CsvLogger", "TensorBoardLogger", "MLflowLogger", "MissingExtra", "LOGGERS",
-           "check_names", "make_loggers", "start_tracker", "flatten", "numeric"]
+           "check_names", "make_loggers", "RunTracking", "flatten", "numeric"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from compress.track.base import Logger, Tracker
 from compress.track.loggers import CsvLogger, MLflowLogger, TensorBoardLogger
 
-__all__ = ["LOGGERS", "check_names", "make_loggers", "start_tracker"]
+__all__ = ["LOGGERS", "check_names", "make_loggers", "RunTracking"]
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
 
@@ -56,20 +57,36 @@ def make_loggers(names: str | Sequence[str] | None, folder: str | os.PathLike | 
     return made
 
 
-def start_tracker(names: Sequence[str], folder: str | os.PathLike | None, run_name: str, params: Mapping[str, Any], *,
-                  log_dir: str | os.PathLike = ".", keep_open: bool = False) -> Tracker:
-    """A started :class:`Tracker` for one run that a worker trains (a sweep's, a search's): ``names``' loggers
-    (checked by the driver before any work), ``csv`` in ``folder``. A logger that cannot be made in this worker's
-    environment (its package missing there, its folder not writable) is reported on stderr and left out: the model
-    matters more than its log."""
-    import sys
+@dataclass(frozen=True)
+class RunTracking:
+    """What a worker needs to track the runs it trains (a sweep's, a search's): the logger names (checked by the
+    driver before any work), the log folder and the prefix of the run names (``SWEEP``, ``SEARCH``). Picklable, so
+    it travels with the work to process pools and Ray."""
 
-    made: list[Logger] = []
-    for name in names:
-        try:
-            made += make_loggers([name], folder, log_dir=log_dir)
-        except ValueError as exc:
-            print(f"compress: warning: {run_name}: no {name} log ({exc})", file=sys.stderr, flush=True)
-    tracker = Tracker(made, keep_open=keep_open)
-    tracker.start(run_name, params)
-    return tracker
+    names: tuple[str, ...]
+    log_dir: str
+    prefix: str
+
+    @classmethod
+    def of(cls, names: str | Sequence[str] | None, log_dir: str | os.PathLike, prefix: str) -> "RunTracking | None":
+        """The tracking for ``names`` (``"mlflow,csv"``), or None when there are none."""
+        checked = check_names(names)
+        return cls(tuple(checked), str(Path(log_dir).resolve()), prefix) if checked else None
+
+    def start(self, folder: str | os.PathLike | None, run_id: str, params: Mapping[str, Any], *,
+              keep_open: bool = False) -> Tracker:
+        """A started :class:`Tracker` for run ``PREFIX/RUN_ID``, ``csv`` in ``folder``. A logger that cannot be made
+        in this worker's environment (its package missing there, its folder not writable) is reported on stderr and
+        left out: the model matters more than its log."""
+        import sys
+
+        name = f"{self.prefix}/{run_id}"
+        made: list[Logger] = []
+        for logger in self.names:
+            try:
+                made += make_loggers([logger], folder, log_dir=self.log_dir)
+            except ValueError as exc:
+                print(f"compress: warning: {name}: no {logger} log ({exc})", file=sys.stderr, flush=True)
+        tracker = Tracker(made, keep_open=keep_open)
+        tracker.start(name, params)
+        return tracker
